@@ -22,6 +22,8 @@ LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/onnx.pb-c.o
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+TOOL_SRC := $(sort $(wildcard tests/tools/*.c))
+TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
 DEPS_STAMP := $(BUILD)/.deps-ok
 
 .PHONY: all lib cli tests check check-asan demo install clean deps bench fuzz format
@@ -30,7 +32,7 @@ all: lib cli
 
 lib: $(BUILD)/libqforge.a $(BUILD)/libqforge.so
 cli: $(BUILD)/qforge
-tests: $(TEST_BIN)
+tests: $(TEST_BIN) $(TOOL_BIN)
 
 # Generated protobuf-c code for the ONNX schema that libonnx-dev installs.
 $(BUILD)/gen/onnx.pb-c.c $(BUILD)/gen/onnx.pb-c.h: $(ONNX_PROTO)
@@ -56,6 +58,10 @@ $(BUILD)/qforge: $(CLI_OBJ) $(BUILD)/libqforge.a
 	$(CC) $(LDFLAGS_ALL) -o $@ $(CLI_OBJ) $(BUILD)/libqforge.a $(LDLIBS)
 
 $(BUILD)/tests/%: tests/%.c tests/qtest.h $(BUILD)/libqforge.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -Itests -o $@ $< $(BUILD)/libqforge.a $(LDLIBS)
+
+$(BUILD)/tools/%: tests/tools/%.c $(BUILD)/libqforge.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -Itests -o $@ $< $(BUILD)/libqforge.a $(LDLIBS)
 
