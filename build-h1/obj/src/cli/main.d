@@ -1,0 +1,1 @@
+build-h1/obj/src/cli/main.o: src/cli/main.c

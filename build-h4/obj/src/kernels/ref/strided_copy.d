@@ -1,0 +1,5 @@
+build-h4/obj/src/kernels/ref/strided_copy.o: \
+ src/kernels/ref/strided_copy.c src/kernels/ref/strided_copy.h \
+ include/qforge.h
+src/kernels/ref/strided_copy.h:
+include/qforge.h:

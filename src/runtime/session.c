@@ -1,0 +1,554 @@
+/* session.c - plan and run a graph in float (the reference runtime).
+ *
+ * Planning happens on the first run and whenever the bound input shapes (or
+ * the contents of inputs that decide shapes) change:
+ *   1. shapes: every node's infer callback, in topological order;
+ *   2. plan-time evaluation: nodes whose inputs are all known (constants, or
+ *      the contents of inputs that feed shape computations) run once now and
+ *      their outputs become plan constants. This resolves PyTorch's
+ *      Shape->Gather->Concat->Reshape chains and any op whose output shape
+ *      depends on data (value_inputs);
+ *   3. memory: each remaining intermediate gets an interval [def, last use];
+ *      buffers are packed into one arena by greedy best-fit on size (largest
+ *      first), views (Reshape, Flatten, ...) alias their input's buffer;
+ *   4. scratch: one region sized for the hungriest kernel.
+ * A run with the same shapes only rebinds the caller's input pointers and
+ * calls kernels: no allocation.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/runtime.h"
+
+#define QF_ALIGN 64
+/* An intermediate bigger than this is surely a hostile or broken model. */
+#define QF_MAX_TENSOR_BYTES ((size_t)1 << 36)
+
+typedef struct plan_value {
+    qf_tensor t;       /* concrete shape; data bound at plan/run time */
+    int kind;          /* PV_* below */
+    int alias_of;      /* value whose buffer this one shares (-1: own) */
+    int def_step;      /* runtime step that writes it (-1 = before run) */
+    int last_step;     /* last runtime step that reads it */
+    size_t bytes;
+    size_t offset;     /* in the arena, for PV_ARENA roots */
+} plan_value;
+
+enum { PV_NONE = 0, PV_INPUT, PV_CONST, PV_PLANNED, PV_ARENA };
+
+struct qf_session {
+    const qf_model *m;
+    qf_exec_ctx ctx;
+    bool planned;
+    qf_tensor *bound;         /* input shapes of the current plan */
+    void **bound_values;      /* saved contents of inputs that decide shapes */
+    size_t *bound_value_bytes;
+    plan_value *pv;           /* one per graph value */
+    void **plan_buffers;      /* plan-time evaluated outputs (owned) */
+    int n_plan_buffers, cap_plan_buffers;
+    int *steps;               /* node indices executed at run time */
+    int n_steps;
+    unsigned char *arena;
+    size_t arena_bytes;
+    void *scratch;
+    size_t scratch_bytes;
+    bool *value_needed;       /* value contents needed at plan time */
+};
+
+static unsigned char zero_size_buf[QF_ALIGN] __attribute__((aligned(QF_ALIGN)));
+
+static size_t align_up(size_t n) { return (n + QF_ALIGN - 1) & ~(size_t)(QF_ALIGN - 1); }
+
+static void free_plan(qf_session *s) {
+    for (int i = 0; i < s->n_plan_buffers; i++) qf_free_aligned(s->plan_buffers[i]);
+    qf_free(s->plan_buffers);
+    s->plan_buffers = NULL;
+    s->n_plan_buffers = s->cap_plan_buffers = 0;
+    qf_free(s->pv);
+    s->pv = NULL;
+    qf_free(s->steps);
+    s->steps = NULL;
+    s->n_steps = 0;
+    qf_free_aligned(s->arena);
+    s->arena = NULL;
+    s->arena_bytes = 0;
+    qf_free_aligned(s->scratch);
+    s->scratch = NULL;
+    s->scratch_bytes = 0;
+    if (s->bound_values) {
+        for (int i = 0; i < s->m->g->n_inputs; i++) qf_free(s->bound_values[i]);
+    }
+    qf_free(s->bound_values);
+    s->bound_values = NULL;
+    qf_free(s->bound_value_bytes);
+    s->bound_value_bytes = NULL;
+    qf_free(s->bound);
+    s->bound = NULL;
+    qf_free(s->value_needed);
+    s->value_needed = NULL;
+    s->planned = false;
+}
+
+qf_status qf_session_create(const qf_model *m, const qf_session_options *opt, qf_session **out,
+                            qf_err *err) {
+    *out = NULL;
+    if (!m) return qf_errf(err, QF_ERR_INVALID_ARG, "qf_session_create: model is NULL");
+    qf_session *s = qf_calloc(1, sizeof *s);
+    if (!s) return qf_errf(err, QF_ERR_NOMEM, "out of memory creating session");
+    s->m = m;
+    s->ctx.num_threads = (opt && opt->num_threads > 0) ? opt->num_threads : 1;
+    *out = s;
+    return QF_OK;
+}
+
+void qf_session_free(qf_session *s) {
+    if (!s) return;
+    free_plan(s);
+    qf_free(s);
+}
+
+size_t qf_session_arena_bytes(const qf_session *s) { return s ? s->arena_bytes : 0; }
+
+static const char *shape_str(const qf_tensor *t, char *buf, size_t len) {
+    size_t o = 0;
+    o += (size_t)snprintf(buf + o, len - o, "[");
+    for (int i = 0; i < t->rank && o < len; i++)
+        o += (size_t)snprintf(buf + o, len - o, "%s%lld", i ? "," : "", (long long)t->dims[i]);
+    if (o < len) snprintf(buf + o, len - o, "]");
+    return buf;
+}
+
+static const char *decl_shape_str(const qf_value *v, char *buf, size_t len) {
+    size_t o = 0;
+    o += (size_t)snprintf(buf + o, len - o, "[");
+    for (int i = 0; i < v->rank && o < len; i++) {
+        if (v->dims[i] < 0)
+            o += (size_t)snprintf(buf + o, len - o, "%sN", i ? "," : "");
+        else
+            o += (size_t)snprintf(buf + o, len - o, "%s%lld", i ? "," : "", (long long)v->dims[i]);
+    }
+    if (o < len) snprintf(buf + o, len - o, "]");
+    return buf;
+}
+
+/* Validate caller inputs against the model's declared inputs. */
+static qf_status check_inputs(const qf_session *s, const qf_tensor *inputs, int n, qf_err *err) {
+    const qf_graph *g = s->m->g;
+    const char *path = s->m->path;
+    if (n != g->n_inputs)
+        return qf_errf(err, QF_ERR_INVALID_ARG, "%s: model has %d input%s, %d given", path,
+                       g->n_inputs, g->n_inputs == 1 ? "" : "s", n);
+    for (int i = 0; i < n; i++) {
+        const qf_value *v = &g->values[g->inputs[i]];
+        const qf_tensor *t = &inputs[i];
+        char a[160], b[160];
+        if (t->rank < 0 || t->rank > QF_MAX_DIMS)
+            return qf_errf(err, QF_ERR_INVALID_ARG, "%s: input '%s': rank %d out of range", path,
+                           v->name, t->rank);
+        if (v->dtype != QF_DT_UNDEF && t->dtype != v->dtype)
+            return qf_errf(err, QF_ERR_INVALID_ARG, "%s: input '%s' is %s, model expects %s",
+                           path, v->name, qf_dtype_name(t->dtype), qf_dtype_name(v->dtype));
+        if (qf_dtype_size(t->dtype) == 0)
+            return qf_errf(err, QF_ERR_UNSUPPORTED, "%s: input '%s': dtype %s not supported",
+                           path, v->name, qf_dtype_name(t->dtype));
+        for (int k = 0; k < t->rank; k++)
+            if (t->dims[k] < 0)
+                return qf_errf(err, QF_ERR_INVALID_ARG, "%s: input '%s': negative dimension %s",
+                               path, v->name, shape_str(t, a, sizeof a));
+        if (v->rank >= 0) {
+            bool ok = v->rank == t->rank;
+            for (int k = 0; ok && k < t->rank; k++)
+                if (v->dims[k] >= 0 && v->dims[k] != t->dims[k]) ok = false;
+            if (!ok)
+                return qf_errf(err, QF_ERR_SHAPE, "%s: input '%s' has shape %s, model expects %s",
+                               path, v->name, shape_str(t, a, sizeof a),
+                               decl_shape_str(v, b, sizeof b));
+        }
+        int64_t numel = qf_tensor_numel(t);
+        size_t bytes;
+        if (numel < 0 || !qf_mul_size((size_t)numel, qf_dtype_size(t->dtype), &bytes) ||
+            bytes > QF_MAX_TENSOR_BYTES)
+            return qf_errf(err, QF_ERR_INVALID_ARG, "%s: input '%s': shape %s is too large", path,
+                           v->name, shape_str(t, a, sizeof a));
+        if (bytes && !t->data)
+            return qf_errf(err, QF_ERR_INVALID_ARG, "%s: input '%s': data is NULL", path, v->name);
+    }
+    return QF_OK;
+}
+
+static size_t tensor_bytes(const qf_tensor *t) {
+    int64_t n = qf_tensor_numel(t);
+    size_t b;
+    if (n < 0 || !qf_mul_size((size_t)n, qf_dtype_size(t->dtype), &b)) return SIZE_MAX;
+    return b;
+}
+
+/* Can the current plan serve these inputs? */
+static bool plan_matches(const qf_session *s, const qf_tensor *inputs) {
+    if (!s->planned) return false;
+    const qf_graph *g = s->m->g;
+    for (int i = 0; i < g->n_inputs; i++) {
+        const qf_tensor *a = &s->bound[i], *b = &inputs[i];
+        if (a->rank != b->rank || a->dtype != b->dtype) return false;
+        for (int k = 0; k < a->rank; k++)
+            if (a->dims[k] != b->dims[k]) return false;
+        if (s->bound_values[i] &&
+            memcmp(s->bound_values[i], b->data, s->bound_value_bytes[i]) != 0)
+            return false;
+    }
+    return true;
+}
+
+static qf_status push_plan_buffer(qf_session *s, void *p) {
+    if (s->n_plan_buffers == s->cap_plan_buffers) {
+        int cap = s->cap_plan_buffers ? s->cap_plan_buffers * 2 : 32;
+        void **nb = qf_realloc(s->plan_buffers, sizeof(void *) * (size_t)cap);
+        if (!nb) return QF_ERR_NOMEM;
+        s->plan_buffers = nb;
+        s->cap_plan_buffers = cap;
+    }
+    s->plan_buffers[s->n_plan_buffers++] = p;
+    return QF_OK;
+}
+
+/* Mark the values whose contents the planner must know: value_inputs of
+ * every op, and transitively the inputs of their producers. */
+static qf_status mark_value_needed(qf_session *s) {
+    const qf_graph *g = s->m->g;
+    bool *need = qf_calloc((size_t)g->n_values + 1, sizeof(bool));
+    if (!need) return QF_ERR_NOMEM;
+    for (int n = 0; n < g->n_nodes; n++) {
+        const qf_op_def *d = qf_op_get(g->nodes[n].op);
+        if (!d) continue;
+        for (int j = 0; j < g->nodes[n].n_inputs && j < 32; j++)
+            if ((d->value_inputs >> j) & 1u) {
+                int v = g->nodes[n].inputs[j];
+                if (v >= 0) need[v] = true;
+            }
+    }
+    /* reverse topological sweep propagates the need to producers' inputs;
+     * Shape's output needs only its input's shape, not its contents */
+    for (int n = g->n_nodes - 1; n >= 0; n--) {
+        const qf_node *nd = &g->nodes[n];
+        bool any = false;
+        for (int j = 0; j < nd->n_outputs; j++)
+            if (nd->outputs[j] >= 0 && need[nd->outputs[j]]) any = true;
+        if (!any) continue;
+        const qf_op_def *d = qf_op_get(nd->op);
+        if (d && (d->flags & QF_OPF_SHAPE_ONLY)) continue;
+        for (int j = 0; j < nd->n_inputs; j++)
+            if (nd->inputs[j] >= 0) need[nd->inputs[j]] = true;
+    }
+    s->value_needed = need;
+    return QF_OK;
+}
+
+static void node_tensors(const qf_session *s, const qf_node *nd, qf_tensor *in, qf_tensor *out) {
+    for (int j = 0; j < nd->n_inputs; j++) {
+        int v = nd->inputs[j];
+        if (v >= 0)
+            in[j] = s->pv[v].t;
+        else
+            memset(&in[j], 0, sizeof in[j]);
+    }
+    for (int j = 0; j < nd->n_outputs; j++) {
+        int v = nd->outputs[j];
+        if (v >= 0)
+            out[j] = s->pv[v].t;
+        else
+            memset(&out[j], 0, sizeof out[j]);
+    }
+}
+
+/* Greedy best-fit packing of buffer intervals, largest first. */
+typedef struct interval {
+    int v;
+    size_t bytes;
+    int start, end;
+} interval;
+
+static int cmp_interval(const void *a, const void *b) {
+    const interval *x = a, *y = b;
+    if (x->bytes != y->bytes) return x->bytes < y->bytes ? 1 : -1;
+    return x->v - y->v;
+}
+
+static qf_status pack_arena(qf_session *s, qf_err *err) {
+    const qf_graph *g = s->m->g;
+    int n = 0;
+    interval *iv = qf_calloc((size_t)g->n_values + 1, sizeof *iv);
+    if (!iv) return qf_errf(err, QF_ERR_NOMEM, "%s: out of memory planning", s->m->path);
+    for (int v = 0; v < g->n_values; v++) {
+        plan_value *p = &s->pv[v];
+        if (p->kind != PV_ARENA || p->alias_of >= 0) continue;
+        iv[n++] = (interval){v, align_up(p->bytes), p->def_step, p->last_step};
+    }
+    qsort(iv, (size_t)n, sizeof *iv, cmp_interval);
+    size_t total = 0;
+    size_t *placed_off = qf_calloc((size_t)n + 1, sizeof(size_t));
+    if (!placed_off) {
+        qf_free(iv);
+        return qf_errf(err, QF_ERR_NOMEM, "%s: out of memory planning", s->m->path);
+    }
+    for (int i = 0; i < n; i++) {
+        /* candidate offsets: 0 and the end of every placed, time-overlapping
+         * buffer; take the lowest that fits without overlap */
+        size_t best = SIZE_MAX;
+        for (int c = -1; c < i; c++) {
+            size_t off;
+            if (c < 0)
+                off = 0;
+            else {
+                if (iv[c].end < iv[i].start || iv[i].end < iv[c].start) continue;
+                off = placed_off[c] + iv[c].bytes;
+            }
+            if (off >= best) continue;
+            bool ok = true;
+            for (int k = 0; k < i && ok; k++) {
+                if (iv[k].end < iv[i].start || iv[i].end < iv[k].start) continue;
+                if (off < placed_off[k] + iv[k].bytes && placed_off[k] < off + iv[i].bytes)
+                    ok = false;
+            }
+            if (ok) best = off;
+        }
+        placed_off[i] = best;
+        s->pv[iv[i].v].offset = best;
+        if (best + iv[i].bytes > total) total = best + iv[i].bytes;
+    }
+    qf_free(placed_off);
+    qf_free(iv);
+    s->arena_bytes = total;
+    if (total) {
+        s->arena = qf_malloc_aligned(total);
+        if (!s->arena)
+            return qf_errf(err, QF_ERR_NOMEM, "%s: cannot allocate a %zu-byte activation arena",
+                           s->m->path, total);
+    }
+    return QF_OK;
+}
+
+static qf_status plan(qf_session *s, const qf_tensor *inputs, qf_err *err) {
+    free_plan(s);
+    const qf_graph *g = s->m->g;
+    const char *path = s->m->path;
+    qf_status st = QF_OK;
+    void *tmp_scratch = NULL;
+    char d[200], sh[160];
+
+    s->pv = qf_calloc((size_t)g->n_values + 1, sizeof(plan_value));
+    s->steps = qf_calloc((size_t)g->n_nodes + 1, sizeof(int));
+    s->bound = qf_calloc((size_t)g->n_inputs + 1, sizeof(qf_tensor));
+    s->bound_values = qf_calloc((size_t)g->n_inputs + 1, sizeof(void *));
+    s->bound_value_bytes = qf_calloc((size_t)g->n_inputs + 1, sizeof(size_t));
+    if (!s->pv || !s->steps || !s->bound || !s->bound_values || !s->bound_value_bytes ||
+        mark_value_needed(s) != QF_OK) {
+        st = qf_errf(err, QF_ERR_NOMEM, "%s: out of memory planning", path);
+        goto fail;
+    }
+    for (int v = 0; v < g->n_values; v++) {
+        s->pv[v].alias_of = -1;
+        s->pv[v].def_step = -1;
+        s->pv[v].last_step = -1;
+        if (g->values[v].flags & QF_VAL_CONST) {
+            s->pv[v].kind = PV_CONST;
+            s->pv[v].t = qf_value_tensor(&g->values[v]);
+            if (!s->pv[v].t.data) s->pv[v].t.data = zero_size_buf;
+        }
+    }
+    for (int i = 0; i < g->n_inputs; i++) {
+        int v = g->inputs[i];
+        s->bound[i] = inputs[i];
+        s->bound[i].data = NULL;
+        s->pv[v].kind = PV_INPUT;
+        s->pv[v].t = inputs[i];
+        if (s->value_needed[v]) {
+            size_t b = tensor_bytes(&inputs[i]);
+            s->bound_values[i] = qf_malloc(b ? b : 1);
+            if (!s->bound_values[i]) {
+                st = qf_errf(err, QF_ERR_NOMEM, "%s: out of memory planning", path);
+                goto fail;
+            }
+            if (b) memcpy(s->bound_values[i], inputs[i].data, b);
+            s->bound_value_bytes[i] = b;
+        }
+    }
+
+    /* 1+2: shapes, plan-time evaluation, run-time step list */
+    size_t max_scratch = 0;
+    for (int n = 0; n < g->n_nodes; n++) {
+        const qf_node *nd = &g->nodes[n];
+        const qf_op_def *def = qf_op_get(nd->op);
+        if (!def || !def->infer || !def->run) {
+            st = qf_errf(err, QF_ERR_UNSUPPORTED, "%s: %s: no kernel", path,
+                         qf_node_desc(nd, d, sizeof d));
+            goto fail;
+        }
+        if (nd->n_inputs > QF_MAX_NODE_IO || nd->n_outputs > QF_MAX_NODE_IO) {
+            st = qf_errf(err, QF_ERR_UNSUPPORTED, "%s: %s: too many inputs/outputs", path,
+                         qf_node_desc(nd, d, sizeof d));
+            goto fail;
+        }
+        qf_tensor in[QF_MAX_NODE_IO], out[QF_MAX_NODE_IO];
+        node_tensors(s, nd, in, out);
+        bool all_known = true;
+        for (int j = 0; j < nd->n_inputs; j++) {
+            int v = nd->inputs[j];
+            if (v < 0) continue;
+            int k = s->pv[v].kind;
+            bool known = k == PV_CONST || k == PV_PLANNED || (k == PV_INPUT && s->value_needed[v]);
+            if (!known) {
+                all_known = false;
+                /* infer sees data only for values known at plan time */
+                in[j].data = NULL;
+            }
+        }
+        for (int j = 0; j < nd->n_outputs; j++) memset(&out[j], 0, sizeof out[j]);
+        st = def->infer(nd, in, nd->n_inputs, out, nd->n_outputs, err);
+        if (st) {
+            qf_err_prefix(err, "%s", path);
+            goto fail;
+        }
+        for (int j = 0; j < nd->n_outputs; j++) {
+            int v = nd->outputs[j];
+            if (v < 0) continue;
+            size_t b = tensor_bytes(&out[j]);
+            if (out[j].rank < 0 || out[j].rank > QF_MAX_DIMS || b == SIZE_MAX ||
+                b > QF_MAX_TENSOR_BYTES) {
+                st = qf_errf(err, QF_ERR_SHAPE, "%s: %s: output '%s' has an invalid shape %s",
+                             path, qf_node_desc(nd, d, sizeof d), g->values[v].name,
+                             shape_str(&out[j], sh, sizeof sh));
+                goto fail;
+            }
+            s->pv[v].t = out[j];
+            s->pv[v].t.data = NULL;
+            s->pv[v].bytes = b;
+        }
+        size_t scr = def->scratch ? def->scratch(nd, in, nd->n_inputs, out, nd->n_outputs) : 0;
+        if (all_known) {
+            /* evaluate now: the outputs become plan constants */
+            for (int j = 0; j < nd->n_outputs; j++) {
+                int v = nd->outputs[j];
+                if (v < 0) continue;
+                void *buf = qf_malloc_aligned(s->pv[v].bytes ? s->pv[v].bytes : 1);
+                if (!buf || push_plan_buffer(s, buf)) {
+                    qf_free_aligned(buf);
+                    st = qf_errf(err, QF_ERR_NOMEM, "%s: out of memory planning", path);
+                    goto fail;
+                }
+                s->pv[v].t.data = buf;
+                s->pv[v].kind = PV_PLANNED;
+            }
+            if (scr) {
+                tmp_scratch = qf_malloc_aligned(scr);
+                if (!tmp_scratch) {
+                    st = qf_errf(err, QF_ERR_NOMEM, "%s: out of memory planning", path);
+                    goto fail;
+                }
+            }
+            node_tensors(s, nd, in, out);
+            st = def->run(&s->ctx, nd, in, nd->n_inputs, out, nd->n_outputs, tmp_scratch, err);
+            qf_free_aligned(tmp_scratch);
+            tmp_scratch = NULL;
+            if (st) {
+                qf_err_prefix(err, "%s", path);
+                goto fail;
+            }
+            continue;
+        }
+        int step = s->n_steps++;
+        s->steps[step] = n;
+        if (scr > max_scratch) max_scratch = scr;
+        for (int j = 0; j < nd->n_inputs; j++) {
+            int v = nd->inputs[j];
+            if (v >= 0) s->pv[v].last_step = step;
+        }
+        for (int j = 0; j < nd->n_outputs; j++) {
+            int v = nd->outputs[j];
+            if (v < 0) continue;
+            s->pv[v].kind = PV_ARENA;
+            s->pv[v].def_step = step;
+            s->pv[v].last_step = step;
+        }
+        /* views share their input's buffer when the input is an arena
+         * buffer and the output is not a graph output */
+        if ((def->flags & QF_OPF_VIEW) && nd->n_inputs > 0 && nd->inputs[0] >= 0 &&
+            nd->outputs[0] >= 0) {
+            int src = nd->inputs[0], dst = nd->outputs[0];
+            while (s->pv[src].alias_of >= 0) src = s->pv[src].alias_of;
+            if (s->pv[src].kind == PV_ARENA && !(g->values[dst].flags & QF_VAL_OUTPUT) &&
+                !(g->values[src].flags & QF_VAL_OUTPUT) && s->pv[src].bytes == s->pv[dst].bytes)
+                s->pv[dst].alias_of = src;
+        }
+    }
+    /* graph outputs live to the end; an alias extends its root's life */
+    for (int i = 0; i < g->n_outputs; i++) s->pv[g->outputs[i]].last_step = s->n_steps;
+    for (int v = 0; v < g->n_values; v++) {
+        if (s->pv[v].alias_of < 0) continue;
+        int root = s->pv[v].alias_of;
+        while (s->pv[root].alias_of >= 0) root = s->pv[root].alias_of;
+        s->pv[v].alias_of = root;
+        if (s->pv[v].last_step > s->pv[root].last_step) s->pv[root].last_step = s->pv[v].last_step;
+    }
+
+    /* 3: memory */
+    st = pack_arena(s, err);
+    if (st) goto fail;
+    for (int v = 0; v < g->n_values; v++) {
+        plan_value *p = &s->pv[v];
+        if (p->kind != PV_ARENA) continue;
+        int root = p->alias_of >= 0 ? p->alias_of : v;
+        p->t.data = s->pv[root].bytes ? s->arena + s->pv[root].offset : zero_size_buf;
+    }
+    /* 4: scratch */
+    if (max_scratch) {
+        s->scratch = qf_malloc_aligned(max_scratch);
+        if (!s->scratch) {
+            st = qf_errf(err, QF_ERR_NOMEM, "%s: cannot allocate %zu bytes of scratch", path,
+                         max_scratch);
+            goto fail;
+        }
+        s->scratch_bytes = max_scratch;
+    }
+    s->planned = true;
+    return QF_OK;
+fail:
+    qf_free_aligned(tmp_scratch);
+    free_plan(s);
+    return st;
+}
+
+qf_status qf_session_run(qf_session *s, const qf_tensor *inputs, int n_inputs, qf_tensor *outputs,
+                         int n_outputs, qf_err *err) {
+    if (!s) return qf_errf(err, QF_ERR_INVALID_ARG, "qf_session_run: session is NULL");
+    const qf_graph *g = s->m->g;
+    qf_status st = check_inputs(s, inputs, n_inputs, err);
+    if (st) return st;
+    if (n_outputs > g->n_outputs)
+        return qf_errf(err, QF_ERR_INVALID_ARG, "%s: model has %d outputs, %d requested",
+                       s->m->path, g->n_outputs, n_outputs);
+    if (!plan_matches(s, inputs)) {
+        st = plan(s, inputs, err);
+        if (st) return st;
+    }
+    for (int i = 0; i < g->n_inputs; i++) {
+        s->pv[g->inputs[i]].t.data = inputs[i].data ? inputs[i].data : zero_size_buf;
+    }
+    char d[200];
+    for (int k = 0; k < s->n_steps; k++) {
+        const qf_node *nd = &g->nodes[s->steps[k]];
+        const qf_op_def *def = qf_op_get(nd->op);
+        qf_tensor in[QF_MAX_NODE_IO], out[QF_MAX_NODE_IO];
+        node_tensors(s, nd, in, out);
+        st = def->run(&s->ctx, nd, in, nd->n_inputs, out, nd->n_outputs, s->scratch, err);
+        if (st) {
+            if (err && !strstr(err->msg, nd->name))
+                qf_err_prefix(err, "%s: %s", s->m->path, qf_node_desc(nd, d, sizeof d));
+            else
+                qf_err_prefix(err, "%s", s->m->path);
+            return st;
+        }
+    }
+    for (int i = 0; i < n_outputs; i++) outputs[i] = s->pv[g->outputs[i]].t;
+    return QF_OK;
+}

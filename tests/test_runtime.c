@@ -1,0 +1,152 @@
+/* test_runtime.c - the float session: memory planning (buffer reuse, views),
+ * no allocation in a steady-state run, re-planning on new shapes, shape
+ * inputs fed by the caller, and input validation errors. Graphs are built
+ * by hand; expected values are computed in the test. */
+#include "ir/graph.h"
+#include "qtest.h"
+#include "runtime/runtime.h"
+
+static long n_allocs;
+static void *count_alloc(void *u, size_t n) { (void)u; n_allocs++; return malloc(n); }
+static void *count_realloc(void *u, void *p, size_t n) { (void)u; n_allocs++; return realloc(p, n); }
+static void plain_free(void *u, void *p) { (void)u; free(p); }
+
+/* x -> Relu -> Neg? keep to ops the runtime ships: a chain of k Relu/Add */
+static qf_model *chain_model(int k, int64_t c) {
+    qf_graph *g = qf_graph_create();
+    int64_t dims[2] = {-1, c};
+    int x = qf_graph_add_value(g, "x", QF_DT_F32, 2, dims);
+    qf_graph_add_input(g, x);
+    int cur = x;
+    for (int i = 0; i < k; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "r%d", i);
+        int o = qf_graph_add_value(g, name, QF_DT_UNDEF, -1, NULL);
+        int ins[2] = {cur, x};
+        if (i % 2 == 0)
+            qf_graph_add_node(g, name, "Relu", "", 13, ins, 1, &o, 1, NULL, 0);
+        else
+            qf_graph_add_node(g, name, "Add", "", 13, ins, 2, &o, 1, NULL, 0);
+        cur = o;
+    }
+    qf_graph_add_output(g, cur);
+    qf_err e;
+    if (qf_graph_toposort(g, &e) || qf_graph_parse_ops(g, &e)) {
+        fprintf(stderr, "chain_model: %s\n", e.msg);
+        qf_graph_free(g);
+        return NULL;
+    }
+    qf_model *m;
+    if (qf_model_from_graph(g, "chain.onnx", &m, &e)) return NULL;
+    return m;
+}
+
+static void chain_values_and_buffer_reuse(void) {
+    const int k = 12;
+    qf_model *m = chain_model(k, 1000);
+    CHECK(m != NULL);
+    qf_session *s;
+    qf_err e;
+    CHECK_OK(qf_session_create(m, NULL, &s, &e));
+    static float xin[2 * 1000];
+    for (int i = 0; i < 2000; i++) xin[i] = (float)((i * 37) % 23) - 11.0f;
+    qf_tensor in = {.dtype = QF_DT_F32, .rank = 2, .dims = {2, 1000}, .data = xin}, out;
+    qf_status st = qf_session_run(s, &in, 1, &out, 1, &e);
+    CHECK_MSG(st == QF_OK, "%s", e.msg);
+    CHECK_EQ_INT(out.rank, 2);
+    CHECK_EQ_INT(out.dims[0], 2);
+    const float *y = out.data;
+    for (int i = 0; i < 2000; i++) {
+        float r = xin[i];
+        for (int j = 0; j < k; j++) r = (j % 2 == 0) ? (r > 0 ? r : 0) : r + xin[i];
+        CHECK_NEAR(y[i], r, 1e-5);
+    }
+    /* 12 intermediates of 8000 bytes: a plan that reuses buffers needs at
+     * most 3 live at once (the Add reads x, prev; writes new) */
+    size_t arena = qf_session_arena_bytes(s);
+    CHECK_MSG(arena > 0 && arena <= 3 * 8000 + 3 * 64, "arena %zu", arena);
+    /* steady state: no allocation */
+    qf_allocator a = {count_alloc, count_realloc, plain_free, NULL};
+    qf_set_allocator(&a);
+    n_allocs = 0;
+    st = qf_session_run(s, &in, 1, &out, 1, &e);
+    long allocs = n_allocs;
+    qf_set_allocator(NULL);
+    CHECK(st == QF_OK);
+    CHECK_EQ_INT(allocs, 0);
+    /* a new batch size re-plans and still computes the right thing */
+    qf_tensor in1 = {.dtype = QF_DT_F32, .rank = 2, .dims = {1, 1000}, .data = xin + 1000};
+    st = qf_session_run(s, &in1, 1, &out, 1, &e);
+    CHECK(st == QF_OK);
+    CHECK_EQ_INT(out.dims[0], 1);
+    CHECK_NEAR(((float *)out.data)[5], y[1005], 0);
+    qf_session_free(s);
+    qf_model_free(m);
+}
+
+static void input_validation_errors(void) {
+    qf_model *m = chain_model(2, 8);
+    CHECK(m != NULL);
+    qf_session *s;
+    qf_err e;
+    CHECK_OK(qf_session_create(m, NULL, &s, &e));
+    float x[16] = {0};
+    qf_tensor out;
+    qf_tensor bad_shape = {.dtype = QF_DT_F32, .rank = 2, .dims = {2, 7}, .data = x};
+    CHECK(qf_session_run(s, &bad_shape, 1, &out, 1, &e) == QF_ERR_SHAPE);
+    CHECK(strstr(e.msg, "chain.onnx") && strstr(e.msg, "'x'") && strstr(e.msg, "[N,8]"));
+    qf_tensor bad_type = {.dtype = QF_DT_I64, .rank = 2, .dims = {1, 8}, .data = x};
+    CHECK(qf_session_run(s, &bad_type, 1, &out, 1, &e) == QF_ERR_INVALID_ARG);
+    CHECK(strstr(e.msg, "int64") != NULL);
+    qf_tensor neg = {.dtype = QF_DT_F32, .rank = 2, .dims = {-3, 8}, .data = x};
+    CHECK(qf_session_run(s, &neg, 1, &out, 1, &e) == QF_ERR_INVALID_ARG);
+    qf_tensor huge = {.dtype = QF_DT_F32, .rank = 2, .dims = {INT64_MAX / 4, 8}, .data = x};
+    CHECK(qf_session_run(s, &huge, 1, &out, 1, &e) == QF_ERR_INVALID_ARG);
+    CHECK(qf_session_run(s, &neg, 0, &out, 1, &e) == QF_ERR_INVALID_ARG);
+    qf_session_free(s);
+    qf_model_free(m);
+}
+
+/* y = Reshape(x, shape) where `shape` is a second graph input: the planner
+ * must read its contents, and re-plan when they change. */
+static void shape_input_from_caller(void) {
+    qf_graph *g = qf_graph_create();
+    int64_t xd[1] = {12}, sd[1] = {2};
+    int x = qf_graph_add_value(g, "x", QF_DT_F32, 1, xd);
+    int shp = qf_graph_add_value(g, "shape", QF_DT_I64, 1, sd);
+    int y = qf_graph_add_value(g, "y", QF_DT_UNDEF, -1, NULL);
+    int r = qf_graph_add_value(g, "r", QF_DT_UNDEF, -1, NULL);
+    qf_graph_add_input(g, x);
+    qf_graph_add_input(g, shp);
+    int ins[2] = {x, shp};
+    qf_graph_add_node(g, "reshape", "Reshape", "", 14, ins, 2, &y, 1, NULL, 0);
+    qf_graph_add_node(g, "relu", "Relu", "", 14, &y, 1, &r, 1, NULL, 0);
+    qf_graph_add_output(g, r);
+    qf_err e;
+    CHECK_OK(qf_graph_toposort(g, &e));
+    CHECK_MSG(qf_graph_parse_ops(g, &e) == QF_OK, "%s", e.msg);
+    qf_model *m;
+    CHECK_OK(qf_model_from_graph(g, "reshape.onnx", &m, &e));
+    qf_session *s;
+    CHECK_OK(qf_session_create(m, NULL, &s, &e));
+    float xv[12];
+    for (int i = 0; i < 12; i++) xv[i] = (float)i - 5;
+    int64_t s1[2] = {3, 4}, s2[2] = {-1, 6};
+    qf_tensor in[2] = {{.dtype = QF_DT_F32, .rank = 1, .dims = {12}, .data = xv},
+                       {.dtype = QF_DT_I64, .rank = 1, .dims = {2}, .data = s1}};
+    qf_tensor out;
+    qf_status st = qf_session_run(s, in, 2, &out, 1, &e);
+    CHECK_MSG(st == QF_OK, "%s", e.msg);
+    CHECK(out.rank == 2 && out.dims[0] == 3 && out.dims[1] == 4);
+    CHECK_NEAR(((float *)out.data)[11], 6, 0);
+    CHECK_NEAR(((float *)out.data)[0], 0, 0);
+    in[1].data = s2;
+    st = qf_session_run(s, in, 2, &out, 1, &e);
+    CHECK_MSG(st == QF_OK, "%s", e.msg);
+    CHECK(out.rank == 2 && out.dims[0] == 2 && out.dims[1] == 6);
+    qf_session_free(s);
+    qf_model_free(m);
+}
+
+QT_MAIN(QT_CASE(chain_values_and_buffer_reuse), QT_CASE(input_validation_errors),
+        QT_CASE(shape_input_from_caller))
