@@ -101,3 +101,16 @@ install: all
 
 clean:
 	rm -rf build build-asan
+
+# libFuzzer targets (clang): build/fuzz/fuzz_<parser>; run e.g.
+#   build-fuzz/fuzz/fuzz_onnx -max_total_time=60 /usr/share/libonnx-testdata/data/node/*/model.onnx
+FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+fuzz:
+	$(MAKE) BUILD=build-fuzz CC=clang OPT="-O1 -g" \
+	  EXTRA_CFLAGS="-fsanitize=fuzzer-no-link,address,undefined" lib
+	@mkdir -p build-fuzz/fuzz
+	for f in $(FUZZ_SRC); do \
+	  clang -std=c11 -D_GNU_SOURCE -O1 -g -fsanitize=fuzzer,address,undefined -Iinclude -Isrc \
+	    -Ibuild-fuzz/gen -o build-fuzz/fuzz/$$(basename $$f .c) $$f build-fuzz/libqforge.a \
+	    $(LDLIBS) || exit 1; \
+	done

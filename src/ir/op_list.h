@@ -67,14 +67,8 @@
     X(CONSTANT_OF_SHAPE, "ConstantOfShape", constant_of_shape) \
     X(REDUCE_SUM, "ReduceSum", reduce_sum)                \
     X(REDUCE_MAX, "ReduceMax", reduce_max)                \
-    X(REDUCE_MIN, "ReduceMin", reduce_min)                \
-    X(QUANTIZE_LINEAR, "QuantizeLinear", quantize_linear) \
-    X(DEQUANTIZE_LINEAR, "DequantizeLinear", dequantize_linear) \
-    X(DYNAMIC_QUANTIZE_LINEAR, "DynamicQuantizeLinear", dynamic_quantize_linear) \
-    X(QLINEAR_CONV, "QLinearConv", qlinear_conv)          \
-    X(QLINEAR_MATMUL, "QLinearMatMul", qlinear_matmul)    \
-    X(CONV_INTEGER, "ConvInteger", conv_integer)          \
-    X(MATMUL_INTEGER, "MatMulInteger", matmul_integer)
+    X(REDUCE_MIN, "ReduceMin", reduce_min)
+
 
 typedef enum qf_op_id {
 #define QF_OP_ENUM_(e, onnx, id) QF_OP_##e,

@@ -1,13 +1,13 @@
 /* op_registry.c - the table of op definitions, indexed by qf_op_id.
- * Definitions are referenced weakly so an op whose kernel file is not linked
- * (e.g. a trimmed microcontroller build) reads as unsupported, not as a link
- * error. */
+ * References are strong on purpose: a weak reference does not make the
+ * linker pull an op's object out of libqforge.a, so every op would silently
+ * read as unsupported for static-library users. */
 #include <stdio.h>
 #include <string.h>
 
 #include "ir/ops.h"
 
-#define QF_OP_DECL_(e, onnx, id) extern const qf_op_def qf_opdef_##id __attribute__((weak));
+#define QF_OP_DECL_(e, onnx, id) extern const qf_op_def qf_opdef_##id;
 QF_OP_LIST(QF_OP_DECL_)
 #undef QF_OP_DECL_
 
@@ -26,7 +26,7 @@ _Static_assert(QF_ARRAY_LEN(op_table) == QF_OP_COUNT, "op table out of sync with
 
 const qf_op_def *qf_op_get(qf_op_id op) {
     if ((int)op < 0 || op >= QF_OP_COUNT) return NULL;
-    return op_table[op]; /* NULL when the weak definition is absent */
+    return op_table[op];
 }
 
 qf_op_id qf_op_lookup(const char *onnx_name, const char *domain) {

@@ -58,4 +58,21 @@ static inline uint64_t qf_ref_f64_to_u64_sat(double v, uint64_t hi) {
     return (uint64_t)v;
 }
 
+/* ---- unary ------------------------------------------------------------ */
+/* y[i] = f(x[i]) for i < n; params is the op's parsed attributes (may be
+ * NULL). y may alias x. */
+typedef void (*qf_ref_un_fn)(const void *x, void *y, int64_t n, const void *params);
+
+/* Apply fn to every element of x into y (same shape). For F16 tensors fn is
+ * the F32 loop and values are converted around it in stack chunks. */
+void qf_ref_unary_apply(qf_ref_un_fn fn, const qf_tensor *x, qf_tensor *y, const void *params);
+
+/* infer for a shape- and type-preserving op whose loops are row[dtype]
+ * (NULL entries: unsupported dtypes, reported naming the node). */
+qf_status qf_ref_infer_unary(const qf_node *n, const qf_tensor *in, int n_in, qf_tensor *out,
+                             int n_out, const qf_ref_un_fn *row, qf_err *err);
+/* row[dt] for run, or NULL after filling err (QF_ERR_UNSUPPORTED, naming n). */
+qf_ref_un_fn qf_ref_unary_fn(const qf_node *n, const qf_ref_un_fn *row, qf_dtype dt,
+                             qf_err *err);
+
 #endif /* QF_KERNELS_REF_ELTWISE_H */

@@ -24,6 +24,13 @@ static inline bool mv_nbytes(const qf_tensor *t, size_t *out) {
     return qf_mul_size((size_t)n, es, out);
 }
 
+/* a * b for non-negative dims; false on overflow or a negative operand. */
+static inline bool mv_mul_i64(int64_t a, int64_t b, int64_t *out) {
+    if (a < 0 || b < 0 || (b != 0 && a > INT64_MAX / b)) return false;
+    *out = a * b;
+    return true;
+}
+
 /* memcpy that tolerates n == 0 with NULL pointers (empty tensors). */
 static inline void mv_copy(void *dst, const void *src, size_t n) {
     if (n && dst != src) memmove(dst, src, n);
@@ -36,8 +43,7 @@ static inline const char *mv_fmt_dims(char *buf, size_t len, int rank, const int
     buf[used++] = '[';
     buf[used] = 0;
     for (int i = 0; i < rank && used + 2 < len; i++) {
-        int w = snprintf(buf + used, len - used - 1, "%s%lld", i ? "," : "",
-                         (long long)dims[i]);
+        int w = snprintf(buf + used, len - used - 1, "%s%lld", i ? "," : "", (long long)dims[i]);
         if (w < 0) break;
         used += (size_t)w < len - used - 1 ? (size_t)w : len - used - 2;
     }
@@ -51,14 +57,13 @@ static inline qf_status mv_check_data(const qf_node *n, const qf_tensor *in, int
                                       qf_err *err) {
     char d[200];
     if (n_in < 1 || in[0].dtype == QF_DT_UNDEF)
-        return qf_errf(err, QF_ERR_FORMAT, "%s: missing data input",
-                       qf_node_desc(n, d, sizeof d));
+        return qf_errf(err, QF_ERR_FORMAT, "%s: missing data input", qf_node_desc(n, d, sizeof d));
     if (qf_dtype_size(in[0].dtype) == 0)
         return qf_errf(err, QF_ERR_UNSUPPORTED, "%s: dtype %s not supported",
                        qf_node_desc(n, d, sizeof d), qf_dtype_name(in[0].dtype));
     if (in[0].rank < 0 || in[0].rank > QF_MAX_DIMS)
-        return qf_errf(err, QF_ERR_SHAPE, "%s: bad input rank %d",
-                       qf_node_desc(n, d, sizeof d), in[0].rank);
+        return qf_errf(err, QF_ERR_SHAPE, "%s: bad input rank %d", qf_node_desc(n, d, sizeof d),
+                       in[0].rank);
     return QF_OK;
 }
 
@@ -149,14 +154,14 @@ static inline void mv_store_f64(qf_dtype dt, double v, void *dst) {
 /* Fill `count` elements of size es at dst with the element at val. */
 static inline void mv_fill(void *dst, const void *val, int64_t count, size_t es) {
     unsigned char *p = dst;
-    for (int64_t i = 0; i < count; i++, p += es) memcpy(p, val, es);
+    for (int64_t i = 0; i < count; i++, p += es)
+        memcpy(p, val, es);
 }
 
 /* Params missing means parse was never run on this node: a bug upstream. */
 static inline qf_status mv_no_params(const qf_node *n, qf_err *err) {
     char d[200];
-    return qf_errf(err, QF_ERR_INTERNAL, "%s: attributes not parsed",
-                   qf_node_desc(n, d, sizeof d));
+    return qf_errf(err, QF_ERR_INTERNAL, "%s: attributes not parsed", qf_node_desc(n, d, sizeof d));
 }
 
 #endif /* QF_KERNELS_REF_MOVEMENT_UTIL_H */

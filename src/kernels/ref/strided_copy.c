@@ -26,24 +26,28 @@ static void copy_run(unsigned char *dst, int64_t ds, const unsigned char *src, i
     /* typed loops: element-wise memcpy calls are slow for small elements */
     switch (es) {
     case 1:
-        for (int64_t i = 0; i < count; i++) dst[i * ds] = src[i * ss];
+        for (int64_t i = 0; i < count; i++)
+            dst[i * ds] = src[i * ss];
         return;
     case 2: {
         uint16_t *d = (uint16_t *)(void *)dst;
         const uint16_t *s = (const uint16_t *)(const void *)src;
-        for (int64_t i = 0; i < count; i++) d[i * ds] = s[i * ss];
+        for (int64_t i = 0; i < count; i++)
+            d[i * ds] = s[i * ss];
         return;
     }
     case 4: {
         uint32_t *d = (uint32_t *)(void *)dst;
         const uint32_t *s = (const uint32_t *)(const void *)src;
-        for (int64_t i = 0; i < count; i++) d[i * ds] = s[i * ss];
+        for (int64_t i = 0; i < count; i++)
+            d[i * ds] = s[i * ss];
         return;
     }
     case 8: {
         uint64_t *d = (uint64_t *)(void *)dst;
         const uint64_t *s = (const uint64_t *)(const void *)src;
-        for (int64_t i = 0; i < count; i++) d[i * ds] = s[i * ss];
+        for (int64_t i = 0; i < count; i++)
+            d[i * ds] = s[i * ss];
         return;
     }
     default:
@@ -55,8 +59,7 @@ static void copy_run(unsigned char *dst, int64_t ds, const unsigned char *src, i
 }
 
 void qf_ref_copy_strided(void *dst, const int64_t *dst_strides, const void *src,
-                         const int64_t *src_strides, int rank, const int64_t *sizes,
-                         size_t esize) {
+                         const int64_t *src_strides, int rank, const int64_t *sizes, size_t esize) {
     int64_t sz[QF_MAX_DIMS], ds[QF_MAX_DIMS], ss[QF_MAX_DIMS];
     int r = 0;
     if (rank > QF_MAX_DIMS) return;

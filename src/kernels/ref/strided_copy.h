@@ -14,8 +14,7 @@
  * contiguous in both layouts merged, so a contiguous inner run becomes one
  * memcpy. dst and src must not overlap. */
 void qf_ref_copy_strided(void *dst, const int64_t *dst_strides, const void *src,
-                         const int64_t *src_strides, int rank, const int64_t *sizes,
-                         size_t esize);
+                         const int64_t *src_strides, int rank, const int64_t *sizes, size_t esize);
 
 /* Row-major element strides of dims[0..rank). */
 void qf_ref_row_strides(int rank, const int64_t *dims, int64_t *strides);

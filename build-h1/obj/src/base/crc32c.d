@@ -1,4 +1,0 @@
-build-h1/obj/src/base/crc32c.o: src/base/crc32c.c src/base/base.h \
- include/qforge.h
-src/base/base.h:
-include/qforge.h:

@@ -1,1 +1,0 @@
-build-h1/obj/src/cli/main.o: src/cli/main.c

@@ -1,4 +1,0 @@
-build-h4/obj/src/base/status.o: src/base/status.c src/base/base.h \
- include/qforge.h
-src/base/base.h:
-include/qforge.h:

@@ -1,4 +1,0 @@
-build-lead/obj/src/base/log.o: src/base/log.c src/base/base.h \
- include/qforge.h
-src/base/base.h:
-include/qforge.h:

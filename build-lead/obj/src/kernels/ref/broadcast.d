@@ -1,5 +1,0 @@
-build-lead/obj/src/kernels/ref/broadcast.o: src/kernels/ref/broadcast.c \
- src/kernels/ref/broadcast.h src/base/base.h include/qforge.h
-src/kernels/ref/broadcast.h:
-src/base/base.h:
-include/qforge.h:
