@@ -78,7 +78,8 @@ static size_t make_idx(unsigned char *out, unsigned type, int ndim, const uint32
 }
 
 static void put_be(unsigned char *p, uint64_t v, int n) {
-    for (int i = 0; i < n; i++) p[i] = (unsigned char)(v >> (8 * (n - 1 - i)));
+    for (int i = 0; i < n; i++)
+        p[i] = (unsigned char)(v >> (8 * (n - 1 - i)));
 }
 
 static int hexval(char c) { return c <= '9' ? c - '0' : c - 'a' + 10; }
@@ -137,7 +138,8 @@ static void idx_every_type_plain_and_gz(void) {
     for (size_t k = 0; k < QF_ARRAY_LEN(idx_cases); k++) {
         const idx_case *c = &idx_cases[k];
         unsigned char data[48], file[128];
-        for (int i = 0; i < 6; i++) put_be(data + i * c->esize, be_bits(c, c->vals[i]), c->esize);
+        for (int i = 0; i < 6; i++)
+            put_be(data + i * c->esize, be_bits(c, c->vals[i]), c->esize);
         uint32_t dims[3] = {1, 2, 3};
         size_t len = make_idx(file, c->type, 3, dims, data, 6 * (size_t)c->esize);
         for (int gz = 0; gz < 2; gz++) {
@@ -153,8 +155,7 @@ static void idx_every_type_plain_and_gz(void) {
             for (int i = 0; i < 6; i++) {
                 double want = c->dtype == QF_DT_F32 ? (double)(float)c->vals[i] : c->vals[i];
                 if (tensor_elem(&t, i) != want) qf_free_aligned(t.data);
-                CHECK_MSG(tensor_elem(&t, i) == want, "type 0x%02x gz %d elem %d", c->type, gz,
-                          i);
+                CHECK_MSG(tensor_elem(&t, i) == want, "type 0x%02x gz %d elem %d", c->type, gz, i);
             }
             qf_free_aligned(t.data);
         }
@@ -205,9 +206,12 @@ static void idx_hostile_headers(void) {
         {{0x00, 0x00, 0x08, 0x02, 0, 0, 0, 1}, 8, "header needs 12 bytes, file has 8"},
         /* 2^32-1 cubed overflows any size_t */
         {{0x00, 0x00, 0x0E, 0x03, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-          0xff}, 16, "too large"},
+          0xff},
+         16,
+         "too large"},
         /* big but representable: must not allocate, just say truncated */
-        {{0x00, 0x00, 0x08, 0x02, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 1, 2}, 14,
+        {{0x00, 0x00, 0x08, 0x02, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 1, 2},
+         14,
          "header says 4294967296 bytes of data, file has 2"},
         {{0x00, 0x00, 0x08, 0x01, 0, 0, 0, 2, 1, 2, 3}, 11, "trailing garbage: 1 bytes"},
     };
@@ -222,8 +226,8 @@ static void idx_hostile_headers(void) {
             CHECK_MSG(st == QF_ERR_FORMAT, "case %zu gz %d: status %d", i, gz, (int)st);
             CHECK_MSG(strstr(e.msg, p) != NULL, "case %zu: '%s' lacks the file name", i, e.msg);
             /* the gzip path cannot count trailing bytes it did not inflate */
-            const char *want = gz && strstr(cases[i].want, "trailing") ? "trailing garbage"
-                                                                       : cases[i].want;
+            const char *want =
+                gz && strstr(cases[i].want, "trailing") ? "trailing garbage" : cases[i].want;
             CHECK_MSG(strstr(e.msg, want) != NULL, "case %zu gz %d: '%s'", i, gz, e.msg);
             CHECK(t.data == NULL);
         }
@@ -254,7 +258,8 @@ static void idx_truncated_every_length(void) {
     unsigned char file[64];
     uint32_t dims[2] = {3, 5};
     unsigned char data[15];
-    for (int i = 0; i < 15; i++) data[i] = (unsigned char)(i * 17);
+    for (int i = 0; i < 15; i++)
+        data[i] = (unsigned char)(i * 17);
     size_t len = make_idx(file, 0x08, 2, dims, data, 15);
     for (size_t cut = 0; cut < len; cut++) {
         qf_tensor t;
@@ -305,16 +310,37 @@ static const struct npy_case {
     const char *numpy_hex;
 } npy_cases[] = {
     {QF_DT_F16, "<f2", {0.0, 1.5, -2.25, 3.0, 100.125, -7.0}, "0000003e80c00042425600c7"},
-    {QF_DT_F32, "<f4", {0.0, 1.5, -2.25, 3.0, 100.125, -0.007}, "000000000000c03f000010c0000040400040c8424260e5bb"},
-    {QF_DT_F64, "<f8", {0.0, 1.5, -2.25, 3.0, 1e+300, -0.007}, "0000000000000000000000000000f83f00000000000002c000000000000008409c7500883ce4377e79e9263108ac7cbf"},
+    {QF_DT_F32,
+     "<f4",
+     {0.0, 1.5, -2.25, 3.0, 100.125, -0.007},
+     "000000000000c03f000010c0000040400040c8424260e5bb"},
+    {QF_DT_F64,
+     "<f8",
+     {0.0, 1.5, -2.25, 3.0, 1e+300, -0.007},
+     "0000000000000000000000000000f83f00000000000002c000000000000008409c7500883ce4377e79e9263108ac7"
+     "cbf"},
     {QF_DT_U8, "|u1", {0.0, 1.0, 2.0, 3.0, 200.0, 255.0}, "00010203c8ff"},
     {QF_DT_I8, "|i1", {0.0, 1.0, -2.0, 3.0, 127.0, -128.0}, "0001fe037f80"},
     {QF_DT_I16, "<i2", {0.0, 1.0, -2.0, 3.0, 30000.0, -32768.0}, "00000100feff030030750080"},
     {QF_DT_U16, "<u2", {0.0, 1.0, 2.0, 3.0, 60000.0, 65535.0}, "000001000200030060eaffff"},
-    {QF_DT_I32, "<i4", {0.0, 1.0, -2.0, 3.0, 2000000000.0, -7.0}, "0000000001000000feffffff0300000000943577f9ffffff"},
-    {QF_DT_U32, "<u4", {0.0, 1.0, 2.0, 3.0, 4000000000.0, 7.0}, "0000000001000000020000000300000000286bee07000000"},
-    {QF_DT_I64, "<i8", {0.0, 1.0, -2.0, 3.0, -5000000000.0, 7.0}, "00000000000000000100000000000000feffffffffffffff0300000000000000000efad5feffffff0700000000000000"},
-    {QF_DT_U64, "<u8", {0.0, 1.0, 2.0, 3.0, 1e+19, 7.0}, "00000000000000000100000000000000020000000000000003000000000000000000e8890423c78a0700000000000000"},
+    {QF_DT_I32,
+     "<i4",
+     {0.0, 1.0, -2.0, 3.0, 2000000000.0, -7.0},
+     "0000000001000000feffffff0300000000943577f9ffffff"},
+    {QF_DT_U32,
+     "<u4",
+     {0.0, 1.0, 2.0, 3.0, 4000000000.0, 7.0},
+     "0000000001000000020000000300000000286bee07000000"},
+    {QF_DT_I64,
+     "<i8",
+     {0.0, 1.0, -2.0, 3.0, -5000000000.0, 7.0},
+     "00000000000000000100000000000000feffffffffffffff0300000000000000000efad5feffffff0700000000000"
+     "000"},
+    {QF_DT_U64,
+     "<u8",
+     {0.0, 1.0, 2.0, 3.0, 1e+19, 7.0},
+     "00000000000000000100000000000000020000000000000003000000000000000000e8890423c78a0700000000000"
+     "000"},
     {QF_DT_BOOL, "|b1", {0.0, 1.0, 1.0, 0.0, 1.0, 0.0}, "000101000100"},
 };
 
@@ -323,7 +349,8 @@ static void set_elem(qf_dtype dt, void *data, int i, double v) {
     case QF_DT_F16: ((uint16_t *)data)[i] = qf_f32_to_f16((float)v); break;
     case QF_DT_F32: ((float *)data)[i] = (float)v; break;
     case QF_DT_F64: ((double *)data)[i] = v; break;
-    case QF_DT_U8: case QF_DT_BOOL: ((uint8_t *)data)[i] = (uint8_t)v; break;
+    case QF_DT_U8:
+    case QF_DT_BOOL: ((uint8_t *)data)[i] = (uint8_t)v; break;
     case QF_DT_I8: ((int8_t *)data)[i] = (int8_t)v; break;
     case QF_DT_I16: ((int16_t *)data)[i] = (int16_t)v; break;
     case QF_DT_U16: ((uint16_t *)data)[i] = (uint16_t)v; break;
@@ -341,13 +368,14 @@ static size_t numpy_file(const struct npy_case *c, unsigned char *out) {
     memcpy(out, "\x93NUMPY\x01\x00\x76\x00", 10); /* v1.0, header length 118 */
     memset(out + 10, ' ', 117);
     char dict[128];
-    int n = snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': False, 'shape': (2, 3), }",
-                     c->descr);
+    int n = snprintf(dict, sizeof dict,
+                     "{'descr': '%s', 'fortran_order': False, 'shape': (2, 3), }", c->descr);
     memcpy(out + 10, dict, (size_t)n);
     out[127] = '\n';
     size_t dl = strlen(c->numpy_hex) / 2;
     for (size_t i = 0; i < dl; i++)
-        out[128 + i] = (unsigned char)(hexval(c->numpy_hex[2 * i]) << 4 | hexval(c->numpy_hex[2 * i + 1]));
+        out[128 + i] =
+            (unsigned char)(hexval(c->numpy_hex[2 * i]) << 4 | hexval(c->numpy_hex[2 * i + 1]));
     return 128 + dl;
 }
 
@@ -359,7 +387,8 @@ static void npy_matches_numpy_every_dtype(void) {
         /* encode == numpy's bytes */
         uint64_t store[6];
         qf_tensor t = {.dtype = c->dtype, .rank = 2, .dims = {2, 3}, .data = store};
-        for (int i = 0; i < 6; i++) set_elem(c->dtype, store, i, c->vals[i]);
+        for (int i = 0; i < 6; i++)
+            set_elem(c->dtype, store, i, c->vals[i]);
         void *buf;
         size_t len;
         qf_err e;
@@ -394,7 +423,8 @@ static void npy_write_read_shapes(void) {
         memcpy(t.dims, shapes[k].dims, sizeof t.dims);
         int64_t n = qf_tensor_numel(&t);
         float vals[64];
-        for (int i = 0; i < n; i++) vals[i] = (float)i * 0.5f - 3.0f;
+        for (int i = 0; i < n; i++)
+            vals[i] = (float)i * 0.5f - 3.0f;
         t.data = vals;
         qf_err e;
         CHECK_MSG(qf_npy_write(p, &t, &e) == QF_OK, "%s", e.msg);
@@ -443,8 +473,7 @@ static void npy_v2_v3(void) {
         qf_tensor t;
         qf_err e;
         CHECK_MSG(qf_npy_decode(f, 134, "v.npy", &t, &e) == QF_OK, "v%d: %s", ver, e.msg);
-        int ok = t.dtype == QF_DT_I16 && t.rank == 1 && t.dims[0] == 3 &&
-                 memcmp(t.data, v, 6) == 0;
+        int ok = t.dtype == QF_DT_I16 && t.rank == 1 && t.dims[0] == 3 && memcmp(t.data, v, 6) == 0;
         qf_free_aligned(t.data);
         CHECK(ok);
     }
@@ -468,22 +497,38 @@ static void npy_hostile(void) {
         qf_status want;
         const char *msg;
     } cases[] = {
-        {"{'descr': '<f4', 'fortran_order': True, 'shape': (2,), }", 8, QF_ERR_UNSUPPORTED, "fortran_order"},
-        {"{'descr': '>f4', 'fortran_order': False, 'shape': (2,), }", 8, QF_ERR_UNSUPPORTED, "big-endian"},
-        {"{'descr': '<c8', 'fortran_order': False, 'shape': (2,), }", 16, QF_ERR_UNSUPPORTED, "'<c8' not supported"},
-        {"{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (2,), }", 8, QF_ERR_UNSUPPORTED, "structured"},
-        {"{'descr': '<f4', 'fortran_order': False, 'shape': (-2,), }", 8, QF_ERR_FORMAT, "negative"},
-        {"{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, 4294967296, 4294967296), }", 8, QF_ERR_FORMAT, "too large"},
-        {"{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999,), }", 8, QF_ERR_FORMAT, "too large"},
-        {"{'descr': '<u1', 'fortran_order': False, 'shape': (1000000000,), }", 8, QF_ERR_FORMAT, "header says 1000000000 bytes of data, file has 8"},
-        {"{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }", 9, QF_ERR_FORMAT, "trailing garbage: 1 bytes"},
+        {"{'descr': '<f4', 'fortran_order': True, 'shape': (2,), }", 8, QF_ERR_UNSUPPORTED,
+         "fortran_order"},
+        {"{'descr': '>f4', 'fortran_order': False, 'shape': (2,), }", 8, QF_ERR_UNSUPPORTED,
+         "big-endian"},
+        {"{'descr': '<c8', 'fortran_order': False, 'shape': (2,), }", 16, QF_ERR_UNSUPPORTED,
+         "'<c8' not supported"},
+        {"{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (2,), }", 8,
+         QF_ERR_UNSUPPORTED, "structured"},
+        {"{'descr': '<f4', 'fortran_order': False, 'shape': (-2,), }", 8, QF_ERR_FORMAT,
+         "negative"},
+        {"{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, 4294967296, 4294967296), "
+         "}",
+         8, QF_ERR_FORMAT, "too large"},
+        {"{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999,), }", 8,
+         QF_ERR_FORMAT, "too large"},
+        {"{'descr': '<u1', 'fortran_order': False, 'shape': (1000000000,), }", 8, QF_ERR_FORMAT,
+         "header says 1000000000 bytes of data, file has 8"},
+        {"{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }", 9, QF_ERR_FORMAT,
+         "trailing garbage: 1 bytes"},
         {"{'descr': '<f4', 'fortran_order': False, }", 8, QF_ERR_FORMAT, "missing 'shape'"},
-        {"{'descr': '<f4', 'fortran_order': False, 'shape': (2,), 'x': 1}", 8, QF_ERR_FORMAT, "unexpected key 'x'"},
-        {"{'descr': '<f4', 'fortran_order': False, 'shape': (1,1,1,1,1,1,1,1,1), }", 4, QF_ERR_FORMAT, "rank above 8"},
-        {"{'descr': '<f4', 'fortran_order': False, 'shape': (2,), } junk", 8, QF_ERR_FORMAT, "text after"},
-        {"{'descr': '<f4', 'fortran_order': Maybe, 'shape': (2,), }", 8, QF_ERR_FORMAT, "True or False"},
-        {"{'descr': '<f4, 'fortran_order': False, 'shape': (2,), }", 8, QF_ERR_FORMAT, "bad NPY header"},
-        {"{'descr': '<f4', 'fortran_order': False, 'shape': (2 3), }", 8, QF_ERR_FORMAT, "malformed shape"},
+        {"{'descr': '<f4', 'fortran_order': False, 'shape': (2,), 'x': 1}", 8, QF_ERR_FORMAT,
+         "unexpected key 'x'"},
+        {"{'descr': '<f4', 'fortran_order': False, 'shape': (1,1,1,1,1,1,1,1,1), }", 4,
+         QF_ERR_FORMAT, "rank above 8"},
+        {"{'descr': '<f4', 'fortran_order': False, 'shape': (2,), } junk", 8, QF_ERR_FORMAT,
+         "text after"},
+        {"{'descr': '<f4', 'fortran_order': Maybe, 'shape': (2,), }", 8, QF_ERR_FORMAT,
+         "True or False"},
+        {"{'descr': '<f4, 'fortran_order': False, 'shape': (2,), }", 8, QF_ERR_FORMAT,
+         "bad NPY header"},
+        {"{'descr': '<f4', 'fortran_order': False, 'shape': (2 3), }", 8, QF_ERR_FORMAT,
+         "malformed shape"},
     };
     for (size_t i = 0; i < QF_ARRAY_LEN(cases); i++) {
         unsigned char f[256];
@@ -517,7 +562,8 @@ static void npy_hostile(void) {
     /* zero-length file on disk */
     const char *p = tmp_path("empty.npy");
     CHECK(write_bytes(p, "", 0) == 0);
-    CHECK(qf_npy_read(p, &t, &e) == QF_ERR_FORMAT && strstr(e.msg, p) && strstr(e.msg, "truncated"));
+    CHECK(qf_npy_read(p, &t, &e) == QF_ERR_FORMAT && strstr(e.msg, p) &&
+          strstr(e.msg, "truncated"));
     CHECK(qf_array_read(p, &t, &e) == QF_ERR_FORMAT && strstr(e.msg, "empty file"));
     CHECK(qf_array_read(tmp_path("missing.npy"), &t, &e) == QF_ERR_IO);
     CHECK(strstr(e.msg, "missing.npy"));
@@ -657,18 +703,18 @@ static void dataset_dir_npy_nhwc_norm(void) {
     float img[3 * 8];
     for (int n = 0; n < 3; n++)
         for (int hw = 0; hw < 4; hw++)
-            for (int c = 0; c < 2; c++) img[n * 8 + hw * 2 + c] = (float)(100 * n + 10 * hw + c);
+            for (int c = 0; c < 2; c++)
+                img[n * 8 + hw * 2 + c] = (float)(100 * n + 10 * hw + c);
     int64_t lab[3] = {4, 0, 2};
     qf_tensor ti = {.dtype = QF_DT_F32, .rank = 4, .dims = {3, 2, 2, 2}, .data = img};
     qf_tensor tl = {.dtype = QF_DT_I64, .rank = 1, .dims = {3}, .data = lab};
     qf_err e;
     CHECK(qf_npy_write(ip, &ti, &e) == QF_OK && qf_npy_write(lp, &tl, &e) == QF_OK);
-    qf_dataset_options o = {.nhwc = true, .n_norm = 2, .mean = {1, 2}, .std = {2, 4},
-                            .limit = 2};
+    qf_dataset_options o = {.nhwc = true, .n_norm = 2, .mean = {1, 2}, .std = {2, 4}, .limit = 2};
     qf_dataset *d;
     CHECK_MSG(qf_dataset_open(dir, NULL, &o, &d, &e) == QF_OK, "%s", e.msg);
-    int ok = d->n == 2 && d->rank == 3 && d->dims[0] == 2 && d->dims[1] == 2 &&
-             d->dims[2] == 2 && d->sample_numel == 8 && d->num_classes == 5 && d->scale == 1.0f;
+    int ok = d->n == 2 && d->rank == 3 && d->dims[0] == 2 && d->dims[1] == 2 && d->dims[2] == 2 &&
+             d->sample_numel == 8 && d->num_classes == 5 && d->scale == 1.0f;
     float out[16];
     int32_t labels[2];
     qf_status st = qf_dataset_fill(d, 0, 2, out, labels, &e);
@@ -709,8 +755,10 @@ static void dataset_dir_idx_splits(void) {
     for (size_t i = 0; i < QF_ARRAY_LEN(files); i++) {
         unsigned char data[64], file[128];
         size_t n = 1;
-        for (int k = 0; k < files[i].ndim; k++) n *= files[i].dims[k];
-        for (size_t k = 0; k < n; k++) data[k] = (unsigned char)(files[i].first + k);
+        for (int k = 0; k < files[i].ndim; k++)
+            n *= files[i].dims[k];
+        for (size_t k = 0; k < n; k++)
+            data[k] = (unsigned char)(files[i].first + k);
         size_t len = make_idx(file, files[i].type, files[i].ndim, files[i].dims, data, n);
         char p[300];
         snprintf(p, sizeof p, "%s/%s", dir, files[i].name);
@@ -727,7 +775,8 @@ static void dataset_dir_idx_splits(void) {
     qf_dataset_free(d);
     CHECK(st == QF_OK && ok);
     CHECK(l[0] == 1 && l[1] == 2);
-    for (int k = 0; k < 12; k++) CHECK_NEAR(x[k], (10 + k) / 255.0, 1e-7);
+    for (int k = 0; k < 12; k++)
+        CHECK_NEAR(x[k], (10 + k) / 255.0, 1e-7);
     qf_dataset_options o = {.split = "train"};
     CHECK_MSG(qf_dataset_open(dir, NULL, &o, &d, &e) == QF_OK, "%s", e.msg);
     st = qf_dataset_fill(d, 2, 1, x, l, &e);
@@ -763,7 +812,8 @@ static void dataset_bad_inputs(void) {
         uint64_t store[4];
         qf_tensor tl = {.dtype = cases[i].dt, .rank = cases[i].rank, .data = store};
         memcpy(tl.dims, cases[i].dims, sizeof cases[i].dims);
-        for (int k = 0; k < 4; k++) set_elem(cases[i].dt, store, k, cases[i].vals[k]);
+        for (int k = 0; k < 4; k++)
+            set_elem(cases[i].dt, store, k, cases[i].vals[k]);
         CHECK(qf_npy_write(lp, &tl, &e) == QF_OK);
         CHECK(qf_dataset_open(ip, lp, NULL, &d, &e) != QF_OK);
         CHECK_MSG(strstr(e.msg, lp) && strstr(e.msg, cases[i].msg), "case %zu: %s", i, e.msg);
@@ -812,15 +862,18 @@ static void fashion_mnist_real_files(void) {
     int32_t l[100];
     double first_sum = 0, all_sum = 0;
     qf_status st = qf_dataset_fill(d, 0, 1, x, l, &e);
-    for (int k = 0; k < 784; k++) first_sum += x[k];
+    for (int k = 0; k < 784; k++)
+        first_sum += x[k];
     for (int64_t i = 0; i < d->n && st == QF_OK; i += 100) {
         st = qf_dataset_fill(d, i, 100, x, NULL, &e);
-        for (int k = 0; k < 78400; k++) all_sum += x[k];
+        for (int k = 0; k < 78400; k++)
+            all_sum += x[k];
     }
     free(x);
     qf_dataset_free(d);
     CHECK(st == QF_OK && shape_ok && range_ok);
-    for (int c = 0; c < 10; c++) CHECK_EQ_INT(counts[c], 1000);
+    for (int c = 0; c < 10; c++)
+        CHECK_EQ_INT(counts[c], 1000);
     CHECK_EQ_INT(l[0], 9);
     CHECK_NEAR(first_sum, 33456 / 255.0, 1e-3);
     CHECK_NEAR(all_sum, 573469082 / 255.0, 1.0);

@@ -28,7 +28,8 @@ static void *fx_mem(size_t n) {
 }
 
 static void fx_release(void) {
-    while (pool_n) free(pool[--pool_n]);
+    while (pool_n)
+        free(pool[--pool_n]);
 }
 
 static char *fx_str(const char *s) {
@@ -151,10 +152,11 @@ static void t_raw(Onnx__TensorProto *t, const void *p, size_t n) {
     t->raw_data.len = n;
 }
 
-#define T_TYPED(t, field, arr, count)                                 \
-    do {                                                              \
-        (t)->n_##field = (count);                                     \
-        (t)->field = fx_dup((arr), sizeof((arr)[0]) * (size_t)(count)); \
+/* Fill a typed repeated field; `t` must be a plain variable (used twice). */
+#define T_TYPED(t, field, arr, count)                                                              \
+    do {                                                                                           \
+        (t)->n_##field = (count);                                                                  \
+        (t)->field = fx_dup((arr), sizeof((arr)[0]) * (size_t)(count));                            \
     } while (0)
 
 /* "a,,b" -> {"a", "", "b"}; "" -> none. */
@@ -193,6 +195,10 @@ static Onnx__AttributeProto *node_attr(Onnx__NodeProto *n, const char *name, int
     a->name = fx_str(name);
     a->has_type = type != 0;
     a->type = type;
+    /* proto2 optionals are packed only when flagged present */
+    a->has_f = type == ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT;
+    a->has_i = type == ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT;
+    a->has_s = type == ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING;
     n->attribute[n->n_attribute++] = a;
     return a;
 }
@@ -245,19 +251,34 @@ static const dtype_case dtype_cases[] = {
     {3, 1, {0x80, 0x7f, 0xff}, F_INT32, .i32 = {-128, 127, -1}},
     {4, 2, {1, 0, 0xff, 0xff, 0, 1}, F_INT32, .i32 = {1, 65535, 256}},
     {5, 2, {0xfe, 0xff, 0x2c, 0x01, 0x00, 0x80}, F_INT32, .i32 = {-2, 300, -32768}},
-    {6, 4, {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, 5, 0, 0, 0}, F_INT32,
+    {6,
+     4,
+     {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, 5, 0, 0, 0},
+     F_INT32,
      .i32 = {-1, 2147483647, 5}},
-    {7, 8, {0xfd, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 1, 0, 0, 7},
-     F_INT64, .i64 = {-3, (int64_t)1 << 40, 7}},
+    {7,
+     8,
+     {0xfd, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 1, 0, 0, 7},
+     F_INT64,
+     .i64 = {-3, (int64_t)1 << 40, 7}},
     {9, 1, {1, 0, 1}, F_INT32, .i32 = {1, 0, 1}},
     /* fp16 bit patterns of 1.0, -2.0, 65504 (ONNX: in int32_data) */
     {10, 2, {0x00, 0x3c, 0x00, 0xc0, 0xff, 0x7b}, F_INT32, .i32 = {0x3c00, 0xc000, 0x7bff}},
-    {11, 8, {0, 0, 0, 0, 0, 0, 0xe0, 0x3f, 0, 0, 0, 0, 0, 0, 0xf0, 0xbf, 0, 0, 0, 0, 0, 0, 0, 0x40},
-     F_DOUBLE, .d = {0.5, -1.0, 2.0}},
-    {12, 4, {1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0, 1, 0}, F_UINT64,
+    {11,
+     8,
+     {0, 0, 0, 0, 0, 0, 0xe0, 0x3f, 0, 0, 0, 0, 0, 0, 0xf0, 0xbf, 0, 0, 0, 0, 0, 0, 0, 0x40},
+     F_DOUBLE,
+     .d = {0.5, -1.0, 2.0}},
+    {12,
+     4,
+     {1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0, 1, 0},
+     F_UINT64,
      .u64 = {1, 4294967295u, 65536}},
-    {13, 8, {1, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 2},
-     F_UINT64, .u64 = {1, UINT64_MAX, (uint64_t)1 << 33}},
+    {13,
+     8,
+     {1, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 2},
+     F_UINT64,
+     .u64 = {1, UINT64_MAX, (uint64_t)1 << 33}},
 };
 
 static void initializer_dtypes_raw_and_typed(void) {
@@ -441,7 +462,8 @@ static void constant_nodes_fold(void) {
     CHECK(c5->dtype == QF_DT_I64 && c5->rank == 1 && c5->dims[0] == 2);
     CHECK(memcmp(c5->data, i2, sizeof i2) == 0);
     CHECK(c6->dtype == QF_DT_I64 && memcmp(c6->data, i2b, sizeof i2b) == 0);
-    for (int k = 0; k < g->n_values; k++) CHECK(((uintptr_t)g->values[k].data & 63) == 0);
+    for (int k = 0; k < g->n_values; k++)
+        CHECK(((uintptr_t)g->values[k].data & 63) == 0);
     qf_graph_free(g);
 
     /* A folded constant feeding a node (that comes first in the file). */
@@ -682,7 +704,10 @@ static void bad_no_ir_version(fx *f) { f->m.has_ir_version = 0; }
 static void bad_no_graph(fx *f) { f->m.graph = NULL; }
 static void bad_opset6(fx *f) { f->ops[0].version = 6; }
 static void bad_opset22(fx *f) { f->ops[0].version = 22; }
-static void bad_no_default_opset(fx *f) { f->ops[0].domain = fx_str("com.x"); }
+static void bad_no_default_opset(fx *f) {
+    f->ops[0].domain = fx_str("com.x");
+    fx_node(f, "Relu", "r", "", "y");
+}
 static void bad_input_negative_dim(fx *f) {
     const int64_t d[2] = {3, -5};
     fx_input(f, "x", 1, 2, d);
@@ -727,11 +752,13 @@ static void bad_init_huge_bytes(fx *f) {
 static void bad_init_raw_size(fx *f) { t_raw(fx_init(f, "w", 1, 1, D4), "12345678", 8); }
 static void bad_init_typed_count(fx *f) {
     const float v[3] = {1, 2, 3};
-    T_TYPED(fx_init(f, "w", 1, 1, D4), float_data, v, 3);
+    Onnx__TensorProto *tw = fx_init(f, "w", 1, 1, D4);
+    T_TYPED(tw, float_data, v, 3);
 }
 static void bad_init_wrong_field(fx *f) {
     const float v[4] = {1, 2, 3, 4};
-    T_TYPED(fx_init(f, "w", 7, 1, D4), float_data, v, 4); /* INT64 tensor, float field */
+    Onnx__TensorProto *tw = fx_init(f, "w", 7, 1, D4);
+    T_TYPED(tw, float_data, v, 4); /* INT64 tensor, float field */
 }
 static void bad_init_no_data(fx *f) { fx_init(f, "w", 1, 1, D4); }
 static void bad_init_string(fx *f) { fx_init(f, "w", 8, 1, D1); }
@@ -785,7 +812,8 @@ static void bad_node_writes_input(fx *f) {
 static void bad_no_op_type(fx *f) { fx_node(f, "", "n", "", "y"); }
 static void bad_too_many_inputs(fx *f) {
     char ins[65 * 2 + 1] = "";
-    for (int i = 0; i < 65; i++) strcat(ins, i ? ",x" : "x");
+    for (int i = 0; i < 65; i++)
+        strcat(ins, i ? ",x" : "x");
     fx_input(f, "x", 1, 1, D1);
     fx_node(f, "Concat", "cat", ins, "y");
     fx_output(f, "y", 1, -1, NULL);
@@ -859,8 +887,7 @@ static const bad_case bad_cases[] = {
     {"opset 22", bad_opset22, QF_ERR_UNSUPPORTED, "ONNX opset 22 is not supported"},
     {"no default opset", bad_no_default_opset, QF_ERR_FORMAT, "imports no ONNX opset"},
     {"input dim -5", bad_input_negative_dim, QF_ERR_FORMAT, "input 'x': dimension 1 is -5"},
-    {"input dim 2^31+1", bad_input_huge_dim, QF_ERR_FORMAT,
-     "input 'x': dimension 0 is 2147483649"},
+    {"input dim 2^31+1", bad_input_huge_dim, QF_ERR_FORMAT, "input 'x': dimension 0 is 2147483649"},
     {"output dim 2^40", bad_output_huge_dim, QF_ERR_FORMAT, "output 'x': dimension 0 is"},
     {"input rank 9", bad_input_rank9, QF_ERR_UNSUPPORTED, "input 'x' has 9 dimensions"},
     {"input sequence", bad_input_sequence, QF_ERR_UNSUPPORTED, "input 'x' is not a tensor"},
@@ -927,8 +954,8 @@ static void bad_models_rejected(void) {
         qf_status st = fx_import(f, &g, &e);
         CHECK_MSG(st == c->status, "%s: status %d (%s)", c->name, st, e.msg);
         CHECK_MSG(g == NULL, "%s", c->name);
-        CHECK_MSG(strncmp(e.msg, "t.onnx: ", 8) == 0 && strstr(e.msg, c->msg), "%s: '%s'",
-                  c->name, e.msg);
+        CHECK_MSG(strncmp(e.msg, "t.onnx: ", 8) == 0 && strstr(e.msg, c->msg), "%s: '%s'", c->name,
+                  e.msg);
     }
     fx_release();
 }
@@ -971,9 +998,11 @@ static uint8_t *rich_model(size_t *len) {
     const float w[4] = {1, 2, 3, 4};
     t_raw(fx_init(f, "w", 1, 1, D4), w, sizeof w);
     const int64_t sh[2] = {-1, 2};
-    T_TYPED(fx_init(f, "shape", 7, 1, D2), int64_data, sh, 2);
+    Onnx__TensorProto *tsh = fx_init(f, "shape", 7, 1, D2);
+    T_TYPED(tsh, int64_data, sh, 2);
     const int32_t h[2] = {0x3c00, 0x4000};
-    T_TYPED(fx_init(f, "h", 10, 1, D2), int32_data, h, 2);
+    Onnx__TensorProto *th = fx_init(f, "h", 10, 1, D2);
+    T_TYPED(th, int32_data, h, 2);
     Onnx__NodeProto *n = fx_node(f, "Constant", "k", "", "k");
     node_attr(n, "value_floats", ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOATS);
     T_TYPED(n->attribute[0], floats, w, 4);
@@ -1178,26 +1207,73 @@ typedef struct tfile_case {
 } tfile_case;
 
 static const tfile_case tfile_cases[] = {
-    {"test_conv_with_strides_padding/test_data_set_0/input_0.pb", "x", 1, 4, {1, 1, 7, 5},
-     {0, 1, 2, 3}, 4, 595.0},
-    {"test_add_uint8/test_data_set_0/output_0.pb", "sum", 2, 3, {3, 4, 5}, {18, 24, 22, 22}, 4,
+    {"test_conv_with_strides_padding/test_data_set_0/input_0.pb",
+     "x",
+     1,
+     4,
+     {1, 1, 7, 5},
+     {0, 1, 2, 3},
+     4,
+     595.0},
+    {"test_add_uint8/test_data_set_0/output_0.pb",
+     "sum",
+     2,
+     3,
+     {3, 4, 5},
+     {18, 24, 22, 22},
+     4,
      1404.0},
-    {"test_cast_FLOAT_to_FLOAT16/test_data_set_0/output_0.pb", "output", 10, 2, {3, 4},
-     {0.548828125, 0.71533203125, 0.6025390625, 0.544921875}, 4, 7.47802734375},
-    {"test_argmax_default_axis_example/test_data_set_0/output_0.pb", "result", 7, 2, {1, 2},
-     {1, 1}, 2, 2.0},
+    {"test_cast_FLOAT_to_FLOAT16/test_data_set_0/output_0.pb",
+     "output",
+     10,
+     2,
+     {3, 4},
+     {0.548828125, 0.71533203125, 0.6025390625, 0.544921875},
+     4,
+     7.47802734375},
+    {"test_argmax_default_axis_example/test_data_set_0/output_0.pb",
+     "result",
+     7,
+     2,
+     {1, 2},
+     {1, 1},
+     2,
+     2.0},
     {"test_and2d/test_data_set_0/input_0.pb", "x", 9, 2, {3, 4}, {1, 1, 1, 1}, 4, 9.0},
-    {"test_cast_FLOAT_to_DOUBLE/test_data_set_0/output_0.pb", "output", 11, 2, {3, 4},
-     {0.5680445432662964, 0.9255966544151306, 0.07103605568408966, 0.08712930232286453}, 4,
+    {"test_cast_FLOAT_to_DOUBLE/test_data_set_0/output_0.pb",
+     "output",
+     11,
+     2,
+     {3, 4},
+     {0.5680445432662964, 0.9255966544151306, 0.07103605568408966, 0.08712930232286453},
+     4,
      7.172599183395505},
-    {"test_adagrad/test_data_set_0/input_0.pb", "R", 1, 0, {0}, {0.10000000149011612}, 1,
+    {"test_adagrad/test_data_set_0/input_0.pb",
+     "R",
+     1,
+     0,
+     {0},
+     {0.10000000149011612},
+     1,
      0.10000000149011612},
-    {"test_basic_convinteger/test_data_set_0/output_0.pb", "y", 6, 4, {1, 1, 2, 2},
-     {12, 16, 24, 28}, 4, 80.0},
+    {"test_basic_convinteger/test_data_set_0/output_0.pb",
+     "y",
+     6,
+     4,
+     {1, 1, 2, 2},
+     {12, 16, 24, 28},
+     4,
+     80.0},
     {"test_bitshift_left_uint16/test_data_set_0/input_0.pb", "x", 4, 1, {3}, {16, 4, 1}, 3, 21},
     {"test_bitshift_left_uint32/test_data_set_0/input_0.pb", "x", 12, 1, {3}, {16, 4, 1}, 3, 21},
     {"test_bitshift_left_uint64/test_data_set_0/input_0.pb", "x", 13, 1, {3}, {16, 4, 1}, 3, 21},
-    {"test_clip_default_int8_inbounds/test_data_set_0/input_0.pb", "x", 3, 1, {3}, {-1, 0, 1}, 3,
+    {"test_clip_default_int8_inbounds/test_data_set_0/input_0.pb",
+     "x",
+     3,
+     1,
+     {3},
+     {-1, 0, 1},
+     3,
      0.0},
     {"test_max_int16/test_data_set_0/input_0.pb", "data_0", 5, 1, {3}, {3, 2, 1}, 3, 6.0},
 };
@@ -1230,12 +1306,15 @@ static void tensor_files_from_testdata(void) {
         CHECK_MSG(qf_onnx_read_tensor_file(path, &t, &e) == QF_OK, "%s", e.msg);
         CHECK_MSG((int)t.dtype == c->dtype && t.rank == c->rank, "%s: dtype %d rank %d", c->path,
                   t.dtype, t.rank);
-        for (int d = 0; d < c->rank; d++) CHECK(t.dims[d] == c->dims[d]);
+        for (int d = 0; d < c->rank; d++)
+            CHECK(t.dims[d] == c->dims[d]);
         CHECK(((uintptr_t)t.data & 63) == 0);
-        for (int k = 0; k < c->n_first; k++) CHECK_NEAR(elem_as_double(&t, k), c->first[k], 0);
+        for (int k = 0; k < c->n_first; k++)
+            CHECK_NEAR(elem_as_double(&t, k), c->first[k], 0);
         double sum = 0;
         int64_t n = qf_tensor_numel(&t);
-        for (int64_t k = 0; k < n; k++) sum += elem_as_double(&t, k);
+        for (int64_t k = 0; k < n; k++)
+            sum += elem_as_double(&t, k);
         qf_free_aligned(t.data);
         CHECK_NEAR(sum, c->sum, 1e-9 * (1 + fabs(c->sum)));
     }
@@ -1323,12 +1402,31 @@ static void real_model_structure(void) {
     CHECK(qf_node_attr_ints(n, "strides", &v) == 2 && v[0] == 2 && v[1] == 2);
     qf_graph_free(g);
 
+    /* The whole public path, op parsing included (Conv and Relu kernels). */
+    st = qf_onnx_import_file(path, &g, &e);
+    CHECK_MSG(st == QF_OK, "%s", e.msg);
+    CHECK(g->n_nodes == 1 && g->nodes[0].op == QF_OP_CONV);
+    qf_graph_free(g);
+    st = qf_onnx_import_file(
+        "/usr/share/libonnx-testdata/data/simple/test_single_relu_model/model.onnx", &g, &e);
+    CHECK_MSG(st == QF_OK, "%s", e.msg);
+    CHECK(g->n_nodes == 1 && g->nodes[0].op == QF_OP_RELU && g->opset == 9);
+    CHECK(strcmp(g->nodes[0].name, "test") == 0 && g->n_inputs == 1);
+    qf_graph_free(g);
+
+    /* Only ai.onnx.preview.training imported (no default opset): legal, and
+     * its op is reported as unsupported. */
+    st = qf_onnx_import_file("/usr/share/libonnx-testdata/data/node/test_adagrad/model.onnx", &g,
+                             &e);
+    CHECK_EQ_INT(st, QF_ERR_UNSUPPORTED);
+    CHECK_MSG(strstr(e.msg, "unsupported op: ai.onnx.preview.training.Adagrad (1 node)"), "%s",
+              e.msg);
+
     /* PyTorch's old exporter wrote opset 6 (checked with onnx.load). */
     st = qf_onnx_import_file(
         "/usr/share/libonnx-testdata/data/pytorch-converted/test_Conv2d/model.onnx", &g, &e);
     CHECK_EQ_INT(st, QF_ERR_UNSUPPORTED);
-    CHECK_MSG(strstr(e.msg, "test_Conv2d/model.onnx: ONNX opset 6 is not supported"), "%s",
-              e.msg);
+    CHECK_MSG(strstr(e.msg, "test_Conv2d/model.onnx: ONNX opset 6 is not supported"), "%s", e.msg);
 }
 
 /* ---- models written by the onnx python package --------------------------- */
@@ -1369,7 +1467,8 @@ static void models_from_onnx_python(void) {
     CHECK_MSG(qf_onnx_import_file(path, &g, &e) == QF_OK, "%s", e.msg);
     const qf_value *a = val(g, "a"), *b = val(g, "b");
     CHECK(a->rank == 2 && a->dims[0] == 2 && a->dims[1] == 3 && a->nbytes == 24);
-    for (int i = 0; i < 6; i++) CHECK(((const float *)a->data)[i] == (float)i);
+    for (int i = 0; i < 6; i++)
+        CHECK(((const float *)a->data)[i] == (float)i);
     CHECK(((const float *)b->data)[0] == -1.5f && ((const float *)b->data)[1] == 2.5f);
     qf_graph_free(g);
     remove_tree(dir);
@@ -1426,8 +1525,7 @@ QT_MAIN(QT_CASE(initializer_dtypes_raw_and_typed), QT_CASE(initializer_listed_as
         QT_CASE(real_model_initializers_and_unsupported_ops), QT_CASE(dynamic_dims_and_value_info),
         QT_CASE(constant_nodes_fold), QT_CASE(attributes_and_node_fields),
         QT_CASE(unsupported_ops_listed_at_once), QT_CASE(external_data),
-        QT_CASE(bad_models_rejected), QT_CASE(empty_and_garbage_input),
-        QT_CASE(truncated_prefixes), QT_CASE(bit_flips), QT_CASE(nesting_depth_limited),
-        QT_CASE(tensor_files_from_testdata), QT_CASE(decode_tensor_in_memory),
-        QT_CASE(real_model_structure), QT_CASE(models_from_onnx_python),
-        QT_CASE(allocation_failures))
+        QT_CASE(bad_models_rejected), QT_CASE(empty_and_garbage_input), QT_CASE(truncated_prefixes),
+        QT_CASE(bit_flips), QT_CASE(nesting_depth_limited), QT_CASE(tensor_files_from_testdata),
+        QT_CASE(decode_tensor_in_memory), QT_CASE(real_model_structure),
+        QT_CASE(models_from_onnx_python), QT_CASE(allocation_failures))

@@ -128,7 +128,8 @@ const char *cli_get(const cli_args *a, const char *name) {
 
 int cli_count(const cli_args *a, const char *name) {
     int oi = opt_index(a, name), n = 0;
-    for (int i = 0; i < a->n_vals; i++) n += a->val_opt[i] == oi;
+    for (int i = 0; i < a->n_vals; i++)
+        n += a->val_opt[i] == oi;
     return n;
 }
 
@@ -141,8 +142,8 @@ const char *cli_get_nth(const cli_args *a, const char *name, int k) {
 
 bool cli_flag(const cli_args *a, const char *name) { return cli_get(a, name) != NULL; }
 
-bool cli_get_int(const cli_args *a, const char *name, long long lo, long long hi,
-                 long long dflt, long long *out) {
+bool cli_get_int(const cli_args *a, const char *name, long long lo, long long hi, long long dflt,
+                 long long *out) {
     const char *v = cli_get(a, name);
     if (!v) {
         *out = dflt;
@@ -152,29 +153,48 @@ bool cli_get_int(const cli_args *a, const char *name, long long lo, long long hi
     errno = 0;
     long long x = strtoll(v, &end, 10);
     if (errno || end == v || *end || x < lo || x > hi) {
-        cli_usage_error(a->cmd, "--%s expects an integer in %lld..%lld, got '%s'", name, lo, hi,
-                        v);
+        cli_usage_error(a->cmd, "--%s expects an integer in %lld..%lld, got '%s'", name, lo, hi, v);
         return false;
     }
     *out = x;
     return true;
 }
 
+/* Help text wraps at 80 columns, continuation lines under the column. */
 static void print_opt(FILE *f, const cli_opt *o) {
+    enum { COL = 28, WIDTH = 80 };
     char left[80];
     int n = o->short_name ? snprintf(left, sizeof left, "-%c, --%s", o->short_name, o->name)
                           : snprintf(left, sizeof left, "    --%s", o->name);
     if (o->arg) snprintf(left + n, sizeof left - (size_t)n, " %s", o->arg);
-    if (strlen(left) <= 24)
-        fprintf(f, "  %-24s  %s\n", left, o->help);
+    if (strlen(left) + 4 <= COL)
+        fprintf(f, "  %-*s", COL - 2, left);
     else
-        fprintf(f, "  %s\n  %-24s  %s\n", left, "", o->help);
+        fprintf(f, "  %s\n%*s", left, COL, "");
+    const char *p = o->help;
+    int col = COL;
+    while (*p) {
+        size_t w = strcspn(p, " ");
+        if (col > COL && col + 1 + (int)w > WIDTH) {
+            fprintf(f, "\n%*s", COL, "");
+            col = COL;
+        } else if (col > COL) {
+            fputc(' ', f);
+            col++;
+        }
+        fwrite(p, 1, w, f);
+        col += (int)w;
+        p += w;
+        while (*p == ' ')
+            p++;
+    }
+    fputc('\n', f);
 }
 
 void cli_print_help(const cli_cmd *cmd, FILE *f) {
-    fprintf(f, "usage: qforge %s %s\n\n%s\n\noptions:\n", cmd->name, cmd->usage,
-            cmd->description);
-    for (int i = 0; i < cmd->n_opts; i++) print_opt(f, &cmd->opts[i]);
+    fprintf(f, "usage: qforge %s %s\n\n%s\n\noptions:\n", cmd->name, cmd->usage, cmd->description);
+    for (int i = 0; i < cmd->n_opts; i++)
+        print_opt(f, &cmd->opts[i]);
     print_opt(f, &help_opt);
     fprintf(f, "\nexample:\n%s\n", cmd->example);
 }

@@ -14,9 +14,9 @@ enum { CLI_EXIT_OK = 0, CLI_EXIT_FAIL = 1, CLI_EXIT_USAGE = 2 };
 
 /* ---- options ------------------------------------------------------------- */
 typedef struct cli_opt {
-    const char *name;   /* long name without "--" */
-    char short_name;    /* 0: none */
-    const char *arg;    /* metavar shown in help; NULL for a flag */
+    const char *name; /* long name without "--" */
+    char short_name;  /* 0: none */
+    const char *arg;  /* metavar shown in help; NULL for a flag */
     const char *help;
 } cli_opt;
 
@@ -28,8 +28,8 @@ typedef struct cli_cmd {
     const char *description; /* a few lines for `qforge <verb> --help` */
     const cli_opt *opts;
     int n_opts;
-    int min_pos, max_pos;    /* positional argument count */
-    const char *example;     /* one or more example lines */
+    int min_pos, max_pos; /* positional argument count */
+    const char *example;  /* one or more example lines */
     int (*run)(const struct cli_args *a);
 } cli_cmd;
 
@@ -38,8 +38,8 @@ typedef struct cli_args {
     int n_pos;
     const char **pos;
     int n_vals;
-    int *val_opt;          /* option index of each value */
-    const char **val;      /* its value ("" for flags) */
+    int *val_opt;     /* option index of each value */
+    const char **val; /* its value ("" for flags) */
 } cli_args;
 
 /* Parse argv (after the verb). Returns -1 when parsing succeeded, else the
@@ -57,8 +57,8 @@ const char *cli_get_nth(const cli_args *a, const char *name, int i);
 bool cli_flag(const cli_args *a, const char *name);
 /* Integer option in [lo, hi]; absent -> dflt. Returns false after reporting
  * a usage error. */
-bool cli_get_int(const cli_args *a, const char *name, long long lo, long long hi,
-                 long long dflt, long long *out);
+bool cli_get_int(const cli_args *a, const char *name, long long lo, long long hi, long long dflt,
+                 long long *out);
 
 /* ---- reporting ------------------------------------------------------------ */
 /* Print "qforge: <message>" as one line on stderr (newlines in the message
@@ -87,7 +87,7 @@ typedef struct cli_progress {
     long long done;
     bool tty;
     double t_start, t_last;
-    int last_decile;   /* non-TTY: last 10% step printed */
+    int last_decile; /* non-TTY: last 10% step printed */
     bool active;
 } cli_progress;
 

@@ -7,10 +7,12 @@
 
 #include "cli/cli.h"
 #include "io/data.h"
+#include "runtime/runtime.h"
 
 static const cli_opt eval_opts[] = {
-    {"data", 'd', "D", "fashion-mnist, mnist, a directory of IDX/NPY files, or an images "
-                       "file (then give LABELS too)"},
+    {"data", 'd', "D",
+     "fashion-mnist, mnist, a directory of IDX/NPY files, or an images "
+     "file (then give LABELS too)"},
     {"labels", 0, "FILE", "labels file when --data names an images file"},
     {"split", 0, "test|train", "which split of a named dataset or directory (default test)"},
     {"limit", 'n', "N", "evaluate only the first N samples"},
@@ -75,9 +77,11 @@ static bool dataset_options(const cli_args *a, qf_dataset_options *o) {
         }
         /* one of them alone: the other is the identity */
         if (!ms)
-            for (nm = 0; nm < ns; nm++) mean[nm] = 0;
+            for (nm = 0; nm < ns; nm++)
+                mean[nm] = 0;
         if (!ss)
-            for (ns = 0; ns < nm; ns++) sd[ns] = 1;
+            for (ns = 0; ns < nm; ns++)
+                sd[ns] = 1;
         if (nm != ns) {
             cli_usage_error(a->cmd, "--mean has %d values but --std has %d", nm, ns);
             return false;
@@ -98,28 +102,32 @@ typedef struct eval_result {
 } eval_result;
 
 /* Rank of the label's score among the row (0 = the argmax; ties go to the
- * lower class index, as argmax does). */
+ * lower class index, as argmax does; a row with NaN ranks last). */
 static int label_rank(const float *row, int classes, int label) {
     float s = row[label];
     int rank = 0;
-    for (int c = 0; c < classes; c++)
+    for (int c = 0; c < classes; c++) {
+        if (isnan(row[c])) return classes; /* NaN scores never count as a hit */
         if (row[c] > s || (row[c] == s && c < label)) rank++;
+    }
     return rank;
 }
 
 /* Shape fed to the model for a batch of `rows`: the model's own dims when
  * they hold exactly one sample (e.g. [N,784] for 28x28 images), else the
  * dataset's sample shape. Returns false after reporting a mismatch. */
-static bool batch_shape(const qf_model *m, bool info_ok, const qf_tensor *want,
-                        const qf_dataset *d, qf_tensor *shape) {
+static bool batch_shape(const qf_model *m, bool info_ok, const qf_tensor *want, const qf_dataset *d,
+                        qf_tensor *shape) {
     memset(shape, 0, sizeof *shape);
     shape->dtype = QF_DT_F32;
     if (info_ok && want->rank >= 1) {
         int64_t numel = 1;
         bool known = true;
         for (int i = 1; i < want->rank; i++) {
-            if (want->dims[i] < 0) known = false;
-            else numel *= want->dims[i];
+            if (want->dims[i] < 0)
+                known = false;
+            else
+                numel *= want->dims[i];
         }
         if (known && numel == d->sample_numel) {
             *shape = *want;
@@ -133,8 +141,8 @@ static bool batch_shape(const qf_model *m, bool info_ok, const qf_tensor *want,
             char ws[256], ds[256];
             cli_format_shape(ws, sizeof ws, want->rank, want->dims);
             cli_format_shape(ds, sizeof ds, d->rank, d->dims);
-            cli_error("%s: model input '%s' expects %s, but %s has samples of shape %s",
-                      m->path, qf_model_input_name(m, 0), ws, d->source, ds);
+            cli_error("%s: model input '%s' expects %s, but %s has samples of shape %s", m->path,
+                      qf_model_input_name(m, 0), ws, d->source, ds);
             return false;
         }
     }
@@ -143,8 +151,8 @@ static bool batch_shape(const qf_model *m, bool info_ok, const qf_tensor *want,
     return true;
 }
 
-static int evaluate(const cli_args *a, qf_model *m, const qf_dataset *d, int threads,
-                    long long batch_opt, eval_result *r) {
+static int evaluate(qf_model *m, const qf_dataset *d, int threads, long long batch_opt,
+                    eval_result *r) {
     qf_tensor want;
     bool info_ok = qf_model_input_info(m, 0, &want) == QF_OK;
     if (info_ok && want.dtype != QF_DT_UNDEF && want.dtype != QF_DT_F32) {
@@ -229,16 +237,18 @@ static int evaluate(const cli_args *a, qf_model *m, const qf_dataset *d, int thr
             r->top1 += rank == 0;
             r->top5 += rank < 5;
         }
+        if (rc != CLI_EXIT_OK) break;
         r->n += cnt;
         cli_progress_update(&prog, r->n);
     }
     r->seconds = cli_now() - t0;
-    if (rc == CLI_EXIT_OK) cli_progress_finish(&prog);
-    else if (prog.tty) fputc('\n', stderr); /* leave the bar's line before the error */
+    if (rc == CLI_EXIT_OK)
+        cli_progress_finish(&prog);
+    else if (prog.tty)
+        fputc('\n', stderr); /* leave the bar's line before the error */
     qf_session_free(s);
     qf_free_aligned(x);
     qf_free(labels);
-    (void)a;
     return rc;
 }
 
@@ -253,8 +263,8 @@ static void print_result(const cli_args *a, const char *model, const qf_dataset 
         cli_json_str(stdout, model);
         fputs(", \"data\": ", stdout);
         cli_json_str(stdout, d->source);
-        printf(", \"samples\": %lld, \"classes\": %d, \"top1\": %.6f, \"top1_correct\": %lld",
-               r->n, r->classes, top1, r->top1);
+        printf(", \"samples\": %lld, \"classes\": %d, \"top1\": %.6f, \"top1_correct\": %lld", r->n,
+               r->classes, top1, r->top1);
         if (has5) printf(", \"top5\": %.6f, \"top5_correct\": %lld", top5, r->top5);
         printf(", \"images_per_second\": %.1f, \"seconds\": %.3f, \"batch\": %d, "
                "\"batch_fixed\": %s, \"threads\": %d}\n",
@@ -275,8 +285,8 @@ static int run_eval(const cli_args *a) {
     const char *labels = cli_get(a, "labels");
     if (!spec) return cli_usage_error(a->cmd, "no dataset: give --data D");
     if (a->n_pos == 2) {
-        if (labels) return cli_usage_error(a->cmd, "labels given twice ('%s' and --labels)",
-                                           a->pos[1]);
+        if (labels)
+            return cli_usage_error(a->cmd, "labels given twice ('%s' and --labels)", a->pos[1]);
         labels = a->pos[1];
     }
     long long threads, batch;
@@ -300,7 +310,7 @@ static int run_eval(const cli_args *a) {
     }
     eval_result r;
     memset(&r, 0, sizeof r);
-    if (rc == CLI_EXIT_OK) rc = evaluate(a, m, d, (int)threads, batch, &r);
+    if (rc == CLI_EXIT_OK) rc = evaluate(m, d, (int)threads, batch, &r);
     if (rc == CLI_EXIT_OK) print_result(a, a->pos[0], d, (int)threads, &r);
     qf_dataset_free(d);
     qf_model_free(m);
@@ -311,14 +321,13 @@ const cli_cmd cli_cmd_eval = {
     .name = "eval",
     .summary = "measure a classifier's top-1/top-5 accuracy and speed on a dataset",
     .usage = "MODEL.onnx --data fashion-mnist|DIR|IMAGES [LABELS] [options]",
-    .description =
-        "Run the model over a labelled dataset and report top-1 accuracy, top-5\n"
-        "when there are at least 5 classes, and images per second. uint8 images\n"
-        "are scaled by 1/255, then --mean/--std apply per channel; samples are fed\n"
-        "NCHW ([N,1,28,28] for 28x28 grayscale, or [N,784] if the model wants\n"
-        "that). A dynamic batch dim takes --batch; a fixed one is used as is (the\n"
-        "last batch is zero-padded). Output 0 must hold [N, classes] scores.\n"
-        "Progress goes to stderr: a bar on a terminal, a line per 10% otherwise.",
+    .description = "Run the model over a labelled dataset and report top-1 accuracy, top-5\n"
+                   "when there are at least 5 classes, and images per second. uint8 images\n"
+                   "are scaled by 1/255, then --mean/--std apply per channel; samples are fed\n"
+                   "NCHW ([N,1,28,28] for 28x28 grayscale, or [N,784] if the model wants\n"
+                   "that). A dynamic batch dim takes --batch; a fixed one is used as is (the\n"
+                   "last batch is zero-padded). Output 0 must hold [N, classes] scores.\n"
+                   "Progress goes to stderr: a bar on a terminal, a line per 10% otherwise.",
     .opts = eval_opts,
     .n_opts = (int)QF_ARRAY_LEN(eval_opts),
     .min_pos = 1,

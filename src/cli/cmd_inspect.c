@@ -81,7 +81,8 @@ static bool analyse(inspect_info *in) {
             }
         }
         int h = 0;
-        while (h < in->n_hist && strcmp(in->hist[h].op_type, n->op_type) != 0) h++;
+        while (h < in->n_hist && strcmp(in->hist[h].op_type, n->op_type) != 0)
+            h++;
         if (h == in->n_hist) in->hist[in->n_hist++] = (op_count){n->op_type, 0};
         in->hist[h].count++;
         if (is_quantizable(n->op)) {
@@ -119,7 +120,8 @@ static void human_bytes(char *buf, size_t len, int64_t b) {
 static void print_io_text(const qf_graph *g, const int *idx, int n, const char *title) {
     printf("%s:\n", title);
     size_t w = 4;
-    for (int i = 0; i < n; i++) w = QF_MAX(w, strlen(g->values[idx[i]].name));
+    for (int i = 0; i < n; i++)
+        w = QF_MAX(w, strlen(g->values[idx[i]].name));
     for (int i = 0; i < n; i++) {
         const qf_value *v = &g->values[idx[i]];
         char shape[256];
@@ -183,7 +185,8 @@ static void json_shape(int rank, const int64_t *dims) {
         return;
     }
     putchar('[');
-    for (int i = 0; i < rank; i++) printf("%s%lld", i ? ", " : "", (long long)dims[i]);
+    for (int i = 0; i < rank; i++)
+        printf("%s%lld", i ? ", " : "", (long long)dims[i]);
     putchar(']');
 }
 
@@ -241,8 +244,7 @@ static void print_json(const char *path, const inspect_info *in) {
     for (int t = 0; t < QF_DT_COUNT; t++) {
         if (!in->dt_count[t] && !in->dt_bytes[t]) continue;
         printf("%s\"%s\": {\"count\": %lld, \"bytes\": %lld}", first ? "" : ", ",
-               qf_dtype_name((qf_dtype)t), (long long)in->dt_count[t],
-               (long long)in->dt_bytes[t]);
+               qf_dtype_name((qf_dtype)t), (long long)in->dt_count[t], (long long)in->dt_bytes[t]);
         first = false;
     }
     printf("},\n \"quantizable_ops\": %d, \"quantizable_by_op\": {\"Conv\": %d, \"Gemm\": %d, "
@@ -292,12 +294,11 @@ const cli_cmd cli_cmd_inspect = {
     .name = "inspect",
     .summary = "show a model's inputs, outputs, layers, shapes and parameters",
     .usage = "MODEL.onnx [--json]",
-    .description =
-        "Print a model's name, producer and opset, its inputs and outputs (dynamic\n"
-        "dims as N), one line per node (op, name, output shape, weight count), an\n"
-        "op histogram, parameter totals by dtype and the number of quantizable ops\n"
-        "(Conv, Gemm, MatMul). Shapes that cannot be inferred print as '?'.\n"
-        "In --json output dynamic dims are -1 and unknown shapes null.",
+    .description = "Print a model's name, producer and opset, its inputs and outputs (dynamic\n"
+                   "dims as N), one line per node (op, name, output shape, weight count), an\n"
+                   "op histogram, parameter totals by dtype and the number of quantizable ops\n"
+                   "(Conv, Gemm, MatMul). Shapes that cannot be inferred print as '?'.\n"
+                   "In --json output dynamic dims are -1 and unknown shapes null.",
     .opts = inspect_opts,
     .n_opts = (int)QF_ARRAY_LEN(inspect_opts),
     .min_pos = 1,

@@ -7,24 +7,28 @@
 #include "io/data.h"
 
 static const cli_opt run_opts[] = {
-    {"input", 'i', "FILE|NAME=FILE", "an input array (NPY or IDX); repeat in model input order, "
-                                     "or bind by name"},
-    {"output", 'o', "FILE", "where output 0 goes (NPY); repeat for outputs 1, 2, ... "
-                            "(missing ones get _1, _2 suffixes)"},
+    {"input", 'i', "FILE|NAME=FILE",
+     "an input array (NPY or IDX); repeat in model input order, "
+     "or bind by name"},
+    {"output", 'o', "FILE",
+     "where output 0 goes (NPY); repeat for outputs 1, 2, ... "
+     "(missing ones get _1, _2 suffixes)"},
     {"threads", 't', "T", "worker threads (default 1)"},
 };
 
 typedef struct run_ctx {
     qf_model *model;
     int n_in, n_out;
-    qf_tensor *inputs;       /* loaded arrays (data owned) */
-    const char **in_files;   /* file of each model input */
+    qf_tensor *inputs;     /* loaded arrays (data owned) */
+    const char **in_files; /* file of each model input */
     char **out_paths;
 } run_ctx;
 
 static void run_ctx_free(run_ctx *c) {
-    for (int i = 0; i < c->n_in && c->inputs; i++) qf_free_aligned(c->inputs[i].data);
-    for (int i = 0; i < c->n_out && c->out_paths; i++) qf_free(c->out_paths[i]);
+    for (int i = 0; i < c->n_in && c->inputs; i++)
+        qf_free_aligned(c->inputs[i].data);
+    for (int i = 0; i < c->n_out && c->out_paths; i++)
+        qf_free(c->out_paths[i]);
     qf_free(c->inputs);
     qf_free(c->in_files);
     qf_free(c->out_paths);
@@ -58,7 +62,8 @@ static int bind_inputs(const cli_args *a, run_ctx *c) {
         const char *v = cli_get_nth(a, "input", k);
         const char *eq = strchr(v, '=');
         if (eq && input_index(c->model, v, (size_t)(eq - v)) >= 0) continue;
-        while (next < c->n_in && c->in_files[next]) next++;
+        while (next < c->n_in && c->in_files[next])
+            next++;
         if (next == c->n_in)
             return cli_usage_error(a->cmd, "too many inputs: the model takes %d", c->n_in);
         c->in_files[next++] = v;
@@ -131,7 +136,7 @@ oom:
     return CLI_EXIT_FAIL;
 }
 
-static int run_model(const cli_args *a, run_ctx *c, int threads) {
+static int run_model(run_ctx *c, int threads) {
     qf_err e = {0};
     qf_session_options so = {.num_threads = threads};
     qf_session *s = NULL;
@@ -149,12 +154,11 @@ static int run_model(const cli_args *a, run_ctx *c, int threads) {
     for (int j = 0; j < c->n_out && rc == CLI_EXIT_OK; j++) {
         st = qf_npy_write(c->out_paths[j], &outs[j], &e);
         if (st) {
-            cli_error("%s: output '%s': %s", c->out_paths[j], qf_model_output_name(c->model, j),
-                      e.msg);
+            /* the writer's message already names the file */
+            cli_error("output '%s': %s", qf_model_output_name(c->model, j), e.msg);
             rc = st == QF_ERR_UNSUPPORTED || st == QF_ERR_IO ? CLI_EXIT_USAGE : CLI_EXIT_FAIL;
         }
     }
-    (void)a;
     qf_free(outs);
     qf_session_free(s);
     return rc;
@@ -191,7 +195,7 @@ static int run_run(const cli_args *a) {
         }
         rc = check_input(&c, i);
     }
-    if (rc < 0) rc = run_model(a, &c, (int)threads);
+    if (rc < 0) rc = run_model(&c, (int)threads);
     run_ctx_free(&c);
     return rc;
 }
@@ -200,12 +204,11 @@ const cli_cmd cli_cmd_run = {
     .name = "run",
     .summary = "run a model on NPY inputs and write its outputs as NPY",
     .usage = "MODEL.onnx --input X.npy [--input ...] -o OUT.npy [options]",
-    .description =
-        "Run the model once. Inputs bind in model input order, or by name with\n"
-        "--input NAME=FILE; each must match the input's dtype and static dims\n"
-        "(dynamic dims take the file's size). Output 0 goes to the first -o file;\n"
-        "further outputs to further -o files or to OUT_1.npy, OUT_2.npy, ...\n"
-        "Outputs are written atomically: a failed run leaves no file behind.",
+    .description = "Run the model once. Inputs bind in model input order, or by name with\n"
+                   "--input NAME=FILE; each must match the input's dtype and static dims\n"
+                   "(dynamic dims take the file's size). Output 0 goes to the first -o file;\n"
+                   "further outputs to further -o files or to OUT_1.npy, OUT_2.npy, ...\n"
+                   "Outputs are written atomically: a failed run leaves no file behind.",
     .opts = run_opts,
     .n_opts = (int)QF_ARRAY_LEN(run_opts),
     .min_pos = 1,

@@ -26,7 +26,8 @@ static void draw_bar(cli_progress *p, double now) {
     enum { WIDTH = 30 };
     int fill = (int)(WIDTH * p->done / p->total);
     char bar[WIDTH + 1];
-    for (int i = 0; i < WIDTH; i++) bar[i] = i < fill ? '#' : '.';
+    for (int i = 0; i < WIDTH; i++)
+        bar[i] = i < fill ? '#' : '.';
     bar[WIDTH] = 0;
     double dt = now - p->t_start;
     double rate = dt > 0 ? (double)p->done / dt : 0;
@@ -41,7 +42,7 @@ void cli_progress_update(cli_progress *p, long long done) {
     double now = cli_now();
     if (p->tty) {
         /* Redraw at most 10 times a second. */
-        if (now - p->t_last >= 0.1 || p->done == p->total) {
+        if (now - p->t_last >= 0.1) {
             p->t_last = now;
             draw_bar(p, now);
         }
@@ -51,15 +52,15 @@ void cli_progress_update(cli_progress *p, long long done) {
     if (decile > p->last_decile && decile < 10) {
         p->last_decile = decile;
         double dt = now - p->t_start;
-        fprintf(stderr, "%s: %d%% (%lld/%lld, %.0f/s)\n", p->label, decile * 10, p->done,
-                p->total, dt > 0 ? (double)p->done / dt : 0.0);
+        fprintf(stderr, "%s: %d%% (%lld/%lld, %.0f/s)\n", p->label, decile * 10, p->done, p->total,
+                dt > 0 ? (double)p->done / dt : 0.0);
     }
 }
 
 void cli_progress_finish(cli_progress *p) {
     if (!p->active) return;
     if (p->tty) {
-        draw_bar(p, cli_now());
+        draw_bar(p, cli_now()); /* the final state, whatever the last redraw showed */
         fputc('\n', stderr);
     } else if (p->last_decile < 10 && p->done == p->total) {
         double dt = cli_now() - p->t_start;

@@ -29,10 +29,8 @@ int cli_fail(const qf_err *e, qf_status s) {
     case QF_ERR_UNSUPPORTED:
     case QF_ERR_IO:
     case QF_ERR_FORMAT:
-    case QF_ERR_SHAPE:
-        return CLI_EXIT_USAGE;
-    default:
-        return CLI_EXIT_FAIL;
+    case QF_ERR_SHAPE: return CLI_EXIT_USAGE;
+    default: return CLI_EXIT_FAIL;
     }
 }
 

@@ -19,8 +19,8 @@ qf_status qf_array_read(const char *path, qf_tensor *out, qf_err *err) {
     } else if (qf_is_gzip(buf, len) || (len >= 2 && b[0] == 0 && b[1] == 0)) {
         st = qf_idx_decode(buf, len, path, out, err);
     } else {
-        st = qf_errf(err, QF_ERR_FORMAT, "%s: not an NPY or IDX array file (magic %02x %02x)",
-                     path, b[0], len > 1 ? b[1] : 0);
+        st = qf_errf(err, QF_ERR_FORMAT, "%s: not an NPY or IDX array file (magic %02x %02x)", path,
+                     b[0], len > 1 ? b[1] : 0);
     }
     qf_free(buf);
     return st;

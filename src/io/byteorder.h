@@ -28,7 +28,8 @@ static inline void qf_copy_elems(void *dst, const void *src, size_t n, size_t es
     unsigned char *d = dst;
     const unsigned char *s = src;
     for (size_t i = 0; i < n; i++, d += esize, s += esize)
-        for (size_t b = 0; b < esize; b++) d[b] = s[esize - 1 - b];
+        for (size_t b = 0; b < esize; b++)
+            d[b] = s[esize - 1 - b];
 }
 
 static inline uint32_t qf_load_be32(const unsigned char *p) {
@@ -37,8 +38,6 @@ static inline uint32_t qf_load_be32(const unsigned char *p) {
 static inline uint32_t qf_load_le32(const unsigned char *p) {
     return (uint32_t)p[3] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[1] << 8 | p[0];
 }
-static inline uint16_t qf_load_le16(const unsigned char *p) {
-    return (uint16_t)(p[0] | p[1] << 8);
-}
+static inline uint16_t qf_load_le16(const unsigned char *p) { return (uint16_t)(p[0] | p[1] << 8); }
 
 #endif /* QF_IO_BYTEORDER_H */

@@ -39,11 +39,12 @@ static int name_split(const char *name) {
 
 typedef struct name_list {
     char *names[8];
-    int n;      /* may exceed 8: only the first 8 are kept */
+    int n; /* may exceed 8: only the first 8 are kept */
 } name_list;
 
 static void name_list_free(name_list *l) {
-    for (int i = 0; i < QF_MIN(l->n, 8); i++) qf_free(l->names[i]);
+    for (int i = 0; i < QF_MIN(l->n, 8); i++)
+        qf_free(l->names[i]);
     l->n = 0;
 }
 
@@ -93,8 +94,8 @@ static qf_status find_pair(const char *dir, int split, const char *split_name, c
                          any_marked ? (split == 1 ? " and 't10k' or 'test'" : " and 'train'") : "");
         } else if (matches > 1) {
             st = qf_errf(err, QF_ERR_INVALID_ARG,
-                         "%s: several %s files for the %s split; name the files explicitly",
-                         dir, what, split_name);
+                         "%s: several %s files for the %s split; name the files explicitly", dir,
+                         what, split_name);
         } else {
             char *full = join_path(dir, pick);
             if (!full) st = qf_errf(err, QF_ERR_NOMEM, "%s: out of memory", dir);
@@ -116,11 +117,15 @@ static qf_status find_pair(const char *dir, int split, const char *split_name, c
 
 static bool is_integer_dtype(qf_dtype t) {
     switch (t) {
-    case QF_DT_U8: case QF_DT_I8: case QF_DT_U16: case QF_DT_I16: case QF_DT_I32:
-    case QF_DT_U32: case QF_DT_I64: case QF_DT_U64:
-        return true;
-    default:
-        return false;
+    case QF_DT_U8:
+    case QF_DT_I8:
+    case QF_DT_U16:
+    case QF_DT_I16:
+    case QF_DT_I32:
+    case QF_DT_U32:
+    case QF_DT_I64:
+    case QF_DT_U64: return true;
+    default: return false;
     }
 }
 
@@ -130,7 +135,8 @@ static double elem_f64(const qf_tensor *t, size_t i) {
     case QF_DT_F32: return ((const float *)t->data)[i];
     case QF_DT_F64: return ((const double *)t->data)[i];
     case QF_DT_F16: return qf_f16_to_f32(((const uint16_t *)t->data)[i]);
-    case QF_DT_U8: case QF_DT_BOOL: return ((const uint8_t *)t->data)[i];
+    case QF_DT_U8:
+    case QF_DT_BOOL: return ((const uint8_t *)t->data)[i];
     case QF_DT_I8: return ((const int8_t *)t->data)[i];
     case QF_DT_U16: return ((const uint16_t *)t->data)[i];
     case QF_DT_I16: return ((const int16_t *)t->data)[i];
@@ -145,16 +151,16 @@ static double elem_f64(const qf_tensor *t, size_t i) {
 /* Convert n contiguous elements starting at element `off` to float. */
 static void load_floats(const qf_tensor *t, size_t off, size_t n, float *dst) {
     switch (t->dtype) {
-    case QF_DT_F32:
-        memcpy(dst, (const float *)t->data + off, n * sizeof(float));
-        return;
+    case QF_DT_F32: memcpy(dst, (const float *)t->data + off, n * sizeof(float)); return;
     case QF_DT_U8: {
         const uint8_t *s = (const uint8_t *)t->data + off;
-        for (size_t i = 0; i < n; i++) dst[i] = s[i];
+        for (size_t i = 0; i < n; i++)
+            dst[i] = s[i];
         return;
     }
     default:
-        for (size_t i = 0; i < n; i++) dst[i] = (float)elem_f64(t, off + i);
+        for (size_t i = 0; i < n; i++)
+            dst[i] = (float)elem_f64(t, off + i);
     }
 }
 
@@ -178,8 +184,8 @@ static qf_status load_labels(qf_dataset *d, const qf_tensor *lt, const char *lpa
         double v = elem_f64(lt, i);
         /* Labels index a class axis: reject anything no model could output. */
         if (v < 0 || v >= (double)(1 << 24))
-            return qf_errf(err, QF_ERR_FORMAT, "%s: label %zu is %.0f (must be in 0..%d)", lpath,
-                           i, v, (1 << 24) - 1);
+            return qf_errf(err, QF_ERR_FORMAT, "%s: label %zu is %.0f (must be in 0..%d)", lpath, i,
+                           v, (1 << 24) - 1);
         d->labels[i] = (int32_t)v;
         if (d->labels[i] > maxl) maxl = d->labels[i];
     }
@@ -208,7 +214,8 @@ static qf_status sample_shape(qf_dataset *d, const char *ipath, qf_err *err) {
         memcpy(d->dims, t->dims + 1, sizeof(int64_t) * (size_t)d->rank);
     }
     int64_t numel = 1;
-    for (int i = 0; i < d->rank; i++) numel *= d->dims[i]; /* fits: the file held it */
+    for (int i = 0; i < d->rank; i++)
+        numel *= d->dims[i]; /* fits: the file held it */
     d->sample_numel = numel;
     return QF_OK;
 }
@@ -271,16 +278,15 @@ static qf_status resolve(const char *spec, const char *labels_path, const char *
     return qf_errf(err, QF_ERR_IO, "%s: no such dataset, directory or file", spec);
 }
 
-qf_status qf_dataset_open(const char *spec, const char *labels_path,
-                          const qf_dataset_options *opt, qf_dataset **out, qf_err *err) {
+qf_status qf_dataset_open(const char *spec, const char *labels_path, const qf_dataset_options *opt,
+                          qf_dataset **out, qf_err *err) {
     *out = NULL;
     qf_dataset_options defaults;
     memset(&defaults, 0, sizeof defaults);
     const qf_dataset_options *o = opt ? opt : &defaults;
     const char *split_name = o->split ? o->split : "test";
     if (strcmp(split_name, "test") != 0 && strcmp(split_name, "train") != 0)
-        return qf_errf(err, QF_ERR_INVALID_ARG, "unknown split '%s' (test or train)",
-                       split_name);
+        return qf_errf(err, QF_ERR_INVALID_ARG, "unknown split '%s' (test or train)", split_name);
     if (o->limit < 0) return qf_errf(err, QF_ERR_INVALID_ARG, "negative sample limit");
 
     char desc[512];
@@ -364,7 +370,8 @@ qf_status qf_dataset_fill(const qf_dataset *d, int64_t first, int64_t count, flo
                 mean = d->mean[k];
                 inv_std = 1.0f / d->std[k];
             }
-            for (size_t i = 0; i < inner; i++) p[i] = (p[i] * d->scale - mean) * inv_std;
+            for (size_t i = 0; i < inner; i++)
+                p[i] = (p[i] * d->scale - mean) * inv_std;
         }
     }
     if (labels && count) memcpy(labels, d->labels + first, (size_t)count * sizeof(int32_t));

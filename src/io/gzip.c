@@ -78,15 +78,19 @@ qf_status qf_gunzip(const void *buf, size_t len, size_t cap, const char *name, v
                 inflateReset(&zs);
                 continue;
             }
-            st = qf_errf(err, QF_ERR_FORMAT, "%s: %zu bytes of trailing garbage after the gzip data",
-                         name, len - pos);
+            st = qf_errf(err, QF_ERR_FORMAT,
+                         "%s: %zu bytes of trailing garbage after the gzip data", name, len - pos);
             break;
         }
-        if (r == Z_BUF_ERROR || (r == Z_OK && pos == len && zs.avail_in == 0 &&
-                                 zs.avail_out != 0)) {
+        if (r == Z_BUF_ERROR && pos < len) {
+            /* no progress with input and room left: never happens on sane
+             * data, and looping on it would never end */
+            st = qf_errf(err, QF_ERR_FORMAT, "%s: corrupt gzip data (decoder stalled)", name);
+            break;
+        }
+        if (r == Z_BUF_ERROR || (r == Z_OK && pos == len && zs.avail_out != 0)) {
             /* No progress possible: the input ended inside the stream. */
-            if (pos == len) break;
-            continue;
+            break;
         }
         if (r != Z_OK) {
             st = qf_errf(err, QF_ERR_FORMAT, "%s: corrupt gzip data: %s", name,

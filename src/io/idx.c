@@ -45,8 +45,8 @@ static qf_status idx_parse_header(const unsigned char *b, size_t len, const char
     h->esize = qf_dtype_size(h->dtype);
     h->ndim = b[3];
     if (h->ndim < 1 || h->ndim > QF_MAX_DIMS)
-        return qf_errf(err, QF_ERR_FORMAT, "%s: IDX rank %d not supported (1..%d)", name,
-                       h->ndim, QF_MAX_DIMS);
+        return qf_errf(err, QF_ERR_FORMAT, "%s: IDX rank %d not supported (1..%d)", name, h->ndim,
+                       QF_MAX_DIMS);
     h->header_bytes = 4 + 4 * (size_t)h->ndim;
     if (len < h->header_bytes)
         return qf_errf(err, QF_ERR_FORMAT,
@@ -74,8 +74,9 @@ static qf_status idx_decode_plain(const unsigned char *b, size_t len, const char
     if (st) return st;
     size_t have = len - h.header_bytes;
     if (have < h.data_bytes)
-        return qf_errf(err, QF_ERR_FORMAT, "%s: truncated: header says %zu bytes of data, file has %zu",
-                       name, h.data_bytes, have);
+        return qf_errf(err, QF_ERR_FORMAT,
+                       "%s: truncated: header says %zu bytes of data, file has %zu", name,
+                       h.data_bytes, have);
     if (have > h.data_bytes)
         return qf_errf(err, QF_ERR_FORMAT,
                        "%s: trailing garbage: %zu bytes after the %zu bytes of data", name,
@@ -116,16 +117,15 @@ qf_status qf_idx_decode(const void *buf, size_t len, const char *name, qf_tensor
     if (st) return st;
     if (rlen == cap) {
         qf_free(raw);
-        return qf_errf(err, QF_ERR_FORMAT, "%s: trailing garbage after the %zu bytes of data",
-                       name, h.data_bytes);
+        return qf_errf(err, QF_ERR_FORMAT, "%s: trailing garbage after the %zu bytes of data", name,
+                       h.data_bytes);
     }
     st = idx_decode_plain(raw, rlen, name, out, err);
     if (st == QF_OK && !complete) {
         /* Right amount of data but the gzip trailer (CRC, size) is missing. */
         qf_free_aligned(out->data);
         memset(out, 0, sizeof *out);
-        st = qf_errf(err, QF_ERR_FORMAT, "%s: truncated gzip stream (end of stream missing)",
-                     name);
+        st = qf_errf(err, QF_ERR_FORMAT, "%s: truncated gzip stream (end of stream missing)", name);
     }
     qf_free(raw);
     return st;

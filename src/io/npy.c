@@ -42,8 +42,7 @@ static bool accept_char(npy_cursor *c, char ch) {
 static qf_status parse_string(npy_cursor *c, char *dst, size_t cap, qf_err *err) {
     skip_ws(c);
     if (c->p >= c->end || (*c->p != '\'' && *c->p != '"'))
-        return qf_errf(err, QF_ERR_FORMAT, "%s: bad NPY header: expected a quoted string",
-                       c->name);
+        return qf_errf(err, QF_ERR_FORMAT, "%s: bad NPY header: expected a quoted string", c->name);
     char q = *c->p++;
     size_t n = 0;
     while (c->p < c->end && *c->p != q) {
@@ -86,8 +85,7 @@ static qf_status parse_shape(npy_cursor *c, int *rank, int64_t *dims, qf_err *er
             return qf_errf(err, QF_ERR_FORMAT, "%s: bad NPY header: negative dimension in shape",
                            c->name);
         if (c->p >= c->end || *c->p < '0' || *c->p > '9')
-            return qf_errf(err, QF_ERR_FORMAT, "%s: bad NPY header: bad number in shape",
-                           c->name);
+            return qf_errf(err, QF_ERR_FORMAT, "%s: bad NPY header: bad number in shape", c->name);
         int64_t v = 0;
         while (c->p < c->end && *c->p >= '0' && *c->p <= '9') {
             int digit = *c->p++ - '0';
@@ -119,8 +117,7 @@ static qf_status descr_dtype(const char *descr, const char *name, qf_dtype *dt, 
             return qf_errf(err, QF_ERR_UNSUPPORTED,
                            "%s: big-endian NPY data ('%s') not supported; save it little-endian",
                            name, descr);
-        if (order != '<' && order != '|' && order != '=' && order != '>')
-            break;
+        if (order != '<' && order != '|' && order != '=' && order != '>') break;
         *dt = npy_types[i].dtype;
         return QF_OK;
     }
@@ -148,8 +145,8 @@ static qf_status parse_header_dict(npy_cursor *c, npy_header *h, qf_err *err) {
         if (strcmp(key, "descr") == 0) {
             skip_ws(c);
             if (c->p < c->end && *c->p == '[')
-                return qf_errf(err, QF_ERR_UNSUPPORTED,
-                               "%s: structured NPY dtypes not supported", c->name);
+                return qf_errf(err, QF_ERR_UNSUPPORTED, "%s: structured NPY dtypes not supported",
+                               c->name);
             st = parse_string(c, descr, sizeof descr, err);
             got_descr = true;
         } else if (strcmp(key, "fortran_order") == 0) {
@@ -159,14 +156,13 @@ static qf_status parse_header_dict(npy_cursor *c, npy_header *h, qf_err *err) {
             st = parse_shape(c, &h->rank, h->dims, err);
             got_shape = true;
         } else {
-            return qf_errf(err, QF_ERR_FORMAT, "%s: bad NPY header: unexpected key '%s'",
-                           c->name, key);
+            return qf_errf(err, QF_ERR_FORMAT, "%s: bad NPY header: unexpected key '%s'", c->name,
+                           key);
         }
         if (st) return st;
         if (!accept_char(c, ',')) {
             if (accept_char(c, '}')) break;
-            return qf_errf(err, QF_ERR_FORMAT, "%s: bad NPY header: expected ',' or '}'",
-                           c->name);
+            return qf_errf(err, QF_ERR_FORMAT, "%s: bad NPY header: expected ',' or '}'", c->name);
         }
     }
     skip_ws(c);
@@ -174,7 +170,9 @@ static qf_status parse_header_dict(npy_cursor *c, npy_header *h, qf_err *err) {
         return qf_errf(err, QF_ERR_FORMAT, "%s: bad NPY header: text after the dict", c->name);
     if (!got_descr || !got_order || !got_shape)
         return qf_errf(err, QF_ERR_FORMAT, "%s: bad NPY header: missing '%s'", c->name,
-                       !got_descr ? "descr" : !got_order ? "fortran_order" : "shape");
+                       !got_descr   ? "descr"
+                       : !got_order ? "fortran_order"
+                                    : "shape");
     if (fortran)
         return qf_errf(err, QF_ERR_UNSUPPORTED,
                        "%s: fortran_order arrays not supported; save with np.ascontiguousarray",
@@ -187,8 +185,8 @@ qf_status qf_npy_decode(const void *buf, size_t len, const char *name, qf_tensor
     memset(out, 0, sizeof *out);
     const unsigned char *b = buf;
     if (len < 10)
-        return qf_errf(err, QF_ERR_FORMAT, "%s: truncated: %zu bytes, an NPY header needs at least 10",
-                       name, len);
+        return qf_errf(err, QF_ERR_FORMAT,
+                       "%s: truncated: %zu bytes, an NPY header needs at least 10", name, len);
     if (memcmp(b, npy_magic, sizeof npy_magic) != 0)
         return qf_errf(err, QF_ERR_FORMAT, "%s: not an NPY file (bad magic)", name);
     int major = b[6], minor = b[7];
@@ -198,13 +196,14 @@ qf_status qf_npy_decode(const void *buf, size_t len, const char *name, qf_tensor
         hlen = qf_load_le16(b + 8);
     } else if (major == 2 || major == 3) {
         if (len < 12)
-            return qf_errf(err, QF_ERR_FORMAT, "%s: truncated: %zu bytes, an NPY v%d header needs 12",
-                           name, len, major);
+            return qf_errf(err, QF_ERR_FORMAT,
+                           "%s: truncated: %zu bytes, an NPY v%d header needs 12", name, len,
+                           major);
         start = 12;
         hlen = qf_load_le32(b + 8);
     } else {
-        return qf_errf(err, QF_ERR_UNSUPPORTED, "%s: NPY version %d.%d not supported", name,
-                       major, minor);
+        return qf_errf(err, QF_ERR_UNSUPPORTED, "%s: NPY version %d.%d not supported", name, major,
+                       minor);
     }
     if (hlen > len - start)
         return qf_errf(err, QF_ERR_FORMAT,
@@ -222,8 +221,9 @@ qf_status qf_npy_decode(const void *buf, size_t len, const char *name, qf_tensor
             return qf_errf(err, QF_ERR_FORMAT, "%s: NPY shape too large (size overflows)", name);
     size_t have = len - start - hlen;
     if (have < nbytes)
-        return qf_errf(err, QF_ERR_FORMAT, "%s: truncated: header says %zu bytes of data, file has %zu",
-                       name, nbytes, have);
+        return qf_errf(err, QF_ERR_FORMAT,
+                       "%s: truncated: header says %zu bytes of data, file has %zu", name, nbytes,
+                       have);
     if (have > nbytes)
         return qf_errf(err, QF_ERR_FORMAT,
                        "%s: trailing garbage: %zu bytes after the %zu bytes of data", name,
@@ -234,7 +234,8 @@ qf_status qf_npy_decode(const void *buf, size_t len, const char *name, qf_tensor
     if (h.dtype == QF_DT_BOOL) {
         /* Kernels may rely on bools being exactly 0 or 1. */
         unsigned char *p = data;
-        for (size_t i = 0; i < nbytes; i++) p[i] = p[i] != 0;
+        for (size_t i = 0; i < nbytes; i++)
+            p[i] = p[i] != 0;
     }
     out->dtype = h.dtype;
     out->rank = h.rank;

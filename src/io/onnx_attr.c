@@ -120,6 +120,6 @@ too_long:
     return qf_errf(err, QF_ERR_FORMAT, "%s: node '%s' attribute '%s' is too long", cx->path,
                    node_name, ap->name);
 nomem:
-    return qf_errf(err, QF_ERR_NOMEM, "%s: node '%s': out of memory decoding attributes",
-                   cx->path, node_name);
+    return qf_errf(err, QF_ERR_NOMEM, "%s: node '%s': out of memory decoding attributes", cx->path,
+                   node_name);
 }

@@ -35,7 +35,8 @@ typedef struct name_map {
 
 static size_t hash_name(const char *s) {
     uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (; *s; s++) h = (h ^ (uint8_t)*s) * 1099511628211ull;
+    for (; *s; s++)
+        h = (h ^ (uint8_t)*s) * 1099511628211ull;
     return (size_t)h;
 }
 
@@ -59,7 +60,8 @@ static void map_free(name_map *m) {
 /* Slot holding `key`, or the empty slot where it would go. */
 static size_t map_slot(const name_map *m, const char *key) {
     size_t i = hash_name(key) & m->mask;
-    while (m->keys[i] && strcmp(m->keys[i], key) != 0) i = (i + 1) & m->mask;
+    while (m->keys[i] && strcmp(m->keys[i], key) != 0)
+        i = (i + 1) & m->mask;
     return i;
 }
 
@@ -126,8 +128,8 @@ static qf_status info_type(builder *b, const Onnx__ValueInfoProto *vi, const cha
         const Onnx__TensorShapeProto__Dimension *d = sh->dim[i];
         if (d->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE) {
             if (d->dim_value < 0 || d->dim_value > MAX_DECLARED_DIM)
-                return qf_errf(err, QF_ERR_FORMAT, "%s: %s '%s': dimension %zu is %lld",
-                               path, role, name, i, (long long)d->dim_value);
+                return qf_errf(err, QF_ERR_FORMAT, "%s: %s '%s': dimension %zu is %lld", path, role,
+                               name, i, (long long)d->dim_value);
             dims[i] = d->dim_value;
         } else {
             dims[i] = -1; /* dim_param or unset: bound at run time */
@@ -150,7 +152,8 @@ static qf_status merge_info(builder *b, int v, const Onnx__ValueInfoProto *vi, c
     if (val->dtype == QF_DT_UNDEF) val->dtype = dt;
     if (val->rank < 0 && rank >= 0) {
         val->rank = rank;
-        for (int i = 0; i < rank; i++) val->dims[i] = dims[i];
+        for (int i = 0; i < rank; i++)
+            val->dims[i] = dims[i];
     }
     return QF_OK;
 }
@@ -161,11 +164,19 @@ static qf_status read_opsets(builder *b, qf_err *err) {
         const Onnx__OperatorSetIdProto *o = b->m->opset_import[i];
         if (*norm_domain(o->domain) == 0 && o->version > dflt) dflt = o->version;
     }
-    if (dflt < 0)
-        return qf_errf(err, QF_ERR_FORMAT,
-                       "%s: the model imports no ONNX opset (opset_import has no entry for the "
-                       "default domain)",
-                       b->cx.path);
+    if (dflt < 0) {
+        /* Legal when every node is in another domain (e.g. the training
+         * ops of ai.onnx.preview.training); parse_ops then names them. */
+        const Onnx__GraphProto *gp = b->m->graph;
+        for (size_t i = 0; i < gp->n_node; i++)
+            if (!*norm_domain(gp->node[i]->domain))
+                return qf_errf(err, QF_ERR_FORMAT,
+                               "%s: the model imports no ONNX opset (opset_import has no entry "
+                               "for the default domain)",
+                               b->cx.path);
+        b->g->opset = 0;
+        return QF_OK;
+    }
     if (dflt < MIN_OPSET || dflt > MAX_OPSET)
         return qf_errf(err, QF_ERR_UNSUPPORTED,
                        "%s: ONNX opset %lld is not supported (qforge supports opsets %d to %d)",
@@ -217,8 +228,7 @@ static qf_status add_inputs(builder *b, qf_err *err) {
     for (size_t i = 0; i < gp->n_initializer; i++) {
         const char *name = gp->initializer[i]->name;
         if (!name || !*name)
-            return qf_errf(err, QF_ERR_FORMAT, "%s: initializer #%zu has no name", b->cx.path,
-                           i);
+            return qf_errf(err, QF_ERR_FORMAT, "%s: initializer #%zu has no name", b->cx.path, i);
         size_t s = map_slot(&b->names, name);
         if (b->names.keys[s])
             return qf_errf(err, QF_ERR_FORMAT, "%s: initializer '%s' appears twice", b->cx.path,
@@ -251,8 +261,8 @@ static qf_status add_inputs(builder *b, qf_err *err) {
 }
 
 static bool is_constant_value_attr(const char *name) {
-    static const char *const names[] = {"value",       "value_float",  "value_floats",
-                                        "value_int",   "value_ints",   "value_string",
+    static const char *const names[] = {"value",         "value_float", "value_floats",
+                                        "value_int",     "value_ints",  "value_string",
                                         "value_strings", "sparse_value"};
     for (size_t i = 0; i < QF_ARRAY_LEN(names); i++)
         if (strcmp(name, names[i]) == 0) return true;
@@ -308,8 +318,8 @@ static qf_status fold_constant(builder *b, Onnx__NodeProto *np, const char *node
         n = ap->n_ints;
     } else {
         return qf_errf(err, QF_ERR_UNSUPPORTED,
-                       "%s: Constant node '%s': attribute '%s' is not supported", path,
-                       node_name, ap->name);
+                       "%s: Constant node '%s': attribute '%s' is not supported", path, node_name,
+                       ap->name);
     }
     if (type != want)
         return qf_errf(err, QF_ERR_FORMAT, "%s: Constant node '%s': attribute '%s' has type %d",
@@ -321,8 +331,7 @@ static qf_status fold_constant(builder *b, Onnx__NodeProto *np, const char *node
     if (want == ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TENSOR) {
         char what[256];
         snprintf(what, sizeof what, "Constant node '%s'", node_name);
-        if (!ap->t)
-            return qf_errf(err, QF_ERR_FORMAT, "%s: %s has no tensor", path, what);
+        if (!ap->t) return qf_errf(err, QF_ERR_FORMAT, "%s: %s has no tensor", path, what);
         qf_status st = qf_onnx_tensor_from_proto(ap->t, &b->cx, what, &t, &nbytes, err);
         if (st) return st;
     } else {
@@ -399,8 +408,7 @@ static qf_status add_outputs_and_info(builder *b, qf_err *err) {
     for (size_t i = 0; i < gp->n_output; i++) {
         const Onnx__ValueInfoProto *vi = gp->output[i];
         if (!vi->name || !*vi->name)
-            return qf_errf(err, QF_ERR_FORMAT, "%s: graph output #%zu has no name", b->cx.path,
-                           i);
+            return qf_errf(err, QF_ERR_FORMAT, "%s: graph output #%zu has no name", b->cx.path, i);
         size_t s = map_slot(&b->names, vi->name);
         if (!b->names.keys[s])
             return qf_errf(err, QF_ERR_FORMAT,
@@ -444,8 +452,8 @@ static qf_status build(builder *b, qf_err *err) {
     /* Every distinct name is mentioned at least once in these lists, so
      * their total bounds the map's size. */
     size_t bound = gp->n_input, tmp;
-    bool ok = qf_add_size(bound, gp->n_initializer, &bound) &&
-              qf_add_size(bound, gp->n_output, &bound);
+    bool ok =
+        qf_add_size(bound, gp->n_initializer, &bound) && qf_add_size(bound, gp->n_output, &bound);
     for (size_t i = 0; ok && i < gp->n_node; i++)
         ok = qf_add_size(gp->node[i]->n_input, gp->node[i]->n_output, &tmp) &&
              qf_add_size(bound, tmp, &bound);
@@ -488,8 +496,7 @@ qf_status qf_onnx_build_graph(const void *buf, size_t len, const char *path_for_
     b.cx.path = path;
     b.cx.base_dir = base_dir;
     b.g = qf_graph_create();
-    qf_status st = b.g ? build(&b, err)
-                       : qf_errf(err, QF_ERR_NOMEM, "%s: out of memory", path);
+    qf_status st = b.g ? build(&b, err) : qf_errf(err, QF_ERR_NOMEM, "%s: out of memory", path);
     map_free(&b.names);
     qf_onnx_free_model(m);
     if (st) {

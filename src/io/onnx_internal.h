@@ -46,9 +46,8 @@ qf_status qf_onnx_dtype(int32_t code, const qf_onnx_ctx *cx, const char *what, q
  * the caller (never NULL on success, even for zero elements). Contents come
  * from raw_data (adopted without a copy), the typed repeated fields or an
  * external file under cx->base_dir; every size is checked first. */
-qf_status qf_onnx_tensor_from_proto(Onnx__TensorProto *tp, const qf_onnx_ctx *cx,
-                                    const char *what, qf_tensor *t, size_t *nbytes,
-                                    qf_err *err);
+qf_status qf_onnx_tensor_from_proto(Onnx__TensorProto *tp, const qf_onnx_ctx *cx, const char *what,
+                                    qf_tensor *t, size_t *nbytes, qf_err *err);
 
 /* ---- onnx_attr.c: AttributeProto -> qf_attr -------------------------- */
 /* Decode one attribute of node `node_name` into *out; strings, arrays and

@@ -56,7 +56,8 @@ bool qf_onnx_wire_depth_ok(const void *buf, size_t len, const ProtobufCMessageDe
     stack[0].end = len;
     stack[0].desc = desc;
     for (;;) {
-        while (top > 0 && pos == stack[top].end) top--;
+        while (top > 0 && pos == stack[top].end)
+            top--;
         if (pos == stack[top].end) return true;
         size_t end = stack[top].end;
         uint64_t key, v;

@@ -17,10 +17,10 @@
 #include "io/onnx_internal.h"
 
 static const char *onnx_type_name(int32_t code) {
-    static const char *const names[] = {
-        "UNDEFINED", "FLOAT",  "UINT8",  "INT8",   "UINT16",    "INT16",      "INT32", "INT64",
-        "STRING",    "BOOL",   "FLOAT16", "DOUBLE", "UINT32",   "UINT64",     "COMPLEX64",
-        "COMPLEX128", "BFLOAT16"};
+    static const char *const names[] = {"UNDEFINED",  "FLOAT",   "UINT8",  "INT8",   "UINT16",
+                                        "INT16",      "INT32",   "INT64",  "STRING", "BOOL",
+                                        "FLOAT16",    "DOUBLE",  "UINT32", "UINT64", "COMPLEX64",
+                                        "COMPLEX128", "BFLOAT16"};
     if (code >= 0 && (size_t)code < QF_ARRAY_LEN(names)) return names[code];
     return "unknown";
 }
@@ -106,19 +106,21 @@ static bool location_is_safe(const char *loc) {
     return true;
 }
 
-static qf_status read_external(const Onnx__TensorProto *tp, const qf_onnx_ctx *cx,
-                               const char *what, size_t nbytes, void **data, qf_err *err) {
+static qf_status read_external(const Onnx__TensorProto *tp, const qf_onnx_ctx *cx, const char *what,
+                               size_t nbytes, void **data, qf_err *err) {
     const char *location = NULL, *offset_s = NULL, *length_s = NULL;
     for (size_t i = 0; i < tp->n_external_data; i++) {
         const Onnx__StringStringEntryProto *kv = tp->external_data[i];
         if (!kv->key || !kv->value) continue;
-        if (strcmp(kv->key, "location") == 0) location = kv->value;
-        else if (strcmp(kv->key, "offset") == 0) offset_s = kv->value;
-        else if (strcmp(kv->key, "length") == 0) length_s = kv->value;
+        if (strcmp(kv->key, "location") == 0)
+            location = kv->value;
+        else if (strcmp(kv->key, "offset") == 0)
+            offset_s = kv->value;
+        else if (strcmp(kv->key, "length") == 0)
+            length_s = kv->value;
     }
     if (!location || !*location)
-        return qf_errf(err, QF_ERR_FORMAT, "%s: %s: external data has no location", cx->path,
-                       what);
+        return qf_errf(err, QF_ERR_FORMAT, "%s: %s: external data has no location", cx->path, what);
     if (!location_is_safe(location))
         return qf_errf(err, QF_ERR_FORMAT,
                        "%s: %s: external data location '%s' is not a relative path inside the "
@@ -126,11 +128,11 @@ static qf_status read_external(const Onnx__TensorProto *tp, const qf_onnx_ctx *c
                        cx->path, what, location);
     uint64_t offset = 0, length = 0;
     if (offset_s && !parse_u64(offset_s, &offset))
-        return qf_errf(err, QF_ERR_FORMAT, "%s: %s: bad external data offset '%s'", cx->path,
-                       what, offset_s);
+        return qf_errf(err, QF_ERR_FORMAT, "%s: %s: bad external data offset '%s'", cx->path, what,
+                       offset_s);
     if (length_s && !parse_u64(length_s, &length))
-        return qf_errf(err, QF_ERR_FORMAT, "%s: %s: bad external data length '%s'", cx->path,
-                       what, length_s);
+        return qf_errf(err, QF_ERR_FORMAT, "%s: %s: bad external data length '%s'", cx->path, what,
+                       length_s);
 
     const char *dir = cx->base_dir && *cx->base_dir ? cx->base_dir : ".";
     size_t flen;
@@ -145,8 +147,8 @@ static qf_status read_external(const Onnx__TensorProto *tp, const qf_onnx_ctx *c
     /* O_NONBLOCK so a FIFO planted under that name cannot hang the open. */
     int fd = open(fname, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {
-        st = qf_errf(err, QF_ERR_IO, "%s: %s: cannot open external data file '%s': %s",
-                     cx->path, what, fname, strerror(errno));
+        st = qf_errf(err, QF_ERR_IO, "%s: %s: cannot open external data file '%s': %s", cx->path,
+                     what, fname, strerror(errno));
         goto out;
     }
     struct stat sb;
@@ -159,8 +161,7 @@ static qf_status read_external(const Onnx__TensorProto *tp, const qf_onnx_ctx *c
     if (offset > fsize) {
         st = qf_errf(err, QF_ERR_FORMAT,
                      "%s: %s: external data offset %llu is past the end of '%s' (%llu bytes)",
-                     cx->path, what, (unsigned long long)offset, fname,
-                     (unsigned long long)fsize);
+                     cx->path, what, (unsigned long long)offset, fname, (unsigned long long)fsize);
         goto out;
     }
     if (!length_s) length = fsize - offset; /* as onnx's loader: the rest of the file */
@@ -168,14 +169,14 @@ static qf_status read_external(const Onnx__TensorProto *tp, const qf_onnx_ctx *c
         st = qf_errf(err, QF_ERR_FORMAT,
                      "%s: %s: external data range offset %llu + length %llu runs past the end "
                      "of '%s' (%llu bytes)",
-                     cx->path, what, (unsigned long long)offset, (unsigned long long)length,
-                     fname, (unsigned long long)fsize);
+                     cx->path, what, (unsigned long long)offset, (unsigned long long)length, fname,
+                     (unsigned long long)fsize);
         goto out;
     }
     if (length != (uint64_t)nbytes) {
         st = qf_errf(err, QF_ERR_FORMAT,
-                     "%s: %s: external data in '%s' has %llu bytes, expected %zu", cx->path,
-                     what, fname, (unsigned long long)length, nbytes);
+                     "%s: %s: external data in '%s' has %llu bytes, expected %zu", cx->path, what,
+                     fname, (unsigned long long)length, nbytes);
         goto out;
     }
     buf = qf_malloc_aligned(nbytes);
@@ -218,8 +219,7 @@ static void *adopt(void **field, size_t *count) {
  * also carries the 8/16-bit types, bool and float16 bit patterns;
  * uint64_data carries uint32). */
 static qf_status decode_typed(Onnx__TensorProto *tp, const qf_onnx_ctx *cx, const char *what,
-                              qf_dtype dt, size_t numel, size_t nbytes, void **data,
-                              qf_err *err) {
+                              qf_dtype dt, size_t numel, size_t nbytes, void **data, qf_err *err) {
     const char *field;
     size_t count;
     switch (dt) {
@@ -274,9 +274,8 @@ static qf_status decode_typed(Onnx__TensorProto *tp, const qf_onnx_ctx *cx, cons
     return QF_OK;
 }
 
-qf_status qf_onnx_tensor_from_proto(Onnx__TensorProto *tp, const qf_onnx_ctx *cx,
-                                    const char *what, qf_tensor *t, size_t *nbytes,
-                                    qf_err *err) {
+qf_status qf_onnx_tensor_from_proto(Onnx__TensorProto *tp, const qf_onnx_ctx *cx, const char *what,
+                                    qf_tensor *t, size_t *nbytes, qf_err *err) {
     memset(t, 0, sizeof *t);
     *nbytes = 0;
     qf_dtype dt;
@@ -292,12 +291,11 @@ qf_status qf_onnx_tensor_from_proto(Onnx__TensorProto *tp, const qf_onnx_ctx *cx
     for (size_t i = 0; i < tp->n_dims; i++) {
         int64_t d = tp->dims[i];
         if (d < 0)
-            return qf_errf(err, QF_ERR_FORMAT, "%s: %s: dimension %zu is negative (%lld)",
-                           cx->path, what, i, (long long)d);
+            return qf_errf(err, QF_ERR_FORMAT, "%s: %s: dimension %zu is negative (%lld)", cx->path,
+                           what, i, (long long)d);
         if ((uint64_t)d > SIZE_MAX || !qf_mul_size(numel, (size_t)d, &numel) ||
             numel > (size_t)INT64_MAX)
-            return qf_errf(err, QF_ERR_FORMAT, "%s: %s: element count overflows", cx->path,
-                           what);
+            return qf_errf(err, QF_ERR_FORMAT, "%s: %s: element count overflows", cx->path, what);
     }
     if (!qf_mul_size(numel, es, &bytes))
         return qf_errf(err, QF_ERR_FORMAT, "%s: %s: byte size overflows", cx->path, what);
@@ -334,14 +332,15 @@ qf_status qf_onnx_tensor_from_proto(Onnx__TensorProto *tp, const qf_onnx_ctx *cx
     }
     t->dtype = dt;
     t->rank = (int)tp->n_dims;
-    for (size_t i = 0; i < tp->n_dims; i++) t->dims[i] = tp->dims[i];
+    for (size_t i = 0; i < tp->n_dims; i++)
+        t->dims[i] = tp->dims[i];
     t->data = data;
     *nbytes = bytes;
     return QF_OK;
 }
 
 static qf_status decode_tensor_in(const void *buf, size_t len, const char *path_for_errors,
-                                 const char *base_dir, qf_tensor *t, qf_err *err) {
+                                  const char *base_dir, qf_tensor *t, qf_err *err) {
     const char *path = path_for_errors ? path_for_errors : "tensor";
     memset(t, 0, sizeof *t);
     if (len == 0) return qf_errf(err, QF_ERR_FORMAT, "%s: empty file", path);

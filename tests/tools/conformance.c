@@ -12,8 +12,9 @@
  * to NaN; integer and bool outputs must match exactly.
  *
  * Usage: conformance [--root DIR] [--exclusions FILE] [--filter SUBSTR]
- *                    [--optimize] [--verbose] [--list-failures]
- * Exit: 0 all non-excluded tests pass or skip, 1 a failure, 2 bad usage.
+ *                    [--min-pass N] [--optimize] [--verbose] [--list-failures]
+ * Exit: 0 all non-excluded tests pass or skip (and at least N pass), 1 a
+ * failure, 2 bad usage.
  * The last line is "conformance: N passed, N failed, N skipped, N excluded".
  */
 #include <dirent.h>
@@ -53,6 +54,7 @@ typedef struct options {
     bool optimize;
     bool verbose;
     bool list_failures;
+    int min_pass;
 } options;
 
 typedef struct exclusion {
@@ -60,6 +62,7 @@ typedef struct exclusion {
     char *reason;
     bool seen;
     bool passed;
+    bool skipped;
 } exclusion;
 
 typedef struct hist_entry {
@@ -181,7 +184,7 @@ static int load_exclusions(state *st, const char *path) {
             }
             st->excl = ne;
         }
-        st->excl[st->n_excl++] = (exclusion){xstrdup(p), xstrdup(reason), false, false};
+        st->excl[st->n_excl++] = (exclusion){xstrdup(p), xstrdup(reason), false, false, false};
     }
     fclose(f);
     return 0;
@@ -218,18 +221,45 @@ static bool is_default_domain(const char *d) {
     return !d || !*d || strcmp(d, "ai.onnx") == 0;
 }
 
-/* Why a model was refused, keyed by op. The model is decoded here with
- * protobuf-c on its own, so the histogram does not depend on the wording of
- * the importer's message: ops missing from the registry (or whose kernel is
- * not linked) are named directly; if every op is known, the op the
- * importer's message mentions is blamed for an attribute/dtype refusal. */
+/* Refusals that are about the model as a whole, not one op: the importer's
+ * message is matched against these phrases first. */
+static bool model_level_reason(const char *msg, char *key, size_t len) {
+    const char *p;
+    if ((p = strstr(msg, "ONNX opset ")) && strstr(p, "not supported")) {
+        int v = atoi(p + strlen("ONNX opset "));
+        snprintf(key, len, "(model opset %d, outside qforge's range)", v);
+        return true;
+    }
+    if (strstr(msg, "is not a tensor")) {
+        snprintf(key, len, "(sequence/optional/map value)");
+        return true;
+    }
+    if ((p = strstr(msg, "has data type "))) {
+        p += strlen("has data type ");
+        size_t n = strcspn(p, " ,;:");
+        snprintf(key, len, "(dtype %.*s)", (int)QF_MIN(n, (size_t)40), p);
+        return true;
+    }
+    return false;
+}
+
+/* Why a model was refused, for the histogram. Model-wide reasons (opset,
+ * value kinds, dtypes) come from the importer's message; otherwise the
+ * model is decoded here with protobuf-c so ops missing from the registry
+ * (or whose kernel is not linked) are named directly, whatever the wording
+ * of the message; if every op is known, the op type the message mentions
+ * is blamed for an attribute/dtype refusal. */
 static void record_skip(state *st, const char *model_path, const char *msg) {
+    int n_keys = 0;
+    char keys[32][160];
+    if (model_level_reason(msg, keys[0], sizeof keys[0])) {
+        hist_add(st, keys[0]);
+        return;
+    }
     size_t len = 0;
     void *buf = read_whole(model_path, &len);
     Onnx__ModelProto *mp = buf ? onnx__model_proto__unpack(NULL, len, buf) : NULL;
     free(buf);
-    int n_keys = 0;
-    char keys[32][160];
     if (mp && mp->graph) {
         for (size_t i = 0; i < mp->graph->n_node && n_keys < 32; i++) {
             const Onnx__NodeProto *nd = mp->graph->node[i];
@@ -625,6 +655,7 @@ static void run_subdir(state *st, int sd) {
             break;
         case R_SKIP:
             st->skip[sd]++;
+            if (ex) ex->skipped = true;
             if (st->opt.verbose) printf("SKIP %s: %s\n", name, why);
             break;
         case R_FAIL:
@@ -653,11 +684,13 @@ static int cmp_hist(const void *a, const void *b) {
 static void usage(FILE *f) {
     fprintf(f,
             "usage: conformance [--root DIR] [--exclusions FILE] [--filter SUBSTR]\n"
-            "                   [--optimize] [--verbose] [--list-failures]\n"
+            "                   [--min-pass N] [--optimize] [--verbose] [--list-failures]\n"
             "  --root DIR        test data root (default " DEFAULT_ROOT ")\n"
             "  --exclusions F    expected failures, '<dir>/<test>  <reason>' per line\n"
             "                    (default " DEFAULT_EXCLUSIONS " when present)\n"
             "  --filter SUBSTR   only tests whose '<dir>/<test>' contains SUBSTR\n"
+            "  --min-pass N      fail if fewer than N tests pass (a regression that\n"
+            "                    turns passes into skips would otherwise go unseen)\n"
             "  --optimize        run qf_pass_optimize on each graph before the session\n"
             "  --verbose         one line per test (PASS/SKIP/XFAIL/FAIL)\n"
             "  --list-failures   end with the failures in exclusions-file format\n"
@@ -665,7 +698,7 @@ static void usage(FILE *f) {
 }
 
 static int parse_args(int argc, char **argv, options *o) {
-    *o = (options){DEFAULT_ROOT, DEFAULT_EXCLUSIONS, false, NULL, false, false, false};
+    *o = (options){DEFAULT_ROOT, DEFAULT_EXCLUSIONS, false, NULL, false, false, false, 0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         bool has_val = i + 1 < argc;
@@ -676,6 +709,8 @@ static int parse_args(int argc, char **argv, options *o) {
             o->exclusions_given = true;
         } else if (strcmp(a, "--filter") == 0 && has_val) {
             o->filter = argv[++i];
+        } else if (strcmp(a, "--min-pass") == 0 && has_val) {
+            o->min_pass = atoi(argv[++i]);
         } else if (strcmp(a, "--optimize") == 0) {
             o->optimize = true;
         } else if (strcmp(a, "--verbose") == 0 || strcmp(a, "-v") == 0) {
@@ -757,7 +792,12 @@ int main(int argc, char **argv) {
     }
     double secs = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
     printf("time: %.1f s\n", secs);
-    printf("conformance: %d passed, %d failed, %d skipped, %d excluded\n", tp, tf, ts, tx);
+    bool too_few = st.opt.min_pass > 0 && tp < st.opt.min_pass;
+    if (too_few)
+        printf("FAIL only %d tests passed, at least %d expected (--min-pass)\n", tp,
+               st.opt.min_pass);
+    printf("conformance: %d passed, %d failed, %d skipped, %d excluded\n", tp,
+           tf + (too_few ? 1 : 0), ts, tx);
     free_state(&st);
-    return tf ? 1 : 0;
+    return tf || too_few ? 1 : 0;
 }

@@ -18,10 +18,11 @@ static void free_outputs(qf_tensor *out, int n_out) {
     }
 }
 
-qf_status qf_pass_eval_node(const qf_node *n, const qf_op_def *def, const qf_tensor *in,
-                            int n_in, qf_tensor *out, int n_out, qf_err *err) {
+qf_status qf_pass_eval_node(const qf_node *n, const qf_op_def *def, const qf_tensor *in, int n_in,
+                            qf_tensor *out, int n_out, qf_err *err) {
     char d[200];
-    for (int j = 0; j < n_out; j++) out[j].data = NULL;
+    for (int j = 0; j < n_out; j++)
+        out[j].data = NULL;
     if (!def || !def->run)
         return qf_errf(err, QF_ERR_UNSUPPORTED, "%s: no kernel to evaluate it",
                        qf_node_desc(n, d, sizeof d));

@@ -15,7 +15,7 @@ bool qf_pass_tensor_bytes(const qf_tensor *t, size_t *bytes);
  * (n->outputs[j] >= 0) a qf_malloc_aligned buffer is stored in out[j].data
  * and owned by the caller afterwards; omitted outputs get data NULL. On
  * failure nothing is left allocated and every out[j].data is NULL. */
-qf_status qf_pass_eval_node(const qf_node *n, const qf_op_def *def, const qf_tensor *in,
-                            int n_in, qf_tensor *out, int n_out, qf_err *err);
+qf_status qf_pass_eval_node(const qf_node *n, const qf_op_def *def, const qf_tensor *in, int n_in,
+                            qf_tensor *out, int n_out, qf_err *err);
 
 #endif /* QF_IR_PASSES_EVAL_NODE_H */

@@ -49,8 +49,8 @@ static qf_status make_private(qf_graph *g, int *slot, qf_err *err) {
     char name[256];
     unique_name(g, val->name, "_bnfold", name, sizeof name);
     int nv = qf_graph_add_value(g, name, QF_DT_UNDEF, 0, NULL);
-    if (nv < 0) return qf_errf(err, QF_ERR_NOMEM, "%s: out of memory folding BatchNorm",
-                               g->source_path);
+    if (nv < 0)
+        return qf_errf(err, QF_ERR_NOMEM, "%s: out of memory folding BatchNorm", g->source_path);
     qf_tensor t = qf_value_tensor(&g->values[v]); /* re-read: add_value may move values */
     qf_status s = qf_graph_set_const(g, nv, &t, err);
     if (s) return s;
@@ -101,12 +101,12 @@ static bool bn_params(const qf_graph *g, const qf_node *bn, int64_t *channels, d
 
 /* Checks shared by both producers: which weight/bias layout applies. */
 typedef struct fold_plan {
-    int64_t rows;      /* weight layout: rows x cols, channel = row or col */
+    int64_t rows; /* weight layout: rows x cols, channel = row or col */
     int64_t cols;
     bool channel_is_row;
-    int bias_slot;     /* index of the bias input */
-    bool bias_scalar;  /* Gemm C with one element, broadcast to every column */
-    float beta;        /* Gemm: factor on the existing bias */
+    int bias_slot;    /* index of the bias input */
+    bool bias_scalar; /* Gemm C with one element, broadcast to every column */
+    float beta;       /* Gemm: factor on the existing bias */
 } fold_plan;
 
 static bool plan_conv(const qf_graph *g, const qf_node *p, int64_t c, fold_plan *pl) {
@@ -206,8 +206,7 @@ static qf_status fold_one(qf_graph *g, int bi, bool *folded, qf_err *err) {
         bv = qf_graph_add_value(g, name, QF_DT_F32, 1, bdims);
         if (bv < 0) {
             qf_free_aligned(nb);
-            st = qf_errf(err, QF_ERR_NOMEM, "%s: out of memory folding BatchNorm",
-                         g->source_path);
+            st = qf_errf(err, QF_ERR_NOMEM, "%s: out of memory folding BatchNorm", g->source_path);
             goto out;
         }
         if (p->n_inputs == pl.bias_slot) p->n_inputs++; /* room: see above */
@@ -252,8 +251,7 @@ qf_status qf_pass_fold_batchnorm(qf_graph *g, int *n_folded, qf_err *err) {
     if (n_folded) *n_folded = 0;
     bool *dead = qf_calloc((size_t)g->n_nodes + 1, sizeof *dead);
     if (!dead)
-        return qf_errf(err, QF_ERR_NOMEM, "%s: out of memory folding BatchNorm",
-                       g->source_path);
+        return qf_errf(err, QF_ERR_NOMEM, "%s: out of memory folding BatchNorm", g->source_path);
     qf_graph_update_producers(g);
     int count = 0;
     qf_status st = QF_OK;

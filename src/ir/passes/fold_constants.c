@@ -30,8 +30,7 @@ static bool shape_static(const qf_value *v) {
 }
 
 /* Can node n be evaluated now from what the graph knows? */
-static bool foldable(const qf_graph *g, const qf_node *n, const qf_op_def *def,
-                     bool shapes_valid) {
+static bool foldable(const qf_graph *g, const qf_node *n, const qf_op_def *def, bool shapes_valid) {
     if (!def || !def->run || !def->infer) return false;
     bool shape_only = (def->flags & QF_OPF_SHAPE_ONLY) != 0;
     for (int j = 0; j < n->n_inputs; j++) {
@@ -86,8 +85,7 @@ static qf_status fold_node(qf_graph *g, const qf_node *n, const qf_op_def *def, 
         if (v < 0) continue;
         size_t bytes = 0;
         qf_pass_tensor_bytes(&out[j], &bytes);
-        qf_graph_set_const_owned(g, v, out[j].dtype, out[j].rank, out[j].dims, out[j].data,
-                                 bytes);
+        qf_graph_set_const_owned(g, v, out[j].dtype, out[j].rank, out[j].dims, out[j].data, bytes);
         out[j].data = NULL;
     }
     *folded = true;

@@ -126,8 +126,7 @@ static qf_status compute_value(infer_run *r, int v, int depth) {
     qf_tensor *out = qf_calloc(n_out + 1, sizeof *out);
     qf_status s = QF_OK;
     if (!in || !out) {
-        s = qf_errf(r->err, QF_ERR_NOMEM, "%s: out of memory in shape inference",
-                    g->source_path);
+        s = qf_errf(r->err, QF_ERR_NOMEM, "%s: out of memory in shape inference", g->source_path);
         goto done;
     }
     for (int j = 0; j < n->n_inputs; j++) {
@@ -157,9 +156,10 @@ done:
 static qf_status check_output(const qf_graph *g, const qf_node *n, int j, const qf_tensor *t,
                               qf_err *err) {
     char d[200];
-    bool ok = t->rank >= 0 && t->rank <= QF_MAX_DIMS && t->dtype > QF_DT_UNDEF &&
-              t->dtype < QF_DT_COUNT;
-    for (int i = 0; ok && i < t->rank; i++) ok = t->dims[i] >= 0;
+    bool ok =
+        t->rank >= 0 && t->rank <= QF_MAX_DIMS && t->dtype > QF_DT_UNDEF && t->dtype < QF_DT_COUNT;
+    for (int i = 0; ok && i < t->rank; i++)
+        ok = t->dims[i] >= 0;
     if (!ok)
         return qf_errf(err, QF_ERR_INTERNAL, "%s: %s: shape inference gave a bad output %d",
                        g->source_path, qf_node_desc(n, d, sizeof d), j);
@@ -185,8 +185,7 @@ static qf_status run_inference(infer_run *r, qf_tensor *in, qf_tensor *out) {
             if (!r->tab.known[u]) {
                 char d[200];
                 return qf_errf(r->err, QF_ERR_SHAPE, "%s: %s reads '%s', whose shape is unknown",
-                               g->source_path, qf_node_desc(n, d, sizeof d),
-                               g->values[u].name);
+                               g->source_path, qf_node_desc(n, d, sizeof d), g->values[u].name);
             }
             if (j < 32 && (def->value_inputs & (1u << j)) && !r->tab.t[u].data) {
                 s = compute_value(r, u, 0);
@@ -223,12 +222,14 @@ static void commit(qf_graph *g, const infer_run *runs, int n_runs) {
         qf_value *val = &g->values[v];
         if (val->flags & (QF_VAL_INPUT | QF_VAL_CONST)) continue;
         bool known = true;
-        for (int k = 0; k < n_runs; k++) known = known && runs[k].tab.known[v];
+        for (int k = 0; k < n_runs; k++)
+            known = known && runs[k].tab.known[v];
         if (!known) continue;
         const qf_tensor *t0 = &runs[0].tab.t[v];
         val->dtype = t0->dtype;
         val->rank = t0->rank;
-        for (int i = 0; i < t0->rank; i++) val->dims[i] = t0->dims[i];
+        for (int i = 0; i < t0->rank; i++)
+            val->dims[i] = t0->dims[i];
         for (int k = 1; k < n_runs; k++) {
             const qf_tensor *tk = &runs[k].tab.t[v];
             if (tk->rank != t0->rank) {
@@ -262,8 +263,7 @@ qf_status qf_pass_infer_shapes(qf_graph *g, qf_err *err) {
     if (!in || !out) {
         qf_free(in);
         qf_free(out);
-        return qf_errf(err, QF_ERR_NOMEM, "%s: out of memory in shape inference",
-                       g->source_path);
+        return qf_errf(err, QF_ERR_NOMEM, "%s: out of memory in shape inference", g->source_path);
     }
     /* Producers are derived data; on-the-fly evaluation follows them. */
     qf_graph_update_producers(g);
@@ -283,13 +283,15 @@ qf_status qf_pass_infer_shapes(qf_graph *g, qf_err *err) {
         if (!runs[k].tab.t) {
             /* Out of memory before this run started: a partial set of runs
              * would record bound dims as concrete, so commit nothing. */
-            for (int m = 0; m < k; m++) tab_free(&runs[m].tab, g->n_values);
+            for (int m = 0; m < k; m++)
+                tab_free(&runs[m].tab, g->n_values);
             n_runs = 0;
             break;
         }
     }
     if (n_runs > 0) commit(g, runs, n_runs);
-    for (int k = 0; k < n_runs; k++) tab_free(&runs[k].tab, g->n_values);
+    for (int k = 0; k < n_runs; k++)
+        tab_free(&runs[k].tab, g->n_values);
     qf_free(in);
     qf_free(out);
     return first;

@@ -17,8 +17,7 @@ qf_status qf_pass_remove_dead(qf_graph *g, int *n_removed, qf_err *err) {
     if (!live_val || !dead) {
         qf_free(live_val);
         qf_free(dead);
-        return qf_errf(err, QF_ERR_NOMEM, "%s: out of memory removing dead nodes",
-                       g->source_path);
+        return qf_errf(err, QF_ERR_NOMEM, "%s: out of memory removing dead nodes", g->source_path);
     }
     for (int k = 0; k < g->n_outputs; k++)
         if (g->outputs[k] >= 0) live_val[g->outputs[k]] = true;

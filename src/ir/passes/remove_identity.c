@@ -67,8 +67,7 @@ qf_status qf_pass_remove_identity(qf_graph *g, int *n_removed, qf_err *err) {
     if (n_removed) *n_removed = 0;
     bool *dead = qf_calloc((size_t)g->n_nodes + 1, sizeof *dead);
     if (!dead)
-        return qf_errf(err, QF_ERR_NOMEM, "%s: out of memory removing identities",
-                       g->source_path);
+        return qf_errf(err, QF_ERR_NOMEM, "%s: out of memory removing identities", g->source_path);
     qf_graph_update_producers(g);
     int removed = 0;
     for (int i = 0; i < g->n_nodes; i++) {

@@ -16,19 +16,18 @@ typedef struct act_params {
 
 /* ---- typed loops ------------------------------------------------------ */
 
-#define DEF_ACT(name, T, EXPR)                                                        \
-    static void name(const void *vx, void *vy, int64_t n, const void *vp) {           \
-        const act_params *p = vp;                                                     \
-        (void)p;                                                                      \
-        const T *xs = vx;                                                             \
-        T *ys = vy;                                                                   \
-        for (int64_t i = 0; i < n; i++) {                                             \
-            T x = xs[i];                                                              \
-            ys[i] = (T)(EXPR);                                                        \
-        }                                                                             \
+#define DEF_ACT(name, T, EXPR)                                                                     \
+    static void name(const void *vx, void *vy, int64_t n, const void *vp) {                        \
+        const act_params *p = vp;                                                                  \
+        (void)p;                                                                                   \
+        const T *xs = vx;                                                                          \
+        T *ys = vy;                                                                                \
+        for (int64_t i = 0; i < n; i++) {                                                          \
+            T x = xs[i];                                                                           \
+            ys[i] = (T)(EXPR);                                                                     \
+        }                                                                                          \
     }
-#define DEF_ACT_F(name, E32, E64) \
-    DEF_ACT(name##_f32, float, E32) DEF_ACT(name##_f64, double, E64)
+#define DEF_ACT_F(name, E32, E64) DEF_ACT(name##_f32, float, E32) DEF_ACT(name##_f64, double, E64)
 
 /* Numerically stable logistic: exp only of non-positive arguments, so large
  * |x| saturates to exactly 0 or 1 instead of producing inf/inf. */
@@ -58,6 +57,8 @@ static inline double clamp01(double v) {
     return v > 1.0 ? 1.0 : v;
 }
 
+/* clang-format would take the `*` in these macro arguments for pointers. */
+/* clang-format off */
 DEF_ACT_F(relu, x < 0 ? 0.0f : x, x < 0 ? 0.0 : x)
 DEF_ACT(relu_i8, int8_t, x < 0 ? 0 : x)
 DEF_ACT(relu_i16, int16_t, x < 0 ? 0 : x)
@@ -69,18 +70,20 @@ DEF_ACT_F(hard_sigmoid, clamp01f(p->alpha * x + p->beta),
           clamp01((double)p->alpha * x + (double)p->beta))
 /* HardSwish = x * HardSigmoid(x) with alpha 1/6, beta 0.5 (the spec's
  * formulation; ONNX's own expanded test uses exactly these constants). */
-DEF_ACT_F(hard_swish, x * clamp01f(x * (1.0f / 6.0f) + 0.5f), x * clamp01(x * (1.0 / 6.0) + 0.5))
+DEF_ACT_F(hard_swish, x * clamp01f(x * (1.0f / 6.0f) + 0.5f),
+          x * clamp01(x * (1.0 / 6.0) + 0.5))
 DEF_ACT_F(elu, x < 0 ? p->alpha * expm1f(x) : x, x < 0 ? (double)p->alpha * expm1(x) : x)
 DEF_ACT_F(selu, x <= 0 ? p->gamma * (p->alpha * expm1f(x)) : p->gamma * x,
           x <= 0 ? (double)p->gamma * ((double)p->alpha * expm1(x)) : (double)p->gamma * x)
 DEF_ACT_F(softplus, softplusf_stable(x), softplus_stable(x))
+/* clang-format on */
 
-#define FLOAT_ROW(op) {[QF_DT_F32] = op##_f32, [QF_DT_F16] = op##_f32, [QF_DT_F64] = op##_f64}
+#define FLOAT_ROW(op)                                                                              \
+    { [QF_DT_F32] = op##_f32, [QF_DT_F16] = op##_f32, [QF_DT_F64] = op##_f64 }
 
 static const qf_ref_un_fn row_relu[QF_DT_COUNT] = {
-    [QF_DT_F32] = relu_f32, [QF_DT_F16] = relu_f32, [QF_DT_F64] = relu_f64,
-    [QF_DT_I8] = relu_i8,   [QF_DT_I16] = relu_i16, [QF_DT_I32] = relu_i32,
-    [QF_DT_I64] = relu_i64};
+    [QF_DT_F32] = relu_f32, [QF_DT_F16] = relu_f32, [QF_DT_F64] = relu_f64, [QF_DT_I8] = relu_i8,
+    [QF_DT_I16] = relu_i16, [QF_DT_I32] = relu_i32, [QF_DT_I64] = relu_i64};
 static const qf_ref_un_fn row_leaky_relu[QF_DT_COUNT] = FLOAT_ROW(leaky_relu);
 static const qf_ref_un_fn row_sigmoid[QF_DT_COUNT] = FLOAT_ROW(sigmoid);
 static const qf_ref_un_fn row_hard_sigmoid[QF_DT_COUNT] = FLOAT_ROW(hard_sigmoid);
@@ -125,23 +128,22 @@ static qf_status parse_selu(qf_graph *g, qf_node *n, qf_err *err) {
 #define parse_hard_swish NULL
 #define parse_softplus NULL
 
-#define DEF_ACT_OP(id, onnx)                                                                 \
-    static qf_status infer_##id(const qf_node *n, const qf_tensor *in, int n_in,             \
-                                qf_tensor *out, int n_out, qf_err *err) {                    \
-        return qf_ref_infer_unary(n, in, n_in, out, n_out, row_##id, err);                   \
-    }                                                                                        \
-    static qf_status run_##id(const qf_exec_ctx *ctx, const qf_node *n, const qf_tensor *in, \
-                              int n_in, qf_tensor *out, int n_out, void *scratch,            \
-                              qf_err *err) {                                                 \
-        qf_ref_un_fn fn = qf_ref_unary_fn(n, row_##id, in[0].dtype, err);                    \
-        if (!fn) return QF_ERR_UNSUPPORTED;                                                  \
-        qf_ref_unary_apply(fn, &in[0], &out[0], n->params);                                  \
-        return QF_OK;                                                                        \
-    }                                                                                        \
-    const qf_op_def qf_opdef_##id = {.name = onnx,                                           \
-                                     .flags = QF_OPF_ELEMENTWISE,                            \
-                                     .parse = parse_##id,                                    \
-                                     .infer = infer_##id,                                    \
+#define DEF_ACT_OP(id, onnx)                                                                       \
+    static qf_status infer_##id(const qf_node *n, const qf_tensor *in, int n_in, qf_tensor *out,   \
+                                int n_out, qf_err *err) {                                          \
+        return qf_ref_infer_unary(n, in, n_in, out, n_out, row_##id, err);                         \
+    }                                                                                              \
+    static qf_status run_##id(const qf_exec_ctx *ctx, const qf_node *n, const qf_tensor *in,       \
+                              int n_in, qf_tensor *out, int n_out, void *scratch, qf_err *err) {   \
+        qf_ref_un_fn fn = qf_ref_unary_fn(n, row_##id, in[0].dtype, err);                          \
+        if (!fn) return QF_ERR_UNSUPPORTED;                                                        \
+        qf_ref_unary_apply(fn, &in[0], &out[0], n->params);                                        \
+        return QF_OK;                                                                              \
+    }                                                                                              \
+    const qf_op_def qf_opdef_##id = {.name = onnx,                                                 \
+                                     .flags = QF_OPF_ELEMENTWISE,                                  \
+                                     .parse = parse_##id,                                          \
+                                     .infer = infer_##id,                                          \
                                      .run = run_##id};
 
 DEF_ACT_OP(relu, "Relu")
@@ -160,9 +162,9 @@ DEF_ACT_OP(softplus, "Softplus")
  * as the spec says. */
 
 typedef struct clip_bounds {
-    double lo_f, hi_f;     /* float dtypes (F16 runs through the F32 loop) */
-    int64_t lo_i, hi_i;    /* signed integer dtypes */
-    uint64_t lo_u, hi_u;   /* unsigned integer dtypes */
+    double lo_f, hi_f;   /* float dtypes (F16 runs through the F32 loop) */
+    int64_t lo_i, hi_i;  /* signed integer dtypes */
+    uint64_t lo_u, hi_u; /* unsigned integer dtypes */
 } clip_bounds;
 
 /* Integer bounds are clamped to T's range first: the defaults are the
@@ -172,18 +174,18 @@ static inline int64_t clamp_s(int64_t v, int64_t lo, int64_t hi) {
 }
 static inline uint64_t clamp_u(uint64_t v, uint64_t hi) { return v > hi ? hi : v; }
 
-#define DEF_CLIP(name, T, LO, HI)                                                     \
-    static void name(const void *vx, void *vy, int64_t n, const void *vp) {           \
-        const clip_bounds *b = vp;                                                    \
-        const T lo = (T)(LO), hi = (T)(HI);                                           \
-        const T *xs = vx;                                                             \
-        T *ys = vy;                                                                   \
-        for (int64_t i = 0; i < n; i++) {                                             \
-            T v = xs[i] < lo ? lo : xs[i];                                            \
-            ys[i] = v > hi ? hi : v;                                                  \
-        }                                                                             \
+#define DEF_CLIP(name, T, LO, HI)                                                                  \
+    static void name(const void *vx, void *vy, int64_t n, const void *vp) {                        \
+        const clip_bounds *b = vp;                                                                 \
+        const T lo = (T)(LO), hi = (T)(HI);                                                        \
+        const T *xs = vx;                                                                          \
+        T *ys = vy;                                                                                \
+        for (int64_t i = 0; i < n; i++) {                                                          \
+            T v = xs[i] < lo ? lo : xs[i];                                                         \
+            ys[i] = v > hi ? hi : v;                                                               \
+        }                                                                                          \
     }
-#define DEF_CLIP_S(sfx, T, MN, MX) \
+#define DEF_CLIP_S(sfx, T, MN, MX)                                                                 \
     DEF_CLIP(clip_##sfx, T, clamp_s(b->lo_i, MN, MX), clamp_s(b->hi_i, MN, MX))
 #define DEF_CLIP_U(sfx, T, MX) DEF_CLIP(clip_##sfx, T, clamp_u(b->lo_u, MX), clamp_u(b->hi_u, MX))
 DEF_CLIP(clip_f32, float, b->lo_f, b->hi_f)
@@ -198,10 +200,9 @@ DEF_CLIP_U(u32, uint32_t, UINT32_MAX)
 DEF_CLIP_U(u64, uint64_t, UINT64_MAX)
 
 static const qf_ref_un_fn row_clip[QF_DT_COUNT] = {
-    [QF_DT_F32] = clip_f32, [QF_DT_F16] = clip_f32, [QF_DT_F64] = clip_f64,
-    [QF_DT_I8] = clip_i8,   [QF_DT_I16] = clip_i16, [QF_DT_I32] = clip_i32,
-    [QF_DT_I64] = clip_i64, [QF_DT_U8] = clip_u8,   [QF_DT_U16] = clip_u16,
-    [QF_DT_U32] = clip_u32, [QF_DT_U64] = clip_u64};
+    [QF_DT_F32] = clip_f32, [QF_DT_F16] = clip_f32, [QF_DT_F64] = clip_f64, [QF_DT_I8] = clip_i8,
+    [QF_DT_I16] = clip_i16, [QF_DT_I32] = clip_i32, [QF_DT_I64] = clip_i64, [QF_DT_U8] = clip_u8,
+    [QF_DT_U16] = clip_u16, [QF_DT_U32] = clip_u32, [QF_DT_U64] = clip_u64};
 
 typedef struct clip_attrs {
     float min, max; /* opset < 11 only */
@@ -244,8 +245,8 @@ static qf_status infer_clip(const qf_node *n, const qf_tensor *in, int n_in, qf_
     return QF_OK;
 }
 
-static qf_status run_clip(const qf_exec_ctx *ctx, const qf_node *n, const qf_tensor *in,
-                          int n_in, qf_tensor *out, int n_out, void *scratch, qf_err *err) {
+static qf_status run_clip(const qf_exec_ctx *ctx, const qf_node *n, const qf_tensor *in, int n_in,
+                          qf_tensor *out, int n_out, void *scratch, qf_err *err) {
     qf_ref_un_fn fn = qf_ref_unary_fn(n, row_clip, in[0].dtype, err);
     if (!fn) return QF_ERR_UNSUPPORTED;
     clip_bounds b = {-HUGE_VAL, HUGE_VAL, INT64_MIN, INT64_MAX, 0, UINT64_MAX};
@@ -304,7 +305,8 @@ static qf_status infer_prelu(const qf_node *n, const qf_tensor *in, int n_in, qf
     qf_status s = qf_broadcast_shape(n, &in[0], &in[1], &b, err);
     if (s) return s;
     bool same = b.rank == in[0].rank;
-    for (int i = 0; same && i < b.rank; i++) same = b.dims[i] == in[0].dims[i];
+    for (int i = 0; same && i < b.rank; i++)
+        same = b.dims[i] == in[0].dims[i];
     if (!same)
         return qf_errf(err, QF_ERR_SHAPE, "%s: slope does not broadcast to the shape of X",
                        qf_node_desc(n, d, sizeof d));
@@ -314,8 +316,8 @@ static qf_status infer_prelu(const qf_node *n, const qf_tensor *in, int n_in, qf
     return QF_OK;
 }
 
-static qf_status run_prelu(const qf_exec_ctx *ctx, const qf_node *n, const qf_tensor *in,
-                           int n_in, qf_tensor *out, int n_out, void *scratch, qf_err *err) {
+static qf_status run_prelu(const qf_exec_ctx *ctx, const qf_node *n, const qf_tensor *in, int n_in,
+                           qf_tensor *out, int n_out, void *scratch, qf_err *err) {
     qf_ref_bin_fn fn = qf_ref_binary_fn(QF_BIN_PRELU, in[0].dtype);
     if (!fn) {
         char d[200];

@@ -48,7 +48,8 @@ void qf_bcast_init(qf_bcast *p, const qf_tensor *a, const qf_tensor *b, const qf
     p->step_a = wa[n - 1];
     p->step_b = wb[n - 1];
     p->runs = 1;
-    for (int d = 0; d < n - 1; d++) p->runs *= dims[d];
+    for (int d = 0; d < n - 1; d++)
+        p->runs *= dims[d];
     if (empty) p->runs = 0;
 }
 
@@ -66,7 +67,8 @@ void qf_bcast_copy(qf_tensor *dst, const qf_tensor *src) {
         if (p.step_a) {
             memcpy(orun, srun, (size_t)p.inner * es);
         } else {
-            for (int64_t i = 0; i < p.inner; i++) memcpy(orun + (size_t)i * es, srun, es);
+            for (int64_t i = 0; i < p.inner; i++)
+                memcpy(orun + (size_t)i * es, srun, es);
         }
     }
 }

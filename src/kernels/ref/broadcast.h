@@ -22,9 +22,9 @@ typedef struct qf_bcast {
     int64_t dims[QF_MAX_DIMS]; /* collapsed output dims */
     int64_t sa[QF_MAX_DIMS];   /* element stride of a per collapsed dim (0 = repeated) */
     int64_t sb[QF_MAX_DIMS];
-    int64_t inner;             /* run length = dims[rank-1] */
-    int64_t runs;              /* number of runs; 0 when the output is empty */
-    int step_a, step_b;        /* stride of a/b inside a run: 1 or 0 */
+    int64_t inner;      /* run length = dims[rank-1] */
+    int64_t runs;       /* number of runs; 0 when the output is empty */
+    int step_a, step_b; /* stride of a/b inside a run: 1 or 0 */
 } qf_bcast;
 
 typedef struct qf_bcast_iter {
@@ -38,7 +38,8 @@ typedef struct qf_bcast_iter {
 void qf_bcast_init(qf_bcast *p, const qf_tensor *a, const qf_tensor *b, const qf_tensor *out);
 
 static inline void qf_bcast_iter_start(qf_bcast_iter *it) {
-    for (int i = 0; i < QF_MAX_DIMS; i++) it->idx[i] = 0;
+    for (int i = 0; i < QF_MAX_DIMS; i++)
+        it->idx[i] = 0;
     it->off_a = it->off_b = 0;
 }
 

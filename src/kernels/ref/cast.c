@@ -22,9 +22,7 @@ typedef struct cast_params {
     qf_dtype to;
 } cast_params;
 
-static bool cast_type_ok(int64_t t) {
-    return t > 0 && t < QF_DT_COUNT && t != QF_DT_STRING;
-}
+static bool cast_type_ok(int64_t t) { return t > 0 && t < QF_DT_COUNT && t != QF_DT_STRING; }
 
 static qf_status parse_cast(qf_graph *g, qf_node *n, qf_err *err) {
     char d[200];
@@ -51,8 +49,7 @@ static qf_status infer_cast(const qf_node *n, const qf_tensor *in, int n_in, qf_
         return qf_errf(err, QF_ERR_INTERNAL, "%s: attributes not parsed",
                        qf_node_desc(n, d, sizeof d));
     if (n_in < 1 || n_out < 1 || in[0].dtype == QF_DT_UNDEF)
-        return qf_errf(err, QF_ERR_INVALID_ARG, "%s: needs input",
-                       qf_node_desc(n, d, sizeof d));
+        return qf_errf(err, QF_ERR_INVALID_ARG, "%s: needs input", qf_node_desc(n, d, sizeof d));
     if (!cast_type_ok(in[0].dtype))
         return qf_errf(err, QF_ERR_UNSUPPORTED, "%s: cannot cast from %s",
                        qf_node_desc(n, d, sizeof d), qf_dtype_name(in[0].dtype));
@@ -68,27 +65,33 @@ typedef enum { CLS_F, CLS_S, CLS_U } num_class;
 
 static num_class class_of(qf_dtype t) {
     switch (t) {
-    case QF_DT_F32: case QF_DT_F64: case QF_DT_F16: return CLS_F;
-    case QF_DT_U8: case QF_DT_U16: case QF_DT_U32: case QF_DT_U64: return CLS_U;
+    case QF_DT_F32:
+    case QF_DT_F64:
+    case QF_DT_F16: return CLS_F;
+    case QF_DT_U8:
+    case QF_DT_U16:
+    case QF_DT_U32:
+    case QF_DT_U64: return CLS_U;
     default: return CLS_S;
     }
 }
 
-#define LOAD(T, buf)                                                    \
-    do {                                                                \
-        const T *s_ = (const T *)src;                                   \
-        for (int64_t i = 0; i < m; i++) buf[i] = s_[i];                 \
+#define LOAD(T, buf)                                                                               \
+    do {                                                                                           \
+        const T *s_ = (const T *)src;                                                              \
+        for (int64_t i = 0; i < m; i++)                                                            \
+            buf[i] = s_[i];                                                                        \
     } while (0)
 
 /* Load m elements of dtype t into the buffer of its class. */
-static void load_chunk(qf_dtype t, const void *src, int64_t m, double *f, int64_t *s,
-                       uint64_t *u) {
+static void load_chunk(qf_dtype t, const void *src, int64_t m, double *f, int64_t *s, uint64_t *u) {
     switch (t) {
     case QF_DT_F32: LOAD(float, f); break;
     case QF_DT_F64: LOAD(double, f); break;
     case QF_DT_F16: {
         const uint16_t *h = src;
-        for (int64_t i = 0; i < m; i++) f[i] = qf_f16_to_f32(h[i]);
+        for (int64_t i = 0; i < m; i++)
+            f[i] = qf_f16_to_f32(h[i]);
         break;
     }
     case QF_DT_I8: LOAD(int8_t, s); break;
@@ -97,7 +100,8 @@ static void load_chunk(qf_dtype t, const void *src, int64_t m, double *f, int64_
     case QF_DT_I64: LOAD(int64_t, s); break;
     case QF_DT_BOOL: {
         const uint8_t *b = src; /* any nonzero byte is true */
-        for (int64_t i = 0; i < m; i++) s[i] = b[i] != 0;
+        for (int64_t i = 0; i < m; i++)
+            s[i] = b[i] != 0;
         break;
     }
     case QF_DT_U8: LOAD(uint8_t, u); break;
@@ -109,13 +113,13 @@ static void load_chunk(qf_dtype t, const void *src, int64_t m, double *f, int64_
 }
 
 /* Store from the double buffer: the only lossy class (see header). */
-#define STORE_F(T, EXPR)                                                \
-    do {                                                                \
-        T *d_ = (T *)dst;                                               \
-        for (int64_t i = 0; i < m; i++) {                               \
-            double v = f[i];                                            \
-            d_[i] = (T)(EXPR);                                          \
-        }                                                               \
+#define STORE_F(T, EXPR)                                                                           \
+    do {                                                                                           \
+        T *d_ = (T *)dst;                                                                          \
+        for (int64_t i = 0; i < m; i++) {                                                          \
+            double v = f[i];                                                                       \
+            d_[i] = (T)(EXPR);                                                                     \
+        }                                                                                          \
     } while (0)
 
 static void store_from_f(qf_dtype t, void *dst, int64_t m, const double *f) {
@@ -138,37 +142,37 @@ static void store_from_f(qf_dtype t, void *dst, int64_t m, const double *f) {
 
 /* Store from an integer buffer (W = int64_t or uint64_t): integer targets
  * keep the low bits, float targets round to nearest. */
-#define DEF_STORE_INT(name, W)                                                   \
-    static void name(qf_dtype t, void *dst, int64_t m, const W *w) {             \
-        switch (t) {                                                             \
-        case QF_DT_F32: STORE_W(W, float, (float)v); break;                         \
-        case QF_DT_F64: STORE_W(W, double, (double)v); break;                       \
-        case QF_DT_F16: STORE_W(W, uint16_t, qf_f32_to_f16((float)v)); break;       \
-        case QF_DT_BOOL: STORE_W(W, uint8_t, v != 0); break;                        \
-        case QF_DT_I8: STORE_W(W, int8_t, v); break;                                \
-        case QF_DT_I16: STORE_W(W, int16_t, v); break;                              \
-        case QF_DT_I32: STORE_W(W, int32_t, v); break;                              \
-        case QF_DT_I64: STORE_W(W, int64_t, v); break;                              \
-        case QF_DT_U8: STORE_W(W, uint8_t, v); break;                               \
-        case QF_DT_U16: STORE_W(W, uint16_t, v); break;                             \
-        case QF_DT_U32: STORE_W(W, uint32_t, v); break;                             \
-        case QF_DT_U64: STORE_W(W, uint64_t, v); break;                             \
-        default: break;                                                          \
-        }                                                                        \
+#define DEF_STORE_INT(name, W)                                                                     \
+    static void name(qf_dtype t, void *dst, int64_t m, const W *w) {                               \
+        switch (t) {                                                                               \
+        case QF_DT_F32: STORE_W(W, float, (float)v); break;                                        \
+        case QF_DT_F64: STORE_W(W, double, (double)v); break;                                      \
+        case QF_DT_F16: STORE_W(W, uint16_t, qf_f32_to_f16((float)v)); break;                      \
+        case QF_DT_BOOL: STORE_W(W, uint8_t, v != 0); break;                                       \
+        case QF_DT_I8: STORE_W(W, int8_t, v); break;                                               \
+        case QF_DT_I16: STORE_W(W, int16_t, v); break;                                             \
+        case QF_DT_I32: STORE_W(W, int32_t, v); break;                                             \
+        case QF_DT_I64: STORE_W(W, int64_t, v); break;                                             \
+        case QF_DT_U8: STORE_W(W, uint8_t, v); break;                                              \
+        case QF_DT_U16: STORE_W(W, uint16_t, v); break;                                            \
+        case QF_DT_U32: STORE_W(W, uint32_t, v); break;                                            \
+        case QF_DT_U64: STORE_W(W, uint64_t, v); break;                                            \
+        default: break;                                                                            \
+        }                                                                                          \
     }
-#define STORE_W(W, T, EXPR)                                                \
-    do {                                                                \
-        T *d_ = (T *)dst;                                               \
-        for (int64_t i = 0; i < m; i++) {                               \
-            W v = w[i];                                                 \
-            d_[i] = (T)(EXPR);                                          \
-        }                                                               \
+#define STORE_W(W, T, EXPR)                                                                        \
+    do {                                                                                           \
+        T *d_ = (T *)dst;                                                                          \
+        for (int64_t i = 0; i < m; i++) {                                                          \
+            W v = w[i];                                                                            \
+            d_[i] = (T)(EXPR);                                                                     \
+        }                                                                                          \
     } while (0)
 DEF_STORE_INT(store_from_s, int64_t)
 DEF_STORE_INT(store_from_u, uint64_t)
 
-static qf_status run_cast(const qf_exec_ctx *ctx, const qf_node *n, const qf_tensor *in,
-                          int n_in, qf_tensor *out, int n_out, void *scratch, qf_err *err) {
+static qf_status run_cast(const qf_exec_ctx *ctx, const qf_node *n, const qf_tensor *in, int n_in,
+                          qf_tensor *out, int n_out, void *scratch, qf_err *err) {
     qf_dtype from = in[0].dtype, to = out[0].dtype;
     int64_t total = qf_tensor_numel(&in[0]);
     size_t es_in = qf_dtype_size(from), es_out = qf_dtype_size(to);
@@ -202,5 +206,8 @@ static qf_status run_cast(const qf_exec_ctx *ctx, const qf_node *n, const qf_ten
     return QF_OK;
 }
 
-const qf_op_def qf_opdef_cast = {
-    .name = "Cast", .flags = QF_OPF_ELEMENTWISE, .parse = parse_cast, .infer = infer_cast, .run = run_cast};
+const qf_op_def qf_opdef_cast = {.name = "Cast",
+                                 .flags = QF_OPF_ELEMENTWISE,
+                                 .parse = parse_cast,
+                                 .infer = infer_cast,
+                                 .run = run_cast};

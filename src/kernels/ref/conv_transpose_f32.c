@@ -45,8 +45,8 @@ static qf_status convt_parse(qf_graph *g, qf_node *n, qf_err *err) {
         return qf_errf(err, QF_ERR_UNSUPPORTED, "%s: output_padding has %d values",
                        qf_node_desc(n, d, sizeof d), c);
     for (int i = 0; i < c; i++) {
-        if (v[i] < 0)
-            return qf_errf(err, QF_ERR_INVALID_ARG, "%s: negative output_padding",
+        if (v[i] < 0 || v[i] > INT32_MAX)
+            return qf_errf(err, QF_ERR_INVALID_ARG, "%s: output_padding out of range",
                            qf_node_desc(n, d, sizeof d));
         p->out_pad[i] = v[i];
     }
@@ -56,8 +56,8 @@ static qf_status convt_parse(qf_graph *g, qf_node *n, qf_err *err) {
         return qf_errf(err, QF_ERR_UNSUPPORTED, "%s: output_shape has %d values",
                        qf_node_desc(n, d, sizeof d), c);
     for (int i = 0; i < c; i++) {
-        if (v[i] <= 0)
-            return qf_errf(err, QF_ERR_INVALID_ARG, "%s: output_shape must be positive",
+        if (v[i] <= 0 || v[i] > INT32_MAX)
+            return qf_errf(err, QF_ERR_INVALID_ARG, "%s: output_shape out of range",
                            qf_node_desc(n, d, sizeof d));
         p->out_shape[i] = v[i];
     }

@@ -32,8 +32,7 @@ qf_ref_bin_fn qf_ref_binary_fn(qf_ref_binop op, qf_dtype dt);
 
 /* out = a OP b with broadcasting; a, b and out share dtype (checked by the
  * caller's infer). fn comes from qf_ref_binary_fn(op, out->dtype). */
-void qf_ref_binary_apply(qf_ref_bin_fn fn, const qf_tensor *a, const qf_tensor *b,
-                         qf_tensor *out);
+void qf_ref_binary_apply(qf_ref_bin_fn fn, const qf_tensor *a, const qf_tensor *b, qf_tensor *out);
 
 /* True for the dtypes binary arithmetic supports (numeric, incl. F16). */
 bool qf_ref_is_numeric(qf_dtype dt);
@@ -72,7 +71,6 @@ void qf_ref_unary_apply(qf_ref_un_fn fn, const qf_tensor *x, qf_tensor *y, const
 qf_status qf_ref_infer_unary(const qf_node *n, const qf_tensor *in, int n_in, qf_tensor *out,
                              int n_out, const qf_ref_un_fn *row, qf_err *err);
 /* row[dt] for run, or NULL after filling err (QF_ERR_UNSUPPORTED, naming n). */
-qf_ref_un_fn qf_ref_unary_fn(const qf_node *n, const qf_ref_un_fn *row, qf_dtype dt,
-                             qf_err *err);
+qf_ref_un_fn qf_ref_unary_fn(const qf_node *n, const qf_ref_un_fn *row, qf_dtype dt, qf_err *err);
 
 #endif /* QF_KERNELS_REF_ELTWISE_H */

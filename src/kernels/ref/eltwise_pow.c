@@ -15,13 +15,15 @@
 static void pow_f32(const void *va, const void *vb, void *vo, int64_t n, int sa, int sb) {
     const float *a = va, *b = vb;
     float *o = vo;
-    for (int64_t i = 0; i < n; i++) o[i] = powf(a[sa ? i : 0], b[sb ? i : 0]);
+    for (int64_t i = 0; i < n; i++)
+        o[i] = powf(a[sa ? i : 0], b[sb ? i : 0]);
 }
 
 static void pow_f64(const void *va, const void *vb, void *vo, int64_t n, int sa, int sb) {
     const double *a = va, *b = vb;
     double *o = vo;
-    for (int64_t i = 0; i < n; i++) o[i] = pow(a[sa ? i : 0], b[sb ? i : 0]);
+    for (int64_t i = 0; i < n; i++)
+        o[i] = pow(a[sa ? i : 0], b[sb ? i : 0]);
 }
 
 static uint64_t ipow_wrap(uint64_t x, int64_t e) {
@@ -54,7 +56,9 @@ static void store_f64(qf_tensor *o, int64_t i, double v) {
     case QF_DT_F32: ((float *)o->data)[i] = (float)v; break;
     case QF_DT_F64: ((double *)o->data)[i] = v; break;
     case QF_DT_F16: ((uint16_t *)o->data)[i] = qf_f32_to_f16((float)v); break;
-    case QF_DT_I8: ((int8_t *)o->data)[i] = (int8_t)qf_ref_f64_to_i64_sat(v, INT8_MIN, INT8_MAX); break;
+    case QF_DT_I8:
+        ((int8_t *)o->data)[i] = (int8_t)qf_ref_f64_to_i64_sat(v, INT8_MIN, INT8_MAX);
+        break;
     case QF_DT_I16:
         ((int16_t *)o->data)[i] = (int16_t)qf_ref_f64_to_i64_sat(v, INT16_MIN, INT16_MAX);
         break;
@@ -63,8 +67,12 @@ static void store_f64(qf_tensor *o, int64_t i, double v) {
         break;
     case QF_DT_I64: ((int64_t *)o->data)[i] = qf_ref_f64_to_i64_sat(v, INT64_MIN, INT64_MAX); break;
     case QF_DT_U8: ((uint8_t *)o->data)[i] = (uint8_t)qf_ref_f64_to_u64_sat(v, UINT8_MAX); break;
-    case QF_DT_U16: ((uint16_t *)o->data)[i] = (uint16_t)qf_ref_f64_to_u64_sat(v, UINT16_MAX); break;
-    case QF_DT_U32: ((uint32_t *)o->data)[i] = (uint32_t)qf_ref_f64_to_u64_sat(v, UINT32_MAX); break;
+    case QF_DT_U16:
+        ((uint16_t *)o->data)[i] = (uint16_t)qf_ref_f64_to_u64_sat(v, UINT16_MAX);
+        break;
+    case QF_DT_U32:
+        ((uint32_t *)o->data)[i] = (uint32_t)qf_ref_f64_to_u64_sat(v, UINT32_MAX);
+        break;
     case QF_DT_U64: ((uint64_t *)o->data)[i] = qf_ref_f64_to_u64_sat(v, UINT64_MAX); break;
     default: break;
     }
@@ -121,8 +129,8 @@ static qf_status infer_pow(const qf_node *n, const qf_tensor *in, int n_in, qf_t
     return QF_OK;
 }
 
-static qf_status run_pow(const qf_exec_ctx *ctx, const qf_node *n, const qf_tensor *in,
-                         int n_in, qf_tensor *out, int n_out, void *scratch, qf_err *err) {
+static qf_status run_pow(const qf_exec_ctx *ctx, const qf_node *n, const qf_tensor *in, int n_in,
+                         qf_tensor *out, int n_out, void *scratch, qf_err *err) {
     if (in[0].dtype == QF_DT_F32 && in[1].dtype == QF_DT_F32)
         qf_ref_binary_apply(pow_f32, &in[0], &in[1], &out[0]);
     else if (in[0].dtype == QF_DT_F64 && in[1].dtype == QF_DT_F64)

@@ -7,15 +7,15 @@
 
 #include "kernels/ref/eltwise.h"
 
-#define DEF_UN(name, T, EXPR)                                                          \
-    static void name(const void *vx, void *vy, int64_t n, const void *params) {        \
-        (void)params;                                                                  \
-        const T *xs = vx;                                                              \
-        T *ys = vy;                                                                    \
-        for (int64_t i = 0; i < n; i++) {                                              \
-            T x = xs[i];                                                               \
-            ys[i] = (T)(EXPR);                                                         \
-        }                                                                              \
+#define DEF_UN(name, T, EXPR)                                                                      \
+    static void name(const void *vx, void *vy, int64_t n, const void *params) {                    \
+        (void)params;                                                                              \
+        const T *xs = vx;                                                                          \
+        T *ys = vy;                                                                                \
+        for (int64_t i = 0; i < n; i++) {                                                          \
+            T x = xs[i];                                                                           \
+            ys[i] = (T)(EXPR);                                                                     \
+        }                                                                                          \
     }
 
 /* Float ops: single- and double-precision expressions side by side. */
@@ -32,15 +32,16 @@ DEF_UN_F(tanh, tanhf(x), tanh(x))
 DEF_UN_F(abs, fabsf(x), fabs(x))
 DEF_UN_F(neg, -x, -x)
 
-#define DEF_UN_S(sfx, T)                                                  \
-    DEF_UN(abs_##sfx, T, x < 0 ? (T)(0 - (uint64_t)x) : x)                \
+#define DEF_UN_S(sfx, T)                                                                           \
+    DEF_UN(abs_##sfx, T, x < 0 ? (T)(0 - (uint64_t)x) : x)                                         \
     DEF_UN(neg_##sfx, T, 0 - (uint64_t)x)
 DEF_UN_S(i8, int8_t)
 DEF_UN_S(i16, int16_t)
 DEF_UN_S(i32, int32_t)
 DEF_UN_S(i64, int64_t)
 
-#define FLOAT_ROW(op) {[QF_DT_F32] = op##_f32, [QF_DT_F16] = op##_f32, [QF_DT_F64] = op##_f64}
+#define FLOAT_ROW(op)                                                                              \
+    { [QF_DT_F32] = op##_f32, [QF_DT_F16] = op##_f32, [QF_DT_F64] = op##_f64 }
 
 static void copy_u8(const void *x, void *y, int64_t n, const void *p) {
     (void)p;
@@ -68,14 +69,12 @@ static const qf_ref_un_fn row_ceil[QF_DT_COUNT] = FLOAT_ROW(ceil);
 static const qf_ref_un_fn row_erf[QF_DT_COUNT] = FLOAT_ROW(erf);
 static const qf_ref_un_fn row_tanh[QF_DT_COUNT] = FLOAT_ROW(tanh);
 static const qf_ref_un_fn row_abs[QF_DT_COUNT] = {
-    [QF_DT_F32] = abs_f32, [QF_DT_F16] = abs_f32, [QF_DT_F64] = abs_f64,
-    [QF_DT_I8] = abs_i8,   [QF_DT_I16] = abs_i16, [QF_DT_I32] = abs_i32,
-    [QF_DT_I64] = abs_i64, [QF_DT_U8] = copy_u8,  [QF_DT_U16] = copy_u16,
-    [QF_DT_U32] = copy_u32, [QF_DT_U64] = copy_u64};
+    [QF_DT_F32] = abs_f32,  [QF_DT_F16] = abs_f32,  [QF_DT_F64] = abs_f64, [QF_DT_I8] = abs_i8,
+    [QF_DT_I16] = abs_i16,  [QF_DT_I32] = abs_i32,  [QF_DT_I64] = abs_i64, [QF_DT_U8] = copy_u8,
+    [QF_DT_U16] = copy_u16, [QF_DT_U32] = copy_u32, [QF_DT_U64] = copy_u64};
 static const qf_ref_un_fn row_neg[QF_DT_COUNT] = {
-    [QF_DT_F32] = neg_f32, [QF_DT_F16] = neg_f32, [QF_DT_F64] = neg_f64,
-    [QF_DT_I8] = neg_i8,   [QF_DT_I16] = neg_i16, [QF_DT_I32] = neg_i32,
-    [QF_DT_I64] = neg_i64};
+    [QF_DT_F32] = neg_f32, [QF_DT_F16] = neg_f32, [QF_DT_F64] = neg_f64, [QF_DT_I8] = neg_i8,
+    [QF_DT_I16] = neg_i16, [QF_DT_I32] = neg_i32, [QF_DT_I64] = neg_i64};
 
 /* ---- shared driver ---------------------------------------------------- */
 
@@ -93,9 +92,11 @@ void qf_ref_unary_apply(qf_ref_un_fn fn, const qf_tensor *x, qf_tensor *y, const
     float buf[F16_CHUNK];
     for (int64_t s = 0; s < n; s += F16_CHUNK) {
         int64_t m = QF_MIN(n - s, (int64_t)F16_CHUNK);
-        for (int64_t i = 0; i < m; i++) buf[i] = qf_f16_to_f32(xs[s + i]);
+        for (int64_t i = 0; i < m; i++)
+            buf[i] = qf_f16_to_f32(xs[s + i]);
         fn(buf, buf, m, params);
-        for (int64_t i = 0; i < m; i++) ys[s + i] = qf_f32_to_f16(buf[i]);
+        for (int64_t i = 0; i < m; i++)
+            ys[s + i] = qf_f32_to_f16(buf[i]);
     }
 }
 
@@ -103,8 +104,7 @@ qf_status qf_ref_infer_unary(const qf_node *n, const qf_tensor *in, int n_in, qf
                              int n_out, const qf_ref_un_fn *row, qf_err *err) {
     char d[200];
     if (n_in < 1 || n_out < 1 || in[0].dtype == QF_DT_UNDEF)
-        return qf_errf(err, QF_ERR_INVALID_ARG, "%s: needs input X",
-                       qf_node_desc(n, d, sizeof d));
+        return qf_errf(err, QF_ERR_INVALID_ARG, "%s: needs input X", qf_node_desc(n, d, sizeof d));
     if ((int)in[0].dtype < 0 || in[0].dtype >= QF_DT_COUNT || !row[in[0].dtype])
         return qf_errf(err, QF_ERR_UNSUPPORTED, "%s: unsupported type %s",
                        qf_node_desc(n, d, sizeof d), qf_dtype_name(in[0].dtype));
@@ -114,8 +114,7 @@ qf_status qf_ref_infer_unary(const qf_node *n, const qf_tensor *in, int n_in, qf
     return QF_OK;
 }
 
-qf_ref_un_fn qf_ref_unary_fn(const qf_node *n, const qf_ref_un_fn *row, qf_dtype dt,
-                             qf_err *err) {
+qf_ref_un_fn qf_ref_unary_fn(const qf_node *n, const qf_ref_un_fn *row, qf_dtype dt, qf_err *err) {
     qf_ref_un_fn fn = (int)dt >= 0 && dt < QF_DT_COUNT ? row[dt] : NULL;
     if (!fn) {
         char d[200];
@@ -127,20 +126,19 @@ qf_ref_un_fn qf_ref_unary_fn(const qf_node *n, const qf_ref_un_fn *row, qf_dtype
 
 /* ---- op definitions --------------------------------------------------- */
 
-#define DEF_UNARY_OP(id, onnx)                                                               \
-    static qf_status infer_##id(const qf_node *n, const qf_tensor *in, int n_in,             \
-                                qf_tensor *out, int n_out, qf_err *err) {                    \
-        return qf_ref_infer_unary(n, in, n_in, out, n_out, row_##id, err);                   \
-    }                                                                                        \
-    static qf_status run_##id(const qf_exec_ctx *ctx, const qf_node *n, const qf_tensor *in, \
-                              int n_in, qf_tensor *out, int n_out, void *scratch,            \
-                              qf_err *err) {                                                 \
-        qf_ref_un_fn fn = qf_ref_unary_fn(n, row_##id, in[0].dtype, err);                    \
-        if (!fn) return QF_ERR_UNSUPPORTED;                                                  \
-        qf_ref_unary_apply(fn, &in[0], &out[0], NULL);                                       \
-        return QF_OK;                                                                        \
-    }                                                                                        \
-    const qf_op_def qf_opdef_##id = {                                                        \
+#define DEF_UNARY_OP(id, onnx)                                                                     \
+    static qf_status infer_##id(const qf_node *n, const qf_tensor *in, int n_in, qf_tensor *out,   \
+                                int n_out, qf_err *err) {                                          \
+        return qf_ref_infer_unary(n, in, n_in, out, n_out, row_##id, err);                         \
+    }                                                                                              \
+    static qf_status run_##id(const qf_exec_ctx *ctx, const qf_node *n, const qf_tensor *in,       \
+                              int n_in, qf_tensor *out, int n_out, void *scratch, qf_err *err) {   \
+        qf_ref_un_fn fn = qf_ref_unary_fn(n, row_##id, in[0].dtype, err);                          \
+        if (!fn) return QF_ERR_UNSUPPORTED;                                                        \
+        qf_ref_unary_apply(fn, &in[0], &out[0], NULL);                                             \
+        return QF_OK;                                                                              \
+    }                                                                                              \
+    const qf_op_def qf_opdef_##id = {                                                              \
         .name = onnx, .flags = QF_OPF_ELEMENTWISE, .infer = infer_##id, .run = run_##id};
 
 DEF_UNARY_OP(sqrt, "Sqrt")

@@ -9,8 +9,8 @@
 
 #include "kernels/ref/eltwise.h"
 
-static qf_status infer_variadic(const qf_node *n, const qf_tensor *in, int n_in,
-                                qf_tensor *out, int n_out, qf_err *err) {
+static qf_status infer_variadic(const qf_node *n, const qf_tensor *in, int n_in, qf_tensor *out,
+                                int n_out, qf_err *err) {
     char d[200];
     if (n_in < 1 || n_out < 1)
         return qf_errf(err, QF_ERR_INVALID_ARG, "%s: needs at least one input",
@@ -45,13 +45,16 @@ static void divide_by(qf_tensor *t, int count) {
     int64_t m = qf_tensor_numel(t);
     if (t->dtype == QF_DT_F32) {
         float *p = t->data;
-        for (int64_t i = 0; i < m; i++) p[i] /= (float)count;
+        for (int64_t i = 0; i < m; i++)
+            p[i] /= (float)count;
     } else if (t->dtype == QF_DT_F64) {
         double *p = t->data;
-        for (int64_t i = 0; i < m; i++) p[i] /= (double)count;
+        for (int64_t i = 0; i < m; i++)
+            p[i] /= (double)count;
     } else if (t->dtype == QF_DT_F16) {
         uint16_t *p = t->data;
-        for (int64_t i = 0; i < m; i++) p[i] = qf_f32_to_f16(qf_f16_to_f32(p[i]) / (float)count);
+        for (int64_t i = 0; i < m; i++)
+            p[i] = qf_f32_to_f16(qf_f16_to_f32(p[i]) / (float)count);
     }
 }
 
@@ -64,30 +67,31 @@ static qf_status run_variadic(qf_ref_binop op, const qf_node *n, const qf_tensor
                        qf_node_desc(n, d, sizeof d), qf_dtype_name(out[0].dtype));
     }
     qf_bcast_copy(&out[0], &in[0]);
-    for (int i = 1; i < n_in; i++) qf_ref_binary_apply(fn, &out[0], &in[i], &out[0]);
+    for (int i = 1; i < n_in; i++)
+        qf_ref_binary_apply(fn, &out[0], &in[i], &out[0]);
     return QF_OK;
 }
 
-static qf_status run_sum(const qf_exec_ctx *ctx, const qf_node *n, const qf_tensor *in,
-                         int n_in, qf_tensor *out, int n_out, void *scratch, qf_err *err) {
+static qf_status run_sum(const qf_exec_ctx *ctx, const qf_node *n, const qf_tensor *in, int n_in,
+                         qf_tensor *out, int n_out, void *scratch, qf_err *err) {
     return run_variadic(QF_BIN_ADD, n, in, n_in, out, err);
 }
 
-static qf_status run_mean(const qf_exec_ctx *ctx, const qf_node *n, const qf_tensor *in,
-                          int n_in, qf_tensor *out, int n_out, void *scratch, qf_err *err) {
+static qf_status run_mean(const qf_exec_ctx *ctx, const qf_node *n, const qf_tensor *in, int n_in,
+                          qf_tensor *out, int n_out, void *scratch, qf_err *err) {
     qf_status s = run_variadic(QF_BIN_ADD, n, in, n_in, out, err);
     if (s) return s;
     divide_by(&out[0], n_in);
     return QF_OK;
 }
 
-static qf_status run_max(const qf_exec_ctx *ctx, const qf_node *n, const qf_tensor *in,
-                         int n_in, qf_tensor *out, int n_out, void *scratch, qf_err *err) {
+static qf_status run_max(const qf_exec_ctx *ctx, const qf_node *n, const qf_tensor *in, int n_in,
+                         qf_tensor *out, int n_out, void *scratch, qf_err *err) {
     return run_variadic(QF_BIN_MAX, n, in, n_in, out, err);
 }
 
-static qf_status run_min(const qf_exec_ctx *ctx, const qf_node *n, const qf_tensor *in,
-                         int n_in, qf_tensor *out, int n_out, void *scratch, qf_err *err) {
+static qf_status run_min(const qf_exec_ctx *ctx, const qf_node *n, const qf_tensor *in, int n_in,
+                         qf_tensor *out, int n_out, void *scratch, qf_err *err) {
     return run_variadic(QF_BIN_MIN, n, in, n_in, out, err);
 }
 

@@ -24,7 +24,7 @@ typedef struct reduce_params {
     bool keepdims;
     bool noop_with_empty_axes;
     bool axes_from_input;
-    int n_axes;            /* attribute axes (when !axes_from_input) */
+    int n_axes; /* attribute axes (when !axes_from_input) */
     const int64_t *axes;
 } reduce_params;
 
@@ -77,11 +77,13 @@ static qf_status resolve_axes(const qf_node *n, const qf_tensor *in, int n_in, b
                            qf_node_desc(n, d, sizeof d));
     }
     *noop = false;
-    for (int i = 0; i < rank; i++) reduced[i] = count == 0;
+    for (int i = 0; i < rank; i++)
+        reduced[i] = count == 0;
     if (count == 0) {
         *noop = p->noop_with_empty_axes;
         if (*noop)
-            for (int i = 0; i < rank; i++) reduced[i] = false;
+            for (int i = 0; i < rank; i++)
+                reduced[i] = false;
         return QF_OK;
     }
     if (count > rank)
@@ -129,8 +131,8 @@ static qf_status infer_reduce(const qf_node *n, const qf_tensor *in, int n_in, q
     return QF_OK;
 }
 
-static size_t scratch_reduce(const qf_node *n, const qf_tensor *in, int n_in,
-                             const qf_tensor *out, int n_out) {
+static size_t scratch_reduce(const qf_node *n, const qf_tensor *in, int n_in, const qf_tensor *out,
+                             int n_out) {
     if (n->op != QF_OP_REDUCE_SUM && n->op != QF_OP_REDUCE_MEAN) return 0;
     int64_t m = qf_tensor_numel(&out[0]);
     size_t bytes;
@@ -141,21 +143,23 @@ static size_t scratch_reduce(const qf_node *n, const qf_tensor *in, int n_in,
 /* ---- typed loops ------------------------------------------------------ */
 
 /* acc[j] = ADD(acc[j], x[i]) over the plan (x walks, acc broadcasts). */
-#define DEF_SUM(sfx, T, A)                                                            \
-    static void sum_##sfx(const qf_bcast *p, const T *x, A *acc) {                    \
-        qf_bcast_iter it;                                                             \
-        qf_bcast_iter_start(&it);                                                     \
-        for (int64_t r = 0; r < p->runs; r++, qf_bcast_iter_next(p, &it)) {           \
-            const T *xr = x + r * p->inner;                                           \
-            if (p->step_b) {                                                          \
-                A *ar = acc + it.off_b;                                               \
-                for (int64_t i = 0; i < p->inner; i++) ar[i] += (A)xr[i];             \
-            } else {                                                                  \
-                A s = 0;                                                              \
-                for (int64_t i = 0; i < p->inner; i++) s += (A)xr[i];                 \
-                acc[it.off_b] += s;                                                   \
-            }                                                                         \
-        }                                                                             \
+#define DEF_SUM(sfx, T, A)                                                                         \
+    static void sum_##sfx(const qf_bcast *p, const T *x, A *acc) {                                 \
+        qf_bcast_iter it;                                                                          \
+        qf_bcast_iter_start(&it);                                                                  \
+        for (int64_t r = 0; r < p->runs; r++, qf_bcast_iter_next(p, &it)) {                        \
+            const T *xr = x + r * p->inner;                                                        \
+            if (p->step_b) {                                                                       \
+                A *ar = acc + it.off_b;                                                            \
+                for (int64_t i = 0; i < p->inner; i++)                                             \
+                    ar[i] += (A)xr[i];                                                             \
+            } else {                                                                               \
+                A s = 0;                                                                           \
+                for (int64_t i = 0; i < p->inner; i++)                                             \
+                    s += (A)xr[i];                                                                 \
+                acc[it.off_b] += s;                                                                \
+            }                                                                                      \
+        }                                                                                          \
     }
 DEF_SUM(f32, float, double)
 DEF_SUM(f64, double, double)
@@ -163,27 +167,27 @@ DEF_SUM(i32, int32_t, uint64_t) /* wraps like the binary ops */
 DEF_SUM(i64, int64_t, uint64_t)
 
 /* o[j] = PICK(o[j], x[i]) where PICK(c, v) keeps the winner. */
-#define DEF_EXT(name, T, BETTER)                                                      \
-    static void name(const qf_bcast *p, const T *x, T *o) {                           \
-        qf_bcast_iter it;                                                             \
-        qf_bcast_iter_start(&it);                                                     \
-        for (int64_t r = 0; r < p->runs; r++, qf_bcast_iter_next(p, &it)) {           \
-            const T *xr = x + r * p->inner;                                           \
-            if (p->step_b) {                                                          \
-                T *orun = o + it.off_b;                                               \
-                for (int64_t i = 0; i < p->inner; i++) {                              \
-                    T c = orun[i], v = xr[i];                                         \
-                    orun[i] = (BETTER) ? v : c;                                       \
-                }                                                                     \
-            } else {                                                                  \
-                T c = o[it.off_b];                                                    \
-                for (int64_t i = 0; i < p->inner; i++) {                              \
-                    T v = xr[i];                                                      \
-                    c = (BETTER) ? v : c;                                             \
-                }                                                                     \
-                o[it.off_b] = c;                                                      \
-            }                                                                         \
-        }                                                                             \
+#define DEF_EXT(name, T, BETTER)                                                                   \
+    static void name(const qf_bcast *p, const T *x, T *o) {                                        \
+        qf_bcast_iter it;                                                                          \
+        qf_bcast_iter_start(&it);                                                                  \
+        for (int64_t r = 0; r < p->runs; r++, qf_bcast_iter_next(p, &it)) {                        \
+            const T *xr = x + r * p->inner;                                                        \
+            if (p->step_b) {                                                                       \
+                T *orun = o + it.off_b;                                                            \
+                for (int64_t i = 0; i < p->inner; i++) {                                           \
+                    T c = orun[i], v = xr[i];                                                      \
+                    orun[i] = (BETTER) ? v : c;                                                    \
+                }                                                                                  \
+            } else {                                                                               \
+                T c = o[it.off_b];                                                                 \
+                for (int64_t i = 0; i < p->inner; i++) {                                           \
+                    T v = xr[i];                                                                   \
+                    c = (BETTER) ? v : c;                                                          \
+                }                                                                                  \
+                o[it.off_b] = c;                                                                   \
+            }                                                                                      \
+        }                                                                                          \
     }
 /* A NaN candidate always wins and then stays (NaN compares false). */
 DEF_EXT(max_f32, float, v > c || v != v)
@@ -195,10 +199,11 @@ DEF_EXT(min_f64, double, v < c || v != v)
 DEF_EXT(min_i32, int32_t, v < c)
 DEF_EXT(min_i64, int64_t, v < c)
 
-#define FILL(T, V)                                                      \
-    do {                                                                \
-        T *o_ = out->data;                                              \
-        for (int64_t i = 0; i < m; i++) o_[i] = (V);                    \
+#define FILL(T, V)                                                                                 \
+    do {                                                                                           \
+        T *o_ = out->data;                                                                         \
+        for (int64_t i = 0; i < m; i++)                                                            \
+            o_[i] = (V);                                                                           \
     } while (0)
 
 static void run_extreme(bool is_max, const qf_bcast *p, const qf_tensor *x, qf_tensor *out) {
@@ -230,7 +235,8 @@ static void run_sum_mean(bool mean, const qf_bcast *p, const qf_tensor *x, qf_te
     int64_t count = m > 0 ? nx / m : 0; /* elements folded into each output */
     if (qf_ref_is_float(x->dtype)) {
         double *acc = scratch;
-        for (int64_t i = 0; i < m; i++) acc[i] = 0;
+        for (int64_t i = 0; i < m; i++)
+            acc[i] = 0;
         if (x->dtype == QF_DT_F32)
             sum_f32(p, x->data, acc);
         else
@@ -243,7 +249,8 @@ static void run_sum_mean(bool mean, const qf_bcast *p, const qf_tensor *x, qf_te
             FILL(double, acc[i] * scale);
     } else {
         uint64_t *acc = scratch;
-        for (int64_t i = 0; i < m; i++) acc[i] = 0;
+        for (int64_t i = 0; i < m; i++)
+            acc[i] = 0;
         if (x->dtype == QF_DT_I32)
             sum_i32(p, x->data, acc);
         else
@@ -256,8 +263,8 @@ static void run_sum_mean(bool mean, const qf_bcast *p, const qf_tensor *x, qf_te
     }
 }
 
-static qf_status run_reduce(const qf_exec_ctx *ctx, const qf_node *n, const qf_tensor *in,
-                            int n_in, qf_tensor *out, int n_out, void *scratch, qf_err *err) {
+static qf_status run_reduce(const qf_exec_ctx *ctx, const qf_node *n, const qf_tensor *in, int n_in,
+                            qf_tensor *out, int n_out, void *scratch, qf_err *err) {
     char d[200];
     if (!reduce_type_ok(in[0].dtype))
         return qf_errf(err, QF_ERR_UNSUPPORTED, "%s: unsupported type %s",
@@ -279,8 +286,7 @@ static qf_status run_reduce(const qf_exec_ctx *ctx, const qf_node *n, const qf_t
     qf_bcast_init(&p, &in[0], &kept, &in[0]);
     bool needs_scratch = n->op == QF_OP_REDUCE_SUM || n->op == QF_OP_REDUCE_MEAN;
     if (needs_scratch && !scratch && qf_tensor_numel(&out[0]) > 0)
-        return qf_errf(err, QF_ERR_INTERNAL, "%s: no scratch memory",
-                       qf_node_desc(n, d, sizeof d));
+        return qf_errf(err, QF_ERR_INTERNAL, "%s: no scratch memory", qf_node_desc(n, d, sizeof d));
     switch (n->op) {
     case QF_OP_REDUCE_SUM: run_sum_mean(false, &p, &in[0], &out[0], scratch); break;
     case QF_OP_REDUCE_MEAN: run_sum_mean(true, &p, &in[0], &out[0], scratch); break;
@@ -292,12 +298,12 @@ static qf_status run_reduce(const qf_exec_ctx *ctx, const qf_node *n, const qf_t
     return QF_OK;
 }
 
-#define DEF_REDUCE_OP(id, onnx)                                                    \
-    const qf_op_def qf_opdef_##id = {.name = onnx,                                 \
-                                     .value_inputs = 1u << 1,                      \
-                                     .parse = parse_reduce,                        \
-                                     .infer = infer_reduce,                        \
-                                     .scratch = scratch_reduce,                    \
+#define DEF_REDUCE_OP(id, onnx)                                                                    \
+    const qf_op_def qf_opdef_##id = {.name = onnx,                                                 \
+                                     .value_inputs = 1u << 1,                                      \
+                                     .parse = parse_reduce,                                        \
+                                     .infer = infer_reduce,                                        \
+                                     .scratch = scratch_reduce,                                    \
                                      .run = run_reduce};
 DEF_REDUCE_OP(reduce_sum, "ReduceSum")
 DEF_REDUCE_OP(reduce_mean, "ReduceMean")

@@ -208,6 +208,9 @@ static qf_status resize_make_plan(const qf_node *n, const qf_tensor *in, int n_i
             float span = (float)(pl->roi_e[a] - pl->roi_b[a]);
             /* float product, as ONNX Runtime computes it */
             float o = (float)x->dims[a] * (p->coord == CT_TF_CROP_AND_RESIZE ? span : 1.0f) * sc;
+            if (!(o >= 0.0f && o < 0x1p40f))
+                return qf_errf(err, QF_ERR_INVALID_ARG, "%s: scale %g gives output size %g", d,
+                               sc, o);
             pl->out[a] = (int64_t)floorf(o);
             pl->scale[a] = sc;
             pl->len_out[a] = (double)sc * (double)x->dims[a];
@@ -226,10 +229,15 @@ static qf_status resize_make_plan(const qf_node *n, const qf_tensor *in, int n_i
         for (int i = 0; i < n_ax; i++) {
             int a = ax_of[i];
             int64_t sz = qf_tensor_get_i64(t, i);
-            if (sz < 0)
-                return qf_errf(err, QF_ERR_INVALID_ARG, "%s: negative size on axis %d", d, a);
+            if (sz < 0 || sz > ((int64_t)1 << 40))
+                return qf_errf(err, QF_ERR_INVALID_ARG, "%s: size %lld on axis %d", d,
+                               (long long)sz, a);
             if (p->keep_aspect != KAR_STRETCH) {
-                sz = (int64_t)floor(common * (double)x->dims[a] + 0.5);
+                double o = floor(common * (double)x->dims[a] + 0.5);
+                if (!(o >= 0.0 && o < 0x1p40))
+                    return qf_errf(err, QF_ERR_INVALID_ARG, "%s: output size %g on axis %d", d,
+                                   o, a);
+                sz = (int64_t)o;
                 pl->scale[a] = common;
             } else {
                 pl->scale[a] = x->dims[a] ? (double)sz / (double)x->dims[a] : 1.0;
@@ -307,7 +315,19 @@ static void axis_taps(const resize_params *p, const resize_plan *pl, int a, int6
                       tap *t) {
     int nt = pl->taps;
     int64_t last = pl->in[a] - 1;
+    /* An axis that is not resized maps each index to itself, as in ONNX
+     * Runtime. (tf_half_pixel_for_nearest would otherwise shift it by half
+     * a pixel, which round_prefer_ceil turns into a whole one.) */
+    bool identity = pl->scale[a] == 1.0 && pl->out[a] == pl->in[a] &&
+                    p->coord != CT_TF_CROP_AND_RESIZE;
     for (int64_t o = 0; o < pl->out[a]; o++, t += nt) {
+        if (identity) {
+            for (int k = 0; k < nt; k++) {
+                t[k].off = o * stride;
+                t[k].w = k == 0 ? 1.0f : 0.0f;
+            }
+            continue;
+        }
         bool outside;
         double x = source_coord(p, pl, a, o, &outside);
         if (outside) {

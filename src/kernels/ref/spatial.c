@@ -13,10 +13,11 @@ static qf_status read_ints(const qf_node *n, const char *name, int64_t *dst, int
         return qf_errf(err, QF_ERR_UNSUPPORTED, "%s: %s has %d values (at most %d supported)",
                        qf_node_desc(n, d, sizeof d), name, c, max);
     for (int i = 0; i < c; i++) {
-        if (positive ? v[i] <= 0 : v[i] < 0)
+        /* the upper bound keeps every size computed from these in int64 */
+        if ((positive ? v[i] <= 0 : v[i] < 0) || v[i] > INT32_MAX)
             return qf_errf(err, QF_ERR_INVALID_ARG, "%s: %s[%d] = %lld must be %s",
                            qf_node_desc(n, d, sizeof d), name, i, (long long)v[i],
-                           positive ? "positive" : "non-negative");
+                           positive ? "positive (< 2^31)" : "non-negative (< 2^31)");
         dst[i] = v[i];
     }
     *count = c;
