@@ -303,3 +303,20 @@ int qf_node_attr_floats(const qf_node *n, const char *name, const float **vals) 
     *vals = a->floats;
     return a->n;
 }
+
+qf_status qf_value_set_qparams(qf_graph *g, int v, int bits, int axis, int n, const float *scale,
+                               const int32_t *zero_point) {
+    if (n <= 0 || v < 0 || v >= g->n_values) return QF_ERR_INVALID_ARG;
+    qf_qparams *q = qf_arena_alloc(&g->arena, sizeof *q);
+    if (!q) return QF_ERR_NOMEM;
+    q->scale = qf_arena_alloc(&g->arena, sizeof(float) * (size_t)n);
+    q->zero_point = qf_arena_alloc(&g->arena, sizeof(int32_t) * (size_t)n);
+    if (!q->scale || !q->zero_point) return QF_ERR_NOMEM;
+    memcpy(q->scale, scale, sizeof(float) * (size_t)n);
+    if (zero_point) memcpy(q->zero_point, zero_point, sizeof(int32_t) * (size_t)n);
+    q->bits = bits;
+    q->axis = axis;
+    q->n = n;
+    g->values[v].qp = q;
+    return QF_OK;
+}

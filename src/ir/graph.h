@@ -39,6 +39,18 @@ typedef struct qf_attr {
     qf_tensor t;          /* TENSOR (data in the graph arena) */
 } qf_attr;
 
+/* ---- quantization parameters of a value -------------------------------- */
+/* x = scale[c] * (q - zero_point[c]); per-tensor when axis < 0 (n == 1),
+ * else per slice along `axis` (n == dims[axis]). bits is the integer width
+ * actually used (2..16); the storage dtype is the value's dtype. */
+typedef struct qf_qparams {
+    int bits;
+    int axis;
+    int n;
+    float *scale;
+    int32_t *zero_point;
+} qf_qparams;
+
 /* ---- values ----------------------------------------------------------- */
 enum {
     QF_VAL_INPUT = 1u << 0,  /* graph input fed by the caller */
@@ -56,6 +68,7 @@ typedef struct qf_value {
     size_t nbytes;
     bool data_external; /* data not owned by the value */
     int producer;    /* node index, -1 for inputs/constants */
+    qf_qparams *qp;  /* quantization parameters (graph arena), NULL if float */
 } qf_value;
 
 /* ---- nodes ------------------------------------------------------------ */
@@ -137,6 +150,10 @@ const char *qf_node_attr_str(const qf_node *n, const char *name, const char *dfl
 /* Returns count (0 if absent) and sets *vals (NULL if absent). */
 int qf_node_attr_ints(const qf_node *n, const char *name, const int64_t **vals);
 int qf_node_attr_floats(const qf_node *n, const char *name, const float **vals);
+
+/* Attach quantization parameters to value v (copied into the arena). */
+qf_status qf_value_set_qparams(qf_graph *g, int v, int bits, int axis, int n, const float *scale,
+                               const int32_t *zero_point);
 
 /* Allocate op params in the graph arena (zeroed). */
 void *qf_graph_alloc(qf_graph *g, size_t n);
