@@ -148,5 +148,36 @@ static void shape_input_from_caller(void) {
     qf_model_free(m);
 }
 
-QT_MAIN(QT_CASE(chain_values_and_buffer_reuse), QT_CASE(input_validation_errors),
+static int observed_nodes;
+static double observed_sum;
+static qf_status count_observer(void *user, const qf_graph *g, int node, const qf_tensor *out,
+                                int n_out) {
+    (void)user;
+    (void)g;
+    (void)node;
+    observed_nodes++;
+    if (n_out == 1 && out[0].dtype == QF_DT_F32) observed_sum += ((const float *)out[0].data)[0];
+    return QF_OK;
+}
+
+static void observer_sees_every_node(void) {
+    qf_model *m = chain_model(5, 4);
+    CHECK(m != NULL);
+    qf_session *s;
+    qf_err e;
+    CHECK_OK(qf_session_create(m, NULL, &s, &e));
+    qf_session_set_observer(s, count_observer, NULL);
+    float x[4] = {-1, 2, 3, 4};
+    qf_tensor in = {.dtype = QF_DT_F32, .rank = 2, .dims = {1, 4}, .data = x}, out;
+    observed_nodes = 0;
+    observed_sum = 0;
+    CHECK_OK(qf_session_run(s, &in, 1, &out, 1, &e));
+    CHECK_EQ_INT(observed_nodes, 5);
+    /* element 0 of x is -1: relu 0, add -1, relu 0, add -1, relu 0 */
+    CHECK_NEAR(observed_sum, -2.0, 0);
+    qf_session_free(s);
+    qf_model_free(m);
+}
+
+QT_MAIN(QT_CASE(observer_sees_every_node), QT_CASE(chain_values_and_buffer_reuse), QT_CASE(input_validation_errors),
         QT_CASE(shape_input_from_caller))

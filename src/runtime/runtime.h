@@ -15,4 +15,12 @@ qf_status qf_model_from_graph(qf_graph *g, const char *path, qf_model **out, qf_
 /* Access the graph behind a model (inspect, passes, quantizer). */
 qf_graph *qf_model_graph(qf_model *m);
 
+/* Called after every node a run executes, with the node's outputs (omitted
+ * optional outputs have data NULL). Calibration and per-layer error reports
+ * use it to see intermediate tensors without making them graph outputs.
+ * A non-OK return aborts the run with that status. NULL fn removes it. */
+typedef qf_status (*qf_node_observer)(void *user, const qf_graph *g, int node,
+                                      const qf_tensor *out, int n_out);
+void qf_session_set_observer(qf_session *s, qf_node_observer fn, void *user);
+
 #endif /* QF_RUNTIME_H */

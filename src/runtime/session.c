@@ -54,7 +54,14 @@ struct qf_session {
     void *scratch;
     size_t scratch_bytes;
     bool *value_needed;       /* value contents needed at plan time */
+    qf_node_observer observer;
+    void *observer_user;
 };
+
+void qf_session_set_observer(qf_session *s, qf_node_observer fn, void *user) {
+    s->observer = fn;
+    s->observer_user = user;
+}
 
 static unsigned char zero_size_buf[QF_ALIGN] __attribute__((aligned(QF_ALIGN)));
 
@@ -547,6 +554,12 @@ qf_status qf_session_run(qf_session *s, const qf_tensor *inputs, int n_inputs, q
             else
                 qf_err_prefix(err, "%s", s->m->path);
             return st;
+        }
+        if (s->observer) {
+            for (int j = 0; j < nd->n_outputs; j++)
+                if (nd->outputs[j] < 0) out[j].data = NULL;
+            st = s->observer(s->observer_user, g, s->steps[k], out, nd->n_outputs);
+            if (st) return qf_errf(err, st, "%s: run stopped by observer", s->m->path);
         }
     }
     for (int i = 0; i < n_outputs; i++) outputs[i] = s->pv[g->outputs[i]].t;
