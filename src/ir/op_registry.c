@@ -29,10 +29,20 @@ const qf_op_def *qf_op_get(qf_op_id op) {
     return op_table[op];
 }
 
+/* Ops of the default ONNX domain are listed by their plain name; qforge's
+ * own ops (the integer runtime's) as "qforge.<Name>", domain included. */
 qf_op_id qf_op_lookup(const char *onnx_name, const char *domain) {
-    if (domain && *domain && strcmp(domain, "ai.onnx") != 0) return QF_OP_UNKNOWN;
-    for (int i = 0; i < QF_OP_COUNT; i++)
-        if (strcmp(op_names[i], onnx_name) == 0) return (qf_op_id)i;
+    bool default_domain = !domain || !*domain || strcmp(domain, "ai.onnx") == 0;
+    size_t dl = default_domain ? 0 : strlen(domain);
+    for (int i = 0; i < QF_OP_COUNT; i++) {
+        const char *n = op_names[i];
+        if (default_domain) {
+            if (!strchr(n, '.') && strcmp(n, onnx_name) == 0) return (qf_op_id)i;
+        } else if (strncmp(n, domain, dl) == 0 && n[dl] == '.' &&
+                   strcmp(n + dl + 1, onnx_name) == 0) {
+            return (qf_op_id)i;
+        }
+    }
     return QF_OP_UNKNOWN;
 }
 
