@@ -60,11 +60,13 @@ $(BUILD)/qforge: $(CLI_OBJ) $(BUILD)/libqforge.a
 
 $(BUILD)/tests/%: tests/%.c tests/qtest.h $(BUILD)/libqforge.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -Itests -o $@ $< $(BUILD)/libqforge.a $(LDLIBS)
+	@echo "  LD $@"
+	@$(CC) $(CFLAGS_ALL) -Itests -o $@ $< $(BUILD)/libqforge.a $(LDLIBS)
 
 $(BUILD)/tools/%: tests/tools/%.c $(BUILD)/libqforge.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -Itests -o $@ $< $(BUILD)/libqforge.a $(LDLIBS)
+	@echo "  LD $@"
+	@$(CC) $(CFLAGS_ALL) -Itests -o $@ $< $(BUILD)/libqforge.a $(LDLIBS)
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 

@@ -36,13 +36,15 @@ static float frand(void) { /* uniform in [-1, 1) */
 }
 static float *rand_buf(int64_t n) {
     float *p = malloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
-    for (int64_t i = 0; i < n; i++) p[i] = frand();
+    for (int64_t i = 0; i < n; i++)
+        p[i] = frand();
     return p;
 }
 
 static int64_t prod(const int64_t *d, int r) {
     int64_t p = 1;
-    for (int i = 0; i < r; i++) p *= d[i];
+    for (int i = 0; i < r; i++)
+        p *= d[i];
     return p;
 }
 
@@ -51,7 +53,8 @@ static qf_tensor tens(qf_dtype dt, int rank, const int64_t *dims, void *data) {
     memset(&t, 0, sizeof t);
     t.dtype = dt;
     t.rank = rank;
-    for (int i = 0; i < rank; i++) t.dims[i] = dims[i];
+    for (int i = 0; i < rank; i++)
+        t.dims[i] = dims[i];
     t.data = data;
     return t;
 }
@@ -111,11 +114,11 @@ static bool close_all(const float *got, const double *want, int64_t n, double to
     return true;
 }
 
-#define CHECK_CLOSE(got, want, n, tol)                                                     \
-    do {                                                                                   \
-        int64_t bad_ = -1;                                                                 \
-        CHECK_MSG(close_all(got, want, n, tol, &bad_), "element %lld: got %.9g want %.9g", \
-                  (long long)bad_, (double)(got)[bad_], (want)[bad_]);                     \
+#define CHECK_CLOSE(got, want, n, tol)                                                             \
+    do {                                                                                           \
+        int64_t bad_ = -1;                                                                         \
+        CHECK_MSG(close_all(got, want, n, tol, &bad_), "element %lld: got %.9g want %.9g",         \
+                  (long long)bad_, (double)(got)[bad_], (want)[bad_]);                             \
     } while (0)
 
 /* ---- harness: one node through parse / infer / scratch / run ----------- */
@@ -133,7 +136,8 @@ typedef struct op_run {
 } op_run;
 
 static void op_free(op_run *r) {
-    for (int j = 0; j < MAX_IO; j++) free(r->buf[j]);
+    for (int j = 0; j < MAX_IO; j++)
+        free(r->buf[j]);
     qf_graph_free(r->g);
     memset(r, 0, sizeof *r);
 }
@@ -162,11 +166,10 @@ static qf_status op_parse(op_run *r, const char *op_type, int opset, const qf_at
     for (int j = 0; j < n_out; j++) {
         char name[8];
         snprintf(name, sizeof name, "out%d", j);
-        outs[j] = (out_mask >> j) & 1 ? qf_graph_add_value(r->g, name, QF_DT_UNDEF, -1, NULL)
-                                      : -1;
+        outs[j] = (out_mask >> j) & 1 ? qf_graph_add_value(r->g, name, QF_DT_UNDEF, -1, NULL) : -1;
     }
-    int ni = qf_graph_add_node(r->g, "nut", op_type, "", opset, ins, n_in, outs, n_out, attrs,
-                               n_attrs);
+    int ni =
+        qf_graph_add_node(r->g, "nut", op_type, "", opset, ins, n_in, outs, n_out, attrs, n_attrs);
     r->n = &r->g->nodes[ni];
     r->def = qf_op_get(r->n->op);
     if (!r->def) return qf_errf(&r->err, QF_ERR_UNSUPPORTED, "op %s not registered", op_type);
@@ -213,10 +216,10 @@ static qf_status op_call(op_run *r, const char *op_type, int opset, const qf_att
     return s ? s : op_exec(r, in, n_in);
 }
 
-#define CHECK_RUN(expr, r)                                                         \
-    do {                                                                           \
-        qf_status st_ = (expr);                                                    \
-        CHECK_MSG(st_ == QF_OK, "status %s: %s", qf_status_str(st_), (r)->err.msg); \
+#define CHECK_RUN(expr, r)                                                                         \
+    do {                                                                                           \
+        qf_status st_ = (expr);                                                                    \
+        CHECK_MSG(st_ == QF_OK, "status %s: %s", qf_status_str(st_), (r)->err.msg);                \
     } while (0)
 
 /* ---- registry ------------------------------------------------------------ */
@@ -253,10 +256,10 @@ static void test_sgemm(void) {
         bool ta, tb;
         float alpha, beta;
     } cases[] = {
-        {1, 1, 1, false, false, 1.0f, 0.0f},   {5, 7, 3, false, false, 1.0f, 0.0f},
-        {6, 16, 8, true, false, 0.5f, 1.0f},   {7, 17, 9, false, true, 1.0f, -2.0f},
+        {1, 1, 1, false, false, 1.0f, 0.0f},    {5, 7, 3, false, false, 1.0f, 0.0f},
+        {6, 16, 8, true, false, 0.5f, 1.0f},    {7, 17, 9, false, true, 1.0f, -2.0f},
         {13, 33, 300, true, true, 1.5f, 0.25f}, {130, 20, 40, false, false, 1.0f, 1.0f},
-        {3, 2100, 5, false, true, 1.0f, 0.0f}, {121, 19, 257, true, false, -1.0f, 0.5f},
+        {3, 2100, 5, false, true, 1.0f, 0.0f},  {121, 19, 257, true, false, -1.0f, 0.5f},
     };
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
         int m = cases[ci].m, n = cases[ci].n, k = cases[ci].k, ldc = n + 3;
@@ -264,7 +267,8 @@ static void test_sgemm(void) {
         float *c = rand_buf((int64_t)m * ldc);
         double *want = malloc(sizeof(double) * (size_t)m * (size_t)ldc);
         if (cases[ci].beta == 0.0f)
-            for (int i = 0; i < m * ldc; i++) c[i] = NAN; /* beta 0 must not read C */
+            for (int i = 0; i < m * ldc; i++)
+                c[i] = NAN; /* beta 0 must not read C */
         for (int i = 0; i < m; i++)
             for (int j = 0; j < ldc; j++) {
                 double acc = 0.0;
@@ -280,10 +284,9 @@ static void test_sgemm(void) {
                                         : cases[ci].alpha * acc + cases[ci].beta * old;
             }
         void *scratch = malloc(qf_sgemm_f32_scratch((size_t)m, (size_t)n, (size_t)k));
-        qf_sgemm_f32(cases[ci].ta, cases[ci].tb, (size_t)m, (size_t)n, (size_t)k,
-                     cases[ci].alpha, a, cases[ci].ta ? (size_t)m : (size_t)k, b,
-                     cases[ci].tb ? (size_t)k : (size_t)n, cases[ci].beta, c, (size_t)ldc,
-                     scratch);
+        qf_sgemm_f32(cases[ci].ta, cases[ci].tb, (size_t)m, (size_t)n, (size_t)k, cases[ci].alpha,
+                     a, cases[ci].ta ? (size_t)m : (size_t)k, b,
+                     cases[ci].tb ? (size_t)k : (size_t)n, cases[ci].beta, c, (size_t)ldc, scratch);
         bool ok = true;
         int64_t bad = -1;
         for (int i = 0; i < m && ok; i++) {
@@ -317,41 +320,281 @@ typedef struct conv_case {
 } conv_case;
 
 static const conv_case conv_cases[] = {
-    {"3x3 pad1", 2, 1, 3, 4, 1, {6, 7}, {3, 3}, {0}, {0}, {1, 1, 1, 1}, true, true, true, NULL,
-     {6, 7}, {1, 1}},
-    {"stride2 asym pads", 2, 2, 2, 3, 1, {7, 5}, {3, 3}, {2, 2}, {0}, {1, 0, 1, 0}, true, false,
-     false, NULL, {4, 2}, {1, 0}},
-    {"dilation2", 2, 1, 2, 2, 1, {9, 8}, {3, 2}, {1, 2}, {2, 3}, {2, 1, 0, 2}, true, true, true,
-     NULL, {7, 4}, {2, 1}},
-    {"groups2", 2, 1, 4, 6, 2, {5, 6}, {3, 3}, {0}, {0}, {1, 1, 1, 1}, true, true, false, NULL,
-     {5, 6}, {1, 1}},
-    {"depthwise", 2, 2, 5, 5, 5, {8, 9}, {3, 3}, {1, 1}, {0}, {1, 1, 1, 1}, true, true, false,
-     NULL, {8, 9}, {1, 1}},
-    {"depthwise stride2", 2, 1, 4, 4, 4, {9, 10}, {3, 3}, {2, 2}, {0}, {1, 1, 1, 1}, true, false,
-     false, NULL, {5, 5}, {1, 1}},
-    {"depthwise x2 dil", 2, 1, 3, 6, 3, {7, 7}, {3, 3}, {0}, {2, 2}, {2, 2, 2, 2}, true, true,
-     false, NULL, {7, 7}, {2, 2}},
-    {"pointwise", 2, 2, 8, 5, 1, {4, 6}, {1, 1}, {0}, {0}, {0}, false, true, false, NULL, {4, 6},
+    {"3x3 pad1",
+     2,
+     1,
+     3,
+     4,
+     1,
+     {6, 7},
+     {3, 3},
+     {0},
+     {0},
+     {1, 1, 1, 1},
+     true,
+     true,
+     true,
+     NULL,
+     {6, 7},
+     {1, 1}},
+    {"stride2 asym pads",
+     2,
+     2,
+     2,
+     3,
+     1,
+     {7, 5},
+     {3, 3},
+     {2, 2},
+     {0},
+     {1, 0, 1, 0},
+     true,
+     false,
+     false,
+     NULL,
+     {4, 2},
+     {1, 0}},
+    {"dilation2",
+     2,
+     1,
+     2,
+     2,
+     1,
+     {9, 8},
+     {3, 2},
+     {1, 2},
+     {2, 3},
+     {2, 1, 0, 2},
+     true,
+     true,
+     true,
+     NULL,
+     {7, 4},
+     {2, 1}},
+    {"groups2",
+     2,
+     1,
+     4,
+     6,
+     2,
+     {5, 6},
+     {3, 3},
+     {0},
+     {0},
+     {1, 1, 1, 1},
+     true,
+     true,
+     false,
+     NULL,
+     {5, 6},
+     {1, 1}},
+    {"depthwise",
+     2,
+     2,
+     5,
+     5,
+     5,
+     {8, 9},
+     {3, 3},
+     {1, 1},
+     {0},
+     {1, 1, 1, 1},
+     true,
+     true,
+     false,
+     NULL,
+     {8, 9},
+     {1, 1}},
+    {"depthwise stride2",
+     2,
+     1,
+     4,
+     4,
+     4,
+     {9, 10},
+     {3, 3},
+     {2, 2},
+     {0},
+     {1, 1, 1, 1},
+     true,
+     false,
+     false,
+     NULL,
+     {5, 5},
+     {1, 1}},
+    {"depthwise x2 dil",
+     2,
+     1,
+     3,
+     6,
+     3,
+     {7, 7},
+     {3, 3},
+     {0},
+     {2, 2},
+     {2, 2, 2, 2},
+     true,
+     true,
+     false,
+     NULL,
+     {7, 7},
+     {2, 2}},
+    {"pointwise",
+     2,
+     2,
+     8,
+     5,
+     1,
+     {4, 6},
+     {1, 1},
+     {0},
+     {0},
+     {0},
+     false,
+     true,
+     false,
+     NULL,
+     {4, 6},
      {0, 0}},
-    {"1x1 stride2", 2, 1, 3, 4, 1, {5, 6}, {1, 1}, {2, 2}, {0}, {0}, false, false, false, NULL,
-     {3, 3}, {0, 0}},
-    {"same_upper s2", 2, 1, 2, 3, 1, {5, 6}, {3, 3}, {2, 2}, {0}, {0}, false, true, false,
-     "SAME_UPPER", {3, 3}, {1, 0}},
-    {"same_lower s2", 2, 1, 2, 3, 1, {5, 6}, {3, 3}, {2, 2}, {0}, {0}, false, false, false,
-     "SAME_LOWER", {3, 3}, {1, 1}},
-    {"same_upper even k", 2, 1, 2, 2, 1, {5, 5}, {4, 2}, {0}, {0}, {0}, false, false, false,
-     "SAME_UPPER", {5, 5}, {1, 0}},
-    {"valid", 2, 1, 2, 3, 1, {6, 7}, {3, 2}, {2, 3}, {0}, {0}, false, true, false, "VALID",
-     {2, 2}, {0, 0}},
+    {"1x1 stride2",
+     2,
+     1,
+     3,
+     4,
+     1,
+     {5, 6},
+     {1, 1},
+     {2, 2},
+     {0},
+     {0},
+     false,
+     false,
+     false,
+     NULL,
+     {3, 3},
+     {0, 0}},
+    {"same_upper s2",
+     2,
+     1,
+     2,
+     3,
+     1,
+     {5, 6},
+     {3, 3},
+     {2, 2},
+     {0},
+     {0},
+     false,
+     true,
+     false,
+     "SAME_UPPER",
+     {3, 3},
+     {1, 0}},
+    {"same_lower s2",
+     2,
+     1,
+     2,
+     3,
+     1,
+     {5, 6},
+     {3, 3},
+     {2, 2},
+     {0},
+     {0},
+     false,
+     false,
+     false,
+     "SAME_LOWER",
+     {3, 3},
+     {1, 1}},
+    {"same_upper even k",
+     2,
+     1,
+     2,
+     2,
+     1,
+     {5, 5},
+     {4, 2},
+     {0},
+     {0},
+     {0},
+     false,
+     false,
+     false,
+     "SAME_UPPER",
+     {5, 5},
+     {1, 0}},
+    {"valid",
+     2,
+     1,
+     2,
+     3,
+     1,
+     {6, 7},
+     {3, 2},
+     {2, 3},
+     {0},
+     {0},
+     false,
+     true,
+     false,
+     "VALID",
+     {2, 2},
+     {0, 0}},
     {"1-D", 1, 2, 3, 4, 1, {11}, {3}, {2}, {2}, {1, 2}, true, true, false, NULL, {5}, {1}},
     {"1-D groups", 1, 1, 4, 2, 2, {9}, {2}, {0}, {0}, {0}, false, false, false, NULL, {8}, {0}},
-    {"3-D", 3, 1, 2, 3, 1, {4, 5, 6}, {2, 3, 3}, {1, 2, 1}, {0}, {1, 1, 0, 0, 1, 2}, true, true,
-     true, NULL, {4, 3, 6}, {1, 1, 0}},
-    {"3-D depthwise", 3, 1, 3, 3, 3, {3, 4, 5}, {3, 3, 3}, {0}, {0}, {1, 1, 1, 1, 1, 1}, true,
-     false, false, NULL, {3, 4, 5}, {1, 1, 1}},
+    {"3-D",
+     3,
+     1,
+     2,
+     3,
+     1,
+     {4, 5, 6},
+     {2, 3, 3},
+     {1, 2, 1},
+     {0},
+     {1, 1, 0, 0, 1, 2},
+     true,
+     true,
+     true,
+     NULL,
+     {4, 3, 6},
+     {1, 1, 0}},
+    {"3-D depthwise",
+     3,
+     1,
+     3,
+     3,
+     3,
+     {3, 4, 5},
+     {3, 3, 3},
+     {0},
+     {0},
+     {1, 1, 1, 1, 1, 1},
+     true,
+     false,
+     false,
+     NULL,
+     {3, 4, 5},
+     {1, 1, 1}},
     /* K * Wo * rows is over the 2M-float band budget: several im2col bands */
-    {"banded", 2, 1, 16, 3, 1, {130, 128}, {3, 3}, {0}, {0}, {1, 1, 1, 1}, true, true, false,
-     NULL, {130, 128}, {1, 1}},
+    {"banded",
+     2,
+     1,
+     16,
+     3,
+     1,
+     {130, 128},
+     {3, 3},
+     {0},
+     {0},
+     {1, 1, 1, 1},
+     true,
+     true,
+     false,
+     NULL,
+     {130, 128},
+     {1, 1}},
 };
 
 /* direct convolution in double, geometry from the case table */
@@ -389,12 +632,12 @@ static double *conv_ref(const conv_case *cc, const float *x, const float *w, con
                                             continue;
                                         double xv = x[(n * cc->c + grp * cg + c) * isz +
                                                       (i0 * in[1] + i1) * in[2] + i2];
-                                        double wv = w[(m * cg + c) * ksz +
-                                                      (k0 * k[1] + k1) * k[2] + k2];
+                                        double wv =
+                                            w[(m * cg + c) * ksz + (k0 * k[1] + k1) * k[2] + k2];
                                         acc += xv * wv;
                                     }
-                        y[((n * cc->m + m) * out[0] + o0) * out[1] * out[2] + o1 * out[2] +
-                          o2] = acc;
+                        y[((n * cc->m + m) * out[0] + o0) * out[1] * out[2] + o1 * out[2] + o2] =
+                            acc;
                     }
     return y;
 }
@@ -431,8 +674,8 @@ static void test_conv_cases(void) {
         for (int i = 0; shape_ok && i < cc->nsp; i++)
             if (run.out[0].dims[2 + i] != cc->out[i]) shape_ok = false;
         int64_t bad = -1;
-        bool vals_ok = shape_ok && close_all(run.out[0].data, want,
-                                             qf_tensor_numel(&run.out[0]), 1e-5, &bad);
+        bool vals_ok =
+            shape_ok && close_all(run.out[0].data, want, qf_tensor_numel(&run.out[0]), 1e-5, &bad);
         char msg[QF_ERR_MSG_LEN];
         snprintf(msg, sizeof msg, "%s", run.err.msg);
         op_free(&run);
@@ -449,9 +692,11 @@ static void test_conv_cases(void) {
 /* ONNX Conv doc example: 5x5 ramp, 3x3 ones, pads 1 */
 static void test_conv_onnx_example(void) {
     float x[25], w[9];
-    for (int i = 0; i < 25; i++) x[i] = (float)i;
-    for (int i = 0; i < 9; i++) w[i] = 1.0f;
-    static const double want[25] = {12, 21, 27, 33, 24, 33, 54, 63, 72, 51, 63, 99, 108,
+    for (int i = 0; i < 25; i++)
+        x[i] = (float)i;
+    for (int i = 0; i < 9; i++)
+        w[i] = 1.0f;
+    static const double want[25] = {12,  21, 27, 33,  24,  33,  54,  63, 72,  51,  63,  99, 108,
                                     117, 81, 93, 144, 153, 162, 111, 72, 111, 117, 123, 84};
     int64_t xd[4] = {1, 1, 5, 5}, wd[4] = {1, 1, 3, 3}, pads[4] = {1, 1, 1, 1}, ks[2] = {3, 3};
     qf_attr attrs[2] = {a_ints("kernel_shape", ks, 2), a_ints("pads", pads, 4)};
@@ -540,29 +785,205 @@ typedef struct convt_case {
 } convt_case;
 
 static const convt_case convt_cases[] = {
-    {"basic", 2, 1, 2, 3, 1, {3, 4}, {3, 3}, {0}, {0}, {0}, {0}, false, true, {0}, NULL, {5, 6},
+    {"basic",
+     2,
+     1,
+     2,
+     3,
+     1,
+     {3, 4},
+     {3, 3},
+     {0},
+     {0},
+     {0},
+     {0},
+     false,
+     true,
+     {0},
+     NULL,
+     {5, 6},
      {0, 0}},
-    {"stride2 outpad", 2, 2, 3, 2, 1, {3, 3}, {3, 3}, {2, 2}, {0}, {1, 1}, {0}, false, false, {0},
-     NULL, {8, 8}, {0, 0}},
-    {"pads", 2, 1, 1, 2, 1, {3, 3}, {3, 3}, {3, 2}, {0}, {0}, {1, 2, 1, 2}, true, false, {0}, NULL,
-     {7, 3}, {1, 2}},
-    {"dilation", 2, 1, 2, 1, 1, {3, 4}, {2, 2}, {0}, {2, 3}, {0}, {0}, false, true, {0}, NULL,
-     {5, 7}, {0, 0}},
-    {"groups", 2, 1, 4, 3, 2, {4, 3}, {3, 2}, {2, 1}, {0}, {0}, {1, 0, 0, 1}, true, true, {0},
-     NULL, {8, 3}, {1, 0}},
-    {"output_shape", 2, 1, 1, 2, 1, {3, 3}, {3, 3}, {3, 2}, {0}, {0}, {0}, false, false, {10, 8},
-     NULL, {10, 8}, {0, 0}},
-    {"output_shape crop", 2, 1, 1, 1, 1, {3, 3}, {3, 3}, {2, 2}, {0}, {0}, {0}, false, false,
-     {6, 5}, NULL, {6, 5}, {1, 1}},
-    {"same_upper", 2, 1, 1, 2, 1, {3, 3}, {3, 3}, {2, 2}, {0}, {0}, {0}, false, true, {0},
-     "SAME_UPPER", {6, 6}, {0, 0}},
-    {"same_lower", 2, 1, 1, 2, 1, {3, 3}, {3, 3}, {2, 2}, {0}, {0}, {0}, false, false, {0},
-     "SAME_LOWER", {6, 6}, {1, 1}},
+    {"stride2 outpad",
+     2,
+     2,
+     3,
+     2,
+     1,
+     {3, 3},
+     {3, 3},
+     {2, 2},
+     {0},
+     {1, 1},
+     {0},
+     false,
+     false,
+     {0},
+     NULL,
+     {8, 8},
+     {0, 0}},
+    {"pads",
+     2,
+     1,
+     1,
+     2,
+     1,
+     {3, 3},
+     {3, 3},
+     {3, 2},
+     {0},
+     {0},
+     {1, 2, 1, 2},
+     true,
+     false,
+     {0},
+     NULL,
+     {7, 3},
+     {1, 2}},
+    {"dilation",
+     2,
+     1,
+     2,
+     1,
+     1,
+     {3, 4},
+     {2, 2},
+     {0},
+     {2, 3},
+     {0},
+     {0},
+     false,
+     true,
+     {0},
+     NULL,
+     {5, 7},
+     {0, 0}},
+    {"groups",
+     2,
+     1,
+     4,
+     3,
+     2,
+     {4, 3},
+     {3, 2},
+     {2, 1},
+     {0},
+     {0},
+     {1, 0, 0, 1},
+     true,
+     true,
+     {0},
+     NULL,
+     {8, 3},
+     {1, 0}},
+    {"output_shape",
+     2,
+     1,
+     1,
+     2,
+     1,
+     {3, 3},
+     {3, 3},
+     {3, 2},
+     {0},
+     {0},
+     {0},
+     false,
+     false,
+     {10, 8},
+     NULL,
+     {10, 8},
+     {0, 0}},
+    {"output_shape crop",
+     2,
+     1,
+     1,
+     1,
+     1,
+     {3, 3},
+     {3, 3},
+     {2, 2},
+     {0},
+     {0},
+     {0},
+     false,
+     false,
+     {6, 5},
+     NULL,
+     {6, 5},
+     {1, 1}},
+    {"same_upper",
+     2,
+     1,
+     1,
+     2,
+     1,
+     {3, 3},
+     {3, 3},
+     {2, 2},
+     {0},
+     {0},
+     {0},
+     false,
+     true,
+     {0},
+     "SAME_UPPER",
+     {6, 6},
+     {0, 0}},
+    {"same_lower",
+     2,
+     1,
+     1,
+     2,
+     1,
+     {3, 3},
+     {3, 3},
+     {2, 2},
+     {0},
+     {0},
+     {0},
+     false,
+     false,
+     {0},
+     "SAME_LOWER",
+     {6, 6},
+     {1, 1}},
     {"1-D", 1, 2, 2, 3, 1, {5}, {3}, {2}, {0}, {1}, {1, 0}, true, true, {0}, NULL, {11}, {1}},
-    {"3-D", 3, 1, 2, 2, 1, {2, 3, 3}, {2, 2, 3}, {2, 1, 2}, {0}, {0}, {0}, false, true, {0}, NULL,
-     {4, 4, 7}, {0, 0, 0}},
-    {"depthwise", 2, 1, 3, 1, 3, {4, 4}, {3, 3}, {2, 2}, {0}, {0}, {1, 1, 1, 1}, true, true, {0},
-     NULL, {7, 7}, {1, 1}},
+    {"3-D",
+     3,
+     1,
+     2,
+     2,
+     1,
+     {2, 3, 3},
+     {2, 2, 3},
+     {2, 1, 2},
+     {0},
+     {0},
+     {0},
+     false,
+     true,
+     {0},
+     NULL,
+     {4, 4, 7},
+     {0, 0, 0}},
+    {"depthwise",
+     2,
+     1,
+     3,
+     1,
+     3,
+     {4, 4},
+     {3, 3},
+     {2, 2},
+     {0},
+     {0},
+     {1, 1, 1, 1},
+     true,
+     true,
+     {0},
+     NULL,
+     {7, 7},
+     {1, 1}},
 };
 
 static double *convt_ref(const convt_case *cc, const float *x, const float *w, const float *b) {
@@ -582,7 +1003,8 @@ static double *convt_ref(const convt_case *cc, const float *x, const float *w, c
     double *y = malloc(sizeof(double) * (size_t)(cc->n * m * osz));
     for (int64_t n = 0; n < cc->n; n++)
         for (int64_t co = 0; co < m; co++)
-            for (int64_t i = 0; i < osz; i++) y[(n * m + co) * osz + i] = b ? b[co] : 0.0;
+            for (int64_t i = 0; i < osz; i++)
+                y[(n * m + co) * osz + i] = b ? b[co] : 0.0;
     for (int64_t n = 0; n < cc->n; n++)
         for (int64_t ci = 0; ci < cc->c; ci++)
             for (int64_t mo = 0; mo < cc->mg; mo++)
@@ -595,16 +1017,16 @@ static double *convt_ref(const convt_case *cc, const float *x, const float *w, c
                                         int64_t o0 = i0 * s[0] - pb[0] + k0 * d[0];
                                         int64_t o1 = i1 * s[1] - pb[1] + k1 * d[1];
                                         int64_t o2 = i2 * s[2] - pb[2] + k2 * d[2];
-                                        if (o0 < 0 || o0 >= out[0] || o1 < 0 ||
-                                            o1 >= out[1] || o2 < 0 || o2 >= out[2])
+                                        if (o0 < 0 || o0 >= out[0] || o1 < 0 || o1 >= out[1] ||
+                                            o2 < 0 || o2 >= out[2])
                                             continue;
                                         int64_t co = (ci / cg) * cc->mg + mo;
                                         double xv = x[(n * cc->c + ci) * isz +
                                                       (i0 * in[1] + i1) * in[2] + i2];
                                         double wv = w[(ci * cc->mg + mo) * ksz +
                                                       (k0 * k[1] + k1) * k[2] + k2];
-                                        y[(n * m + co) * osz + (o0 * out[1] + o1) * out[2] +
-                                          o2] += xv * wv;
+                                        y[(n * m + co) * osz + (o0 * out[1] + o1) * out[2] + o2] +=
+                                            xv * wv;
                                     }
     return y;
 }
@@ -643,8 +1065,8 @@ static void test_conv_transpose_cases(void) {
             if (run.out[0].dims[2 + i] != cc->out[i]) shape_ok = false;
         double *want = shape_ok ? convt_ref(cc, x, w, cc->bias ? b : NULL) : NULL;
         int64_t bad = -1;
-        bool vals_ok = shape_ok && close_all(run.out[0].data, want,
-                                             qf_tensor_numel(&run.out[0]), 1e-5, &bad);
+        bool vals_ok =
+            shape_ok && close_all(run.out[0].data, want, qf_tensor_numel(&run.out[0]), 1e-5, &bad);
         char msg[QF_ERR_MSG_LEN];
         snprintf(msg, sizeof msg, "%s", run.err.msg);
         op_free(&run);
@@ -661,12 +1083,15 @@ static void test_conv_transpose_cases(void) {
 /* ONNX ConvTranspose doc example: 3x3 ramp, two 3x3 ones filters */
 static void test_conv_transpose_onnx_example(void) {
     float x[9], w[18];
-    for (int i = 0; i < 9; i++) x[i] = (float)i;
-    for (int i = 0; i < 18; i++) w[i] = 1.0f;
-    static const double plane[25] = {0, 1,  3,  3,  2,  3,  8,  15, 12, 7,  9,  21, 36,
+    for (int i = 0; i < 9; i++)
+        x[i] = (float)i;
+    for (int i = 0; i < 18; i++)
+        w[i] = 1.0f;
+    static const double plane[25] = {0,  1,  3, 3,  2,  3,  8,  15, 12, 7,  9,  21, 36,
                                      27, 15, 9, 20, 33, 24, 13, 6,  13, 21, 15, 8};
     double want[50];
-    for (int i = 0; i < 50; i++) want[i] = plane[i % 25];
+    for (int i = 0; i < 50; i++)
+        want[i] = plane[i % 25];
     int64_t xd[4] = {1, 1, 3, 3}, wd[4] = {1, 2, 3, 3};
     qf_tensor in[2] = {f32t(4, xd, x), f32t(4, wd, w)};
     op_run r;
@@ -775,8 +1200,8 @@ static void test_matmul(void) {
         {1, 2, {4}, {4, 5}, 1, {5}},
         {2, 1, {3, 4}, {4}, 1, {3}},
         {1, 1, {6}, {6}, 0, {0}},
-        {3, 2, {2, 3, 4}, {4, 5}, 3, {2, 3, 5}},          /* batch folded into M */
-        {2, 3, {3, 4}, {2, 4, 5}, 3, {2, 3, 5}},          /* A broadcast */
+        {3, 2, {2, 3, 4}, {4, 5}, 3, {2, 3, 5}},             /* batch folded into M */
+        {2, 3, {3, 4}, {2, 4, 5}, 3, {2, 3, 5}},             /* A broadcast */
         {4, 4, {2, 1, 3, 4}, {1, 3, 4, 2}, 4, {2, 3, 3, 2}}, /* both broadcast */
         {3, 1, {2, 3, 4}, {4}, 2, {2, 3}},
         {1, 3, {4}, {2, 4, 5}, 2, {2, 5}},
@@ -791,12 +1216,14 @@ static void test_matmul(void) {
         if (ra == 1) {
             A[3] = ad[0];
         } else {
-            for (int i = 0; i < ra; i++) A[4 - ra + i] = ad[i];
+            for (int i = 0; i < ra; i++)
+                A[4 - ra + i] = ad[i];
         }
         if (rb == 1) {
             B[2] = bd[0];
         } else {
-            for (int i = 0; i < rb; i++) B[4 - rb + i] = bd[i];
+            for (int i = 0; i < rb; i++)
+                B[4 - rb + i] = bd[i];
         }
         int64_t b0 = A[0] > B[0] ? A[0] : B[0], b1 = A[1] > B[1] ? A[1] : B[1];
         int64_t m = A[2], k = A[3], n = B[3];
@@ -850,25 +1277,136 @@ typedef struct pool_case {
 
 static const pool_case pool_cases[] = {
     {"2x2", 2, 1, 3, {6, 7}, {2, 2}, {0}, {0}, {0}, false, false, false, NULL, {5, 6}, {0}, {0}},
-    {"3x3 s2 pads", 2, 2, 2, {7, 6}, {3, 3}, {2, 2}, {0}, {1, 1, 1, 0}, true, false, false, NULL,
-     {4, 3}, {1, 1}, {1, 0}},
-    {"pads include", 2, 1, 2, {5, 5}, {3, 3}, {0}, {0}, {2, 2, 2, 2}, true, false, true, NULL,
-     {7, 7}, {2, 2}, {2, 2}},
-    {"ceil", 2, 1, 1, {4, 4}, {3, 3}, {2, 2}, {0}, {0}, false, true, false, NULL, {2, 2}, {0},
+    {"3x3 s2 pads",
+     2,
+     2,
+     2,
+     {7, 6},
+     {3, 3},
+     {2, 2},
+     {0},
+     {1, 1, 1, 0},
+     true,
+     false,
+     false,
+     NULL,
+     {4, 3},
+     {1, 1},
+     {1, 0}},
+    {"pads include",
+     2,
+     1,
+     2,
+     {5, 5},
+     {3, 3},
+     {0},
+     {0},
+     {2, 2, 2, 2},
+     true,
+     false,
+     true,
+     NULL,
+     {7, 7},
+     {2, 2},
+     {2, 2}},
+    {"ceil", 2, 1, 1, {4, 4}, {3, 3}, {2, 2}, {0}, {0}, false, true, false, NULL, {2, 2}, {0}, {0}},
+    {"ceil drops pad window",
+     2,
+     1,
+     2,
+     {5, 6},
+     {2, 2},
+     {2, 2},
+     {0},
+     {1, 1, 1, 1},
+     true,
+     true,
+     true,
+     NULL,
+     {3, 4},
+     {1, 1},
+     {1, 1}},
+    {"dilations",
+     2,
+     1,
+     1,
+     {4, 5},
+     {2, 2},
+     {1, 1},
+     {2, 2},
+     {0},
+     false,
+     false,
+     false,
+     NULL,
+     {2, 3},
+     {0},
      {0}},
-    {"ceil drops pad window", 2, 1, 2, {5, 6}, {2, 2}, {2, 2}, {0}, {1, 1, 1, 1}, true, true,
-     true, NULL, {3, 4}, {1, 1}, {1, 1}},
-    {"dilations", 2, 1, 1, {4, 5}, {2, 2}, {1, 1}, {2, 2}, {0}, false, false, false, NULL, {2, 3},
-     {0}, {0}},
-    {"same_upper", 2, 1, 2, {5, 5}, {3, 3}, {2, 2}, {0}, {0}, false, false, false, "SAME_UPPER",
-     {3, 3}, {1, 1}, {1, 1}},
-    {"same_lower even", 2, 1, 1, {6, 5}, {2, 2}, {0}, {0}, {0}, false, false, false,
-     "SAME_LOWER", {6, 5}, {1, 1}, {0, 0}},
-    {"valid", 2, 1, 1, {7, 6}, {3, 2}, {2, 3}, {0}, {0}, false, false, false, "VALID", {3, 2},
-     {0}, {0}},
+    {"same_upper",
+     2,
+     1,
+     2,
+     {5, 5},
+     {3, 3},
+     {2, 2},
+     {0},
+     {0},
+     false,
+     false,
+     false,
+     "SAME_UPPER",
+     {3, 3},
+     {1, 1},
+     {1, 1}},
+    {"same_lower even",
+     2,
+     1,
+     1,
+     {6, 5},
+     {2, 2},
+     {0},
+     {0},
+     {0},
+     false,
+     false,
+     false,
+     "SAME_LOWER",
+     {6, 5},
+     {1, 1},
+     {0, 0}},
+    {"valid",
+     2,
+     1,
+     1,
+     {7, 6},
+     {3, 2},
+     {2, 3},
+     {0},
+     {0},
+     false,
+     false,
+     false,
+     "VALID",
+     {3, 2},
+     {0},
+     {0}},
     {"1-D", 1, 2, 3, {9}, {3}, {2}, {0}, {1, 1}, true, false, false, NULL, {5}, {1}, {1}},
-    {"3-D", 3, 1, 2, {4, 5, 6}, {2, 2, 3}, {2, 1, 2}, {0}, {0, 1, 1, 0, 0, 1}, true, true, true,
-     NULL, {2, 5, 4}, {0, 1, 1}, {0, 0, 1}},
+    {"3-D",
+     3,
+     1,
+     2,
+     {4, 5, 6},
+     {2, 2, 3},
+     {2, 1, 2},
+     {0},
+     {0, 1, 1, 0, 0, 1},
+     true,
+     true,
+     true,
+     NULL,
+     {2, 5, 4},
+     {0, 1, 1},
+     {0, 0, 1}},
 };
 
 /* naive window pooling; idx receives flat argmax indices (row-major) */
@@ -939,7 +1477,8 @@ static void test_pool_cases(void) {
         const pool_case *pc = &pool_cases[ci];
         int r = pc->nsp + 2;
         int64_t xd[5] = {pc->n, pc->c};
-        for (int i = 0; i < pc->nsp; i++) xd[2 + i] = pc->in[i];
+        for (int i = 0; i < pc->nsp; i++)
+            xd[2 + i] = pc->in[i];
         float *x = rand_buf(prod(xd, r));
         int64_t n_out = pc->n * pc->c * prod(pc->out, pc->nsp);
         double *want_max = malloc(sizeof(double) * (size_t)n_out);
@@ -960,8 +1499,8 @@ static void test_pool_cases(void) {
             if (rm.out[0].dims[2 + i] != pc->out[i]) shape_ok = false;
         int64_t bad = -1;
         bool max_ok = shape_ok && close_all(rm.out[0].data, want_max, n_out, 0.0, &bad);
-        bool idx_ok = shape_ok && memcmp(rm.out[1].data, want_idx, sizeof(int64_t) *
-                                                                       (size_t)n_out) == 0;
+        bool idx_ok =
+            shape_ok && memcmp(rm.out[1].data, want_idx, sizeof(int64_t) * (size_t)n_out) == 0;
         op_free(&rm);
         /* AveragePool */
         if (pc->include_pad) attrs[na++] = a_int("count_include_pad", 1);
@@ -984,7 +1523,8 @@ static void test_pool_cases(void) {
 /* ONNX MaxPool/AveragePool doc examples on a 5x5 ramp 1..25 */
 static void test_pool_onnx_examples(void) {
     float x[25];
-    for (int i = 0; i < 25; i++) x[i] = (float)(i + 1);
+    for (int i = 0; i < 25; i++)
+        x[i] = (float)(i + 1);
     int64_t xd[4] = {1, 1, 5, 5}, k5[2] = {5, 5}, pads[4] = {2, 2, 2, 2}, k2[2] = {2, 2},
             s2[2] = {2, 2};
     qf_tensor in[1] = {f32t(4, xd, x)};
@@ -992,9 +1532,9 @@ static void test_pool_onnx_examples(void) {
     static const double max_pads[25] = {13, 14, 15, 15, 15, 18, 19, 20, 20, 20, 23, 24, 25,
                                         25, 25, 23, 24, 25, 25, 25, 23, 24, 25, 25, 25};
     /* averagepool_2d_precomputed_pads_count_include_pad */
-    static const double avg_incl[25] = {2.52, 3.6, 4.8,  4.08, 3.24,  4.56, 6.4, 8.4, 7.04,
-                                        5.52, 7.2, 10.0, 13.0, 10.8,  8.4,  6.96, 9.6, 12.4,
-                                        10.24, 7.92, 6.12, 8.4, 10.8, 8.88, 6.84};
+    static const double avg_incl[25] = {2.52,  3.6,  4.8,  4.08, 3.24, 4.56, 6.4,  8.4, 7.04,
+                                        5.52,  7.2,  10.0, 13.0, 10.8, 8.4,  6.96, 9.6, 12.4,
+                                        10.24, 7.92, 6.12, 8.4,  10.8, 8.88, 6.84};
     qf_attr am[2] = {a_ints("kernel_shape", k5, 2), a_ints("pads", pads, 4)};
     op_run r;
     CHECK_RUN(op_call(&r, "MaxPool", 12, am, 2, in, 1, 1), &r);
@@ -1069,9 +1609,8 @@ static void test_global_pools(void) {
     op_run r;
     qf_status s = op_call(&r, "GlobalAveragePool", 7, NULL, 0, in, 1, 1);
     int64_t bad;
-    bool ok = s == QF_OK && r.out[0].rank == 4 && r.out[0].dims[1] == 3 &&
-              r.out[0].dims[2] == 1 && r.out[0].dims[3] == 1 &&
-              close_all(r.out[0].data, avg, 6, 1e-6, &bad);
+    bool ok = s == QF_OK && r.out[0].rank == 4 && r.out[0].dims[1] == 3 && r.out[0].dims[2] == 1 &&
+              r.out[0].dims[3] == 1 && close_all(r.out[0].data, avg, 6, 1e-6, &bad);
     op_free(&r);
     bool ok2 = false;
     s = op_call(&r, "GlobalMaxPool", 7, NULL, 0, in, 1, 1);
@@ -1136,20 +1675,23 @@ static void test_layer_norm(void) {
         int64_t sc_dims[3];
         bool bias;
     } cases[] = {
-        {3, {2, 3, 5}, -1, 1, {5}, true},   {3, {2, 3, 5}, 1, 2, {3, 5}, true},
+        {3, {2, 3, 5}, -1, 1, {5}, true},
+        {3, {2, 3, 5}, 1, 2, {3, 5}, true},
         {4, {2, 3, 4, 5}, 0, 3, {3, 4, 5}, false}, /* Scale broadcast over the first axis */
-        {2, {4, 6}, 1, 1, {1}, true},       {4, {2, 3, 4, 5}, 2, 2, {1, 5}, true},
+        {2, {4, 6}, 1, 1, {1}, true},
+        {4, {2, 3, 4, 5}, 2, 2, {1, 5}, true},
     };
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
-        int r = cases[ci].rank, axis = (int)(cases[ci].axis < 0 ? cases[ci].axis + r
-                                                                 : cases[ci].axis);
+        int r = cases[ci].rank,
+            axis = (int)(cases[ci].axis < 0 ? cases[ci].axis + r : cases[ci].axis);
         int64_t total = prod(cases[ci].dims, r), rows = prod(cases[ci].dims, axis);
         int64_t cols = total / rows, sn = prod(cases[ci].sc_dims, cases[ci].sc_rank);
         float *x = rand_buf(total), *sc = rand_buf(sn), *b = rand_buf(sn);
         double *want = malloc(sizeof(double) * (size_t)total), want_mean[64], want_inv[64];
         for (int64_t rr = 0; rr < rows; rr++) {
             double mu = 0.0, var = 0.0;
-            for (int64_t j = 0; j < cols; j++) mu += x[rr * cols + j];
+            for (int64_t j = 0; j < cols; j++)
+                mu += x[rr * cols + j];
             mu /= (double)cols;
             for (int64_t j = 0; j < cols; j++)
                 var += (x[rr * cols + j] - mu) * (x[rr * cols + j] - mu);
@@ -1162,15 +1704,14 @@ static void test_layer_norm(void) {
                 int64_t si = j % sn;
                 if (cases[ci].sc_rank == 2 && cases[ci].sc_dims[0] == 1) si = j % 5;
                 if (sn == 1) si = 0;
-                want[rr * cols + j] = (x[rr * cols + j] - mu) * inv * sc[si] +
-                                      (cases[ci].bias ? b[si] : 0.0);
+                want[rr * cols + j] =
+                    (x[rr * cols + j] - mu) * inv * sc[si] + (cases[ci].bias ? b[si] : 0.0);
             }
         }
         qf_attr a = a_int("axis", cases[ci].axis);
-        qf_tensor in[3] = {f32t(r, cases[ci].dims, x),
-                           f32t(cases[ci].sc_rank, cases[ci].sc_dims, sc),
-                           cases[ci].bias ? f32t(cases[ci].sc_rank, cases[ci].sc_dims, b)
-                                          : omitted()};
+        qf_tensor in[3] = {
+            f32t(r, cases[ci].dims, x), f32t(cases[ci].sc_rank, cases[ci].sc_dims, sc),
+            cases[ci].bias ? f32t(cases[ci].sc_rank, cases[ci].sc_dims, b) : omitted()};
         op_run run;
         qf_status s = op_call(&run, "LayerNormalization", 17, &a, 1, in, 3, 3);
         int64_t bad = -1;
@@ -1185,8 +1726,7 @@ static void test_layer_norm(void) {
         free(sc);
         free(b);
         free(want);
-        CHECK_MSG(ok, "layernorm case %zu (status %d, element %lld)", ci, (int)s,
-                  (long long)bad);
+        CHECK_MSG(ok, "layernorm case %zu (status %d, element %lld)", ci, (int)s, (long long)bad);
         CHECK_MSG(shape_ok, "layernorm case %zu: Mean shape", ci);
     }
     /* only Y requested: the optional outputs are omitted */
@@ -1212,16 +1752,16 @@ static void test_layer_norm(void) {
 static void test_softmax(void) {
     static const struct {
         int opset;
-        int64_t axis; /* INT64_MIN = attribute omitted */
+        int64_t axis;              /* INT64_MIN = attribute omitted */
         int64_t outer, len, inner; /* expected decomposition of dims {2, 3, 4} */
     } cases[] = {
-        {13, INT64_MIN, 6, 4, 1}, {13, 1, 2, 3, 4},  {13, 0, 1, 2, 12},
-        {13, -2, 2, 3, 4},        {11, INT64_MIN, 2, 12, 1}, {11, 2, 6, 4, 1},
-        {11, 0, 1, 24, 1},
+        {13, INT64_MIN, 6, 4, 1},  {13, 1, 2, 3, 4}, {13, 0, 1, 2, 12}, {13, -2, 2, 3, 4},
+        {11, INT64_MIN, 2, 12, 1}, {11, 2, 6, 4, 1}, {11, 0, 1, 24, 1},
     };
     int64_t dims[3] = {2, 3, 4};
     float *x = rand_buf(24);
-    for (int i = 0; i < 24; i++) x[i] *= 5.0f;
+    for (int i = 0; i < 24; i++)
+        x[i] *= 5.0f;
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++)
         for (int lg = 0; lg < 2; lg++) {
             double want[24];
@@ -1229,7 +1769,8 @@ static void test_softmax(void) {
             for (int64_t o = 0; o < cases[ci].outer; o++)
                 for (int64_t k = 0; k < inner; k++) {
                     double sum = 0.0;
-                    for (int64_t j = 0; j < len; j++) sum += exp(x[(o * len + j) * inner + k]);
+                    for (int64_t j = 0; j < len; j++)
+                        sum += exp(x[(o * len + j) * inner + k]);
                     for (int64_t j = 0; j < len; j++) {
                         int64_t i = (o * len + j) * inner + k;
                         want[i] = lg ? x[i] - log(sum) : exp(x[i]) / sum;
@@ -1331,15 +1872,15 @@ static void test_resize_onnx_examples(void) {
     CHECK(resize_run(lin_ac, 2, &io, 4, e2, lin_dn_ac, 1e-6, 13));
     /* upsample_scales_linear (half_pixel), 2x2 -> 4x4 */
     float sc2[4] = {1, 1, 2, 2};
-    static const double lin_up[16] = {1, 1.25, 1.75, 2, 1.5, 1.75, 2.25, 2.5,
-                                      2.5, 2.75, 3.25, 3.5, 3, 3.25, 3.75, 4};
+    static const double lin_up[16] = {1,   1.25, 1.75, 2,   1.5, 1.75, 2.25, 2.5,
+                                      2.5, 2.75, 3.25, 3.5, 3,   3.25, 3.75, 4};
     io = resize_inputs(f32t(4, d22, x22), sc2, NULL, 4);
     int64_t e3[4] = {1, 1, 4, 4};
     CHECK(resize_run(&linear, 1, &io, 4, e3, lin_up, 1e-6, 13));
     /* upsample_scales_linear_align_corners */
-    static const double lin_up_ac[16] = {1,         1.3333333, 1.6666667, 2, 1.6666666, 2,
-                                         2.3333333, 2.6666665, 2.3333333, 2.6666665, 3,
-                                         3.3333333, 3,         3.3333333, 3.6666667, 4};
+    static const double lin_up_ac[16] = {
+        1,         1.3333333, 1.6666667, 2,         1.6666666, 2,         2.3333333, 2.6666665,
+        2.3333333, 2.6666665, 3,         3.3333333, 3,         3.3333333, 3.6666667, 4};
     CHECK(resize_run(lin_ac, 2, &io, 4, e3, lin_up_ac, 1e-6, 13));
     /* downsample_sizes_nearest: sizes 1 x 3 */
     int64_t sz[4] = {1, 1, 1, 3};
@@ -1376,8 +1917,7 @@ static int64_t near_index(const char *ct, const char *nm, int64_t o, int64_t in,
 static void test_resize_nearest_modes(void) {
     static const char *const cts[] = {"half_pixel", "align_corners", "asymmetric",
                                       "tf_half_pixel_for_nearest"};
-    static const char *const nms[] = {"round_prefer_floor", "round_prefer_ceil", "floor",
-                                      "ceil"};
+    static const char *const nms[] = {"round_prefer_floor", "round_prefer_ceil", "floor", "ceil"};
     int64_t xd[4] = {1, 2, 5, 4};
     float *x = rand_buf(40);
     int64_t sizes[4] = {1, 2, 8, 3};
@@ -1447,7 +1987,8 @@ static void test_resize_bilinear_random(void) {
 static void test_resize_misc(void) {
     /* tf_crop_and_resize: roi outside the input gives extrapolation_value */
     float x[16];
-    for (int i = 0; i < 16; i++) x[i] = (float)(i + 1);
+    for (int i = 0; i < 16; i++)
+        x[i] = (float)(i + 1);
     int64_t xd[4] = {1, 1, 4, 4}, rd[1] = {8}, sd[1] = {4};
     float roi[8] = {0, 0, 0.4f, 0.6f, 1, 1, 1.2f, 1.7f};
     int64_t sizes[4] = {1, 1, 3, 3};
@@ -1465,11 +2006,13 @@ static void test_resize_misc(void) {
     /* cubic on a constant image stays constant (weights sum to one), with
      * and without exclude_outside */
     float cst[16];
-    for (int i = 0; i < 16; i++) cst[i] = 2.5f;
+    for (int i = 0; i < 16; i++)
+        cst[i] = 2.5f;
     float sc[4] = {1, 1, 2, 0.75f};
     int64_t od[4] = {1, 1, 8, 3};
     double want_c[24];
-    for (int i = 0; i < 24; i++) want_c[i] = 2.5;
+    for (int i = 0; i < 24; i++)
+        want_c[i] = 2.5;
     for (int ex = 0; ex < 2; ex++) {
         qf_attr ac[3] = {a_str("mode", "cubic"), a_int("exclude_outside", ex),
                          a_float("cubic_coeff_a", -0.5f)};
@@ -1479,7 +2022,8 @@ static void test_resize_misc(void) {
     /* opset 18 axes: resize only the last axis; keep_aspect_ratio_policy */
     int64_t ax[1] = {-1}, sz1[1] = {8};
     double want_ax[32];
-    for (int i = 0; i < 32; i++) want_ax[i] = x[(i / 8) * 4 + (i % 8) / 2];
+    for (int i = 0; i < 32; i++)
+        want_ax[i] = x[(i / 8) * 4 + (i % 8) / 2];
     qf_attr aa[2] = {a_str("mode", "nearest"), a_ints("axes", ax, 1)};
     int64_t one[1] = {1};
     io.in[0] = f32t(4, xd, x);
@@ -1517,7 +2061,8 @@ static void test_resize_misc(void) {
     int64_t e10[4] = {1, 1, 8, 6};
     double want10[48];
     for (int oy = 0; oy < 8; oy++)
-        for (int ox = 0; ox < 6; ox++) want10[oy * 6 + ox] = x[(oy / 2) * 4 + (int)(ox / 1.5)];
+        for (int ox = 0; ox < 6; ox++)
+            want10[oy * 6 + ox] = x[(oy / 2) * 4 + (int)(ox / 1.5)];
     CHECK(resize_run(&aa[0], 1, &io, 4, e10, want10, 0.0, 10));
     /* rejected: antialias, unknown modes, both scales and sizes */
     op_run r;

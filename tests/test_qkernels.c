@@ -24,15 +24,14 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "base/base.h"
 #include "kernels/ref/qref.h"
 #include "qtest.h"
 
 /* ---- deterministic random numbers ---------------------------------------- */
 
 static uint64_t rng_state = 88172645463325252ull;
-static void rng_seed(uint64_t s) {
-    rng_state = s * 0x9E3779B97F4A7C15ull + 0x1234567ull;
-}
+static void rng_seed(uint64_t s) { rng_state = s * 0x9E3779B97F4A7C15ull + 0x1234567ull; }
 static uint32_t rng_u32(void) {
     rng_state ^= rng_state << 13;
     rng_state ^= rng_state >> 7;
@@ -42,9 +41,7 @@ static uint32_t rng_u32(void) {
 static int32_t rng_range(int32_t lo, int32_t hi) { /* inclusive */
     return lo + (int32_t)(((uint64_t)rng_u32() * (uint64_t)((int64_t)hi - lo + 1)) >> 32);
 }
-static double rng_unit(void) {
-    return (double)rng_u32() / 4294967296.0;
-}
+static double rng_unit(void) { return (double)rng_u32() / 4294967296.0; }
 
 /* ---- reference quantization and diff statistics ------------------------- */
 
@@ -95,15 +92,11 @@ static void diff_ref(diffstat *d, int32_t got, double y, double s, int32_t z, in
 }
 
 /* The bound every kernel-vs-float comparison asserts (see the file comment). */
-static int diff_ok(const diffstat *d) {
-    return d->max_diff <= 1 && d->n_bad == 0;
-}
+static int diff_ok(const diffstat *d) { return d->max_diff <= 1 && d->n_bad == 0; }
 
 /* Guard against vacuous cases: unless a case is meant to saturate, at least
  * a quarter of its reference outputs must lie strictly inside the bounds. */
-static int not_saturated(const diffstat *d) {
-    return d->n_inside * 4 >= d->n;
-}
+static int not_saturated(const diffstat *d) { return d->n_inside * 4 >= d->n; }
 
 /* ---- guarded output buffers: sentinel bytes catch overruns -------------- */
 
@@ -124,12 +117,8 @@ static void guarded_free(void *buf) {
     if (buf) free((uint8_t *)buf - GUARD);
 }
 
-static int32_t tmin_of(int s16) {
-    return s16 ? -32768 : -128;
-}
-static int32_t tmax_of(int s16) {
-    return s16 ? 32767 : 127;
-}
+static int32_t tmin_of(int s16) { return s16 ? -32768 : -128; }
+static int32_t tmax_of(int s16) { return s16 ? 32767 : 127; }
 
 /* ======================================================================== */
 /* Rounding, quantize / dequantize                                          */
@@ -138,10 +127,21 @@ static int32_t tmax_of(int s16) {
 static void test_round_half_even(void) {
     static const struct {
         float x, want;
-    } t[] = {{0.5f, 0.0f},   {1.5f, 2.0f},     {-0.5f, 0.0f},    {-2.5f, -2.0f},
-             {2.5f, 2.0f},   {-1.5f, -2.0f},   {3.5f, 4.0f},     {0.49999997f, 0.0f},
-             {-0.50000006f, -1.0f}, {1.0000001f, 1.0f}, {-7.0f, -7.0f}, {8388607.5f, 8388608.0f},
-             {16777216.0f, 16777216.0f}, {-1e10f, -1e10f}, {0.0f, 0.0f}};
+    } t[] = {{0.5f, 0.0f},
+             {1.5f, 2.0f},
+             {-0.5f, 0.0f},
+             {-2.5f, -2.0f},
+             {2.5f, 2.0f},
+             {-1.5f, -2.0f},
+             {3.5f, 4.0f},
+             {0.49999997f, 0.0f},
+             {-0.50000006f, -1.0f},
+             {1.0000001f, 1.0f},
+             {-7.0f, -7.0f},
+             {8388607.5f, 8388608.0f},
+             {16777216.0f, 16777216.0f},
+             {-1e10f, -1e10f},
+             {0.0f, 0.0f}};
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
         CHECK_MSG(qf_ref_round_half_even_f(t[i].x) == t[i].want, "f(%.9g) = %.9g, want %.9g",
                   (double)t[i].x, (double)qf_ref_round_half_even_f(t[i].x), (double)t[i].want);
@@ -157,8 +157,8 @@ static void test_quantize_roundtrip(void) {
         float scale;
         int32_t zp;
         int s16;
-    } t[] = {{0.1f, 0, 0}, {0.0137f, -128, 0}, {0.25f, 127, 0}, {1e-6f, 3, 0},
-             {500.0f, -20, 0}, {0.001f, 1000, 1}, {3.0f, -32768, 1}};
+    } t[] = {{0.1f, 0, 0},     {0.0137f, -128, 0}, {0.25f, 127, 0},  {1e-6f, 3, 0},
+             {500.0f, -20, 0}, {0.001f, 1000, 1},  {3.0f, -32768, 1}};
     for (size_t c = 0; c < sizeof t / sizeof t[0]; c++) {
         const float s = t[c].scale;
         const int32_t z = t[c].zp, lo = tmin_of(t[c].s16), hi = tmax_of(t[c].s16);
@@ -186,7 +186,7 @@ static void test_quantize_roundtrip(void) {
     CHECK_EQ_INT(qf_ref_quantize_one(0.5f, 1.0f, 0, -128, 127), 0);
     CHECK_EQ_INT(qf_ref_quantize_one(1.5f, 1.0f, 0, -128, 127), 2);
     CHECK_EQ_INT(qf_ref_quantize_one(-2.5f, 1.0f, 10, -128, 127), 8);
-    CHECK_EQ_INT(qf_ref_quantize_one(0.75f, 0.5f, 0, -128, 127), 2);  /* 1.5 -> 2 */
+    CHECK_EQ_INT(qf_ref_quantize_one(0.75f, 0.5f, 0, -128, 127), 2); /* 1.5 -> 2 */
     CHECK_EQ_INT(qf_ref_quantize_one(1000.0f, 1.0f, 0, -128, 127), 127);
     /* array forms */
     float xs[5] = {-1.0f, -0.05f, 0.0f, 0.05f, 1.0f};
@@ -195,7 +195,8 @@ static void test_quantize_roundtrip(void) {
     float back[5];
     CHECK_OK(qf_ref_quantize_s8(xs, 5, 0.1f, -3, q8, NULL));
     static const int8_t want8[5] = {-13, -3, -3, -3, 7}; /* -0.5 -> 0 and 0.5 -> 0 (even) */
-    for (int i = 0; i < 5; i++) CHECK_EQ_INT(q8[i], want8[i]);
+    for (int i = 0; i < 5; i++)
+        CHECK_EQ_INT(q8[i], want8[i]);
     qf_ref_dequantize_s8(q8, 5, 0.1f, -3, back);
     CHECK_NEAR(back[0], -1.0, 1e-6);
     CHECK_OK(qf_ref_quantize_s16(xs, 5, 0.001f, 7, q16, NULL));
@@ -222,10 +223,10 @@ static void test_quantize_multiplier(void) {
         {0.75, 3 << 29, 0},
         {2.0, 1 << 30, 2},
         {0.0, 0, 0},
-        {1e-12, 0, 0},                     /* < 2^-32: multiplier 0 */
-        {0x1p-32, 1 << 30, -31},           /* smallest kept exponent */
-        {0x1.fffffffffp-1, 1 << 30, 1},    /* frac rounds up to 1.0 */
-        {0.1, 1717986918, -3},             /* round(0.8 * 2^31) */
+        {1e-12, 0, 0},                  /* < 2^-32: multiplier 0 */
+        {0x1p-32, 1 << 30, -31},        /* smallest kept exponent */
+        {0x1.fffffffffp-1, 1 << 30, 1}, /* frac rounds up to 1.0 */
+        {0.1, 1717986918, -3},          /* round(0.8 * 2^31) */
     };
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
         int32_t m = -1;
@@ -264,16 +265,18 @@ static void test_gemmlowp_edges(void) {
     /* times 2^30 = halving; ties go toward +inf (gemmlowp's nudge) */
     static const int32_t half_in[] = {3, -3, 1, -1, 4, -4, 5, -5};
     static const int32_t half_out[] = {2, -1, 1, 0, 2, -2, 3, -2};
-    for (int i = 0; i < 8; i++) CHECK_EQ_INT(qf_ref_srdhm(half_in[i], 1 << 30), half_out[i]);
+    for (int i = 0; i < 8; i++)
+        CHECK_EQ_INT(qf_ref_srdhm(half_in[i], 1 << 30), half_out[i]);
     /* RoundingDivideByPOT: ties away from zero */
     static const struct {
         int32_t x;
         int e;
         int32_t want;
-    } r[] = {{5, 1, 3},   {-5, 1, -3}, {4, 1, 2},     {7, 2, 2},    {6, 2, 2},
-             {-6, 2, -2}, {-7, 2, -2}, {-10, 2, -3},  {-9, 2, -2},  {123, 0, 123},
-             {INT32_MIN, 31, -1}, {INT32_MAX, 31, 1}, {INT32_MIN, 32, -1},
-             {INT32_MAX, 32, 0},  {INT32_MIN, 33, 0}, {-1, 40, 0}, {1 << 30, 31, 1}};
+    } r[] = {{5, 1, 3},           {-5, 1, -3},        {4, 1, 2},           {7, 2, 2},
+             {6, 2, 2},           {-6, 2, -2},        {-7, 2, -2},         {-10, 2, -3},
+             {-9, 2, -2},         {123, 0, 123},      {INT32_MIN, 31, -1}, {INT32_MAX, 31, 1},
+             {INT32_MIN, 32, -1}, {INT32_MAX, 32, 0}, {INT32_MIN, 33, 0},  {-1, 40, 0},
+             {1 << 30, 31, 1}};
     for (size_t i = 0; i < sizeof r / sizeof r[0]; i++)
         CHECK_MSG(qf_ref_rdbpot(r[i].x, r[i].e) == r[i].want, "rdbpot(%d, %d) = %d, want %d",
                   (int)r[i].x, r[i].e, (int)qf_ref_rdbpot(r[i].x, r[i].e), (int)r[i].want);
@@ -293,9 +296,9 @@ static void test_gemmlowp_edges(void) {
     CHECK_EQ_INT(qf_ref_requant_fixed(INT32_MIN, 1 << 30, 31, 5, -128, 127), -128);
     CHECK_EQ_INT(qf_ref_requant_fixed(INT32_MAX, INT32_MAX, -62, 0, -128, 127), 0);
     /* fp32 requant: one multiply, half even, clamp, huge products clamp */
-    CHECK_EQ_INT(qf_ref_requant_fp32(5, 0.5f, 0, -128, 127), 2);   /* 2.5 -> 2 */
-    CHECK_EQ_INT(qf_ref_requant_fp32(7, 0.5f, 0, -128, 127), 4);   /* 3.5 -> 4 */
-    CHECK_EQ_INT(qf_ref_requant_fp32(-5, 0.5f, 3, -128, 127), 1);  /* -2.5 -> -2, +3 */
+    CHECK_EQ_INT(qf_ref_requant_fp32(5, 0.5f, 0, -128, 127), 2);  /* 2.5 -> 2 */
+    CHECK_EQ_INT(qf_ref_requant_fp32(7, 0.5f, 0, -128, 127), 4);  /* 3.5 -> 4 */
+    CHECK_EQ_INT(qf_ref_requant_fp32(-5, 0.5f, 3, -128, 127), 1); /* -2.5 -> -2, +3 */
     CHECK_EQ_INT(qf_ref_requant_fp32(INT32_MAX, 1e30f, 0, -128, 127), 127);
     CHECK_EQ_INT(qf_ref_requant_fp32(INT32_MIN, 1e30f, -7, -128, 127), -128);
     CHECK_EQ_INT(qf_ref_requant_fp32(1000, 0.01f, -128, -128, -100), -118);
@@ -397,7 +400,7 @@ static void test_fp32_requant_vs_exact(void) {
         float mf = (float)exp2(rng_unit() * 30.0 - 24.0);
         int32_t z = rng_range(-128, 127);
         double p = (double)(float)acc * (double)mf; /* exact product in double */
-        float pf = (float)p;                         /* = binary32 multiply (RNE) */
+        float pf = (float)p;                        /* = binary32 multiply (RNE) */
         double want = nearbyint((double)pf) + z;
         if (want < -128) want = -128;
         if (want > 127) want = 127;
@@ -414,14 +417,16 @@ static void test_rescale_q(void) {
         /* s8 (0.1, 3) -> s16 (0.001, -7): exact x100 */
         CHECK_OK(qf_ref_rescale_q((qf_ref_rq_mode)mode, a, QF_REF_S8, 0.1f, 3, w, QF_REF_S16,
                                   0.001f, -7, 6, NULL));
-        for (int i = 0; i < 6; i++) CHECK_EQ_INT(w[i], (a[i] - 3) * 100 - 7);
+        for (int i = 0; i < 6; i++)
+            CHECK_EQ_INT(w[i], (a[i] - 3) * 100 - 7);
         CHECK_OK(qf_ref_rescale_q((qf_ref_rq_mode)mode, w, QF_REF_S16, 0.001f, -7, back, QF_REF_S8,
                                   0.1f, 3, 6, NULL));
-        for (int i = 0; i < 6; i++) CHECK_EQ_INT(back[i], a[i]);
+        for (int i = 0; i < 6; i++)
+            CHECK_EQ_INT(back[i], a[i]);
         /* s8 -> s8 with a coarser scale: reference quantization within 1 */
         int8_t c[6];
-        CHECK_OK(qf_ref_rescale_q((qf_ref_rq_mode)mode, a, QF_REF_S8, 0.1f, 3, c, QF_REF_S8,
-                                  0.37f, -20, 6, NULL));
+        CHECK_OK(qf_ref_rescale_q((qf_ref_rq_mode)mode, a, QF_REF_S8, 0.1f, 3, c, QF_REF_S8, 0.37f,
+                                  -20, 6, NULL));
         for (int i = 0; i < 6; i++) {
             int32_t want = ref_q(0.1 * (a[i] - 3), 0.37, -20, -128, 127);
             CHECK(abs(c[i] - want) <= 1);
@@ -475,7 +480,8 @@ static void test_pack_layout(void) {
             int8_t src[4 * 19], back[4 * 19];
             uint8_t pk[4 * 19];
             int lim = (1 << (bits[b] - 1)) - 1;
-            for (int i = 0; i < 4 * cols; i++) src[i] = (int8_t)rng_range(-lim, lim);
+            for (int i = 0; i < 4 * cols; i++)
+                src[i] = (int8_t)rng_range(-lim, lim);
             CHECK_OK(qf_ref_pack_weights(src, 4, cols, bits[b], pk, NULL));
             CHECK_OK(qf_ref_unpack_weights(pk, 4, cols, bits[b], back, NULL));
             CHECK(memcmp(src, back, (size_t)(4 * cols)) == 0);
@@ -498,17 +504,19 @@ typedef struct conv_case {
 } conv_case;
 
 static const conv_case conv_cases[] = {
+    /* clang-format off */
     {"1x1 single", 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0.05f, 1, 8, 0, 0},
     {"3x3 pad1 odd channels", 2, 3, 7, 7, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, -3, 5, 0, 0.02f, 1, 8,
      1, 0},
-    {"stride2 asym pads", 1, 4, 8, 9, 6, 3, 3, 2, 2, 1, 1, 1, 0, 1, 1, 1, 10, -10, 0, 0.03f, 1, 8, 1,
-     0},
+    {"stride2 asym pads", 1, 4, 8, 9, 6, 3, 3, 2, 2, 1, 1, 1, 0, 1, 1, 1, 10, -10, 0, 0.03f, 1, 8,
+     1, 0},
     {"dilation2", 1, 3, 9, 9, 4, 3, 3, 1, 1, 2, 2, 2, 2, 2, 2, 1, 0, 0, 0, 0.01f, 1, 8, 1, 0},
     {"groups2", 1, 4, 6, 5, 6, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 2, 7, 1, 0, 0.02f, 1, 8, 1, 0},
     {"depthwise", 2, 5, 6, 6, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 5, -5, 3, 1, 0.04f, 1, 8, 1, 0},
-    {"depthwise x2 stride2", 1, 3, 7, 8, 6, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 3, 0, 0, 0, 0.04f, 1, 8, 1,
+    {"depthwise x2 stride2", 1, 3, 7, 8, 6, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 3, 0, 0, 0, 0.04f, 1, 8,
+     1, 0},
+    {"zp -128 relu", 1, 3, 5, 5, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, -128, 10, 1, 0.02f, 1, 8, 1,
      0},
-    {"zp -128 relu", 1, 3, 5, 5, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, -128, 10, 1, 0.02f, 1, 8, 1, 0},
     {"zp 127 out -128", 1, 3, 5, 5, 4, 3, 3, 1, 1, 1, 1, 0, 0, 0, 0, 1, 127, -128, 0, 0.02f, 1, 8,
      1, 0},
     {"zp out 127", 1, 2, 4, 4, 3, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0, 1, -7, 127, 0, 0.02f, 1, 8, 0, 0},
@@ -529,6 +537,7 @@ static const conv_case conv_cases[] = {
     {"s16 3x3", 1, 3, 5, 6, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1000, -2000, 0, 0.001f, 1, 8, 1, 1},
     {"s16 depthwise int4 relu", 1, 4, 6, 6, 4, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 4, -32768, 0, 1,
      0.0005f, 1, 4, 1, 1},
+    /* clang-format on */
 };
 
 static int conv_out(int in, int k, int s, int d, int pa, int pb) {
@@ -543,16 +552,19 @@ static qf_status run_conv(const conv_case *c, const qf_ref_conv_params *p, const
         int16_t *o = guarded_alloc(n_out * sizeof *o);
         s = qf_ref_conv2d_s16(p, x, w, bias, o, NULL);
         if (!guard_intact(o, n_out * sizeof *o)) s = QF_ERR_INTERNAL;
-        for (size_t i = 0; i < n_out; i++) out_q[i] = o[i];
+        for (size_t i = 0; i < n_out; i++)
+            out_q[i] = o[i];
         guarded_free(o);
     } else {
         size_t n_in = (size_t)p->batch * p->in_c * p->in_h * p->in_w;
         int8_t *x8 = malloc(n_in);
-        for (size_t i = 0; i < n_in; i++) x8[i] = (int8_t)x[i];
+        for (size_t i = 0; i < n_in; i++)
+            x8[i] = (int8_t)x[i];
         int8_t *o = guarded_alloc(n_out);
         s = qf_ref_conv2d_s8(p, x8, w, bias, o, NULL);
         if (!guard_intact(o, n_out)) s = QF_ERR_INTERNAL;
-        for (size_t i = 0; i < n_out; i++) out_q[i] = o[i];
+        for (size_t i = 0; i < n_out; i++)
+            out_q[i] = o[i];
         guarded_free(o);
         free(x8);
     }
@@ -578,8 +590,10 @@ static void test_conv_vs_float(void) {
         int32_t *bias = malloc((size_t)c->out_c * sizeof *bias);
         double *y = malloc(n_out * sizeof *y);
         int32_t *got[2] = {malloc(n_out * sizeof(int32_t)), malloc(n_out * sizeof(int32_t))};
-        for (size_t i = 0; i < n_in; i++) x[i] = (int16_t)rng_range(tmin, tmax);
-        for (int i = 0; i < c->out_c * K; i++) w[i] = (int8_t)rng_range(-lim, lim);
+        for (size_t i = 0; i < n_in; i++)
+            x[i] = (int16_t)rng_range(tmin, tmax);
+        for (int i = 0; i < c->out_c * K; i++)
+            w[i] = (int8_t)rng_range(-lim, lim);
         for (int oc = 0; oc < c->out_c; oc++) {
             w_scale[oc] = (float)(0.02 * (c->per_channel ? 0.5 + rng_unit() : 1.0));
             bias[oc] = rng_range(-30 * K * lim, 30 * K * lim);
@@ -601,12 +615,13 @@ static void test_conv_vs_float(void) {
                                     if (iy < 0 || iy >= c->in_h || ix < 0 || ix >= c->in_w)
                                         continue; /* real zero */
                                     int icg = g * cpg + ic;
-                                    double xv = (double)c->in_scale *
-                                                (x[((b * c->in_c + icg) * c->in_h + iy) * c->in_w +
-                                                   ix] -
-                                                 c->in_zp);
-                                    double wv = sw * w[(oc * cpg + ic) * c->k_h * c->k_w +
-                                                       ky * c->k_w + kx];
+                                    double xv =
+                                        (double)c->in_scale *
+                                        (x[((b * c->in_c + icg) * c->in_h + iy) * c->in_w + ix] -
+                                         c->in_zp);
+                                    double wv =
+                                        sw *
+                                        w[(oc * cpg + ic) * c->k_h * c->k_w + ky * c->k_w + kx];
                                     acc += xv * wv;
                                 }
                         size_t at = (((size_t)b * c->out_c + oc) * oh + oy) * ow + ox;
@@ -622,14 +637,31 @@ static void test_conv_vs_float(void) {
         const size_t rb = qf_ref_packed_row_bytes(K, c->w_bits);
         uint8_t *wp = malloc((size_t)c->out_c * rb);
         CHECK_OK(qf_ref_pack_weights(w, c->out_c, K, c->w_bits, wp, NULL));
-        qf_ref_conv_params p = {
-            .batch = c->batch, .in_c = c->in_c, .in_h = c->in_h, .in_w = c->in_w,
-            .out_c = c->out_c, .out_h = oh, .out_w = ow, .k_h = c->k_h, .k_w = c->k_w,
-            .stride_h = c->s_h, .stride_w = c->s_w, .dil_h = c->d_h, .dil_w = c->d_w,
-            .pad_top = c->pt, .pad_left = c->pl, .pad_bottom = c->pb, .pad_right = c->pr,
-            .groups = c->groups, .in_zp = c->in_zp, .w_bits = c->w_bits,
-            .rq = {.mult = mult, .n_mult = n_mult, .out_zp = c->out_zp, .act_min = act_min,
-                   .act_max = act_max}};
+        qf_ref_conv_params p = {.batch = c->batch,
+                                .in_c = c->in_c,
+                                .in_h = c->in_h,
+                                .in_w = c->in_w,
+                                .out_c = c->out_c,
+                                .out_h = oh,
+                                .out_w = ow,
+                                .k_h = c->k_h,
+                                .k_w = c->k_w,
+                                .stride_h = c->s_h,
+                                .stride_w = c->s_w,
+                                .dil_h = c->d_h,
+                                .dil_w = c->d_w,
+                                .pad_top = c->pt,
+                                .pad_left = c->pl,
+                                .pad_bottom = c->pb,
+                                .pad_right = c->pr,
+                                .groups = c->groups,
+                                .in_zp = c->in_zp,
+                                .w_bits = c->w_bits,
+                                .rq = {.mult = mult,
+                                       .n_mult = n_mult,
+                                       .out_zp = c->out_zp,
+                                       .act_min = act_min,
+                                       .act_max = act_max}};
         CHECK_EQ_INT(qf_ref_conv_out_size(c->in_h, c->k_h, c->s_h, c->d_h, c->pt, c->pb), oh);
         for (int mode = 0; mode < 2; mode++) {
             p.rq.mode = (qf_ref_rq_mode)mode;
@@ -661,7 +693,8 @@ static void test_conv_vs_float(void) {
             }
         }
         diffstat dm = {0};
-        for (size_t i = 0; i < n_out; i++) diff_add(&dm, got[0][i], got[1][i]);
+        for (size_t i = 0; i < n_out; i++)
+            diff_add(&dm, got[0][i], got[1][i]);
         CHECK_MSG(dm.max_diff <= 1, "%s: fp32 vs fixed differ by %d", c->name, (int)dm.max_diff);
         free(x);
         free(w);
@@ -678,9 +711,21 @@ static void test_conv_bad_params(void) {
     int8_t x[16] = {0}, o[16];
     uint8_t w[9] = {0};
     qf_ref_rescale m = {1.0f, 1 << 30, 1};
-    qf_ref_conv_params p = {.batch = 1, .in_c = 1, .in_h = 4, .in_w = 4, .out_c = 1, .out_h = 2,
-                            .out_w = 2, .k_h = 3, .k_w = 3, .stride_h = 1, .stride_w = 1,
-                            .dil_h = 1, .dil_w = 1, .groups = 1, .w_bits = 8,
+    qf_ref_conv_params p = {.batch = 1,
+                            .in_c = 1,
+                            .in_h = 4,
+                            .in_w = 4,
+                            .out_c = 1,
+                            .out_h = 2,
+                            .out_w = 2,
+                            .k_h = 3,
+                            .k_w = 3,
+                            .stride_h = 1,
+                            .stride_w = 1,
+                            .dil_h = 1,
+                            .dil_w = 1,
+                            .groups = 1,
+                            .w_bits = 8,
                             .rq = {.mult = &m, .n_mult = 1, .act_min = -128, .act_max = 127}};
     qf_err e;
     CHECK_OK(qf_ref_conv2d_s8(&p, x, w, NULL, o, &e));
@@ -719,6 +764,7 @@ typedef struct gemm_case {
 } gemm_case;
 
 static const gemm_case gemm_cases[] = {
+    /* clang-format off */
     {"1x1x1", 1, 1, 1, 0, 0, 0, 8, 0, 0, 0.1f, 1},
     {"3x5x17 per channel", 3, 5, 17, -9, 4, 0, 8, 1, 0, 0.02f, 1},
     {"int4 odd k", 4, 7, 33, 3, -3, 0, 4, 1, 0, 0.02f, 1},
@@ -730,6 +776,7 @@ static const gemm_case gemm_cases[] = {
     {"s16", 3, 4, 20, 500, -700, 0, 8, 1, 1, 0.001f, 1},
     {"s16 int2 relu", 2, 5, 64, -32768, 100, 1, 2, 1, 1, 0.0001f, 1},
     {"big k", 1, 10, 256, 5, 0, 0, 8, 1, 0, 0.01f, 1},
+    /* clang-format on */
 };
 
 static qf_status run_gemm(const gemm_case *c, const qf_ref_gemm_params *p, const int16_t *x,
@@ -740,15 +787,18 @@ static qf_status run_gemm(const gemm_case *c, const qf_ref_gemm_params *p, const
         int16_t *o = guarded_alloc(n_out * sizeof *o);
         s = qf_ref_gemm_s16(p, x, w, bias, o, NULL);
         if (!guard_intact(o, n_out * sizeof *o)) s = QF_ERR_INTERNAL;
-        for (size_t i = 0; i < n_out; i++) out_q[i] = o[i];
+        for (size_t i = 0; i < n_out; i++)
+            out_q[i] = o[i];
         guarded_free(o);
     } else {
         int8_t *x8 = malloc(n_in);
-        for (size_t i = 0; i < n_in; i++) x8[i] = (int8_t)x[i];
+        for (size_t i = 0; i < n_in; i++)
+            x8[i] = (int8_t)x[i];
         int8_t *o = guarded_alloc(n_out);
         s = qf_ref_gemm_s8(p, x8, w, bias, o, NULL);
         if (!guard_intact(o, n_out)) s = QF_ERR_INTERNAL;
-        for (size_t i = 0; i < n_out; i++) out_q[i] = o[i];
+        for (size_t i = 0; i < n_out; i++)
+            out_q[i] = o[i];
         guarded_free(o);
         free(x8);
     }
@@ -767,8 +817,10 @@ static void test_gemm_vs_float(void) {
         float ws[10];
         int32_t bias[10], got[2][64];
         double y[64];
-        for (int i = 0; i < c->m * c->k; i++) x[i] = (int16_t)rng_range(tmin, tmax);
-        for (int i = 0; i < c->n * c->k; i++) w[i] = (int8_t)rng_range(-lim, lim);
+        for (int i = 0; i < c->m * c->k; i++)
+            x[i] = (int16_t)rng_range(tmin, tmax);
+        for (int i = 0; i < c->n * c->k; i++)
+            w[i] = (int8_t)rng_range(-lim, lim);
         for (int j = 0; j < c->n; j++) {
             ws[j] = (float)(0.03 * (c->per_channel ? 0.5 + rng_unit() : 1.0));
             bias[j] = rng_range(-20 * c->k * lim, 20 * c->k * lim);
@@ -792,10 +844,16 @@ static void test_gemm_vs_float(void) {
         uint8_t wp[10 * 256], w8[10 * 256];
         CHECK_OK(qf_ref_pack_weights(w, c->n, c->k, c->w_bits, wp, NULL));
         CHECK_OK(qf_ref_pack_weights(w, c->n, c->k, 8, w8, NULL));
-        qf_ref_gemm_params p = {.m = c->m, .n = c->n, .k = c->k, .in_zp = c->in_zp,
+        qf_ref_gemm_params p = {.m = c->m,
+                                .n = c->n,
+                                .k = c->k,
+                                .in_zp = c->in_zp,
                                 .w_bits = c->w_bits,
-                                .rq = {.mult = mult, .n_mult = n_mult, .out_zp = c->out_zp,
-                                       .act_min = act_min, .act_max = act_max}};
+                                .rq = {.mult = mult,
+                                       .n_mult = n_mult,
+                                       .out_zp = c->out_zp,
+                                       .act_min = act_min,
+                                       .act_max = act_max}};
         for (int mode = 0; mode < 2; mode++) {
             p.rq.mode = (qf_ref_rq_mode)mode;
             CHECK_MSG(run_gemm(c, &p, x, wp, bias, got[mode]) == QF_OK, "%s", c->name);
@@ -803,8 +861,8 @@ static void test_gemm_vs_float(void) {
             for (int i = 0; i < c->m * c->n; i++)
                 diff_ref(&d, got[mode][i], y[i], out_scale, c->out_zp, act_min, act_max,
                          tie_tol(mode, mult[n_mult == 1 ? 0 : i % c->n].shift, y[i] / out_scale));
-            CHECK_MSG(diff_ok(&d), "%s mode %d: max diff %d, %lld differ (%lld bad)", c->name,
-                      mode, (int)d.max_diff, (long long)d.n_diff, (long long)d.n_bad);
+            CHECK_MSG(diff_ok(&d), "%s mode %d: max diff %d, %lld differ (%lld bad)", c->name, mode,
+                      (int)d.max_diff, (long long)d.n_diff, (long long)d.n_bad);
             CHECK_MSG(c->out_factor < 1 || not_saturated(&d), "%s: saturated", c->name);
             qf_ref_gemm_params p8 = p;
             p8.w_bits = 8;
@@ -835,9 +893,16 @@ static void test_gemm_accum_wraps(void) {
     CHECK_OK(qf_ref_rescale_init(1e-6, &m));
     int16_t y[2];
     for (int mode = 0; mode < 2; mode++) {
-        qf_ref_gemm_params p = {.m = 1, .n = 1, .k = K, .in_zp = -32768, .w_bits = 8,
-                                .rq = {.mode = (qf_ref_rq_mode)mode, .mult = &m, .n_mult = 1,
-                                       .act_min = -32768, .act_max = 32767}};
+        qf_ref_gemm_params p = {.m = 1,
+                                .n = 1,
+                                .k = K,
+                                .in_zp = -32768,
+                                .w_bits = 8,
+                                .rq = {.mode = (qf_ref_rq_mode)mode,
+                                       .mult = &m,
+                                       .n_mult = 1,
+                                       .act_min = -32768,
+                                       .act_max = 32767}};
         CHECK_OK(qf_ref_gemm_s16(&p, x, wp, NULL, &y[mode], NULL));
     }
     /* 300 * 65535 * 127 = 2496883500 wraps to 2496883500 - 2^32 */
@@ -853,10 +918,12 @@ typedef struct matmul_case {
 } matmul_case;
 
 static const matmul_case matmul_cases[] = {
+    /* clang-format off */
     {"1x1x1", 1, 1, 1, 1, 1, 0, 0, 0, 0},
     {"batched zp extremes", 2, 3, 5, 4, 1, -128, 127, 0, 0},
     {"shared B per column", 3, 4, 7, 5, 0, 10, -3, -20, 1},
     {"long k", 1, 5, 64, 3, 1, 1, -1, 127, 1},
+    /* clang-format on */
 };
 
 static void test_matmul_vs_float(void) {
@@ -867,11 +934,14 @@ static void test_matmul_vs_float(void) {
         const int nb = c->b_batched ? c->batch : 1;
         int8_t a[3 * 5 * 64], b[3 * 64 * 5], got[2][3 * 5 * 5];
         double y[3 * 5 * 5];
-        for (int i = 0; i < c->batch * c->m * c->k; i++) a[i] = (int8_t)rng_range(-128, 127);
-        for (int i = 0; i < nb * c->k * c->n; i++) b[i] = (int8_t)rng_range(-128, 127);
+        for (int i = 0; i < c->batch * c->m * c->k; i++)
+            a[i] = (int8_t)rng_range(-128, 127);
+        for (int i = 0; i < nb * c->k * c->n; i++)
+            b[i] = (int8_t)rng_range(-128, 127);
         const float sa = 0.013f;
         float sb[5];
-        for (int j = 0; j < c->n; j++) sb[j] = (float)(0.02 * (c->per_col ? 0.5 + rng_unit() : 1));
+        for (int j = 0; j < c->n; j++)
+            sb[j] = (float)(0.02 * (c->per_col ? 0.5 + rng_unit() : 1));
         double ymax = 0;
         for (int bt = 0; bt < c->batch; bt++)
             for (int i = 0; i < c->m; i++)
@@ -890,21 +960,30 @@ static void test_matmul_vs_float(void) {
         CHECK_OK(qf_ref_rescale_channels(sa, sb, n_mult, so, mult, NULL));
         const int n_out = c->batch * c->m * c->n;
         for (int mode = 0; mode < 2; mode++) {
-            qf_ref_matmul_params p = {.batch = c->batch, .m = c->m, .k = c->k, .n = c->n,
-                                      .b_batched = c->b_batched, .a_zp = c->a_zp, .b_zp = c->b_zp,
-                                      .rq = {.mode = (qf_ref_rq_mode)mode, .mult = mult,
-                                             .n_mult = n_mult, .out_zp = c->out_zp,
-                                             .act_min = -128, .act_max = 127}};
+            qf_ref_matmul_params p = {.batch = c->batch,
+                                      .m = c->m,
+                                      .k = c->k,
+                                      .n = c->n,
+                                      .b_batched = c->b_batched,
+                                      .a_zp = c->a_zp,
+                                      .b_zp = c->b_zp,
+                                      .rq = {.mode = (qf_ref_rq_mode)mode,
+                                             .mult = mult,
+                                             .n_mult = n_mult,
+                                             .out_zp = c->out_zp,
+                                             .act_min = -128,
+                                             .act_max = 127}};
             CHECK_OK(qf_ref_matmul_s8(&p, a, b, got[mode], NULL));
             diffstat d = {0};
             for (int i = 0; i < n_out; i++)
                 diff_ref(&d, got[mode][i], y[i], so, c->out_zp, -128, 127,
                          tie_tol(mode, mult[n_mult == 1 ? 0 : i % c->n].shift, y[i] / so));
-            CHECK_MSG(diff_ok(&d), "%s mode %d: max diff %d, %lld differ (%lld bad)", c->name,
-                      mode, (int)d.max_diff, (long long)d.n_diff, (long long)d.n_bad);
+            CHECK_MSG(diff_ok(&d), "%s mode %d: max diff %d, %lld differ (%lld bad)", c->name, mode,
+                      (int)d.max_diff, (long long)d.n_diff, (long long)d.n_bad);
             CHECK_MSG(not_saturated(&d), "%s: saturated", c->name);
         }
-        for (int i = 0; i < n_out; i++) CHECK(abs(got[0][i] - got[1][i]) <= 1);
+        for (int i = 0; i < n_out; i++)
+            CHECK(abs(got[0][i] - got[1][i]) <= 1);
     }
 }
 
@@ -922,8 +1001,11 @@ typedef struct eltwise_case {
 } eltwise_case;
 
 static const eltwise_case eltwise_cases[] = {
-    {"same shape", 4, {2, 3, 4, 5}, {2, 3, 4, 5}, {2, 3, 4, 5}, 0.05f, 0.03f, 0.07f, 3, -5, 1, 0, 0},
-    {"per channel b", 4, {2, 3, 4, 5}, {2, 3, 4, 5}, {1, 3, 1, 1}, 0.02f, 0.1f, 0.09f, 0, 7, -2, 0, 0},
+    /* clang-format off */
+    {"same shape", 4, {2, 3, 4, 5}, {2, 3, 4, 5}, {2, 3, 4, 5}, 0.05f, 0.03f, 0.07f, 3, -5, 1, 0,
+     0},
+    {"per channel b", 4, {2, 3, 4, 5}, {2, 3, 4, 5}, {1, 3, 1, 1}, 0.02f, 0.1f, 0.09f, 0, 7, -2, 0,
+     0},
     {"scalar b", 4, {2, 3, 2, 3}, {2, 3, 2, 3}, {1, 1, 1, 1}, 0.02f, 0.5f, 0.7f, -1, 20, 0, 0, 0},
     {"both broadcast", 3, {2, 3, 4}, {2, 1, 4}, {1, 3, 1}, 0.04f, 0.04f, 0.06f, 4, 4, 4, 0, 0},
     {"a broadcast", 2, {5, 6}, {1, 6}, {5, 6}, 0.1f, 0.01f, 0.08f, 0, 0, 0, 0, 0},
@@ -933,15 +1015,21 @@ static const eltwise_case eltwise_cases[] = {
     {"tiny scales", 2, {3, 7}, {3, 7}, {3, 7}, 1e-6f, 2e-6f, 2.5e-6f, 2, -2, 0, 1, 0},
     {"saturating out", 2, {3, 7}, {3, 7}, {3, 7}, 0.5f, 0.5f, 0.01f, 0, 0, 0, 0, 3},
     {"rank 0", 0, {0}, {0}, {0}, 0.25f, 0.125f, 0.3f, 1, 2, 3, 0, 0},
+    /* clang-format on */
 };
 
 static void test_add_mul_vs_float(void) {
     rng_seed(13);
     for (size_t ci = 0; ci < sizeof eltwise_cases / sizeof eltwise_cases[0]; ci++) {
         const eltwise_case *c = &eltwise_cases[ci];
-        qf_ref_eltwise_params p = {.rank = c->rank, .a_scale = c->sa, .b_scale = c->sb,
-                                   .out_scale = c->so, .a_zp = c->za, .b_zp = c->zb,
-                                   .out_zp = c->zo, .act_min = c->relu ? c->zo : -128,
+        qf_ref_eltwise_params p = {.rank = c->rank,
+                                   .a_scale = c->sa,
+                                   .b_scale = c->sb,
+                                   .out_scale = c->so,
+                                   .a_zp = c->za,
+                                   .b_zp = c->zb,
+                                   .out_zp = c->zo,
+                                   .act_min = c->relu ? c->zo : -128,
                                    .act_max = 127};
         int64_t na = 1, nb = 1, no = 1;
         for (int i = 0; i < c->rank; i++) {
@@ -953,16 +1041,20 @@ static void test_add_mul_vs_float(void) {
             no *= c->out[i];
         }
         int8_t a[120], b[120], got[2][2][120];
-        for (int i = 0; i < na; i++) a[i] = (int8_t)rng_range(-128, 127);
-        for (int i = 0; i < nb; i++) b[i] = (int8_t)rng_range(-128, 127);
-        for (int op = 0; op < 2; op++) {       /* 0 add, 1 mul */
+        for (int i = 0; i < na; i++)
+            a[i] = (int8_t)rng_range(-128, 127);
+        for (int i = 0; i < nb; i++)
+            b[i] = (int8_t)rng_range(-128, 127);
+        for (int op = 0; op < 2; op++) { /* 0 add, 1 mul */
             double so = c->so;
-            if (op == 1) so = c->so * 40.0;    /* products need a wider output range */
+            if (op == 1) /* products: about 100 steps for the largest |product| */
+                so = (double)c->sa * c->sb * 128.0 * 128.0 / 100.0 * ((c->sat_ok & 2) ? 0.01 : 1);
             p.out_scale = (float)so;
             for (int mode = 0; mode < 2; mode++) {
                 p.mode = (qf_ref_rq_mode)mode;
                 int8_t *o = guarded_alloc((size_t)no);
-                qf_status s = op ? qf_ref_mul_s8(&p, a, b, o, NULL) : qf_ref_add_s8(&p, a, b, o, NULL);
+                qf_status s =
+                    op ? qf_ref_mul_s8(&p, a, b, o, NULL) : qf_ref_add_s8(&p, a, b, o, NULL);
                 CHECK_MSG(s == QF_OK, "%s op %d", c->name, op);
                 CHECK(guard_intact(o, (size_t)no));
                 memcpy(got[op][mode], o, (size_t)no);
@@ -999,9 +1091,9 @@ static void test_add_mul_vs_float(void) {
                     diff_ref(&d, got[op][mode][i], yv, sof, c->zo, p.act_min, 127,
                              tie_tol(mode, shift, yv / sof));
                 }
-                CHECK_MSG(diff_ok(&d), "%s %s mode %d: max diff %d, %lld of %lld differ",
-                          c->name, op ? "mul" : "add", mode, (int)d.max_diff,
-                          (long long)d.n_diff, (long long)d.n);
+                CHECK_MSG(diff_ok(&d), "%s %s mode %d: max diff %d, %lld of %lld differ", c->name,
+                          op ? "mul" : "add", mode, (int)d.max_diff, (long long)d.n_diff,
+                          (long long)d.n);
                 CHECK_MSG(((c->sat_ok >> op) & 1) || not_saturated(&d),
                           "%s %s: saturated (%lld of %lld inside)", c->name, op ? "mul" : "add",
                           (long long)d.n_inside, (long long)d.n);
@@ -1012,9 +1104,15 @@ static void test_add_mul_vs_float(void) {
     }
     /* exact TFLite pipeline on a hand-checked value: 0.5 + 0.25 with scales
      * 0.5/0.25 -> 0.75 at scale 0.5 = 1.5 -> 2 (fp32, half even) */
-    qf_ref_eltwise_params h = {.rank = 1, .out_dims = {1}, .a_dims = {1}, .b_dims = {1},
-                               .a_scale = 0.5f, .b_scale = 0.25f, .out_scale = 0.5f,
-                               .act_min = -128, .act_max = 127};
+    qf_ref_eltwise_params h = {.rank = 1,
+                               .out_dims = {1},
+                               .a_dims = {1},
+                               .b_dims = {1},
+                               .a_scale = 0.5f,
+                               .b_scale = 0.25f,
+                               .out_scale = 0.5f,
+                               .act_min = -128,
+                               .act_max = 127};
     int8_t ha = 1, hb = 1, ho;
     CHECK_OK(qf_ref_add_s8(&h, &ha, &hb, &ho, NULL));
     CHECK_EQ_INT(ho, 2);
@@ -1040,6 +1138,7 @@ typedef struct pool_case {
 } pool_case;
 
 static const pool_case pool_cases[] = {
+    /* clang-format off */
     {"max 3x3 s2 p1", 0, 3, 7, 7, 4, 4, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 0, 5, 5, 0, 0.1f, 0.1f},
     {"max 2x2 relu", 0, 2, 6, 5, 3, 2, 2, 2, 2, 2, 1, 1, 0, 0, 0, 0, 0, -3, -3, 1, 0.1f, 0.1f},
     {"max dil2", 0, 2, 7, 7, 3, 3, 3, 3, 1, 1, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0.1f, 0.1f},
@@ -1056,6 +1155,7 @@ static const pool_case pool_cases[] = {
     {"global 7x7", 2, 4, 7, 7, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3, -1, 0, 0.05f, 0.01f},
     {"global 1x1", 2, 3, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, -128, -128, 0, 0.05f, 0.05f},
     {"global 3x5 relu", 2, 5, 3, 5, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, -10, 0, 1, 0.03f, 0.01f},
+    /* clang-format on */
 };
 
 static void test_pool_vs_float(void) {
@@ -1069,15 +1169,31 @@ static void test_pool_vs_float(void) {
         const int dh = global ? 1 : c->dh, dw = global ? 1 : c->dw;
         int8_t x[2 * 5 * 81], got[2][2 * 5 * 49];
         const int n_in = batch * c->c * c->h * c->w, n_out = batch * c->c * oh * ow;
-        for (int i = 0; i < n_in; i++) x[i] = (int8_t)rng_range(-128, 127);
-        qf_ref_pool_params p = {.batch = batch, .channels = c->c, .in_h = c->h, .in_w = c->w,
-                                .out_h = c->oh, .out_w = c->ow, .k_h = c->kh, .k_w = c->kw,
-                                .stride_h = c->sh, .stride_w = c->sw, .dil_h = c->dh,
-                                .dil_w = c->dw, .pad_top = c->pt, .pad_left = c->pl,
-                                .pad_bottom = c->pb, .pad_right = c->pr,
-                                .count_include_pad = c->include_pad, .in_scale = c->si,
-                                .out_scale = c->so, .in_zp = c->in_zp, .out_zp = c->out_zp,
-                                .act_min = c->relu ? c->out_zp : -128, .act_max = 127};
+        for (int i = 0; i < n_in; i++)
+            x[i] = (int8_t)rng_range(-128, 127);
+        qf_ref_pool_params p = {.batch = batch,
+                                .channels = c->c,
+                                .in_h = c->h,
+                                .in_w = c->w,
+                                .out_h = c->oh,
+                                .out_w = c->ow,
+                                .k_h = c->kh,
+                                .k_w = c->kw,
+                                .stride_h = c->sh,
+                                .stride_w = c->sw,
+                                .dil_h = c->dh,
+                                .dil_w = c->dw,
+                                .pad_top = c->pt,
+                                .pad_left = c->pl,
+                                .pad_bottom = c->pb,
+                                .pad_right = c->pr,
+                                .count_include_pad = c->include_pad,
+                                .in_scale = c->si,
+                                .out_scale = c->so,
+                                .in_zp = c->in_zp,
+                                .out_zp = c->out_zp,
+                                .act_min = c->relu ? c->out_zp : -128,
+                                .act_max = 127};
         for (int mode = 0; mode < 2; mode++) {
             p.mode = (qf_ref_rq_mode)mode;
             int8_t *o = guarded_alloc((size_t)n_out);
@@ -1098,12 +1214,12 @@ static void test_pool_vs_float(void) {
                             for (int kx = 0; kx < kw; kx++) {
                                 int iy = oy * sh - (global ? 0 : c->pt) + ky * dh;
                                 int ix = ox * sw - (global ? 0 : c->pl) + kx * dw;
-                                if (!global && iy >= -c->pt && iy < c->h + c->pb &&
-                                    ix >= -c->pl && ix < c->w + c->pr)
+                                if (!global && iy >= -c->pt && iy < c->h + c->pb && ix >= -c->pl &&
+                                    ix < c->w + c->pr)
                                     padded++;
                                 if (iy < 0 || iy >= c->h || ix < 0 || ix >= c->w) continue;
-                                double v = (double)c->si * (x[(pl * c->h + iy) * c->w + ix] -
-                                                            c->in_zp);
+                                double v =
+                                    (double)c->si * (x[(pl * c->h + iy) * c->w + ix] - c->in_zp);
                                 if (v > mx) mx = v;
                                 sum += v;
                                 valid++;
@@ -1120,18 +1236,24 @@ static void test_pool_vs_float(void) {
                         diff_ref(&d, g, avg, c->so, c->out_zp, p.act_min, 127,
                                  tie_tol(mode, r.shift, avg / c->so));
                     }
-            if (c->kind == 0)
-                CHECK_MSG(d.max_diff == 0, "%s: max pool must be exact", c->name);
-            CHECK_MSG(diff_ok(&d), "%s mode %d: max diff %d, %lld differ (%lld bad)", c->name,
-                      mode, (int)d.max_diff, (long long)d.n_diff, (long long)d.n_bad);
+            if (c->kind == 0) CHECK_MSG(d.max_diff == 0, "%s: max pool must be exact", c->name);
+            CHECK_MSG(diff_ok(&d), "%s mode %d: max diff %d, %lld differ (%lld bad)", c->name, mode,
+                      (int)d.max_diff, (long long)d.n_diff, (long long)d.n_bad);
             CHECK_MSG(c->kind == 0 || not_saturated(&d), "%s: saturated (%lld of %lld inside)",
                       c->name, (long long)d.n_inside, (long long)d.n);
         }
-        for (int i = 0; i < n_out; i++) CHECK(abs(got[0][i] - got[1][i]) <= 1);
+        for (int i = 0; i < n_out; i++)
+            CHECK(abs(got[0][i] - got[1][i]) <= 1);
     }
     /* averaging ties: (1 + 2) / 2 = 1.5 at scale 1 -> 2 (fp32: half even) */
-    qf_ref_pool_params g = {.batch = 1, .channels = 1, .in_h = 1, .in_w = 2, .in_scale = 1,
-                            .out_scale = 1, .act_min = -128, .act_max = 127};
+    qf_ref_pool_params g = {.batch = 1,
+                            .channels = 1,
+                            .in_h = 1,
+                            .in_w = 2,
+                            .in_scale = 1,
+                            .out_scale = 1,
+                            .act_min = -128,
+                            .act_max = 127};
     int8_t gx[2] = {1, 2}, gy;
     CHECK_OK(qf_ref_global_avgpool_s8(&g, gx, &gy, NULL));
     CHECK_EQ_INT(gy, 2);
@@ -1160,14 +1282,20 @@ static void test_concat_vs_float(void) {
     int8_t in[3][3 * 12 * 2];
     qf_ref_concat_input ins[3];
     for (int i = 0; i < 3; i++) {
-        for (int e = 0; e < outer * dims[i] * inner; e++) in[i][e] = (int8_t)rng_range(-128, 127);
+        for (int e = 0; e < outer * dims[i] * inner; e++)
+            in[i][e] = (int8_t)rng_range(-128, 127);
         ins[i] = (qf_ref_concat_input){in[i], dims[i], scales[i], zps[i]};
     }
     const int total_axis = 6, n_out = outer * total_axis * inner;
     int8_t got[2][2 * 6 * 12];
     for (int mode = 0; mode < 2; mode++) {
-        qf_ref_concat_params p = {.n_inputs = 3, .inputs = ins, .outer = outer, .inner = inner,
-                                  .out_scale = so, .out_zp = zo, .mode = (qf_ref_rq_mode)mode};
+        qf_ref_concat_params p = {.n_inputs = 3,
+                                  .inputs = ins,
+                                  .outer = outer,
+                                  .inner = inner,
+                                  .out_scale = so,
+                                  .out_zp = zo,
+                                  .mode = (qf_ref_rq_mode)mode};
         int8_t *o = guarded_alloc((size_t)n_out);
         CHECK_OK(qf_ref_concat_s8(&p, o, NULL));
         CHECK(guard_intact(o, (size_t)n_out));
@@ -1193,11 +1321,12 @@ static void test_concat_vs_float(void) {
                   (int)d.max_diff, (long long)d.n_diff, (long long)d.n_bad);
         CHECK(not_saturated(&d));
     }
-    for (int i = 0; i < n_out; i++) CHECK(abs(got[0][i] - got[1][i]) <= 1);
+    for (int i = 0; i < n_out; i++)
+        CHECK(abs(got[0][i] - got[1][i]) <= 1);
     /* an empty input is fine; a bad scale is not */
     qf_ref_concat_input e2[2] = {{in[0], 2, so, zo}, {NULL, 0, 1.0f, 0}};
-    qf_ref_concat_params pe = {.n_inputs = 2, .inputs = e2, .outer = outer, .inner = inner,
-                               .out_scale = so, .out_zp = zo};
+    qf_ref_concat_params pe = {
+        .n_inputs = 2, .inputs = e2, .outer = outer, .inner = inner, .out_scale = so, .out_zp = zo};
     int8_t oe[2 * 2 * 12];
     CHECK_OK(qf_ref_concat_s8(&pe, oe, NULL));
     CHECK(memcmp(oe, in[0], sizeof oe) == 0);
@@ -1223,10 +1352,14 @@ static double onnx_coord(qf_ref_resize_coord m, int o, int in, int out, double s
 static int onnx_nearest(qf_ref_resize_nearest nm, double x, int in) {
     double r;
     double f = floor(x);
-    if (nm == QF_NEAREST_FLOOR) r = f;
-    else if (nm == QF_NEAREST_CEIL) r = ceil(x);
-    else if (x - f == 0.5) r = nm == QF_NEAREST_ROUND_PREFER_FLOOR ? f : f + 1;
-    else r = floor(x + 0.5);
+    if (nm == QF_NEAREST_FLOOR)
+        r = f;
+    else if (nm == QF_NEAREST_CEIL)
+        r = ceil(x);
+    else if (x - f == 0.5)
+        r = nm == QF_NEAREST_ROUND_PREFER_FLOOR ? f : f + 1;
+    else
+        r = floor(x + 0.5);
     if (r < 0) r = 0;
     if (r > in - 1) r = in - 1;
     return (int)r;
@@ -1242,14 +1375,14 @@ typedef struct resize_case {
 } resize_case;
 
 static const resize_case resize_cases[] = {
+    /* clang-format off */
     {"nearest 2x asym floor", 3, 4, 6, 8, 0, 0, QF_RESIZE_NEAREST, QF_COORD_ASYMMETRIC,
      QF_NEAREST_FLOOR},
     {"nearest half_pixel prefer floor", 3, 5, 7, 4, 0, 0, QF_RESIZE_NEAREST, QF_COORD_HALF_PIXEL,
      QF_NEAREST_ROUND_PREFER_FLOOR},
     {"nearest prefer ceil", 4, 4, 6, 6, 0, 0, QF_RESIZE_NEAREST, QF_COORD_HALF_PIXEL,
      QF_NEAREST_ROUND_PREFER_CEIL},
-    /* coordinates that land exactly on .5: o / 2 (asymmetric up) and 2o + 0.5
-     * (half_pixel down), where prefer_floor and prefer_ceil disagree */
+    /* coordinates that land exactly on .5: o / 2 (asymmetric up) and 2o + 0.5 * (half_pixel down), where prefer_floor and prefer_ceil disagree */
     {"nearest asym ties prefer floor", 3, 3, 6, 6, 0, 0, QF_RESIZE_NEAREST, QF_COORD_ASYMMETRIC,
      QF_NEAREST_ROUND_PREFER_FLOOR},
     {"nearest asym ties prefer ceil", 3, 3, 6, 6, 0, 0, QF_RESIZE_NEAREST, QF_COORD_ASYMMETRIC,
@@ -1266,6 +1399,7 @@ static const resize_case resize_cases[] = {
     {"linear asymmetric scales", 4, 4, 6, 10, 1.5, 2.5, QF_RESIZE_LINEAR, QF_COORD_ASYMMETRIC, 0},
     {"linear pytorch to 1", 4, 5, 1, 3, 0, 0, QF_RESIZE_LINEAR, QF_COORD_PYTORCH_HALF_PIXEL, 0},
     {"linear downsample", 8, 9, 3, 4, 0, 0, QF_RESIZE_LINEAR, QF_COORD_HALF_PIXEL, 0},
+    /* clang-format on */
 };
 
 static void test_resize_vs_float(void) {
@@ -1276,10 +1410,18 @@ static void test_resize_vs_float(void) {
         const resize_case *c = &resize_cases[ci];
         int8_t x[2 * 3 * 72];
         const int n_in = batch * ch * c->h * c->w, n_out = batch * ch * c->oh * c->ow;
-        for (int i = 0; i < n_in; i++) x[i] = (int8_t)rng_range(-128, 127);
-        qf_ref_resize_params p = {.batch = batch, .channels = ch, .in_h = c->h, .in_w = c->w,
-                                  .out_h = c->oh, .out_w = c->ow, .scale_h = c->scale_h,
-                                  .scale_w = c->scale_w, .mode = c->mode, .coord = c->coord,
+        for (int i = 0; i < n_in; i++)
+            x[i] = (int8_t)rng_range(-128, 127);
+        qf_ref_resize_params p = {.batch = batch,
+                                  .channels = ch,
+                                  .in_h = c->h,
+                                  .in_w = c->w,
+                                  .out_h = c->oh,
+                                  .out_w = c->ow,
+                                  .scale_h = c->scale_h,
+                                  .scale_w = c->scale_w,
+                                  .mode = c->mode,
+                                  .coord = c->coord,
                                   .nearest = c->nearest};
         int8_t *o = guarded_alloc((size_t)n_out);
         CHECK_MSG(qf_ref_resize_s8(&p, x, o, NULL) == QF_OK, "%s", c->name);
@@ -1293,8 +1435,9 @@ static void test_resize_vs_float(void) {
                     double xo = onnx_coord(c->coord, ox, c->w, c->ow, c->scale_w);
                     const int32_t g = o[(pl * c->oh + oy) * c->ow + ox];
                     if (c->mode == QF_RESIZE_NEAREST) {
-                        diff_add(&d, g, src[onnx_nearest(c->nearest, yo, c->h) * c->w +
-                                            onnx_nearest(c->nearest, xo, c->w)]);
+                        diff_add(&d, g,
+                                 src[onnx_nearest(c->nearest, yo, c->h) * c->w +
+                                     onnx_nearest(c->nearest, xo, c->w)]);
                     } else {
                         /* ONNX linear: taps floor/floor+1 with edge padding */
                         int y0 = (int)floor(yo), x0 = (int)floor(xo);
@@ -1313,16 +1456,21 @@ static void test_resize_vs_float(void) {
                 }
         if (c->mode == QF_RESIZE_NEAREST)
             CHECK_MSG(d.max_diff == 0, "%s: nearest must be exact", c->name);
-        CHECK_MSG(diff_ok(&d), "%s: max diff %d, %lld differ (%lld bad)", c->name,
-                  (int)d.max_diff, (long long)d.n_diff, (long long)d.n_bad);
+        CHECK_MSG(diff_ok(&d), "%s: max diff %d, %lld differ (%lld bad)", c->name, (int)d.max_diff,
+                  (long long)d.n_diff, (long long)d.n_bad);
         CHECK(c->mode == QF_RESIZE_NEAREST || not_saturated(&d));
         guarded_free(o);
     }
     /* hand-checked linear: [0, 10] upsampled 2x half_pixel -> 0, 2.5, 7.5, 10
      * -> q 0, 3 (2.5 rounds half up), 8 (7.5 half up), 10 */
     int8_t hx[2] = {0, 10}, hy[4];
-    qf_ref_resize_params hp = {.batch = 1, .channels = 1, .in_h = 1, .in_w = 2, .out_h = 1,
-                               .out_w = 4, .mode = QF_RESIZE_LINEAR};
+    qf_ref_resize_params hp = {.batch = 1,
+                               .channels = 1,
+                               .in_h = 1,
+                               .in_w = 2,
+                               .out_h = 1,
+                               .out_w = 4,
+                               .mode = QF_RESIZE_LINEAR};
     CHECK_OK(qf_ref_resize_s8(&hp, hx, hy, NULL));
     CHECK(hy[0] == 0 && hy[1] == 3 && hy[2] == 8 && hy[3] == 10);
     /* exact Q11 taps (hand-computed): w1 = floor(frac * 2048 + 0.5) */
@@ -1341,8 +1489,8 @@ static void test_resize_vs_float(void) {
         int32_t i0, i1, w1;
         qf_ref_resize_linear_taps(taps[i].coord, taps[i].o, taps[i].in, taps[i].out, 0, &i0, &i1,
                                   &w1);
-        CHECK_MSG(i0 == taps[i].i0 && i1 == taps[i].i1 && w1 == taps[i].w1,
-                  "tap %d: (%d, %d, %d)", (int)i, (int)i0, (int)i1, (int)w1);
+        CHECK_MSG(i0 == taps[i].i0 && i1 == taps[i].i1 && w1 == taps[i].w1, "tap %d: (%d, %d, %d)",
+                  (int)i, (int)i0, (int)i1, (int)w1);
     }
     hp.mode = (qf_ref_resize_mode)7;
     CHECK(qf_ref_resize_s8(&hp, hx, hy, NULL) == QF_ERR_UNSUPPORTED);
@@ -1354,7 +1502,8 @@ static void test_resize_vs_float(void) {
 
 static int64_t ref_reflect(int64_t i, int64_t n) {
     if (n == 1) return 0;
-    while (i < 0 || i >= n) i = i < 0 ? -i : 2 * (n - 1) - i;
+    while (i < 0 || i >= n)
+        i = i < 0 ? -i : 2 * (n - 1) - i;
     return i;
 }
 
@@ -1366,22 +1515,30 @@ static void test_pad(void) {
     static const int8_t want_const[7] = {-5, -5, 1, 2, 3, -5, -5};
     const int8_t *wants[3] = {want_const, want_edge, want_reflect};
     for (int mode = 0; mode < 3; mode++) {
-        qf_ref_pad_params p = {.rank = 1, .in_dims = {3}, .pad_begin = {2}, .pad_end = {2},
-                               .mode = (qf_ref_pad_mode)mode, .value = -5};
+        qf_ref_pad_params p = {.rank = 1,
+                               .in_dims = {3},
+                               .pad_begin = {2},
+                               .pad_end = {2},
+                               .mode = (qf_ref_pad_mode)mode,
+                               .value = -5};
         int8_t o[7];
         CHECK_OK(qf_ref_pad_s8(&p, v, o, NULL));
         CHECK_MSG(memcmp(o, wants[mode], 7) == 0, "mode %d", mode);
     }
     /* reflect wider than the axis: [1, 2] pads 3, 3 -> 2 1 2 | 1 2 | 1 2 1 */
-    qf_ref_pad_params pw = {.rank = 1, .in_dims = {2}, .pad_begin = {3}, .pad_end = {3},
-                            .mode = QF_PAD_REFLECT};
+    qf_ref_pad_params pw = {
+        .rank = 1, .in_dims = {2}, .pad_begin = {3}, .pad_end = {3}, .mode = QF_PAD_REFLECT};
     int8_t ow[8];
     static const int8_t want_wide[8] = {2, 1, 2, 1, 2, 1, 2, 1};
     CHECK_OK(qf_ref_pad_s8(&pw, v, ow, NULL));
     CHECK(memcmp(ow, want_wide, 8) == 0);
     /* negative pads crop */
-    qf_ref_pad_params pc = {.rank = 1, .in_dims = {3}, .pad_begin = {-1}, .pad_end = {1},
-                            .mode = QF_PAD_CONSTANT, .value = 0};
+    qf_ref_pad_params pc = {.rank = 1,
+                            .in_dims = {3},
+                            .pad_begin = {-1},
+                            .pad_end = {1},
+                            .mode = QF_PAD_CONSTANT,
+                            .value = 0};
     int8_t oc[3];
     CHECK_OK(qf_ref_pad_s8(&pc, v, oc, NULL));
     CHECK(oc[0] == 2 && oc[1] == 3 && oc[2] == 0);
@@ -1400,7 +1557,8 @@ static void test_pad(void) {
             n_out *= od[i];
         }
         int8_t x[120];
-        for (int i = 0; i < n_in; i++) x[i] = (int8_t)rng_range(-128, 127);
+        for (int i = 0; i < n_in; i++)
+            x[i] = (int8_t)rng_range(-128, 127);
         int8_t *o = guarded_alloc((size_t)n_out);
         CHECK_OK(qf_ref_pad_s8(&p, x, o, NULL));
         CHECK(guard_intact(o, (size_t)n_out));
@@ -1414,9 +1572,12 @@ static void test_pad(void) {
             for (int k = 0; k < 4; k++) {
                 int64_t s = idx[k];
                 if (s < 0 || s >= in_d[k]) {
-                    if (mode == QF_PAD_CONSTANT) constant = 1;
-                    else if (mode == QF_PAD_EDGE) s = s < 0 ? 0 : in_d[k] - 1;
-                    else s = ref_reflect(s, in_d[k]);
+                    if (mode == QF_PAD_CONSTANT)
+                        constant = 1;
+                    else if (mode == QF_PAD_EDGE)
+                        s = s < 0 ? 0 : in_d[k] - 1;
+                    else
+                        s = ref_reflect(s, in_d[k]);
                 }
                 src = src * in_d[k] + s;
             }
@@ -1431,15 +1592,9 @@ static void test_pad(void) {
 /* Lookup table                                                             */
 /* ======================================================================== */
 
-static float f_sigmoid(float x) {
-    return 1.0f / (1.0f + expf(-x));
-}
-static float f_tanh(float x) {
-    return tanhf(x);
-}
-static float f_nan(float x) {
-    return x > 0 ? NAN : x;
-}
+static float f_sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+static float f_tanh(float x) { return tanhf(x); }
+static float f_nan(float x) { return x > 0 ? NAN : x; }
 
 static void test_lut(void) {
     static const struct {
@@ -1454,7 +1609,8 @@ static void test_lut(void) {
         int8_t table[256];
         CHECK_OK(qf_ref_lut_build(t[c].f, t[c].si, t[c].zi, t[c].so, t[c].zo, table));
         int8_t in[256], out[256];
-        for (int i = 0; i < 256; i++) in[i] = (int8_t)(i - 128);
+        for (int i = 0; i < 256; i++)
+            in[i] = (int8_t)(i - 128);
         qf_ref_lut_apply(table, in, out, 256);
         diffstat d = {0};
         for (int i = 0; i < 256; i++) {
@@ -1472,19 +1628,146 @@ static void test_lut(void) {
     }
     int8_t table[256];
     CHECK_OK(qf_ref_lut_build(f_nan, 1.0f, 0, 1.0f, 7, table));
-    CHECK_EQ_INT(table[128 + 1], 7);   /* NaN -> out_zp */
-    CHECK_EQ_INT(table[128 - 1], 6);   /* -1 -> -1 + 7 */
-    CHECK_EQ_INT(table[0], -121);      /* -128 + 7 */
+    CHECK_EQ_INT(table[128 + 1], 7); /* NaN -> out_zp */
+    CHECK_EQ_INT(table[128 - 1], 6); /* -1 -> -1 + 7 */
+    CHECK_EQ_INT(table[0], -121);    /* -128 + 7 */
     CHECK(qf_ref_lut_build(NULL, 1.0f, 0, 1.0f, 0, table) == QF_ERR_INVALID_ARG);
     CHECK(qf_ref_lut_build(f_tanh, -1.0f, 0, 1.0f, 0, table) == QF_ERR_INVALID_ARG);
+}
+
+/* ======================================================================== */
+/* Bit-exactness lock                                                       */
+/* ======================================================================== */
+
+/* CRC32C of the outputs of a fixed set of kernel runs in both modes. The
+ * integer results are specified bit for bit, so this value must not change
+ * with the compiler, optimization level, -ffp-contract or -march (it was
+ * checked with gcc -O0/-O2/-O3 -march=native -ffp-contract=fast and clang).
+ * A deliberate change of the reference numerics must update it - and every
+ * optimized kernel with it. */
+#define GOLDEN_CRC 0x00000000u
+
+static void test_golden_checksum(void) {
+    rng_seed(99);
+    uint32_t crc = 0;
+    int8_t x[2 * 6 * 9 * 9], y[2 * 6 * 9 * 9];
+    for (size_t i = 0; i < sizeof x; i++)
+        x[i] = (int8_t)rng_range(-128, 127);
+    int8_t w[6 * 27];
+    for (size_t i = 0; i < sizeof w; i++)
+        w[i] = (int8_t)rng_range(-7, 7);
+    int32_t bias[6];
+    float ws[6];
+    for (int i = 0; i < 6; i++) {
+        bias[i] = rng_range(-3000, 3000);
+        ws[i] = (float)(0.01 + 0.02 * rng_unit());
+    }
+    qf_ref_rescale mult[6];
+    CHECK_OK(qf_ref_rescale_channels(0.037f, ws, 6, 0.021f, mult, NULL));
+    uint8_t wp[6 * 14];
+    CHECK_OK(qf_ref_pack_weights(w, 6, 27, 4, wp, NULL));
+    for (int mode = 0; mode < 2; mode++) {
+        const qf_ref_rq_mode m = (qf_ref_rq_mode)mode;
+        qf_ref_conv_params cp = {
+            .batch = 2,
+            .in_c = 3,
+            .in_h = 9,
+            .in_w = 9,
+            .out_c = 6,
+            .out_h = 5,
+            .out_w = 5,
+            .k_h = 3,
+            .k_w = 3,
+            .stride_h = 2,
+            .stride_w = 2,
+            .dil_h = 1,
+            .dil_w = 1,
+            .pad_top = 1,
+            .pad_left = 1,
+            .pad_bottom = 1,
+            .pad_right = 1,
+            .groups = 1,
+            .in_zp = -9,
+            .w_bits = 4,
+            .rq = {
+                .mode = m, .mult = mult, .n_mult = 6, .out_zp = 3, .act_min = 3, .act_max = 127}};
+        CHECK_OK(qf_ref_conv2d_s8(&cp, x, wp, bias, y, NULL));
+        crc = qf_crc32c(crc, y, 2 * 6 * 25);
+        qf_ref_eltwise_params ep = {.rank = 2,
+                                    .out_dims = {6, 81},
+                                    .a_dims = {6, 81},
+                                    .b_dims = {6, 1},
+                                    .a_scale = 0.03f,
+                                    .b_scale = 0.011f,
+                                    .out_scale = 0.041f,
+                                    .a_zp = 5,
+                                    .b_zp = -17,
+                                    .out_zp = -2,
+                                    .act_min = -128,
+                                    .act_max = 127,
+                                    .mode = m};
+        CHECK_OK(qf_ref_add_s8(&ep, x, x + 500, y, NULL));
+        crc = qf_crc32c(crc, y, 6 * 81);
+        ep.out_scale = 0.0029f;
+        CHECK_OK(qf_ref_mul_s8(&ep, x, x + 500, y, NULL));
+        crc = qf_crc32c(crc, y, 6 * 81);
+        qf_ref_pool_params pp = {.batch = 2,
+                                 .channels = 6,
+                                 .in_h = 9,
+                                 .in_w = 9,
+                                 .out_h = 5,
+                                 .out_w = 5,
+                                 .k_h = 3,
+                                 .k_w = 3,
+                                 .stride_h = 2,
+                                 .stride_w = 2,
+                                 .dil_h = 1,
+                                 .dil_w = 1,
+                                 .pad_top = 1,
+                                 .pad_left = 1,
+                                 .pad_bottom = 1,
+                                 .pad_right = 1,
+                                 .in_scale = 0.05f,
+                                 .out_scale = 0.031f,
+                                 .in_zp = 1,
+                                 .out_zp = -1,
+                                 .act_min = -128,
+                                 .act_max = 127,
+                                 .mode = m};
+        CHECK_OK(qf_ref_avgpool_s8(&pp, x, y, NULL));
+        crc = qf_crc32c(crc, y, 2 * 6 * 25);
+        qf_ref_concat_input ci[2] = {{x, 3, 0.02f, 4}, {x + 300, 2, 0.07f, -30}};
+        qf_ref_concat_params cc = {.n_inputs = 2,
+                                   .inputs = ci,
+                                   .outer = 4,
+                                   .inner = 25,
+                                   .out_scale = 0.05f,
+                                   .out_zp = 0,
+                                   .mode = m};
+        CHECK_OK(qf_ref_concat_s8(&cc, y, NULL));
+        crc = qf_crc32c(crc, y, 4 * 5 * 25);
+    }
+    qf_ref_resize_params rp = {.batch = 1,
+                               .channels = 2,
+                               .in_h = 5,
+                               .in_w = 7,
+                               .out_h = 9,
+                               .out_w = 4,
+                               .mode = QF_RESIZE_LINEAR};
+    CHECK_OK(qf_ref_resize_s8(&rp, x, y, NULL));
+    crc = qf_crc32c(crc, y, 2 * 9 * 4);
+    int8_t table[256];
+    CHECK_OK(qf_ref_lut_build(f_tanh, 0.04f, 3, 1.0f / 128, 0, table));
+    crc = qf_crc32c(crc, table, 256);
+    if (getenv("QK_PRINT_GOLDEN")) fprintf(stderr, "golden crc 0x%08x\n", (unsigned)crc);
+    CHECK_MSG(crc == GOLDEN_CRC, "crc 0x%08x, want 0x%08x", (unsigned)crc, (unsigned)GOLDEN_CRC);
 }
 
 QT_MAIN(QT_CASE(test_round_half_even), QT_CASE(test_quantize_roundtrip),
         QT_CASE(test_quantize_multiplier), QT_CASE(test_gemmlowp_edges),
         QT_CASE(test_fixed_requant_vs_exact), QT_CASE(test_fp32_requant_vs_exact),
         QT_CASE(test_rescale_q), QT_CASE(test_pack_layout), QT_CASE(test_conv_vs_float),
-        QT_CASE(test_conv_bad_params), QT_CASE(test_gemm_vs_float),
-        QT_CASE(test_gemm_accum_wraps), QT_CASE(test_matmul_vs_float),
-        QT_CASE(test_add_mul_vs_float), QT_CASE(test_pool_vs_float),
+        QT_CASE(test_conv_bad_params), QT_CASE(test_gemm_vs_float), QT_CASE(test_gemm_accum_wraps),
+        QT_CASE(test_matmul_vs_float), QT_CASE(test_add_mul_vs_float), QT_CASE(test_pool_vs_float),
         QT_CASE(test_concat_vs_float), QT_CASE(test_resize_vs_float), QT_CASE(test_pad),
-        QT_CASE(test_lut))
+        QT_CASE(test_lut), QT_CASE(test_golden_checksum))

@@ -66,7 +66,8 @@ static qf_status bn_run(const qf_exec_ctx *ctx, const qf_node *n, const qf_tenso
     const bn_params *p = n->params;
     const qf_tensor *x = &in[0];
     int64_t batch = x->dims[0], c = x->dims[1], size = 1;
-    for (int i = 2; i < x->rank; i++) size *= x->dims[i];
+    for (int i = 2; i < x->rank; i++)
+        size *= x->dims[i];
     const float *xv = x->data, *scale = in[1].data, *bias = in[2].data;
     const float *mean = in[3].data, *var = in[4].data;
     float *y = out[0].data;
@@ -75,7 +76,8 @@ static qf_status bn_run(const qf_exec_ctx *ctx, const qf_node *n, const qf_tenso
             float a = scale[ch] / sqrtf(var[ch] + p->epsilon), m = mean[ch], bb = bias[ch];
             const float *xp = xv + (b * c + ch) * size;
             float *yp = y + (b * c + ch) * size;
-            for (int64_t i = 0; i < size; i++) yp[i] = (xp[i] - m) * a + bb;
+            for (int64_t i = 0; i < size; i++)
+                yp[i] = (xp[i] - m) * a + bb;
         }
     for (int i = 1; i < n_out && i < 3; i++)
         if (out[i].data) memcpy(out[i].data, in[i + 2].data, sizeof(float) * (size_t)c);

@@ -112,8 +112,8 @@ static size_t conv_scratch(const qf_node *n, const qf_tensor *in, int n_in, cons
     if (conv_make_plan(n, in, n_in, &pl, NULL)) return 0;
     if (pl.direct) return 0;
     size_t k = (size_t)(pl.cg * pl.kk);
-    size_t cols = pl.pointwise ? (size_t)qf_spatial_prod(pl.g.out)
-                               : (size_t)(pl.band_rows * pl.g.out[2]);
+    size_t cols =
+        pl.pointwise ? (size_t)qf_spatial_prod(pl.g.out) : (size_t)(pl.band_rows * pl.g.out[2]);
     size_t gemm = qf_sgemm_f32_scratch((size_t)pl.mg, cols, k);
     if (pl.pointwise) return gemm;
     return k * cols * sizeof(float) + 64 + gemm;
@@ -147,7 +147,8 @@ static void im2col_band(const conv_plan *pl, const float *x, int64_t r0, int64_t
                             memcpy(seg + lo, src + iw0 + lo, sizeof(float) * (size_t)(hi - lo));
                         } else {
                             int64_t s = g->stride[2];
-                            for (int64_t ow = lo; ow < hi; ow++) seg[ow] = src[iw0 + ow * s];
+                            for (int64_t ow = lo; ow < hi; ow++)
+                                seg[ow] = src[iw0 + ow * s];
                         }
                         if (hi < wo) memset(seg + hi, 0, sizeof(float) * (size_t)(wo - hi));
                     }
@@ -180,8 +181,10 @@ static void conv_direct_channel(const qf_spatial_geom *g, const float *restrict 
                             const float *xs = xrow + iw0;
                             int64_t ow = lo;
                             for (; ow + 8 <= hi; ow += 8)
-                                for (int j = 0; j < 8; j++) yrow[ow + j] += wv * xs[ow + j];
-                            for (; ow < hi; ow++) yrow[ow] += wv * xs[ow];
+                                for (int j = 0; j < 8; j++)
+                                    yrow[ow + j] += wv * xs[ow + j];
+                            for (; ow < hi; ow++)
+                                yrow[ow] += wv * xs[ow];
                         } else {
                             for (int64_t ow = lo; ow < hi; ow++)
                                 yrow[ow] += wv * xrow[iw0 + ow * s];
@@ -192,8 +195,8 @@ static void conv_direct_channel(const qf_spatial_geom *g, const float *restrict 
         }
 }
 
-static qf_status conv_run(const qf_exec_ctx *ctx, const qf_node *n, const qf_tensor *in,
-                          int n_in, qf_tensor *out, int n_out, void *scratch, qf_err *err) {
+static qf_status conv_run(const qf_exec_ctx *ctx, const qf_node *n, const qf_tensor *in, int n_in,
+                          qf_tensor *out, int n_out, void *scratch, qf_err *err) {
     conv_plan pl;
     qf_status s = conv_make_plan(n, in, n_in, &pl, err);
     if (s) return s;
@@ -220,7 +223,8 @@ static qf_status conv_run(const qf_exec_ctx *ctx, const qf_node *n, const qf_ten
                 for (int64_t m = 0; m < pl.mg; m++) {
                     float bv = bias ? bias[gi * pl.mg + m] : 0.0f;
                     float *yr = yg + m * hwo;
-                    for (int64_t i = 0; i < hwo; i++) yr[i] = bv;
+                    for (int64_t i = 0; i < hwo; i++)
+                        yr[i] = bv;
                 }
             float beta = bias ? 1.0f : 0.0f;
             if (pl.direct) {

@@ -80,8 +80,8 @@ static void split_pad(int64_t total, bool upper, int64_t *pb, int64_t *pe) {
     }
 }
 
-static qf_status convt_make_plan(const qf_node *n, const qf_tensor *in, int n_in,
-                                 convt_plan *pl, qf_err *err) {
+static qf_status convt_make_plan(const qf_node *n, const qf_tensor *in, int n_in, convt_plan *pl,
+                                 qf_err *err) {
     const convt_params *p = n->params;
     const qf_spatial_attrs *a = &p->sp;
     const qf_tensor *x = &in[0], *w = &in[1];
@@ -135,8 +135,7 @@ static qf_status convt_make_plan(const qf_node *n, const qf_tensor *in, int n_in
         if (a->n_kernel && a->kernel[i] != k)
             return qf_errf(err, QF_ERR_SHAPE,
                            "%s: kernel_shape[%d] = %lld but the weights have %lld",
-                           qf_node_desc(n, d, sizeof d), i, (long long)a->kernel[i],
-                           (long long)k);
+                           qf_node_desc(n, d, sizeof d), i, (long long)a->kernel[i], (long long)k);
         int64_t st = a->n_strides ? a->strides[i] : 1;
         int64_t dl = a->n_dilations ? a->dilations[i] : 1;
         int64_t op = p->n_out_pad ? p->out_pad[i] : 0;
@@ -146,8 +145,7 @@ static qf_status convt_make_plan(const qf_node *n, const qf_tensor *in, int n_in
         if (p->n_out_shape) {
             out = p->out_shape[p->n_out_shape - nsp + i];
             split_pad(full - out, upper, &pb, &pe);
-        } else if (a->auto_pad == QF_AUTO_PAD_SAME_UPPER ||
-                   a->auto_pad == QF_AUTO_PAD_SAME_LOWER) {
+        } else if (a->auto_pad == QF_AUTO_PAD_SAME_UPPER || a->auto_pad == QF_AUTO_PAD_SAME_LOWER) {
             out = in_sz * st;
             split_pad(full - out, upper, &pb, &pe);
         } else if (a->auto_pad == QF_AUTO_PAD_VALID) {
@@ -191,8 +189,8 @@ static qf_status convt_infer(const qf_node *n, const qf_tensor *in, int n_in, qf
     return QF_OK;
 }
 
-static size_t convt_scratch(const qf_node *n, const qf_tensor *in, int n_in,
-                            const qf_tensor *out, int n_out) {
+static size_t convt_scratch(const qf_node *n, const qf_tensor *in, int n_in, const qf_tensor *out,
+                            int n_out) {
     convt_plan pl;
     if (convt_make_plan(n, in, n_in, &pl, NULL)) return 0;
     size_t rows = (size_t)(pl.mg * pl.kk), cols = (size_t)(pl.band_rows * pl.g.in[2]);
@@ -200,8 +198,7 @@ static size_t convt_scratch(const qf_node *n, const qf_tensor *in, int n_in,
 }
 
 /* Scatter-add the col band of input rows [r0, r1) into y (one group). */
-static void col2im_band(const convt_plan *pl, const float *col, int64_t r0, int64_t r1,
-                        float *y) {
+static void col2im_band(const convt_plan *pl, const float *col, int64_t r0, int64_t r1, float *y) {
     const qf_spatial_geom *g = &pl->g;
     int64_t wi = g->in[2], cols = (r1 - r0) * wi;
     int64_t out_hw = g->out[1] * g->out[2], out_sp = g->out[0] * out_hw;
@@ -221,14 +218,15 @@ static void col2im_band(const convt_plan *pl, const float *col, int64_t r0, int6
                         float *yrow = yc + od * out_hw + oh * g->out[2];
                         const float *seg = src + (r - r0) * wi;
                         int64_t s = g->stride[2];
-                        for (int64_t iw = lo; iw < hi; iw++) yrow[ow0 + iw * s] += seg[iw];
+                        for (int64_t iw = lo; iw < hi; iw++)
+                            yrow[ow0 + iw * s] += seg[iw];
                     }
                 }
     }
 }
 
-static qf_status convt_run(const qf_exec_ctx *ctx, const qf_node *n, const qf_tensor *in,
-                           int n_in, qf_tensor *out, int n_out, void *scratch, qf_err *err) {
+static qf_status convt_run(const qf_exec_ctx *ctx, const qf_node *n, const qf_tensor *in, int n_in,
+                           qf_tensor *out, int n_out, void *scratch, qf_err *err) {
     convt_plan pl;
     qf_status s = convt_make_plan(n, in, n_in, &pl, err);
     if (s) return s;
@@ -249,7 +247,8 @@ static qf_status convt_run(const qf_exec_ctx *ctx, const qf_node *n, const qf_te
             const float *wg = w + gi * pl.cg * rows_w;
             for (int64_t m = 0; m < pl.mg; m++) {
                 float bv = bias ? bias[gi * pl.mg + m] : 0.0f;
-                for (int64_t i = 0; i < hwo; i++) yg[m * hwo + i] = bv;
+                for (int64_t i = 0; i < hwo; i++)
+                    yg[m * hwo + i] = bv;
             }
             for (int64_t r0 = 0; r0 < in_rows; r0 += pl.band_rows) {
                 int64_t r1 = r0 + pl.band_rows < in_rows ? r0 + pl.band_rows : in_rows;

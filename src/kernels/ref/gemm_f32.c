@@ -62,8 +62,7 @@ static qf_status gemm_dims_of(const qf_node *n, const qf_tensor *in, int n_in, g
                  (c->dims[1] == 1 || c->dims[1] == gd->n);
         if (ok && c->rank == 1) ok = c->dims[0] == 1 || c->dims[0] == gd->n;
         if (!ok)
-            return qf_errf(err, QF_ERR_SHAPE,
-                           "%s: C (rank %d) does not broadcast to [%lld, %lld]",
+            return qf_errf(err, QF_ERR_SHAPE, "%s: C (rank %d) does not broadcast to [%lld, %lld]",
                            qf_node_desc(n, d, sizeof d), c->rank, (long long)gd->m,
                            (long long)gd->n);
     }
@@ -89,8 +88,8 @@ static size_t gemm_scratch(const qf_node *n, const qf_tensor *in, int n_in, cons
     return qf_sgemm_f32_scratch((size_t)gd.m, (size_t)gd.n, (size_t)gd.k);
 }
 
-static qf_status gemm_run(const qf_exec_ctx *ctx, const qf_node *n, const qf_tensor *in,
-                          int n_in, qf_tensor *out, int n_out, void *scratch, qf_err *err) {
+static qf_status gemm_run(const qf_exec_ctx *ctx, const qf_node *n, const qf_tensor *in, int n_in,
+                          qf_tensor *out, int n_out, void *scratch, qf_err *err) {
     const gemm_params *p = n->params;
     gemm_dims gd;
     qf_status s = gemm_dims_of(n, in, n_in, &gd, err);
@@ -105,13 +104,13 @@ static qf_status gemm_run(const qf_exec_ctx *ctx, const qf_node *n, const qf_ten
         int64_t cn = c->rank >= 1 ? c->dims[c->rank - 1] : 1;
         int64_t sm = cm == 1 ? 0 : cn, sn = cn == 1 ? 0 : 1;
         for (int64_t i = 0; i < gd.m; i++)
-            for (int64_t j = 0; j < gd.n; j++) y[i * gd.n + j] = cv[i * sm + j * sn];
+            for (int64_t j = 0; j < gd.n; j++)
+                y[i * gd.n + j] = cv[i * sm + j * sn];
         beta = p->beta;
     }
     const float *a = in[0].data, *b = in[1].data;
     qf_sgemm_f32(p->trans_a, p->trans_b, (size_t)gd.m, (size_t)gd.n, (size_t)gd.k, p->alpha, a,
-                 (size_t)in[0].dims[1], b, (size_t)in[1].dims[1], beta, y, (size_t)gd.n,
-                 scratch);
+                 (size_t)in[0].dims[1], b, (size_t)in[1].dims[1], beta, y, (size_t)gd.n, scratch);
     return QF_OK;
 }
 

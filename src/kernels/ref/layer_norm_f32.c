@@ -33,16 +33,14 @@ static bool broadcasts_to(const qf_tensor *t, const int64_t *dims, int r) {
     return true;
 }
 
-static qf_status ln_check(const qf_node *n, const qf_tensor *in, int n_in, int *axis,
-                          qf_err *err) {
+static qf_status ln_check(const qf_node *n, const qf_tensor *in, int n_in, int *axis, qf_err *err) {
     const ln_params *p = n->params;
     char d[200];
     qf_status s;
     if (n_in < 2)
         return qf_errf(err, QF_ERR_INVALID_ARG, "%s: needs inputs X and Scale",
                        qf_node_desc(n, d, sizeof d));
-    if ((s = qf_require_f32(n, &in[0], "X", err)) ||
-        (s = qf_require_f32(n, &in[1], "Scale", err)))
+    if ((s = qf_require_f32(n, &in[0], "X", err)) || (s = qf_require_f32(n, &in[1], "Scale", err)))
         return s;
     if ((s = qf_norm_axis(n, p->axis, in[0].rank, axis, err))) return s;
     const int64_t *nd = in[0].dims + *axis;
@@ -69,7 +67,8 @@ static qf_status ln_infer(const qf_node *n, const qf_tensor *in, int n_in, qf_te
     for (int i = 1; i < n_out && i < 3; i++) {
         out[i] = in[0];
         out[i].data = NULL;
-        for (int k = axis; k < in[0].rank; k++) out[i].dims[k] = 1;
+        for (int k = axis; k < in[0].rank; k++)
+            out[i].dims[k] = 1;
     }
     return QF_OK;
 }
@@ -96,8 +95,10 @@ static qf_status ln_run(const qf_exec_ctx *ctx, const qf_node *n, const qf_tenso
     const qf_tensor *x = &in[0], *sc = &in[1];
     const qf_tensor *bt = n_in > 2 && in[2].dtype != QF_DT_UNDEF ? &in[2] : NULL;
     int64_t rows = 1, cols = 1;
-    for (int i = 0; i < axis; i++) rows *= x->dims[i];
-    for (int i = axis; i < x->rank; i++) cols *= x->dims[i];
+    for (int i = 0; i < axis; i++)
+        rows *= x->dims[i];
+    for (int i = axis; i < x->rank; i++)
+        cols *= x->dims[i];
     const int64_t *nd = x->dims + axis;
     int nr = x->rank - axis;
     bool sc_full = qf_tensor_numel(sc) == cols, b_full = bt && qf_tensor_numel(bt) == cols;
@@ -109,7 +110,8 @@ static qf_status ln_run(const qf_exec_ctx *ctx, const qf_node *n, const qf_tenso
         const float *xr = xv + r * cols;
         float *yr = y + r * cols;
         double sum = 0.0;
-        for (int64_t j = 0; j < cols; j++) sum += xr[j];
+        for (int64_t j = 0; j < cols; j++)
+            sum += xr[j];
         double mean = cols ? sum / (double)cols : 0.0;
         double sq = 0.0;
         for (int64_t j = 0; j < cols; j++) {

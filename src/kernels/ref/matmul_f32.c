@@ -62,7 +62,8 @@ static qf_status mm_shape_of(const qf_node *n, const qf_tensor *in, int n_in, mm
         ms->n_batch *= ms->batch[i];
     }
     int o = 0;
-    for (int i = 0; i < r; i++) ms->out_dims[o++] = ms->batch[i];
+    for (int i = 0; i < r; i++)
+        ms->out_dims[o++] = ms->batch[i];
     if (a->rank > 1) ms->out_dims[o++] = ms->m;
     if (b->rank > 1) ms->out_dims[o++] = ms->n;
     ms->out_rank = o;

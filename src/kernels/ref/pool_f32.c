@@ -55,8 +55,8 @@ static qf_status avgpool_parse(qf_graph *g, qf_node *n, qf_err *err) {
     return pool_parse_common(g, n, POOL_AVG, err);
 }
 
-static qf_status pool_geom(const qf_node *n, const qf_tensor *x, pool_kind kind,
-                           qf_spatial_geom *g, qf_err *err) {
+static qf_status pool_geom(const qf_node *n, const qf_tensor *x, pool_kind kind, qf_spatial_geom *g,
+                           qf_err *err) {
     const pool_params *p = n->params;
     char d[200];
     if (kind == POOL_MAX) {
@@ -74,8 +74,8 @@ static qf_status pool_geom(const qf_node *n, const qf_tensor *x, pool_kind kind,
     return qf_spatial_resolve(n, &p->sp, x->rank - 2, x->dims + 2, NULL, g, err);
 }
 
-static qf_status pool_infer_common(const qf_node *n, const qf_tensor *in, qf_tensor *out,
-                                   int n_out, pool_kind kind, qf_err *err) {
+static qf_status pool_infer_common(const qf_node *n, const qf_tensor *in, qf_tensor *out, int n_out,
+                                   pool_kind kind, qf_err *err) {
     qf_spatial_geom g;
     qf_status s = pool_geom(n, &in[0], kind, &g, err);
     if (s) return s;
@@ -83,7 +83,8 @@ static qf_status pool_infer_common(const qf_node *n, const qf_tensor *in, qf_ten
     out[0].rank = in[0].rank;
     out[0].dims[0] = in[0].dims[0];
     out[0].dims[1] = in[0].dims[1];
-    for (int i = 0; i < g.nsp; i++) out[0].dims[2 + i] = g.out[QF_SPATIAL_MAX - g.nsp + i];
+    for (int i = 0; i < g.nsp; i++)
+        out[0].dims[2 + i] = g.out[QF_SPATIAL_MAX - g.nsp + i];
     if (kind == POOL_MAX && n_out > 1) {
         out[1] = out[0];
         out[1].dtype = QF_DT_I64;
@@ -114,42 +115,41 @@ static tap_range axis_taps(const qf_spatial_geom *g, int ax, int64_t o) {
 }
 
 /* Max pooling for one element type; idx (may be NULL) receives flat indices. */
-#define DEFINE_MAXPOOL(NAME, T, LOWEST)                                                        \
-    static void NAME(const qf_spatial_geom *g, bool col_major, int64_t planes, const T *x,    \
-                     T *y, int64_t *idx) {                                                     \
-        int64_t hwi = qf_spatial_prod(g->in), in12 = g->in[1] * g->in[2];                      \
-        for (int64_t pl = 0; pl < planes; pl++) {                                              \
-            const T *xc = x + pl * hwi;                                                        \
-            for (int64_t od = 0; od < g->out[0]; od++) {                                       \
-                tap_range td = axis_taps(g, 0, od);                                            \
-                for (int64_t oh = 0; oh < g->out[1]; oh++) {                                   \
-                    tap_range th = axis_taps(g, 1, oh);                                        \
-                    for (int64_t ow = 0; ow < g->out[2]; ow++) {                               \
-                        tap_range tw = axis_taps(g, 2, ow);                                    \
-                        T best = LOWEST;                                                       \
-                        int64_t bi = -1;                                                       \
-                        for (int64_t kd = td.lo; kd < td.hi; kd++) {                           \
-                            int64_t id = td.start + kd * g->dil[0];                            \
-                            for (int64_t kh = th.lo; kh < th.hi; kh++) {                       \
-                                int64_t ih = th.start + kh * g->dil[1];                        \
-                                const T *row = xc + id * in12 + ih * g->in[2];                 \
-                                for (int64_t kw = tw.lo; kw < tw.hi; kw++) {                   \
-                                    int64_t iw = tw.start + kw * g->dil[2];                    \
-                                    if (bi < 0 || row[iw] > best) {                            \
-                                        best = row[iw];                                        \
-                                        bi = col_major                                         \
-                                                 ? id + g->in[0] * (ih + g->in[1] * iw)        \
-                                                 : id * in12 + ih * g->in[2] + iw;             \
-                                    }                                                          \
-                                }                                                              \
-                            }                                                                  \
-                        }                                                                      \
-                        *y++ = best;                                                           \
-                        if (idx) *idx++ = bi < 0 ? -1 : pl * hwi + bi;                         \
-                    }                                                                          \
-                }                                                                              \
-            }                                                                                  \
-        }                                                                                      \
+#define DEFINE_MAXPOOL(NAME, T, LOWEST)                                                            \
+    static void NAME(const qf_spatial_geom *g, bool col_major, int64_t planes, const T *x, T *y,   \
+                     int64_t *idx) {                                                               \
+        int64_t hwi = qf_spatial_prod(g->in), in12 = g->in[1] * g->in[2];                          \
+        for (int64_t pl = 0; pl < planes; pl++) {                                                  \
+            const T *xc = x + pl * hwi;                                                            \
+            for (int64_t od = 0; od < g->out[0]; od++) {                                           \
+                tap_range td = axis_taps(g, 0, od);                                                \
+                for (int64_t oh = 0; oh < g->out[1]; oh++) {                                       \
+                    tap_range th = axis_taps(g, 1, oh);                                            \
+                    for (int64_t ow = 0; ow < g->out[2]; ow++) {                                   \
+                        tap_range tw = axis_taps(g, 2, ow);                                        \
+                        T best = LOWEST;                                                           \
+                        int64_t bi = -1;                                                           \
+                        for (int64_t kd = td.lo; kd < td.hi; kd++) {                               \
+                            int64_t id = td.start + kd * g->dil[0];                                \
+                            for (int64_t kh = th.lo; kh < th.hi; kh++) {                           \
+                                int64_t ih = th.start + kh * g->dil[1];                            \
+                                const T *row = xc + id * in12 + ih * g->in[2];                     \
+                                for (int64_t kw = tw.lo; kw < tw.hi; kw++) {                       \
+                                    int64_t iw = tw.start + kw * g->dil[2];                        \
+                                    if (bi < 0 || row[iw] > best) {                                \
+                                        best = row[iw];                                            \
+                                        bi = col_major ? id + g->in[0] * (ih + g->in[1] * iw)      \
+                                                       : id * in12 + ih * g->in[2] + iw;           \
+                                    }                                                              \
+                                }                                                                  \
+                            }                                                                      \
+                        }                                                                          \
+                        *y++ = best;                                                               \
+                        if (idx) *idx++ = bi < 0 ? -1 : pl * hwi + bi;                             \
+                    }                                                                              \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
     }
 
 DEFINE_MAXPOOL(maxpool_f32, float, -FLT_MAX)
@@ -252,19 +252,20 @@ static qf_status global_infer(const qf_node *n, const qf_tensor *in, int n_in, q
     out[0].rank = in[0].rank;
     out[0].dims[0] = in[0].dims[0];
     out[0].dims[1] = in[0].dims[1];
-    for (int i = 2; i < in[0].rank; i++) out[0].dims[i] = 1;
+    for (int i = 2; i < in[0].rank; i++)
+        out[0].dims[i] = 1;
     return QF_OK;
 }
 
 static void plane_sizes(const qf_tensor *x, int64_t *planes, int64_t *size) {
     *planes = x->dims[0] * x->dims[1];
     *size = 1;
-    for (int i = 2; i < x->rank; i++) *size *= x->dims[i];
+    for (int i = 2; i < x->rank; i++)
+        *size *= x->dims[i];
 }
 
 static qf_status global_avg_run(const qf_exec_ctx *ctx, const qf_node *n, const qf_tensor *in,
-                                int n_in, qf_tensor *out, int n_out, void *scratch,
-                                qf_err *err) {
+                                int n_in, qf_tensor *out, int n_out, void *scratch, qf_err *err) {
     int64_t planes, size;
     plane_sizes(&in[0], &planes, &size);
     const float *x = in[0].data;
@@ -272,15 +273,15 @@ static qf_status global_avg_run(const qf_exec_ctx *ctx, const qf_node *n, const 
     for (int64_t p = 0; p < planes; p++) {
         const float *xp = x + p * size;
         double sum = 0.0; /* long planes: keep the sum exact enough */
-        for (int64_t i = 0; i < size; i++) sum += xp[i];
+        for (int64_t i = 0; i < size; i++)
+            sum += xp[i];
         y[p] = size ? (float)(sum / (double)size) : 0.0f;
     }
     return QF_OK;
 }
 
 static qf_status global_max_run(const qf_exec_ctx *ctx, const qf_node *n, const qf_tensor *in,
-                                int n_in, qf_tensor *out, int n_out, void *scratch,
-                                qf_err *err) {
+                                int n_in, qf_tensor *out, int n_out, void *scratch, qf_err *err) {
     int64_t planes, size;
     plane_sizes(&in[0], &planes, &size);
     const float *x = in[0].data;
@@ -288,7 +289,8 @@ static qf_status global_max_run(const qf_exec_ctx *ctx, const qf_node *n, const 
     for (int64_t p = 0; p < planes; p++) {
         const float *xp = x + p * size;
         float m = size ? xp[0] : -INFINITY;
-        for (int64_t i = 1; i < size; i++) m = xp[i] > m ? xp[i] : m;
+        for (int64_t i = 1; i < size; i++)
+            m = xp[i] > m ? xp[i] : m;
         y[p] = m;
     }
     return QF_OK;

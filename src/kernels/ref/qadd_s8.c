@@ -30,10 +30,12 @@ qf_status qf_ref_add_prepare(const qf_ref_eltwise_params *p, qf_ref_add_derived 
 
 static int32_t add_fp32(const qf_ref_eltwise_params *p, const qf_ref_add_derived *d, int32_t qa,
                         int32_t qb) {
-    /* Separate statements: each product is rounded to binary32 on its own,
-     * so no compiler may contract them into an FMA (clang's default). */
-    float fa = (float)(qa - p->a_zp) * d->a_mult_f;
-    float fb = (float)(qb - p->b_zp) * d->b_mult_f;
+    /* Each binary32 product is formed as an exact double product (9 x 24
+     * bits) rounded once to float - the same value as a float multiply - so
+     * there is no float a*b+c left for -ffp-contract=fast to fuse into an
+     * FMA, whatever the compiler's defaults. */
+    float fa = (float)((double)(qa - p->a_zp) * (double)d->a_mult_f);
+    float fb = (float)((double)(qb - p->b_zp) * (double)d->b_mult_f);
     float s = fa + fb;
     float lo = (float)(p->act_min - p->out_zp), hi = (float)(p->act_max - p->out_zp);
     if (s < lo) s = lo;
@@ -62,8 +64,8 @@ qf_status qf_ref_add_s8(const qf_ref_eltwise_params *p, const int8_t *a, const i
     int64_t idx[QF_MAX_DIMS] = {0}, oa = 0, ob = 0;
     for (int64_t i = 0; i < bc.total; i++) {
         int32_t qa = a[oa], qb = b[ob];
-        out[i] = (int8_t)(p->mode == QF_RQ_FIXED ? add_fixed(p, &d, qa, qb)
-                                                 : add_fp32(p, &d, qa, qb));
+        out[i] =
+            (int8_t)(p->mode == QF_RQ_FIXED ? add_fixed(p, &d, qa, qb) : add_fp32(p, &d, qa, qb));
         qr_bcast_next(&bc, idx, &oa, &ob);
     }
     return QF_OK;

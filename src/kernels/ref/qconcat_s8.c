@@ -48,8 +48,8 @@ qf_status qf_ref_concat_s8(const qf_ref_concat_params *p, int8_t *out, qf_err *e
                 continue;
             }
             for (int64_t e = 0; e < block; e++)
-                dst[e] = (int8_t)qf_ref_requantize(p->mode, src[e] - in->zp, &r, p->out_zp, -128,
-                                                   127);
+                dst[e] =
+                    (int8_t)qf_ref_requantize(p->mode, src[e] - in->zp, &r, p->out_zp, -128, 127);
         }
         at += block;
     }

@@ -6,8 +6,8 @@
 #include "kernels/ref/qref.h"
 #include "kernels/ref/qref_util.h"
 
-int32_t qf_ref_conv_out_size(int32_t in, int32_t k, int32_t stride, int32_t dil,
-                             int32_t pad_begin, int32_t pad_end) {
+int32_t qf_ref_conv_out_size(int32_t in, int32_t k, int32_t stride, int32_t dil, int32_t pad_begin,
+                             int32_t pad_end) {
     if (in < 1 || k < 1 || stride < 1 || dil < 1 || pad_begin < 0 || pad_end < 0) return -1;
     int64_t span = (int64_t)in + pad_begin + pad_end - (int64_t)dil * (k - 1) - 1;
     if (span < 0) return -1;
@@ -35,24 +35,22 @@ static bool dims_product(const int32_t *d, int n, size_t *out) {
 static qf_status conv_check(const qf_ref_conv_params *p, const void *in, const uint8_t *w,
                             const void *out, int32_t tmin, int32_t tmax, const char *who,
                             qf_err *err) {
-    if (!p || !in || !w || !out)
-        return qf_errf(err, QF_ERR_INVALID_ARG, "%s: NULL argument", who);
-    if (p->batch < 1 || p->in_c < 1 || p->out_c < 1 || p->groups < 1 ||
-        p->in_c % p->groups != 0 || p->out_c % p->groups != 0)
+    if (!p || !in || !w || !out) return qf_errf(err, QF_ERR_INVALID_ARG, "%s: NULL argument", who);
+    if (p->batch < 1 || p->in_c < 1 || p->out_c < 1 || p->groups < 1 || p->in_c % p->groups != 0 ||
+        p->out_c % p->groups != 0)
         return qf_errf(err, QF_ERR_INVALID_ARG,
                        "%s: batch %d in_c %d out_c %d groups %d inconsistent", who, (int)p->batch,
                        (int)p->in_c, (int)p->out_c, (int)p->groups);
-    int32_t oh = qf_ref_conv_out_size(p->in_h, p->k_h, p->stride_h, p->dil_h, p->pad_top,
-                                      p->pad_bottom);
-    int32_t ow = qf_ref_conv_out_size(p->in_w, p->k_w, p->stride_w, p->dil_w, p->pad_left,
-                                      p->pad_right);
+    int32_t oh =
+        qf_ref_conv_out_size(p->in_h, p->k_h, p->stride_h, p->dil_h, p->pad_top, p->pad_bottom);
+    int32_t ow =
+        qf_ref_conv_out_size(p->in_w, p->k_w, p->stride_w, p->dil_w, p->pad_left, p->pad_right);
     if (oh < 1 || ow < 1 || oh != p->out_h || ow != p->out_w)
         return qf_errf(err, QF_ERR_INVALID_ARG,
                        "%s: output %dx%d does not match the geometry (expected %dx%d)", who,
                        (int)p->out_h, (int)p->out_w, (int)oh, (int)ow);
     if (p->w_bits != 8 && p->w_bits != 4 && p->w_bits != 2)
-        return qf_errf(err, QF_ERR_INVALID_ARG, "%s: w_bits %d not 8, 4 or 2", who,
-                       (int)p->w_bits);
+        return qf_errf(err, QF_ERR_INVALID_ARG, "%s: w_bits %d not 8, 4 or 2", who, (int)p->w_bits);
     if (!qr_in_range(p->in_zp, tmin, tmax))
         return qf_errf(err, QF_ERR_INVALID_ARG, "%s: in_zp %d out of range", who, (int)p->in_zp);
     int32_t din[4] = {p->batch, p->in_c, p->in_h, p->in_w};
@@ -90,8 +88,8 @@ static void conv_run(const qf_ref_conv_params *p, const conv_io *io, const uint8
                                 if (iy < 0 || iy >= p->in_h || ix < 0 || ix >= p->in_w) continue;
                                 const int64_t at = (plane + iy) * p->in_w + ix;
                                 int32_t x = (io->in8 ? io->in8[at] : io->in16[at]) - zp;
-                                int32_t wv = qf_ref_weight_get(row, (ic * p->k_h + ky) * p->k_w + kx,
-                                                               p->w_bits);
+                                int32_t wv = qf_ref_weight_get(
+                                    row, (ic * p->k_h + ky) * p->k_w + kx, p->w_bits);
                                 acc = qr_wrap_add(acc, x * wv);
                             }
                         }

@@ -17,11 +17,10 @@ static qf_status gemm_check(const qf_ref_gemm_params *p, const void *x, const ui
                             qf_err *err) {
     if (!p || !x || !w || !y) return qf_errf(err, QF_ERR_INVALID_ARG, "%s: NULL argument", who);
     if (p->m < 1 || p->n < 1 || p->k < 1)
-        return qf_errf(err, QF_ERR_INVALID_ARG, "%s: m %d n %d k %d must be >= 1", who,
-                       (int)p->m, (int)p->n, (int)p->k);
+        return qf_errf(err, QF_ERR_INVALID_ARG, "%s: m %d n %d k %d must be >= 1", who, (int)p->m,
+                       (int)p->n, (int)p->k);
     if (p->w_bits != 8 && p->w_bits != 4 && p->w_bits != 2)
-        return qf_errf(err, QF_ERR_INVALID_ARG, "%s: w_bits %d not 8, 4 or 2", who,
-                       (int)p->w_bits);
+        return qf_errf(err, QF_ERR_INVALID_ARG, "%s: w_bits %d not 8, 4 or 2", who, (int)p->w_bits);
     if (!qr_in_range(p->in_zp, tmin, tmax))
         return qf_errf(err, QF_ERR_INVALID_ARG, "%s: in_zp %d out of range", who, (int)p->in_zp);
     return qr_check_requant(&p->rq, p->n, tmin, tmax, who, err);
@@ -93,8 +92,8 @@ qf_status qf_ref_matmul_s8(const qf_ref_matmul_params *p, const int8_t *a, const
                     acc = qr_wrap_add(acc, x * y);
                 }
                 ob[i * p->n + j] =
-                    (int8_t)qf_ref_requantize(p->rq.mode, acc, qr_mult_of(&p->rq, j),
-                                              p->rq.out_zp, p->rq.act_min, p->rq.act_max);
+                    (int8_t)qf_ref_requantize(p->rq.mode, acc, qr_mult_of(&p->rq, j), p->rq.out_zp,
+                                              p->rq.act_min, p->rq.act_max);
             }
         }
     }

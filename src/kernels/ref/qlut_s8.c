@@ -18,5 +18,6 @@ qf_status qf_ref_lut_build(float (*f)(float), float in_scale, int32_t in_zp, flo
 }
 
 void qf_ref_lut_apply(const int8_t table[256], const int8_t *in, int8_t *out, size_t n) {
-    for (size_t i = 0; i < n; i++) out[i] = table[(int32_t)in[i] + 128];
+    for (size_t i = 0; i < n; i++)
+        out[i] = table[(int32_t)in[i] + 128];
 }

@@ -6,9 +6,7 @@
 
 #include "kernels/ref/qref.h"
 
-static bool bits_ok(int bits) {
-    return bits == 8 || bits == 4 || bits == 2;
-}
+static bool bits_ok(int bits) { return bits == 8 || bits == 4 || bits == 2; }
 
 size_t qf_ref_packed_row_bytes(int64_t cols, int bits) {
     if (!bits_ok(bits) || cols < 0) return 0;
@@ -16,8 +14,8 @@ size_t qf_ref_packed_row_bytes(int64_t cols, int bits) {
     return (size_t)((cols + per_byte - 1) / per_byte);
 }
 
-qf_status qf_ref_pack_weights(const int8_t *src, int64_t rows, int64_t cols, int bits,
-                              uint8_t *dst, qf_err *err) {
+qf_status qf_ref_pack_weights(const int8_t *src, int64_t rows, int64_t cols, int bits, uint8_t *dst,
+                              qf_err *err) {
     if (!bits_ok(bits) || rows < 0 || cols < 0)
         return qf_errf(err, QF_ERR_INVALID_ARG, "qf_ref_pack_weights: bits %d rows %lld cols %lld",
                        bits, (long long)rows, (long long)cols);
@@ -59,7 +57,8 @@ qf_status qf_ref_unpack_weights(const uint8_t *src, int64_t rows, int64_t cols, 
     size_t rb = qf_ref_packed_row_bytes(cols, bits);
     for (int64_t r = 0; r < rows; r++) {
         const uint8_t *row = src + (size_t)r * rb;
-        for (int64_t c = 0; c < cols; c++) dst[r * cols + c] = (int8_t)qf_ref_weight_get(row, c, bits);
+        for (int64_t c = 0; c < cols; c++)
+            dst[r * cols + c] = (int8_t)qf_ref_weight_get(row, c, bits);
     }
     return QF_OK;
 }

@@ -29,8 +29,8 @@ qf_status qf_ref_pad_s8(const qf_ref_pad_params *p, const int8_t *in, int8_t *ou
     for (int32_t i = p->rank - 1; i >= 0; i--) {
         const int64_t n = p->in_dims[i], b = p->pad_begin[i], e = p->pad_end[i];
         if (n < 0 || b < -n || e < -n || b > INT32_MAX || e > INT32_MAX || n > INT64_MAX / 4)
-            return qf_errf(err, QF_ERR_INVALID_ARG, "%s: axis %d: extent or pads out of range",
-                           who, (int)i);
+            return qf_errf(err, QF_ERR_INVALID_ARG, "%s: axis %d: extent or pads out of range", who,
+                           (int)i);
         od[i] = n + b + e;
         if (od[i] < 0)
             return qf_errf(err, QF_ERR_INVALID_ARG, "%s: axis %d: negative output extent", who,

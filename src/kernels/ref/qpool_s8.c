@@ -19,8 +19,8 @@ static qf_status pool_check(const qf_ref_pool_params *p, const int8_t *in, const
         return qf_errf(err, QF_ERR_INVALID_ARG, "%s: bad input shape", who);
     if (!global) {
         if (p->out_h < 1 || p->out_w < 1 || p->k_h < 1 || p->k_w < 1 || p->stride_h < 1 ||
-            p->stride_w < 1 || p->dil_h < 1 || p->dil_w < 1 || p->pad_top < 0 ||
-            p->pad_left < 0 || p->pad_bottom < 0 || p->pad_right < 0)
+            p->stride_w < 1 || p->dil_h < 1 || p->dil_w < 1 || p->pad_top < 0 || p->pad_left < 0 ||
+            p->pad_bottom < 0 || p->pad_right < 0)
             return qf_errf(err, QF_ERR_INVALID_ARG, "%s: bad window geometry", who);
     }
     if (!qr_in_range(p->in_zp, -128, 127) || !qr_in_range(p->out_zp, -128, 127) ||
@@ -37,8 +37,8 @@ static qf_status pool_check(const qf_ref_pool_params *p, const int8_t *in, const
             return qf_errf(err, QF_ERR_INVALID_ARG, "%s: scale ratio out of range", who);
     }
     size_t n = 1;
-    int32_t d[6] = {p->batch, p->channels, p->in_h, p->in_w, global ? 1 : p->out_h,
-                    global ? 1 : p->out_w};
+    int32_t d[6] = {p->batch, p->channels,           p->in_h,
+                    p->in_w,  global ? 1 : p->out_h, global ? 1 : p->out_w};
     for (int i = 0; i < 6; i++)
         if (!qf_mul_size(n, (size_t)d[i], &n) || n > (size_t)INT64_MAX)
             return qf_errf(err, QF_ERR_INVALID_ARG, "%s: sizes overflow", who);
@@ -50,8 +50,8 @@ static qf_status pool_check(const qf_ref_pool_params *p, const int8_t *in, const
 typedef struct pool_acc {
     int32_t max;
     int32_t sum;
-    int64_t valid;    /* taps inside the input */
-    int64_t in_pad;   /* taps inside the padded extent */
+    int64_t valid;  /* taps inside the input */
+    int64_t in_pad; /* taps inside the padded extent */
 } pool_acc;
 
 static pool_acc pool_window(const qf_ref_pool_params *p, const int8_t *plane, int64_t oy,
@@ -110,8 +110,8 @@ qf_status qf_ref_avgpool_s8(const qf_ref_pool_params *p, const int8_t *in, int8_
                 int64_t count = p->count_include_pad ? a.in_pad : a.valid;
                 int32_t v = qr_clamp(p->out_zp, p->act_min, p->act_max);
                 qf_ref_rescale r;
-                if (count > 0 && qf_ref_avgpool_rescale(p->in_scale, p->out_scale, count, &r) ==
-                                     QF_OK)
+                if (count > 0 &&
+                    qf_ref_avgpool_rescale(p->in_scale, p->out_scale, count, &r) == QF_OK)
                     v = qf_ref_requantize(p->mode, a.sum, &r, p->out_zp, p->act_min, p->act_max);
                 o[oy * p->out_w + ox] = (int8_t)v;
             }
@@ -133,7 +133,8 @@ qf_status qf_ref_global_avgpool_s8(const qf_ref_pool_params *p, const int8_t *in
     for (int64_t pl = 0; pl < planes; pl++) {
         const int8_t *plane = in + pl * hw;
         int32_t sum = 0;
-        for (int64_t i = 0; i < hw; i++) sum += plane[i] - p->in_zp;
+        for (int64_t i = 0; i < hw; i++)
+            sum += plane[i] - p->in_zp;
         out[pl] = (int8_t)qf_ref_requantize(p->mode, sum, &r, p->out_zp, p->act_min, p->act_max);
     }
     return QF_OK;

@@ -89,8 +89,8 @@ void qf_ref_dequantize_s16(const int16_t *q, size_t n, float scale, int32_t zp, 
 /* ====================================================================== */
 
 typedef enum qf_ref_rq_mode {
-    QF_RQ_FP32 = 0,  /* float multiply + round half even (x86 default) */
-    QF_RQ_FIXED = 1  /* Q31 multiplier + shift (microcontrollers, generated C) */
+    QF_RQ_FP32 = 0, /* float multiply + round half even (x86 default) */
+    QF_RQ_FIXED = 1 /* Q31 multiplier + shift (microcontrollers, generated C) */
 } qf_ref_rq_mode;
 
 /* One real multiplier M >= 0 in both representations. */
@@ -115,8 +115,8 @@ qf_status qf_ref_rescale_init(double M, qf_ref_rescale *r);
  * out_scale computed in double from the float scales (exactly in that
  * order: ((double)in_scale * (double)w_scale[c]) / (double)out_scale).
  * n >= 1 entries written to out (caller-owned). Scales > 0 finite. */
-qf_status qf_ref_rescale_channels(float in_scale, const float *w_scale, int32_t n,
-                                  float out_scale, qf_ref_rescale *out, qf_err *err);
+qf_status qf_ref_rescale_channels(float in_scale, const float *w_scale, int32_t n, float out_scale,
+                                  qf_ref_rescale *out, qf_err *err);
 
 /* gemmlowp SaturatingRoundingDoublingHighMul: round(a * b / 2^31) with ties
  * toward +inf; a == b == INT32_MIN saturates to INT32_MAX. */
@@ -192,8 +192,8 @@ size_t qf_ref_packed_row_bytes(int64_t cols, int bits);
 /* Pack rows x cols int8 values (which must be in the restricted range of the
  * container, [-(2^(bits-1)-1), 2^(bits-1)-1], else QF_ERR_INVALID_ARG).
  * dst holds rows * qf_ref_packed_row_bytes(cols, bits) bytes. */
-qf_status qf_ref_pack_weights(const int8_t *src, int64_t rows, int64_t cols, int bits,
-                              uint8_t *dst, qf_err *err);
+qf_status qf_ref_pack_weights(const int8_t *src, int64_t rows, int64_t cols, int bits, uint8_t *dst,
+                              qf_err *err);
 /* Inverse of qf_ref_pack_weights; dst holds rows * cols int8. */
 qf_status qf_ref_unpack_weights(const uint8_t *src, int64_t rows, int64_t cols, int bits,
                                 int8_t *dst, qf_err *err);
@@ -215,8 +215,8 @@ static inline int32_t qf_ref_weight_get(const uint8_t *row, int64_t idx, int bit
 /* Output extent of one spatial axis: floor((in + pad_begin + pad_end -
  * dil * (k - 1) - 1) / stride) + 1, or -1 when the arguments are invalid
  * (in/k/stride/dil < 1, pads < 0) or the window does not fit. */
-int32_t qf_ref_conv_out_size(int32_t in, int32_t k, int32_t stride, int32_t dil,
-                             int32_t pad_begin, int32_t pad_end);
+int32_t qf_ref_conv_out_size(int32_t in, int32_t k, int32_t stride, int32_t dil, int32_t pad_begin,
+                             int32_t pad_end);
 
 /* 2-D convolution, NCHW, grouped (groups == in_c == out_c is depthwise;
  * out_c = in_c * multiplier with groups == in_c is a depthwise multiplier).
@@ -228,17 +228,17 @@ int32_t qf_ref_conv_out_size(int32_t in, int32_t k, int32_t stride, int32_t dil,
  * acc(c) = bias[c] + sum over taps (q_x - in_zp) * w, then the requant stage
  * with multiplier rq.mult[n_mult == 1 ? 0 : c]. */
 typedef struct qf_ref_conv_params {
-    int32_t batch;                 /* >= 1 */
-    int32_t in_c, in_h, in_w;      /* >= 1 */
-    int32_t out_c, out_h, out_w;   /* out_h/out_w must equal qf_ref_conv_out_size(...) */
-    int32_t k_h, k_w;              /* >= 1 */
-    int32_t stride_h, stride_w;    /* >= 1 */
-    int32_t dil_h, dil_w;          /* >= 1 */
+    int32_t batch;               /* >= 1 */
+    int32_t in_c, in_h, in_w;    /* >= 1 */
+    int32_t out_c, out_h, out_w; /* out_h/out_w must equal qf_ref_conv_out_size(...) */
+    int32_t k_h, k_w;            /* >= 1 */
+    int32_t stride_h, stride_w;  /* >= 1 */
+    int32_t dil_h, dil_w;        /* >= 1 */
     int32_t pad_top, pad_left, pad_bottom, pad_right; /* >= 0 */
-    int32_t groups;                /* >= 1, divides in_c and out_c */
-    int32_t in_zp;                 /* s8: [-128, 127]; s16: [-32768, 32767] */
-    int32_t w_bits;                /* weight container: 8, 4 or 2 */
-    qf_ref_requant rq;             /* n_mult 1 or out_c */
+    int32_t groups;                                   /* >= 1, divides in_c and out_c */
+    int32_t in_zp;                                    /* s8: [-128, 127]; s16: [-32768, 32767] */
+    int32_t w_bits;                                   /* weight container: 8, 4 or 2 */
+    qf_ref_requant rq;                                /* n_mult 1 or out_c */
 } qf_ref_conv_params;
 
 qf_status qf_ref_conv2d_s8(const qf_ref_conv_params *p, const int8_t *in, const uint8_t *w,
@@ -255,9 +255,9 @@ qf_status qf_ref_conv2d_s16(const qf_ref_conv_params *p, const int16_t *in, cons
  * x: [m][k]; W: n packed rows of k elements; bias: n int32 or NULL;
  * y: [m][n]; multiplier rq.mult[n_mult == 1 ? 0 : n]. */
 typedef struct qf_ref_gemm_params {
-    int32_t m, n, k;  /* >= 1 */
-    int32_t in_zp;    /* within the input type */
-    int32_t w_bits;   /* 8, 4 or 2 */
+    int32_t m, n, k;   /* >= 1 */
+    int32_t in_zp;     /* within the input type */
+    int32_t w_bits;    /* 8, 4 or 2 */
     qf_ref_requant rq; /* n_mult 1 or n */
 } qf_ref_gemm_params;
 
@@ -290,8 +290,8 @@ qf_status qf_ref_matmul_s8(const qf_ref_matmul_params *p, const int8_t *a, const
  * rank 0 means scalars. a, b, out are caller-owned; out may alias a or b when
  * that operand has the output's shape. */
 typedef struct qf_ref_eltwise_params {
-    int32_t rank;                    /* 0..QF_MAX_DIMS */
-    int64_t out_dims[QF_MAX_DIMS];   /* >= 0 */
+    int32_t rank;                  /* 0..QF_MAX_DIMS */
+    int64_t out_dims[QF_MAX_DIMS]; /* >= 0 */
     int64_t a_dims[QF_MAX_DIMS];
     int64_t b_dims[QF_MAX_DIMS];
     float a_scale, b_scale, out_scale; /* > 0 finite */
@@ -321,8 +321,7 @@ qf_status qf_ref_add_s8(const qf_ref_eltwise_params *p, const int8_t *a, const i
 
 /* Mul: acc = (qa - za) * (qb - zb) (exact in int32), then the requant of the
  * mode with M = ((double)s_a * s_b) / s_out (qf_ref_mul_prepare). */
-qf_status qf_ref_mul_prepare(const qf_ref_eltwise_params *p, qf_ref_rescale *out_mult,
-                             qf_err *err);
+qf_status qf_ref_mul_prepare(const qf_ref_eltwise_params *p, qf_ref_rescale *out_mult, qf_err *err);
 qf_status qf_ref_mul_s8(const qf_ref_eltwise_params *p, const int8_t *a, const int8_t *b,
                         int8_t *out, qf_err *err);
 
@@ -345,24 +344,23 @@ qf_status qf_ref_mul_s8(const qf_ref_eltwise_params *p, const int8_t *a, const i
  *  global avg pool: k = (in_h, in_w), no padding, count = in_h * in_w
  *             (stride/dil/pad/out fields ignored). */
 typedef struct qf_ref_pool_params {
-    int32_t batch, channels;        /* >= 1 */
-    int32_t in_h, in_w;             /* >= 1 */
-    int32_t out_h, out_w;           /* >= 1 */
-    int32_t k_h, k_w;               /* >= 1 */
-    int32_t stride_h, stride_w;     /* >= 1 */
-    int32_t dil_h, dil_w;           /* >= 1 */
+    int32_t batch, channels;                          /* >= 1 */
+    int32_t in_h, in_w;                               /* >= 1 */
+    int32_t out_h, out_w;                             /* >= 1 */
+    int32_t k_h, k_w;                                 /* >= 1 */
+    int32_t stride_h, stride_w;                       /* >= 1 */
+    int32_t dil_h, dil_w;                             /* >= 1 */
     int32_t pad_top, pad_left, pad_bottom, pad_right; /* >= 0 */
-    int32_t count_include_pad;      /* avg pool: 0 or 1 */
-    float in_scale, out_scale;      /* avg pools: > 0 finite */
-    int32_t in_zp, out_zp;          /* [-128, 127] */
-    int32_t act_min, act_max;       /* [-128, 127] */
-    qf_ref_rq_mode mode;            /* avg pools */
+    int32_t count_include_pad;                        /* avg pool: 0 or 1 */
+    float in_scale, out_scale;                        /* avg pools: > 0 finite */
+    int32_t in_zp, out_zp;                            /* [-128, 127] */
+    int32_t act_min, act_max;                         /* [-128, 127] */
+    qf_ref_rq_mode mode;                              /* avg pools */
 } qf_ref_pool_params;
 
 /* Multiplier for an average over `count` taps: M = (double)in_scale /
  * ((double)out_scale * count), via qf_ref_rescale_init. count >= 1. */
-qf_status qf_ref_avgpool_rescale(float in_scale, float out_scale, int64_t count,
-                                 qf_ref_rescale *r);
+qf_status qf_ref_avgpool_rescale(float in_scale, float out_scale, int64_t count, qf_ref_rescale *r);
 
 qf_status qf_ref_maxpool_s8(const qf_ref_pool_params *p, const int8_t *in, int8_t *out,
                             qf_err *err);
@@ -391,9 +389,9 @@ typedef struct qf_ref_concat_input {
 } qf_ref_concat_input;
 
 typedef struct qf_ref_concat_params {
-    int32_t n_inputs;                   /* >= 1 */
-    const qf_ref_concat_input *inputs;  /* n_inputs entries, caller-owned */
-    int64_t outer, inner;               /* >= 0 */
+    int32_t n_inputs;                  /* >= 1 */
+    const qf_ref_concat_input *inputs; /* n_inputs entries, caller-owned */
+    int64_t outer, inner;              /* >= 0 */
     float out_scale;
     int32_t out_zp;
     qf_ref_rq_mode mode;
@@ -431,10 +429,10 @@ typedef enum qf_ref_resize_nearest {
  *           Working on q directly is exact in real terms because the weights
  *           sum to 2^22 (z cancels), so no requantization happens. */
 typedef struct qf_ref_resize_params {
-    int32_t batch, channels;  /* >= 1 */
-    int32_t in_h, in_w;       /* >= 1 */
-    int32_t out_h, out_w;     /* >= 1 */
-    double scale_h, scale_w;  /* ONNX scales, or <= 0 to use out / in */
+    int32_t batch, channels; /* >= 1 */
+    int32_t in_h, in_w;      /* >= 1 */
+    int32_t out_h, out_w;    /* >= 1 */
+    double scale_h, scale_w; /* ONNX scales, or <= 0 to use out / in */
     qf_ref_resize_mode mode;
     qf_ref_resize_coord coord;
     qf_ref_resize_nearest nearest;
@@ -447,8 +445,8 @@ double qf_ref_resize_src_coord(qf_ref_resize_coord coord, int32_t o, int32_t in,
 void qf_ref_resize_linear_taps(qf_ref_resize_coord coord, int32_t o, int32_t in, int32_t out,
                                double scale, int32_t *i0, int32_t *i1, int32_t *w1);
 /* Nearest source index of output index o, in [0, in - 1]. */
-int32_t qf_ref_resize_nearest_index(qf_ref_resize_coord coord, qf_ref_resize_nearest nm,
-                                    int32_t o, int32_t in, int32_t out, double scale);
+int32_t qf_ref_resize_nearest_index(qf_ref_resize_coord coord, qf_ref_resize_nearest nm, int32_t o,
+                                    int32_t in, int32_t out, double scale);
 
 qf_status qf_ref_resize_s8(const qf_ref_resize_params *p, const int8_t *in, int8_t *out,
                            qf_err *err);
@@ -470,12 +468,12 @@ typedef enum qf_ref_pad_mode {
  * axis of extent 1 repeats its element). Edge/reflect need in_dims[i] >= 1 on
  * every axis that produces output. */
 typedef struct qf_ref_pad_params {
-    int32_t rank;                     /* 1..QF_MAX_DIMS */
-    int64_t in_dims[QF_MAX_DIMS];     /* >= 0 */
+    int32_t rank;                 /* 1..QF_MAX_DIMS */
+    int64_t in_dims[QF_MAX_DIMS]; /* >= 0 */
     int64_t pad_begin[QF_MAX_DIMS];
     int64_t pad_end[QF_MAX_DIMS];
     qf_ref_pad_mode mode;
-    int32_t value;                    /* constant mode, [-128, 127] */
+    int32_t value; /* constant mode, [-128, 127] */
 } qf_ref_pad_params;
 
 qf_status qf_ref_pad_s8(const qf_ref_pad_params *p, const int8_t *in, int8_t *out, qf_err *err);

@@ -16,14 +16,10 @@ static inline int32_t qr_clamp(int32_t v, int32_t lo, int32_t hi) {
     return v < lo ? lo : (v > hi ? hi : v);
 }
 
-static inline bool qr_in_range(int64_t v, int64_t lo, int64_t hi) {
-    return v >= lo && v <= hi;
-}
+static inline bool qr_in_range(int64_t v, int64_t lo, int64_t hi) { return v >= lo && v <= hi; }
 
 /* Scale usable by the kernels: positive and finite. */
-static inline bool qr_scale_ok(float s) {
-    return s > 0.0f && s <= 3.4e38f;
-}
+static inline bool qr_scale_ok(float s) { return s > 0.0f && s <= 3.4e38f; }
 
 /* Validate a requant stage for `channels` output channels whose values live
  * in [tmin, tmax]. `who` names the kernel in the message. */
@@ -32,14 +28,13 @@ static inline qf_status qr_check_requant(const qf_ref_requant *rq, int32_t chann
     if (rq->mode != QF_RQ_FP32 && rq->mode != QF_RQ_FIXED)
         return qf_errf(err, QF_ERR_INVALID_ARG, "%s: bad requant mode %d", who, (int)rq->mode);
     if (!rq->mult || (rq->n_mult != 1 && rq->n_mult != channels))
-        return qf_errf(err, QF_ERR_INVALID_ARG, "%s: n_mult %d must be 1 or %d (and mult set)",
-                       who, (int)rq->n_mult, (int)channels);
+        return qf_errf(err, QF_ERR_INVALID_ARG, "%s: n_mult %d must be 1 or %d (and mult set)", who,
+                       (int)rq->n_mult, (int)channels);
     if (!qr_in_range(rq->out_zp, tmin, tmax) || !qr_in_range(rq->act_min, tmin, tmax) ||
         !qr_in_range(rq->act_max, tmin, tmax) || rq->act_min > rq->act_max)
         return qf_errf(err, QF_ERR_INVALID_ARG,
-                       "%s: out_zp %d / act_min %d / act_max %d outside [%d, %d] or unordered",
-                       who, (int)rq->out_zp, (int)rq->act_min, (int)rq->act_max, (int)tmin,
-                       (int)tmax);
+                       "%s: out_zp %d / act_min %d / act_max %d outside [%d, %d] or unordered", who,
+                       (int)rq->out_zp, (int)rq->act_min, (int)rq->act_max, (int)tmin, (int)tmax);
     for (int32_t c = 0; c < rq->n_mult; c++) {
         const qf_ref_rescale *r = &rq->mult[c];
         if (!(r->mult_f >= 0.0f && r->mult_f <= 3.4e38f) || r->mult_q < 0 || r->shift < -62 ||

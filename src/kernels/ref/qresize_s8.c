@@ -19,15 +19,12 @@ double qf_ref_resize_src_coord(qf_ref_resize_coord coord, int32_t o, int32_t in,
                                double scale) {
     const double s = axis_scale(scale, in, out);
     switch (coord) {
-    case QF_COORD_PYTORCH_HALF_PIXEL:
-        return out > 1 ? ((double)o + 0.5) / s - 0.5 : 0.0;
+    case QF_COORD_PYTORCH_HALF_PIXEL: return out > 1 ? ((double)o + 0.5) / s - 0.5 : 0.0;
     case QF_COORD_ALIGN_CORNERS:
         return out > 1 ? (double)o * (double)(in - 1) / (double)(out - 1) : 0.0;
-    case QF_COORD_ASYMMETRIC:
-        return (double)o / s;
+    case QF_COORD_ASYMMETRIC: return (double)o / s;
     case QF_COORD_HALF_PIXEL:
-    default:
-        return ((double)o + 0.5) / s - 0.5;
+    default: return ((double)o + 0.5) / s - 0.5;
     }
 }
 
@@ -49,24 +46,16 @@ void qf_ref_resize_linear_taps(qf_ref_resize_coord coord, int32_t o, int32_t in,
     *w1 = (int32_t)floor((x - fl) * LIN_ONE + 0.5); /* in [0, 2048] */
 }
 
-int32_t qf_ref_resize_nearest_index(qf_ref_resize_coord coord, qf_ref_resize_nearest nm,
-                                    int32_t o, int32_t in, int32_t out, double scale) {
+int32_t qf_ref_resize_nearest_index(qf_ref_resize_coord coord, qf_ref_resize_nearest nm, int32_t o,
+                                    int32_t in, int32_t out, double scale) {
     const double x = qf_ref_resize_src_coord(coord, o, in, out, scale);
     double r;
     switch (nm) {
-    case QF_NEAREST_FLOOR:
-        r = floor(x);
-        break;
-    case QF_NEAREST_CEIL:
-        r = ceil(x);
-        break;
-    case QF_NEAREST_ROUND_PREFER_CEIL:
-        r = floor(x + 0.5);
-        break;
+    case QF_NEAREST_FLOOR: r = floor(x); break;
+    case QF_NEAREST_CEIL: r = ceil(x); break;
+    case QF_NEAREST_ROUND_PREFER_CEIL: r = floor(x + 0.5); break;
     case QF_NEAREST_ROUND_PREFER_FLOOR:
-    default:
-        r = ceil(x - 0.5);
-        break;
+    default: r = ceil(x - 0.5); break;
     }
     return clamp_index(r, in);
 }
@@ -104,16 +93,16 @@ qf_status qf_ref_resize_s8(const qf_ref_resize_params *p, const int8_t *in, int8
                     v = src[(int64_t)iy * p->in_w + ix];
                 } else {
                     int32_t y0, y1, wy1, x0, x1, wx1;
-                    qf_ref_resize_linear_taps(p->coord, oy, p->in_h, p->out_h, p->scale_h, &y0,
-                                              &y1, &wy1);
-                    qf_ref_resize_linear_taps(p->coord, ox, p->in_w, p->out_w, p->scale_w, &x0,
-                                              &x1, &wx1);
+                    qf_ref_resize_linear_taps(p->coord, oy, p->in_h, p->out_h, p->scale_h, &y0, &y1,
+                                              &wy1);
+                    qf_ref_resize_linear_taps(p->coord, ox, p->in_w, p->out_w, p->scale_w, &x0, &x1,
+                                              &wx1);
                     const int32_t wy0 = LIN_ONE - wy1, wx0 = LIN_ONE - wx1;
                     const int8_t *r0 = src + (int64_t)y0 * p->in_w;
                     const int8_t *r1 = src + (int64_t)y1 * p->in_w;
                     /* |acc| <= 128 * 2^22 = 2^29: exact in int32 */
-                    int32_t acc = wy0 * (wx0 * r0[x0] + wx1 * r0[x1]) +
-                                  wy1 * (wx0 * r1[x0] + wx1 * r1[x1]);
+                    int32_t acc =
+                        wy0 * (wx0 * r0[x0] + wx1 * r0[x1]) + wy1 * (wx0 * r1[x0] + wx1 * r1[x1]);
                     /* floor((acc + 2^21) / 2^22) without shifting a negative
                      * number: bias by 128 * 2^22 first. */
                     const int32_t bias = 128 * (1 << (2 * LIN_BITS));

@@ -48,7 +48,8 @@ qf_status qf_ref_quantize_s8(const float *x, size_t n, float scale, int32_t zp, 
     if (!qr_scale_ok(scale) || !qr_in_range(zp, -128, 127))
         return qf_errf(err, QF_ERR_INVALID_ARG, "qf_ref_quantize_s8: scale %g / zp %d invalid",
                        (double)scale, (int)zp);
-    for (size_t i = 0; i < n; i++) q[i] = (int8_t)qf_ref_quantize_one(x[i], scale, zp, -128, 127);
+    for (size_t i = 0; i < n; i++)
+        q[i] = (int8_t)qf_ref_quantize_one(x[i], scale, zp, -128, 127);
     return QF_OK;
 }
 
@@ -63,11 +64,13 @@ qf_status qf_ref_quantize_s16(const float *x, size_t n, float scale, int32_t zp,
 }
 
 void qf_ref_dequantize_s8(const int8_t *q, size_t n, float scale, int32_t zp, float *x) {
-    for (size_t i = 0; i < n; i++) x[i] = scale * (float)((int32_t)q[i] - zp);
+    for (size_t i = 0; i < n; i++)
+        x[i] = scale * (float)((int32_t)q[i] - zp);
 }
 
 void qf_ref_dequantize_s16(const int16_t *q, size_t n, float scale, int32_t zp, float *x) {
-    for (size_t i = 0; i < n; i++) x[i] = scale * (float)((int32_t)q[i] - zp);
+    for (size_t i = 0; i < n; i++)
+        x[i] = scale * (float)((int32_t)q[i] - zp);
 }
 
 /* ---- multipliers -------------------------------------------------------- */
@@ -101,8 +104,8 @@ qf_status qf_ref_rescale_init(double M, qf_ref_rescale *r) {
     return QF_OK;
 }
 
-qf_status qf_ref_rescale_channels(float in_scale, const float *w_scale, int32_t n,
-                                  float out_scale, qf_ref_rescale *out, qf_err *err) {
+qf_status qf_ref_rescale_channels(float in_scale, const float *w_scale, int32_t n, float out_scale,
+                                  qf_ref_rescale *out, qf_err *err) {
     if (n < 1 || !w_scale || !out || !qr_scale_ok(in_scale) || !qr_scale_ok(out_scale))
         return qf_errf(err, QF_ERR_INVALID_ARG, "qf_ref_rescale_channels: bad arguments");
     for (int32_t c = 0; c < n; c++) {
@@ -113,8 +116,8 @@ qf_status qf_ref_rescale_channels(float in_scale, const float *w_scale, int32_t 
         double M = ((double)in_scale * (double)w_scale[c]) / (double)out_scale;
         if (qf_ref_rescale_init(M, &out[c]) != QF_OK)
             return qf_errf(err, QF_ERR_INVALID_ARG,
-                           "qf_ref_rescale_channels: multiplier %g of channel %d out of range",
-                           M, (int)c);
+                           "qf_ref_rescale_channels: multiplier %g of channel %d out of range", M,
+                           (int)c);
     }
     return QF_OK;
 }
@@ -156,7 +159,8 @@ int32_t qf_ref_mul_by_qmult(int32_t x, int32_t m, int32_t shift) {
 
 int32_t qf_ref_requant_fp32(int32_t acc, float mult_f, int32_t z, int32_t lo, int32_t hi) {
     /* Exactly: int->float (RNE), one binary32 multiply (RNE), clamp to the
-     * integer bounds, round half even, add z. No other float operation. */
+     * integer bounds, round half even, add z. No other float operation, so
+     * nothing a compiler could contract or reassociate. */
     float p = (float)acc * mult_f;
     float flo = (float)((int64_t)lo - z), fhi = (float)((int64_t)hi - z);
     if (p < flo) p = flo;
@@ -225,8 +229,7 @@ qf_status qf_ref_rescale_q(qf_ref_rq_mode mode, const void *in, qf_ref_qtype in_
     if (!qtype_bounds(in_type, &ilo, &ihi) || !qtype_bounds(out_type, &olo, &ohi))
         return qf_errf(err, QF_ERR_INVALID_ARG, "qf_ref_rescale_q: bad element type");
     if ((mode != QF_RQ_FP32 && mode != QF_RQ_FIXED) || !qr_scale_ok(in_scale) ||
-        !qr_scale_ok(out_scale) || !qr_in_range(in_zp, ilo, ihi) ||
-        !qr_in_range(out_zp, olo, ohi))
+        !qr_scale_ok(out_scale) || !qr_in_range(in_zp, ilo, ihi) || !qr_in_range(out_zp, olo, ohi))
         return qf_errf(err, QF_ERR_INVALID_ARG, "qf_ref_rescale_q: bad mode, scale or zero point");
     if (in == out && in_type != out_type)
         return qf_errf(err, QF_ERR_INVALID_ARG, "qf_ref_rescale_q: in place needs equal types");

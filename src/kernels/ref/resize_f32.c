@@ -48,9 +48,11 @@ typedef struct name_val {
     int val;
 } name_val;
 
-static const name_val modes[] = {
-    {"nearest", MODE_NEAREST}, {"linear", MODE_LINEAR}, {"bilinear", MODE_LINEAR},
-    {"cubic", MODE_CUBIC}, {NULL, 0}};
+static const name_val modes[] = {{"nearest", MODE_NEAREST},
+                                 {"linear", MODE_LINEAR},
+                                 {"bilinear", MODE_LINEAR},
+                                 {"cubic", MODE_CUBIC},
+                                 {NULL, 0}};
 static const name_val coords[] = {{"half_pixel", CT_HALF_PIXEL},
                                   {"half_pixel_symmetric", CT_HALF_PIXEL_SYMMETRIC},
                                   {"pytorch_half_pixel", CT_PYTORCH_HALF_PIXEL},
@@ -70,8 +72,8 @@ static const name_val aspects[] = {{"stretch", KAR_STRETCH},
                                    {"not_smaller", KAR_NOT_SMALLER},
                                    {NULL, 0}};
 
-static qf_status pick(const qf_node *n, const char *attr, const char *dflt,
-                      const name_val *table, int *out, qf_err *err) {
+static qf_status pick(const qf_node *n, const char *attr, const char *dflt, const name_val *table,
+                      int *out, qf_err *err) {
     const char *v = qf_node_attr_str(n, attr, dflt);
     for (int i = 0; table[i].name; i++)
         if (strcmp(v, table[i].name) == 0) {
@@ -99,8 +101,7 @@ static qf_status resize_parse(qf_graph *g, qf_node *n, qf_err *err) {
             return qf_errf(err, QF_ERR_UNSUPPORTED, "%s: mode 'cubic' needs opset >= 11",
                            qf_node_desc(n, d, sizeof d));
     } else {
-        if ((s = pick(n, "coordinate_transformation_mode", "half_pixel", coords, &p->coord,
-                      err)) ||
+        if ((s = pick(n, "coordinate_transformation_mode", "half_pixel", coords, &p->coord, err)) ||
             (s = pick(n, "nearest_mode", "round_prefer_floor", nearests, &p->nearest, err)) ||
             (s = pick(n, "keep_aspect_ratio_policy", "stretch", aspects, &p->keep_aspect, err)))
             return s;
@@ -120,7 +121,8 @@ static qf_status resize_parse(qf_graph *g, qf_node *n, qf_err *err) {
         return qf_errf(err, QF_ERR_INVALID_ARG, "%s: too many axes (%d)",
                        qf_node_desc(n, d, sizeof d), na);
     p->n_axes = na;
-    for (int i = 0; i < na; i++) p->axes[i] = axes[i];
+    for (int i = 0; i < na; i++)
+        p->axes[i] = axes[i];
     n->params = p;
     return QF_OK;
 }
@@ -138,16 +140,15 @@ static bool present(const qf_tensor *in, int n_in, int i) {
     return i >= 0 && i < n_in && in[i].dtype != QF_DT_UNDEF && qf_tensor_numel(&in[i]) > 0;
 }
 
-static qf_status resize_make_plan(const qf_node *n, const qf_tensor *in, int n_in,
-                                  resize_plan *pl, qf_err *err) {
+static qf_status resize_make_plan(const qf_node *n, const qf_tensor *in, int n_in, resize_plan *pl,
+                                  qf_err *err) {
     const resize_params *p = n->params;
     char d[200];
     qf_node_desc(n, d, sizeof d);
     qf_status s = qf_require_f32(n, &in[0], "X", err);
     if (s) return s;
     const qf_tensor *x = &in[0];
-    if (x->rank < 1)
-        return qf_errf(err, QF_ERR_SHAPE, "%s: X must have rank >= 1", d);
+    if (x->rank < 1) return qf_errf(err, QF_ERR_SHAPE, "%s: X must have rank >= 1", d);
     memset(pl, 0, sizeof *pl);
     pl->rank = x->rank;
     pl->taps = p->mode == MODE_NEAREST ? 1 : p->mode == MODE_LINEAR ? 2 : 4;
@@ -209,8 +210,8 @@ static qf_status resize_make_plan(const qf_node *n, const qf_tensor *in, int n_i
             /* float product, as ONNX Runtime computes it */
             float o = (float)x->dims[a] * (p->coord == CT_TF_CROP_AND_RESIZE ? span : 1.0f) * sc;
             if (!(o >= 0.0f && o < 0x1p40f))
-                return qf_errf(err, QF_ERR_INVALID_ARG, "%s: scale %g gives output size %g", d,
-                               sc, o);
+                return qf_errf(err, QF_ERR_INVALID_ARG, "%s: scale %g gives output size %g", d, sc,
+                               o);
             pl->out[a] = (int64_t)floorf(o);
             pl->scale[a] = sc;
             pl->len_out[a] = (double)sc * (double)x->dims[a];
@@ -235,16 +236,16 @@ static qf_status resize_make_plan(const qf_node *n, const qf_tensor *in, int n_i
             if (p->keep_aspect != KAR_STRETCH) {
                 double o = floor(common * (double)x->dims[a] + 0.5);
                 if (!(o >= 0.0 && o < 0x1p40))
-                    return qf_errf(err, QF_ERR_INVALID_ARG, "%s: output size %g on axis %d", d,
-                                   o, a);
+                    return qf_errf(err, QF_ERR_INVALID_ARG, "%s: output size %g on axis %d", d, o,
+                                   a);
                 sz = (int64_t)o;
                 pl->scale[a] = common;
             } else {
                 pl->scale[a] = x->dims[a] ? (double)sz / (double)x->dims[a] : 1.0;
             }
             pl->out[a] = sz;
-            pl->len_out[a] = p->keep_aspect != KAR_STRETCH ? common * (double)x->dims[a]
-                                                           : (double)sz;
+            pl->len_out[a] =
+                p->keep_aspect != KAR_STRETCH ? common * (double)x->dims[a] : (double)sz;
         }
     }
     for (int a = 0; a < x->rank; a++)
@@ -269,12 +270,13 @@ typedef struct tap {
     float w;
 } tap;
 
-static size_t resize_scratch(const qf_node *n, const qf_tensor *in, int n_in,
-                             const qf_tensor *out, int n_out) {
+static size_t resize_scratch(const qf_node *n, const qf_tensor *in, int n_in, const qf_tensor *out,
+                             int n_out) {
     resize_plan pl;
     if (resize_make_plan(n, in, n_in, &pl, NULL)) return 0;
     size_t total = 0;
-    for (int a = 0; a < pl.rank; a++) total += (size_t)pl.out[a] * (size_t)pl.taps;
+    for (int a = 0; a < pl.rank; a++)
+        total += (size_t)pl.out[a] * (size_t)pl.taps;
     return total * sizeof(tap) + 64;
 }
 
@@ -318,8 +320,8 @@ static void axis_taps(const resize_params *p, const resize_plan *pl, int a, int6
     /* An axis that is not resized maps each index to itself, as in ONNX
      * Runtime. (tf_half_pixel_for_nearest would otherwise shift it by half
      * a pixel, which round_prefer_ceil turns into a whole one.) */
-    bool identity = pl->scale[a] == 1.0 && pl->out[a] == pl->in[a] &&
-                    p->coord != CT_TF_CROP_AND_RESIZE;
+    bool identity =
+        pl->scale[a] == 1.0 && pl->out[a] == pl->in[a] && p->coord != CT_TF_CROP_AND_RESIZE;
     for (int64_t o = 0; o < pl->out[a]; o++, t += nt) {
         if (identity) {
             for (int k = 0; k < nt; k++) {
@@ -400,8 +402,8 @@ static bool collapse_axis(tap *t, int64_t n_out, int nt) {
     return true;
 }
 
-static qf_status resize_run(const qf_exec_ctx *ctx, const qf_node *n, const qf_tensor *in,
-                            int n_in, qf_tensor *out, int n_out, void *scratch, qf_err *err) {
+static qf_status resize_run(const qf_exec_ctx *ctx, const qf_node *n, const qf_tensor *in, int n_in,
+                            qf_tensor *out, int n_out, void *scratch, qf_err *err) {
     const resize_params *p = n->params;
     resize_plan pl;
     qf_status s = resize_make_plan(n, in, n_in, &pl, err);
@@ -456,7 +458,8 @@ static qf_status resize_run(const qf_exec_ctx *ctx, const qf_node *n, const qf_t
                 }
                 acc += w * x[off];
                 int k = n_multi - 1;
-                while (k >= 0 && ++dig[k] == nt[multi[k]]) dig[k--] = 0;
+                while (k >= 0 && ++dig[k] == nt[multi[k]])
+                    dig[k--] = 0;
                 if (k < 0) break;
             }
         }

@@ -13,7 +13,7 @@
 
 #define MR 6
 #define NR 16
-#define MC 120  /* multiple of MR */
+#define MC 120 /* multiple of MR */
 #define KC 256
 #define NC 2048 /* multiple of NR */
 
@@ -41,17 +41,20 @@ static void pack_a(bool trans, size_t mc, size_t kc, const float *a, size_t lda,
         if (!trans) {
             for (size_t i = 0; i < mr; i++) {
                 const float *src = a + (i0 + i) * lda;
-                for (size_t p = 0; p < kc; p++) dst[p * MR + i] = src[p];
+                for (size_t p = 0; p < kc; p++)
+                    dst[p * MR + i] = src[p];
             }
         } else {
             for (size_t p = 0; p < kc; p++) {
                 const float *src = a + p * lda + i0;
-                for (size_t i = 0; i < mr; i++) dst[p * MR + i] = src[i];
+                for (size_t i = 0; i < mr; i++)
+                    dst[p * MR + i] = src[i];
             }
         }
         if (mr < MR)
             for (size_t p = 0; p < kc; p++)
-                for (size_t i = mr; i < MR; i++) dst[p * MR + i] = 0.0f;
+                for (size_t i = mr; i < MR; i++)
+                    dst[p * MR + i] = 0.0f;
         dst += MR * kc;
     }
 }
@@ -62,22 +65,27 @@ static void pack_b(bool trans, size_t kc, size_t nc, const float *b, size_t ldb,
         size_t nr = nc - j0 < NR ? nc - j0 : NR;
         if (!trans) {
             if (nr == NR) {
-                for (size_t p = 0; p < kc; p++) memcpy(dst + p * NR, b + p * ldb + j0, NR * 4);
+                for (size_t p = 0; p < kc; p++)
+                    memcpy(dst + p * NR, b + p * ldb + j0, NR * 4);
             } else {
                 for (size_t p = 0; p < kc; p++) {
                     const float *src = b + p * ldb + j0;
                     size_t j = 0;
-                    for (; j < nr; j++) dst[p * NR + j] = src[j];
-                    for (; j < NR; j++) dst[p * NR + j] = 0.0f;
+                    for (; j < nr; j++)
+                        dst[p * NR + j] = src[j];
+                    for (; j < NR; j++)
+                        dst[p * NR + j] = 0.0f;
                 }
             }
         } else {
             for (size_t j = 0; j < nr; j++) {
                 const float *src = b + (j0 + j) * ldb;
-                for (size_t p = 0; p < kc; p++) dst[p * NR + j] = src[p];
+                for (size_t p = 0; p < kc; p++)
+                    dst[p * NR + j] = src[p];
             }
             for (size_t j = nr; j < NR; j++)
-                for (size_t p = 0; p < kc; p++) dst[p * NR + j] = 0.0f;
+                for (size_t p = 0; p < kc; p++)
+                    dst[p * NR + j] = 0.0f;
         }
         dst += NR * kc;
     }
@@ -89,19 +97,22 @@ static void micro_kernel(size_t kc, const float *restrict ap, const float *restr
                          float beta) {
     float acc[MR][NR];
     for (int i = 0; i < MR; i++)
-        for (int j = 0; j < NR; j++) acc[i][j] = 0.0f;
+        for (int j = 0; j < NR; j++)
+            acc[i][j] = 0.0f;
     for (size_t p = 0; p < kc; p++) {
         const float *restrict bv = bp + p * NR;
         const float *restrict av = ap + p * MR;
         for (int i = 0; i < MR; i++) {
             float ai = av[i];
-            for (int j = 0; j < NR; j++) acc[i][j] += ai * bv[j];
+            for (int j = 0; j < NR; j++)
+                acc[i][j] += ai * bv[j];
         }
     }
     if (mr == MR && nr == NR) {
         if (beta == 0.0f) {
             for (int i = 0; i < MR; i++)
-                for (int j = 0; j < NR; j++) c[i * ldc + j] = alpha * acc[i][j];
+                for (int j = 0; j < NR; j++)
+                    c[i * ldc + j] = alpha * acc[i][j];
         } else {
             for (int i = 0; i < MR; i++)
                 for (int j = 0; j < NR; j++)
@@ -148,8 +159,7 @@ void qf_sgemm_f32(bool trans_a, bool trans_b, size_t m, size_t n, size_t k, floa
                     for (size_t ir = 0; ir < mc; ir += MR) {
                         size_t mr = mc - ir < MR ? mc - ir : MR;
                         micro_kernel(kc, apack + ir * kc, bpack + jr * kc,
-                                     c + (ic + ir) * ldc + jc + jr, ldc, mr, nr, alpha,
-                                     beta_eff);
+                                     c + (ic + ir) * ldc + jc + jr, ldc, mr, nr, alpha, beta_eff);
                     }
                 }
             }

@@ -29,8 +29,8 @@ static qf_status log_softmax_parse(qf_graph *g, qf_node *n, qf_err *err) {
 }
 
 /* outer x len x inner decomposition of X for the node's opset and axis */
-static qf_status softmax_layout(const qf_node *n, const qf_tensor *x, int64_t *outer,
-                                int64_t *len, int64_t *inner, qf_err *err) {
+static qf_status softmax_layout(const qf_node *n, const qf_tensor *x, int64_t *outer, int64_t *len,
+                                int64_t *inner, qf_err *err) {
     const softmax_params *p = n->params;
     qf_status s = qf_require_f32(n, x, "input", err);
     if (s) return s;
@@ -41,12 +41,15 @@ static qf_status softmax_layout(const qf_node *n, const qf_tensor *x, int64_t *o
     }
     if ((s = qf_norm_axis(n, p->axis, x->rank, &axis, err))) return s;
     *outer = *len = *inner = 1;
-    for (int i = 0; i < axis; i++) *outer *= x->dims[i];
+    for (int i = 0; i < axis; i++)
+        *outer *= x->dims[i];
     if (n->opset < 13) {
-        for (int i = axis; i < x->rank; i++) *len *= x->dims[i];
+        for (int i = axis; i < x->rank; i++)
+            *len *= x->dims[i];
     } else {
         *len = x->dims[axis];
-        for (int i = axis + 1; i < x->rank; i++) *inner *= x->dims[i];
+        for (int i = axis + 1; i < x->rank; i++)
+            *inner *= x->dims[i];
     }
     return QF_OK;
 }
@@ -61,8 +64,8 @@ static qf_status softmax_infer(const qf_node *n, const qf_tensor *in, int n_in, 
     return QF_OK;
 }
 
-static size_t softmax_scratch(const qf_node *n, const qf_tensor *in, int n_in,
-                              const qf_tensor *out, int n_out) {
+static size_t softmax_scratch(const qf_node *n, const qf_tensor *in, int n_in, const qf_tensor *out,
+                              int n_out) {
     int64_t o, l, i;
     if (softmax_layout(n, &in[0], &o, &l, &i, NULL) || i == 1) return 0;
     return 2 * sizeof(float) * (size_t)i;
@@ -70,7 +73,8 @@ static size_t softmax_scratch(const qf_node *n, const qf_tensor *in, int n_in,
 
 static void softmax_row(const float *x, float *y, int64_t len, bool log) {
     float mx = -INFINITY;
-    for (int64_t j = 0; j < len; j++) mx = x[j] > mx ? x[j] : mx;
+    for (int64_t j = 0; j < len; j++)
+        mx = x[j] > mx ? x[j] : mx;
     float sum = 0.0f;
     for (int64_t j = 0; j < len; j++) {
         float e = expf(x[j] - mx);
@@ -79,10 +83,12 @@ static void softmax_row(const float *x, float *y, int64_t len, bool log) {
     }
     if (log) {
         float ls = logf(sum);
-        for (int64_t j = 0; j < len; j++) y[j] = x[j] - mx - ls;
+        for (int64_t j = 0; j < len; j++)
+            y[j] = x[j] - mx - ls;
     } else {
         float inv = 1.0f / sum;
-        for (int64_t j = 0; j < len; j++) y[j] *= inv;
+        for (int64_t j = 0; j < len; j++)
+            y[j] *= inv;
     }
 }
 
@@ -96,7 +102,8 @@ static void softmax_strided(const float *x, float *y, int64_t len, int64_t inner
     }
     for (int64_t j = 0; j < len; j++) {
         const float *xj = x + j * inner;
-        for (int64_t k = 0; k < inner; k++) mx[k] = xj[k] > mx[k] ? xj[k] : mx[k];
+        for (int64_t k = 0; k < inner; k++)
+            mx[k] = xj[k] > mx[k] ? xj[k] : mx[k];
     }
     for (int64_t j = 0; j < len; j++)
         for (int64_t k = 0; k < inner; k++) {
@@ -105,14 +112,17 @@ static void softmax_strided(const float *x, float *y, int64_t len, int64_t inner
             sum[k] += e;
         }
     if (log) {
-        for (int64_t k = 0; k < inner; k++) sum[k] = logf(sum[k]);
+        for (int64_t k = 0; k < inner; k++)
+            sum[k] = logf(sum[k]);
         for (int64_t j = 0; j < len; j++)
             for (int64_t k = 0; k < inner; k++)
                 y[j * inner + k] = x[j * inner + k] - mx[k] - sum[k];
     } else {
-        for (int64_t k = 0; k < inner; k++) sum[k] = 1.0f / sum[k];
+        for (int64_t k = 0; k < inner; k++)
+            sum[k] = 1.0f / sum[k];
         for (int64_t j = 0; j < len; j++)
-            for (int64_t k = 0; k < inner; k++) y[j * inner + k] *= sum[k];
+            for (int64_t k = 0; k < inner; k++)
+                y[j * inner + k] *= sum[k];
     }
 }
 

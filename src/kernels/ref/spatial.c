@@ -4,8 +4,8 @@
 
 #include "kernels/ref/spatial.h"
 
-static qf_status read_ints(const qf_node *n, const char *name, int64_t *dst, int max,
-                           int *count, bool positive, qf_err *err) {
+static qf_status read_ints(const qf_node *n, const char *name, int64_t *dst, int max, int *count,
+                           bool positive, qf_err *err) {
     const int64_t *v;
     int c = qf_node_attr_ints(n, name, &v);
     char d[200];
@@ -24,15 +24,14 @@ static qf_status read_ints(const qf_node *n, const char *name, int64_t *dst, int
     return QF_OK;
 }
 
-qf_status qf_spatial_parse(const qf_node *n, qf_spatial_attrs *a, bool need_kernel,
-                           bool with_ceil, qf_err *err) {
+qf_status qf_spatial_parse(const qf_node *n, qf_spatial_attrs *a, bool need_kernel, bool with_ceil,
+                           qf_err *err) {
     char d[200];
     memset(a, 0, sizeof *a);
     qf_status s;
     if ((s = read_ints(n, "kernel_shape", a->kernel, QF_SPATIAL_MAX, &a->n_kernel, true, err)) ||
         (s = read_ints(n, "strides", a->strides, QF_SPATIAL_MAX, &a->n_strides, true, err)) ||
-        (s = read_ints(n, "dilations", a->dilations, QF_SPATIAL_MAX, &a->n_dilations, true,
-                       err)) ||
+        (s = read_ints(n, "dilations", a->dilations, QF_SPATIAL_MAX, &a->n_dilations, true, err)) ||
         (s = read_ints(n, "pads", a->pads, 2 * QF_SPATIAL_MAX, &a->n_pads, false, err)))
         return s;
     if (a->n_pads % 2)
@@ -64,8 +63,8 @@ qf_status qf_spatial_parse(const qf_node *n, qf_spatial_attrs *a, bool need_kern
 }
 
 qf_status qf_spatial_resolve(const qf_node *n, const qf_spatial_attrs *a, int nsp,
-                             const int64_t *in_dims, const int64_t *kernel_dims,
-                             qf_spatial_geom *g, qf_err *err) {
+                             const int64_t *in_dims, const int64_t *kernel_dims, qf_spatial_geom *g,
+                             qf_err *err) {
     char d[200];
     if (nsp < 1 || nsp > QF_SPATIAL_MAX)
         return qf_errf(err, QF_ERR_UNSUPPORTED, "%s: %d spatial axes (1..%d supported)",
@@ -75,8 +74,8 @@ qf_status qf_spatial_resolve(const qf_node *n, const qf_spatial_attrs *a, int ns
         return qf_errf(err, QF_ERR_SHAPE,
                        "%s: attribute lengths (kernel_shape %d, strides %d, dilations %d, "
                        "pads %d) do not fit %d spatial axes",
-                       qf_node_desc(n, d, sizeof d), a->n_kernel, a->n_strides,
-                       a->n_dilations, a->n_pads, nsp);
+                       qf_node_desc(n, d, sizeof d), a->n_kernel, a->n_strides, a->n_dilations,
+                       a->n_pads, nsp);
     if (!kernel_dims && a->n_kernel == 0)
         return qf_errf(err, QF_ERR_INVALID_ARG, "%s: kernel_shape is required",
                        qf_node_desc(n, d, sizeof d));
@@ -93,8 +92,7 @@ qf_status qf_spatial_resolve(const qf_node *n, const qf_spatial_attrs *a, int ns
         if (kernel_dims && a->n_kernel && a->kernel[i] != k)
             return qf_errf(err, QF_ERR_SHAPE,
                            "%s: kernel_shape[%d] = %lld but the weights have %lld",
-                           qf_node_desc(n, d, sizeof d), i, (long long)a->kernel[i],
-                           (long long)k);
+                           qf_node_desc(n, d, sizeof d), i, (long long)a->kernel[i], (long long)k);
         if (k <= 0)
             return qf_errf(err, QF_ERR_SHAPE, "%s: kernel size %lld on axis %d",
                            qf_node_desc(n, d, sizeof d), (long long)k, i);
@@ -112,9 +110,7 @@ qf_status qf_spatial_resolve(const qf_node *n, const qf_spatial_attrs *a, int ns
             pe = total - pb;
             break;
         }
-        case QF_AUTO_PAD_VALID:
-            out = in >= ek ? (in - ek) / s + 1 : 0;
-            break;
+        case QF_AUTO_PAD_VALID: out = in >= ek ? (in - ek) / s + 1 : 0; break;
         default: {
             pb = a->n_pads ? a->pads[i] : 0;
             pe = a->n_pads ? a->pads[i + nsp] : 0;

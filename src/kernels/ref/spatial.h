@@ -46,21 +46,22 @@ typedef struct qf_spatial_geom {
  * ceil_mode when `with_ceil`). Rejects non-positive strides, dilations or
  * kernel sizes, negative pads, odd pads counts, more than QF_SPATIAL_MAX axes
  * and an unknown auto_pad. need_kernel: kernel_shape is required (pools). */
-qf_status qf_spatial_parse(const qf_node *n, qf_spatial_attrs *a, bool need_kernel,
-                           bool with_ceil, qf_err *err);
+qf_status qf_spatial_parse(const qf_node *n, qf_spatial_attrs *a, bool need_kernel, bool with_ceil,
+                           qf_err *err);
 
 /* Forward (Conv/pool) geometry for an input of `nsp` spatial axes with
  * sizes in_dims. kernel_dims: kernel sizes from W (Conv), or NULL to use the
  * kernel_shape attribute. Fails with QF_ERR_SHAPE naming the node when the
  * attributes do not fit the rank or the output would be empty. */
 qf_status qf_spatial_resolve(const qf_node *n, const qf_spatial_attrs *a, int nsp,
-                             const int64_t *in_dims, const int64_t *kernel_dims,
-                             qf_spatial_geom *g, qf_err *err);
+                             const int64_t *in_dims, const int64_t *kernel_dims, qf_spatial_geom *g,
+                             qf_err *err);
 
 /* Product of the normalised axes of an array such as g->out. */
 static inline int64_t qf_spatial_prod(const int64_t *v) {
     int64_t p = 1;
-    for (int i = 0; i < QF_SPATIAL_MAX; i++) p *= v[i];
+    for (int i = 0; i < QF_SPATIAL_MAX; i++)
+        p *= v[i];
     return p;
 }
 
