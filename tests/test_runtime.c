@@ -179,5 +179,62 @@ static void observer_sees_every_node(void) {
     qf_model_free(m);
 }
 
-QT_MAIN(QT_CASE(observer_sees_every_node), QT_CASE(chain_values_and_buffer_reuse), QT_CASE(input_validation_errors),
+/* PyTorch's view(x.size(0), -1): Shape -> Gather -> Unsqueeze -> Concat ->
+ * Reshape on a dynamic batch. The planner must evaluate Shape from the
+ * bound shapes even though x's contents are not known at plan time. */
+static void shape_chain_on_dynamic_batch(void) {
+    qf_graph *g = qf_graph_create();
+    int64_t xd[3] = {-1, 2, 3}, one[1] = {1};
+    int x = qf_graph_add_value(g, "x", QF_DT_F32, 3, xd);
+    qf_graph_add_input(g, x);
+    int shp = qf_graph_add_value(g, "shp", QF_DT_UNDEF, -1, NULL);
+    int idx = qf_graph_add_value(g, "idx", QF_DT_UNDEF, -1, NULL);
+    int b = qf_graph_add_value(g, "b", QF_DT_UNDEF, -1, NULL);
+    int bu = qf_graph_add_value(g, "bu", QF_DT_UNDEF, -1, NULL);
+    int ax = qf_graph_add_value(g, "axes", QF_DT_UNDEF, -1, NULL);
+    int m1 = qf_graph_add_value(g, "m1", QF_DT_UNDEF, -1, NULL);
+    int cat = qf_graph_add_value(g, "cat", QF_DT_UNDEF, -1, NULL);
+    int y = qf_graph_add_value(g, "y", QF_DT_UNDEF, -1, NULL);
+    int64_t zero = 0, minus1 = -1;
+    qf_tensor t0 = {.dtype = QF_DT_I64, .rank = 0, .data = &zero};
+    qf_tensor ta = {.dtype = QF_DT_I64, .rank = 1, .dims = {1}, .data = &zero};
+    qf_tensor tm = {.dtype = QF_DT_I64, .rank = 1, .dims = {1}, .data = &minus1};
+    qf_err e;
+    (void)one;
+    CHECK_OK(qf_graph_set_const(g, idx, &t0, &e));
+    CHECK_OK(qf_graph_set_const(g, ax, &ta, &e));
+    CHECK_OK(qf_graph_set_const(g, m1, &tm, &e));
+    qf_graph_add_node(g, "shape", "Shape", "", 13, &x, 1, &shp, 1, NULL, 0);
+    int gi[2] = {shp, idx};
+    qf_graph_add_node(g, "gather", "Gather", "", 13, gi, 2, &b, 1, NULL, 0);
+    int ui[2] = {b, ax};
+    qf_graph_add_node(g, "unsq", "Unsqueeze", "", 13, ui, 2, &bu, 1, NULL, 0);
+    qf_attr axis = {.name = "axis", .type = QF_ATTR_INT, .i = 0};
+    int ci[2] = {bu, m1};
+    qf_graph_add_node(g, "concat", "Concat", "", 13, ci, 2, &cat, 1, &axis, 1);
+    int ri[2] = {x, cat};
+    qf_graph_add_node(g, "reshape", "Reshape", "", 13, ri, 2, &y, 1, NULL, 0);
+    qf_graph_add_output(g, y);
+    CHECK_OK(qf_graph_toposort(g, &e));
+    CHECK_MSG(qf_graph_parse_ops(g, &e) == QF_OK, "%s", e.msg);
+    qf_model *m;
+    CHECK_OK(qf_model_from_graph(g, "view.onnx", &m, &e));
+    qf_session *s;
+    CHECK_OK(qf_session_create(m, NULL, &s, &e));
+    float xv[4 * 6];
+    for (int i = 0; i < 24; i++) xv[i] = (float)i;
+    qf_tensor in = {.dtype = QF_DT_F32, .rank = 3, .dims = {4, 2, 3}, .data = xv}, out;
+    qf_status st = qf_session_run(s, &in, 1, &out, 1, &e);
+    CHECK_MSG(st == QF_OK, "%s", e.msg);
+    CHECK(out.rank == 2 && out.dims[0] == 4 && out.dims[1] == 6);
+    CHECK_NEAR(((float *)out.data)[23], 23, 0);
+    in.dims[0] = 1;
+    st = qf_session_run(s, &in, 1, &out, 1, &e);
+    CHECK_MSG(st == QF_OK, "%s", e.msg);
+    CHECK(out.rank == 2 && out.dims[0] == 1 && out.dims[1] == 6);
+    qf_session_free(s);
+    qf_model_free(m);
+}
+
+QT_MAIN(QT_CASE(shape_chain_on_dynamic_batch), QT_CASE(observer_sees_every_node), QT_CASE(chain_values_and_buffer_reuse), QT_CASE(input_validation_errors),
         QT_CASE(shape_input_from_caller))

@@ -410,6 +410,8 @@ static qf_status plan(qf_session *s, const qf_tensor *inputs, qf_err *err) {
                 in[j].data = NULL;
             }
         }
+        /* Shape and friends need only shapes, which are all known now */
+        if (def->flags & QF_OPF_SHAPE_ONLY) all_known = true;
         for (int j = 0; j < nd->n_outputs; j++) memset(&out[j], 0, sizeof out[j]);
         st = def->infer(nd, in, nd->n_inputs, out, nd->n_outputs, err);
         if (st) {
