@@ -52,7 +52,8 @@ for m in "${MODELS[@]}"; do
   t1=$(date +%s.%N)
   line=$("$PY" tests/tools/npycompare.py "$got" "$ref" --tol "$TOL" --label "$m")
   rc=$?
-  printf '%s  (qforge run %ss)\n' "$line" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')"
+  secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
+  printf '%s  (qforge run %ss)\n' "$line" "$secs"
   if [[ $rc -eq 0 ]]; then pass=$((pass + 1)); else fail=$((fail + 1)); fi
 done
 echo "suite_models: $pass passed, $fail failed"

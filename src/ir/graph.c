@@ -1,6 +1,7 @@
 /* graph.c - construction and queries of the graph IR. */
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "ir/graph.h"
 #include "ir/ops.h"
@@ -24,6 +25,7 @@ void qf_graph_free(qf_graph *g) {
     qf_free(g->inputs);
     qf_free(g->outputs);
     qf_arena_free(&g->arena);
+    if (g->mapping) munmap(g->mapping, g->mapping_len);
     qf_free(g);
 }
 

@@ -103,6 +103,10 @@ typedef struct qf_graph {
     const char *name;
     const char *source_path; /* file name used in error messages */
     const char *producer;    /* producer_name from the model */
+    /* Read-only mmap of a qfm file that constant data may point into
+     * (data_external values); unmapped by qf_graph_free. NULL if none. */
+    void *mapping;
+    size_t mapping_len;
 } qf_graph;
 
 qf_graph *qf_graph_create(void);

@@ -67,7 +67,25 @@
     X(CONSTANT_OF_SHAPE, "ConstantOfShape", constant_of_shape) \
     X(REDUCE_SUM, "ReduceSum", reduce_sum)                \
     X(REDUCE_MAX, "ReduceMax", reduce_max)                \
-    X(REDUCE_MIN, "ReduceMin", reduce_min)
+    X(REDUCE_MIN, "ReduceMin", reduce_min)                \
+    X(QUANTIZE_LINEAR, "QuantizeLinear", quantize_linear) \
+    X(DEQUANTIZE_LINEAR, "DequantizeLinear", dequantize_linear) \
+    X(DYNAMIC_QUANTIZE_LINEAR, "DynamicQuantizeLinear", dynamic_quantize_linear) \
+    X(QLINEAR_CONV, "QLinearConv", qlinear_conv)          \
+    X(QLINEAR_MATMUL, "QLinearMatMul", qlinear_matmul)    \
+    X(CONV_INTEGER, "ConvInteger", conv_integer)          \
+    X(MATMUL_INTEGER, "MatMulInteger", matmul_integer)    \
+    X(QCONV, "qforge.QConv", qconv)                       \
+    X(QGEMM, "qforge.QGemm", qgemm)                       \
+    X(QADD, "qforge.QAdd", qadd)                          \
+    X(QMUL, "qforge.QMul", qmul)                          \
+    X(QMAX_POOL, "qforge.QMaxPool", qmax_pool)            \
+    X(QAVERAGE_POOL, "qforge.QAveragePool", qaverage_pool) \
+    X(QGLOBAL_AVERAGE_POOL, "qforge.QGlobalAveragePool", qglobal_average_pool) \
+    X(QCONCAT, "qforge.QConcat", qconcat)                 \
+    X(QRESIZE, "qforge.QResize", qresize)                 \
+    X(QPAD, "qforge.QPad", qpad)                          \
+    X(QLUT, "qforge.QLut", qlut)
 
 
 typedef enum qf_op_id {

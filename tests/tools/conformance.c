@@ -782,6 +782,9 @@ int main(int argc, char **argv) {
         if (st.excl[i].passed)
             printf("warning: stale exclusion: %s now passes (remove it from %s)\n",
                    st.excl[i].name, st.opt.exclusions);
+        else if (st.excl[i].skipped)
+            printf("warning: exclusion %s is not needed: the test is skipped\n",
+                   st.excl[i].name);
         else if (!st.excl[i].seen && !st.opt.filter)
             printf("warning: exclusion %s names no test\n", st.excl[i].name);
     }

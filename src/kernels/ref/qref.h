@@ -11,8 +11,9 @@
  *    struct points to); nothing is retained after the call. No kernel
  *    allocates, prints or needs scratch memory (so there are no
  *    `_scratch_size()` twins: the weights are widened on the fly).
- *  - Kernels return QF_OK or QF_ERR_INVALID_ARG (bad parameter, message in
- *    *err when err != NULL) / QF_ERR_UNSUPPORTED. On error nothing is written.
+ *  - Kernels return QF_OK, QF_ERR_INVALID_ARG (bad parameter; message naming
+ *    the function in *err when err != NULL), QF_ERR_SHAPE (operands that do
+ *    not broadcast) or QF_ERR_UNSUPPORTED. On error nothing is written.
  *  - Activations are NCHW. Element types: int8 (s8) everywhere; int16 (s16)
  *    for conv and gemm (qf_ref_conv2d_s16, qf_ref_gemm_s16) and for the
  *    qf_ref_rescale_q conversion (s8 <-> s16, for moving between precisions).
@@ -37,6 +38,8 @@
  *           Clamping before rounding equals clamping after because the bounds
  *           are integers; it also keeps the float->int conversion in range.
  *           mult_f = (float)M, M computed in double (qf_ref_rescale_init).
+ *           SIMD form: cvtdq2ps, mulps, maxps, minps, cvtps2dq, paddd. No
+ *           kernel may use FMA or reassociate: the one multiply is all there is.
  *    FIXED: M = mult_q * 2^(shift-31), mult_q in [2^30, 2^31) (or 0);
  *           v = acc * 2^max(shift,0), saturated to int32   (exact unless saturated)
  *           v = SRDHM(v, mult_q)        gemmlowp SaturatingRoundingDoublingHighMul:
@@ -47,7 +50,10 @@
  *           q = clamp(v + z, lo, hi)
  *           Net tie rule: an exact tie of acc*M rounds toward +inf when shift >= 0
  *           and away from zero when shift < 0; any result is floor or ceil of
- *           acc*mult_q*2^(shift-31) (two-step rounding, error <= 1/2 + 2^-(e+1)).
+ *           r = acc*mult_q*2^(shift-31), within 1/2 + 2^-(e+1) of r where
+ *           e = max(-shift, 0): gemmlowp rounds twice, so for a small e the
+ *           result can be one step off the correctly rounded r (e = 1: whenever
+ *           r is within 1/4 of a tie). Kept for CMSIS-NN/TFLite compatibility.
  *  - Fused activations: act_min/act_max are the quantized ReLU/Clip bounds.
  */
 #ifndef QF_KERNELS_REF_QREF_H
@@ -104,7 +110,7 @@ typedef struct qf_ref_rescale {
  * [0.5, 1) (frexp), m = round_half_away(frac * 2^31) (if that gives 2^31:
  * m = 2^30, shift + 1). M == 0 or M < 2^-32 (shift < -31) give m = 0,
  * shift = 0 (such M makes |acc * M| <= 1/2 for every int32 acc).
- * Returns QF_ERR_INVALID_ARG for negative, NaN, infinite or M >= 2^30.
+ * Returns QF_ERR_INVALID_ARG unless 0 <= M < 2^30 (NaN, infinity rejected).
  * Note the returned shift is the exponent of M: positive means left shift. */
 qf_status qf_ref_quantize_multiplier(double M, int32_t *m, int *shift);
 
@@ -129,7 +135,9 @@ int32_t qf_ref_rdbpot(int32_t x, int exponent);
 /* v = RDBP(SRDHM(sat(x * 2^max(shift,0)), m), max(-shift,0)), no offset/clamp.
  * shift above 31 is treated as 31 (every nonzero x saturates either way),
  * below -62 as -62 (the result is 0 long before).
- * Unlike TFLite, the left shift saturates instead of overflowing. */
+ * Unlike TFLite, the left shift saturates instead of overflowing (UB there):
+ * when |x * M| >= 2^30 the result keeps the sign and has magnitude >= 2^30,
+ * so the clamp to any activation range still gives the right answer. */
 int32_t qf_ref_mul_by_qmult(int32_t x, int32_t m, int32_t shift);
 
 /* The two requantization modes for one accumulator (see the file comment).

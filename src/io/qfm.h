@@ -1,0 +1,88 @@
+/* qfm.h - qforge's native model file: a versioned, checksummed, mmap-able
+ * serialization of a qf_graph (float or quantized). The byte-level layout is
+ * specified in docs/qfm-format.md; the constants below are that spec's
+ * numbers, shared by the writer, the reader and the tests that craft
+ * damaged files. */
+#ifndef QF_IO_QFM_H
+#define QF_IO_QFM_H
+
+#include "ir/graph.h"
+
+/* Bumped whenever the stored layout changes (docs/qfm-format.md,
+ * "Versioning"). Readers accept exactly the versions they know. */
+#define QF_QFM_VERSION 1u
+
+/* "\x89QFM\r\n\x1a\n": the high byte catches 7-bit transfers, CR LF and the
+ * lone LF catch newline translation, ^Z stops DOS `type`. */
+#define QF_QFM_MAGIC "\x89QFM\r\n\x1a\n"
+#define QF_QFM_MAGIC_LEN 8
+#define QF_QFM_HEADER_SIZE 64u
+#define QF_QFM_SECTION_ENTRY_SIZE 32u
+#define QF_QFM_ALIGN 64u
+
+/* Section kinds (u32 on disk). Append only. */
+enum {
+    QF_QFM_SEC_STRINGS = 1,
+    QF_QFM_SEC_GRAPH = 2,
+    QF_QFM_SEC_VALUES = 3,
+    QF_QFM_SEC_QPARAMS = 4,
+    QF_QFM_SEC_NODES = 5,
+    QF_QFM_SEC_ATTRS = 6,
+    QF_QFM_SEC_TENSORS = 7,
+    QF_QFM_SEC_TENSOR_DATA = 8,
+    QF_QFM_SEC_METADATA_JSON = 9
+};
+/* Section flags: a reader that does not know a REQUIRED section's kind must
+ * refuse the file; an unknown optional section is skipped. */
+#define QF_QFM_SECF_REQUIRED 1u
+
+/* Tensor data encodings (u32 in a TENSORS record). Only RAW is implemented;
+ * the others are reserved so that readers reject them with a clear error. */
+enum {
+    QF_QFM_ENC_RAW = 0,
+    QF_QFM_ENC_SPARSE_BITMASK = 1, /* reserved */
+    QF_QFM_ENC_ZSTD = 2            /* reserved */
+};
+
+/* Fixed record sizes (bytes). */
+#define QF_QFM_VALUE_REC_SIZE 88u
+#define QF_QFM_TENSOR_REC_SIZE 96u
+#define QF_QFM_NODE_REC_SIZE 40u
+#define QF_QFM_ATTR_REC_SIZE 24u
+#define QF_QFM_ATTR_TENSOR_HDR_SIZE 80u
+#define QF_QFM_QPARAMS_HDR_SIZE 16u
+
+/* Write g (and optionally a UTF-8 JSON metadata string, NULL = no metadata
+ * section) to path through an atomic temp-file + rename: on any error the
+ * previous file at path, if any, is left untouched and no temp file stays.
+ * The graph is validated first (constant sizes, indices, qparams, attribute
+ * types), so what is written can be read back. */
+qf_status qf_qfm_write(const qf_graph *g, const char *metadata_json, const char *path,
+                       qf_err *err);
+
+/* Load a qfm file. The file is mmapped read-only and constant values point
+ * into the mapping (data_external = true; the graph owns the mapping and
+ * unmaps it in qf_graph_free); if mmap fails the file is read into memory and
+ * constants are copied. Every offset, size, count and checksum is checked
+ * before use; damage gives QF_ERR_FORMAT with a one-line message naming the
+ * file. The graph is toposorted and its ops parsed (unsupported ops give
+ * QF_ERR_UNSUPPORTED). metadata_json may be NULL; otherwise it receives a
+ * qf_malloc'd NUL-terminated copy of the metadata, or NULL if the file has
+ * none. On failure *out (and *metadata_json) are NULL. */
+qf_status qf_qfm_load(const char *path, qf_graph **out, char **metadata_json, qf_err *err);
+
+/* Same from a caller-owned buffer (tests, fuzzing): everything is copied, the
+ * graph does not reference buf. name_for_errors may be NULL ("model.qfm"). */
+qf_status qf_qfm_load_mem(const void *buf, size_t len, const char *name_for_errors,
+                          qf_graph **out, char **metadata_json, qf_err *err);
+
+/* Internal, shared by the reader and the writer: true if s[0..len) is
+ * well-formed UTF-8 without NUL bytes. */
+bool qf_qfm_utf8_ok(const char *s, size_t len);
+/* Internal: are q's fields consistent with value v (bits 1..32, n >= 1,
+ * axis -1 with n == 1 or a valid axis with n == dims[axis] when known,
+ * scales finite and > 0)? Negative axes count as -1. On false, why gets a
+ * short reason. */
+bool qf_qfm_qparams_ok(const qf_value *v, const qf_qparams *q, char *why, size_t why_len);
+
+#endif /* QF_IO_QFM_H */

@@ -1,0 +1,404 @@
+/* qops_conv.c - qforge.QConv and qforge.QGemm, the integer convolution and
+ * fully connected ops of the quantized runtime (docs/quantized-graph.md).
+ *
+ * Parse validates the constant weights (8-bit int8, or 4/2-bit packed uint8
+ * rows with the logical shape in w_shape), the optional int32 bias and the
+ * quantization parameters of input, weight and output, rejects layers whose
+ * int32 accumulator could overflow, and precomputes the per-channel
+ * requantization multipliers in the graph arena. Run maps the tensors onto
+ * qf_ref_conv2d_s8/_s16 and qf_ref_gemm_s8/_s16 (1-D convolutions run as
+ * 2-D ones of height 1).
+ */
+#include "kernels/ref/qops_util.h"
+#include "kernels/ref/spatial.h"
+
+/* What QConv and QGemm share: a weight matrix of out_ch rows of k values. */
+typedef struct qweighted {
+    int32_t w_bits; /* container: 8, 4 or 2 */
+    int w_rank;
+    int64_t w_shape[QF_MAX_DIMS]; /* logical weight shape (OIHW / [N, K]) */
+    int64_t out_ch;               /* O (conv) or N (gemm) */
+    int64_t k;                    /* values per row: prod(w_shape[1..]) */
+    size_t row_bytes;             /* packed row stride */
+    qf_dtype w_dtype;             /* I8 (8-bit) or U8 (packed) */
+    int64_t w_dims[2];            /* stored shape when packed: [out_ch, row_bytes] */
+    bool has_bias;
+    qo_act in, out;
+    qf_ref_requant rq; /* rq.mult points into the graph arena */
+} qweighted;
+
+typedef struct qconv_params {
+    qweighted w;
+    qf_spatial_attrs sp;
+    int64_t group;
+} qconv_params;
+
+/* Weight rank bounds: QGemm 2..2, QConv 3..4 (1-D, 2-D). */
+static qf_status parse_weights(qf_graph *g, const qf_node *n, int min_rank, int max_rank,
+                               qweighted *p, qf_err *err) {
+    char d[200];
+    qf_node_desc(n, d, sizeof d);
+    int wv = n->inputs[1];
+    const qf_value *w = &g->values[wv];
+    int64_t bits = qf_node_attr_int(n, "w_bits", 8);
+    if (bits != 8 && bits != 4 && bits != 2)
+        return qf_errf(err, QF_ERR_UNSUPPORTED,
+                       "%s: w_bits %lld (weights are stored in 8-, 4- or 2-bit containers; "
+                       "3-bit weights use 4)",
+                       d, (long long)bits);
+    p->w_bits = (int32_t)bits;
+    if (!(w->flags & QF_VAL_CONST) || !w->data)
+        return qf_errf(err, QF_ERR_UNSUPPORTED, "%s: weight '%s' must be a constant", d, w->name);
+    const int64_t *ws;
+    int n_ws = qf_node_attr_ints(n, "w_shape", &ws);
+    if (p->w_bits == 8) {
+        if (w->dtype != QF_DT_I8)
+            return qf_errf(err, QF_ERR_FORMAT, "%s: 8-bit weight '%s' must be int8, not %s", d,
+                           w->name, qf_dtype_name(w->dtype));
+        if (n_ws && (n_ws != w->rank || memcmp(ws, w->dims, sizeof(int64_t) * (size_t)n_ws)))
+            return qf_errf(err, QF_ERR_FORMAT, "%s: w_shape does not match weight '%s'", d,
+                           w->name);
+        p->w_rank = w->rank;
+        for (int i = 0; i < w->rank; i++) p->w_shape[i] = w->dims[i];
+        p->w_dtype = QF_DT_I8;
+    } else {
+        if (w->dtype != QF_DT_U8)
+            return qf_errf(err, QF_ERR_FORMAT,
+                           "%s: packed %d-bit weight '%s' must be uint8, not %s", d, (int)bits,
+                           w->name, qf_dtype_name(w->dtype));
+        if (n_ws == 0)
+            return qf_errf(err, QF_ERR_FORMAT, "%s: packed weight '%s' needs the w_shape attribute",
+                           d, w->name);
+        if (n_ws > QF_MAX_DIMS)
+            return qf_errf(err, QF_ERR_FORMAT, "%s: w_shape has %d dims", d, n_ws);
+        p->w_rank = n_ws;
+        for (int i = 0; i < n_ws; i++) p->w_shape[i] = ws[i];
+        p->w_dtype = QF_DT_U8;
+    }
+    if (p->w_rank < min_rank || p->w_rank > max_rank) {
+        /* a well-formed weight the kernels cannot run (3-D convolution) is
+         * unsupported; any other rank is a malformed graph */
+        qf_status st = p->w_rank == 5 && max_rank == 4 ? QF_ERR_UNSUPPORTED : QF_ERR_FORMAT;
+        return qf_errf(err, st, "%s: weight '%s' has rank %d (%d..%d supported)", d, w->name,
+                       p->w_rank, min_rank, max_rank);
+    }
+    int64_t k = 1;
+    for (int i = 0; i < p->w_rank; i++) {
+        if (p->w_shape[i] < 1 || p->w_shape[i] > INT32_MAX)
+            return qf_errf(err, QF_ERR_FORMAT, "%s: weight '%s' dim %d is %lld", d, w->name, i,
+                           (long long)p->w_shape[i]);
+        if (i > 0) {
+            if (k > INT32_MAX / p->w_shape[i])
+                return qf_errf(err, QF_ERR_UNSUPPORTED, "%s: weight '%s' rows are too long", d,
+                               w->name);
+            k *= p->w_shape[i];
+        }
+    }
+    p->out_ch = p->w_shape[0];
+    p->k = k;
+    p->row_bytes = qf_ref_packed_row_bytes(k, p->w_bits);
+    p->w_dims[0] = p->out_ch;
+    p->w_dims[1] = (int64_t)p->row_bytes;
+    size_t need;
+    if (!qf_mul_size((size_t)p->out_ch, p->row_bytes, &need))
+        return qf_errf(err, QF_ERR_FORMAT, "%s: weight '%s' is too large", d, w->name);
+    if (p->w_bits != 8 &&
+        (w->rank != 2 || w->dims[0] != p->w_dims[0] || w->dims[1] != p->w_dims[1]))
+        return qf_errf(err, QF_ERR_FORMAT,
+                       "%s: packed weight '%s' must be uint8 [%lld, %zu] (%lld rows of %lld "
+                       "%d-bit values), got rank %d with %zu bytes",
+                       d, w->name, (long long)p->out_ch, p->row_bytes, (long long)p->out_ch,
+                       (long long)k, (int)bits, w->rank, w->nbytes);
+    if (w->nbytes != need)
+        return qf_errf(err, QF_ERR_FORMAT, "%s: weight '%s' holds %zu bytes, expected %zu", d,
+                       w->name, w->nbytes, need);
+
+    /* weight qparams: symmetric, per tensor or per output channel (axis 0) */
+    const qf_qparams *wq = NULL;
+    qf_status s = qo_get_qp(g, n, wv, "weight", &wq, err);
+    if (s) return s;
+    if (wq->bits < 2 || wq->bits > p->w_bits)
+        return qf_errf(err, QF_ERR_FORMAT, "%s: weight '%s' has %d bits in a %d-bit container",
+                       d, w->name, wq->bits, (int)p->w_bits);
+    if (wq->n != 1 && (wq->n != p->out_ch || wq->axis != 0))
+        return qf_errf(err, QF_ERR_FORMAT,
+                       "%s: weight '%s' has %d scales on axis %d; expected 1 or %lld on axis 0", d,
+                       w->name, wq->n, wq->axis, (long long)p->out_ch);
+    for (int c = 0; c < wq->n; c++)
+        if (wq->zero_point[c] != 0)
+            return qf_errf(err, QF_ERR_FORMAT, "%s: weight '%s' zero point[%d] = %d (must be 0)",
+                           d, w->name, c, (int)wq->zero_point[c]);
+    /* the overflow bound assumes the restricted symmetric range */
+    const int32_t wmax = (1 << (wq->bits - 1)) - 1;
+    const uint8_t *wd = w->data;
+    for (int64_t r = 0; r < p->out_ch; r++) {
+        const uint8_t *row = wd + (size_t)r * p->row_bytes;
+        for (int64_t i = 0; i < k; i++) {
+            int32_t v = qf_ref_weight_get(row, i, p->w_bits);
+            if (v < -wmax || v > wmax)
+                return qf_errf(err, QF_ERR_FORMAT,
+                               "%s: weight '%s' row %lld value %d outside the %d-bit range "
+                               "[%d, %d]",
+                               d, w->name, (long long)r, (int)v, wq->bits, (int)-wmax, (int)wmax);
+        }
+    }
+
+    /* bias: constant int32 [out_ch], zero point 0 */
+    int64_t max_bias = 0;
+    p->has_bias = n->n_inputs > 2 && n->inputs[2] >= 0;
+    if (p->has_bias) {
+        const qf_value *b = &g->values[n->inputs[2]];
+        if (!(b->flags & QF_VAL_CONST) || !b->data)
+            return qf_errf(err, QF_ERR_UNSUPPORTED, "%s: bias '%s' must be a constant", d,
+                           b->name);
+        if (b->dtype != QF_DT_I32 || b->rank != 1 || b->dims[0] != p->out_ch ||
+            b->nbytes != (size_t)p->out_ch * sizeof(int32_t))
+            return qf_errf(err, QF_ERR_FORMAT, "%s: bias '%s' must be int32 [%lld]", d, b->name,
+                           (long long)p->out_ch);
+        if (b->qp)
+            for (int c = 0; c < b->qp->n; c++)
+                if (b->qp->zero_point[c] != 0)
+                    return qf_errf(err, QF_ERR_FORMAT, "%s: bias '%s' zero point must be 0", d,
+                                   b->name);
+        const int32_t *bd = b->data;
+        for (int64_t c = 0; c < p->out_ch; c++) {
+            int64_t a = bd[c] < 0 ? -(int64_t)bd[c] : bd[c];
+            if (a > max_bias) max_bias = a;
+        }
+    }
+
+    /* activations, requantization */
+    if ((s = qo_act_qp(g, n, n->inputs[0], "input", true, &p->in, err)) ||
+        (s = qo_act_qp(g, n, n->outputs[0], "output", true, &p->out, err)))
+        return s;
+    if (p->in.dtype != p->out.dtype)
+        return qf_errf(err, QF_ERR_UNSUPPORTED,
+                       "%s: input '%s' is %s but output '%s' is %s (both must have the same type)",
+                       d, qo_vname(g, n->inputs[0]), qf_dtype_name(p->in.dtype),
+                       qo_vname(g, n->outputs[0]), qf_dtype_name(p->out.dtype));
+    int64_t bound = qf_ref_accum_bound(k, p->in.bits, wq->bits);
+    if (bound < 0 || bound > INT32_MAX - max_bias)
+        return qf_errf(err, QF_ERR_UNSUPPORTED,
+                       "%s: the int32 accumulator could overflow (reduction of %lld terms of "
+                       "%d-bit activations and %d-bit weights, |bias| up to %lld)",
+                       d, (long long)k, p->in.bits, wq->bits, (long long)max_bias);
+    if ((s = qo_parse_requant(n, &p->rq.mode, err)) ||
+        (s = qo_parse_act_range(n, &p->out, &p->rq.act_min, &p->rq.act_max, err)))
+        return s;
+    qf_ref_rescale *mult = qf_graph_alloc(g, sizeof(qf_ref_rescale) * (size_t)wq->n);
+    if (!mult) return qo_nomem(n, err);
+    s = qf_ref_rescale_channels(p->in.scale, wq->scale, wq->n, p->out.scale, mult, err);
+    if (s) {
+        qf_err_prefix(err, "%s", d);
+        return s;
+    }
+    p->rq.mult = mult;
+    p->rq.n_mult = wq->n;
+    p->rq.out_zp = p->out.zp;
+    return QF_OK;
+}
+
+/* infer-time checks of the input and (constant) weight tensors. */
+static qf_status check_operands(const qf_node *n, const qweighted *p, const qf_tensor *in,
+                                int n_in, qf_err *err) {
+    qf_status s = qo_check_dtype(n, &in[0], p->in.dtype, "input", err);
+    if (s) return s;
+    const qf_tensor *w = &in[1];
+    bool ok = w->dtype == p->w_dtype;
+    if (ok && p->w_bits == 8) {
+        ok = w->rank == p->w_rank;
+        for (int i = 0; ok && i < p->w_rank; i++) ok = w->dims[i] == p->w_shape[i];
+    } else if (ok) {
+        ok = w->rank == 2 && w->dims[0] == p->w_dims[0] && w->dims[1] == p->w_dims[1];
+    }
+    if (ok && p->has_bias)
+        ok = n_in > 2 && in[2].dtype == QF_DT_I32 && in[2].rank == 1 &&
+             in[2].dims[0] == p->out_ch;
+    if (!ok) {
+        char d[200];
+        return qf_errf(err, QF_ERR_SHAPE, "%s: weight or bias changed shape since parse",
+                       qf_node_desc(n, d, sizeof d));
+    }
+    return QF_OK;
+}
+
+/* ---- QConv ------------------------------------------------------------ */
+
+static qf_status qconv_parse(qf_graph *g, qf_node *n, qf_err *err) {
+    qf_status s = qo_check_io(n, 2, 3, err);
+    if (s) return s;
+    qconv_params *p = qf_graph_alloc(g, sizeof *p);
+    if (!p) return qo_nomem(n, err);
+    if ((s = parse_weights(g, n, 3, 4, &p->w, err)) ||
+        (s = qf_spatial_parse(n, &p->sp, false, false, err)))
+        return s;
+    char d[200];
+    p->group = qf_node_attr_int(n, "group", 1);
+    if (p->group < 1 || p->group > p->w.out_ch || p->w.out_ch % p->group != 0)
+        return qf_errf(err, QF_ERR_INVALID_ARG, "%s: group %lld does not divide %lld outputs",
+                       qf_node_desc(n, d, sizeof d), (long long)p->group,
+                       (long long)p->w.out_ch);
+    n->params = p;
+    return QF_OK;
+}
+
+/* Shapes -> kernel parameters (shared by infer and run). out_dims gets the
+ * output shape (rank of x). */
+static qf_status qconv_setup(const qf_node *n, const qf_tensor *in, int n_in,
+                             qf_ref_conv_params *cp, int64_t *out_dims, qf_err *err) {
+    const qconv_params *p = n->params;
+    const qf_tensor *x = &in[0];
+    char d[200];
+    qf_status s = check_operands(n, &p->w, in, n_in, err);
+    if (s) return s;
+    if (x->rank != p->w.w_rank)
+        return qf_errf(err, QF_ERR_SHAPE, "%s: input has rank %d, weights rank %d",
+                       qf_node_desc(n, d, sizeof d), x->rank, p->w.w_rank);
+    if (x->dims[1] != p->group * p->w.w_shape[1])
+        return qf_errf(err, QF_ERR_SHAPE, "%s: input has %lld channels, weights expect %lld x %lld",
+                       qf_node_desc(n, d, sizeof d), (long long)x->dims[1], (long long)p->group,
+                       (long long)p->w.w_shape[1]);
+    qf_spatial_geom geo;
+    s = qf_spatial_resolve(n, &p->sp, x->rank - 2, x->dims + 2, p->w.w_shape + 2, &geo, err);
+    if (s) return s;
+    /* the kernel is 2-D over normalised axes 1 (height) and 2 (width) */
+    if (!qo_fits_i32(x->dims[0]) || !qo_fits_i32(x->dims[1]) || !qo_fits_i32(geo.in[1]) ||
+        !qo_fits_i32(geo.in[2]) || !qo_fits_i32(geo.out[1]) || !qo_fits_i32(geo.out[2]) ||
+        !qo_fits_i32(geo.pad_b[1] + geo.pad_e[1]) || !qo_fits_i32(geo.pad_b[2] + geo.pad_e[2]))
+        return qf_errf(err, QF_ERR_UNSUPPORTED, "%s: tensor extents exceed int32",
+                       qf_node_desc(n, d, sizeof d));
+    memset(cp, 0, sizeof *cp);
+    cp->batch = (int32_t)x->dims[0];
+    cp->in_c = (int32_t)x->dims[1];
+    cp->in_h = (int32_t)geo.in[1];
+    cp->in_w = (int32_t)geo.in[2];
+    cp->out_c = (int32_t)p->w.out_ch;
+    cp->out_h = (int32_t)geo.out[1];
+    cp->out_w = (int32_t)geo.out[2];
+    cp->k_h = (int32_t)geo.kernel[1];
+    cp->k_w = (int32_t)geo.kernel[2];
+    cp->stride_h = (int32_t)geo.stride[1];
+    cp->stride_w = (int32_t)geo.stride[2];
+    cp->dil_h = (int32_t)geo.dil[1];
+    cp->dil_w = (int32_t)geo.dil[2];
+    cp->pad_top = (int32_t)geo.pad_b[1];
+    cp->pad_bottom = (int32_t)geo.pad_e[1];
+    cp->pad_left = (int32_t)geo.pad_b[2];
+    cp->pad_right = (int32_t)geo.pad_e[2];
+    cp->groups = (int32_t)p->group;
+    cp->in_zp = p->w.in.zp;
+    cp->w_bits = p->w.w_bits;
+    cp->rq = p->w.rq;
+    out_dims[0] = x->dims[0];
+    out_dims[1] = p->w.out_ch;
+    for (int i = 0; i < geo.nsp; i++) out_dims[2 + i] = geo.out[QF_SPATIAL_MAX - geo.nsp + i];
+    return QF_OK;
+}
+
+static qf_status qconv_infer(const qf_node *n, const qf_tensor *in, int n_in, qf_tensor *out,
+                             int n_out, qf_err *err) {
+    const qconv_params *p = n->params;
+    qf_ref_conv_params cp;
+    qf_status s = qconv_setup(n, in, n_in, &cp, out[0].dims, err);
+    if (s) return s;
+    out[0].dtype = p->w.out.dtype;
+    out[0].rank = in[0].rank;
+    return QF_OK;
+}
+
+static qf_status qconv_run(const qf_exec_ctx *ctx, const qf_node *n, const qf_tensor *in, int n_in,
+                           qf_tensor *out, int n_out, void *scratch, qf_err *err) {
+    const qconv_params *p = n->params;
+    qf_ref_conv_params cp;
+    int64_t od[QF_MAX_DIMS];
+    qf_status s = qconv_setup(n, in, n_in, &cp, od, err);
+    if (s) return s;
+    if (cp.batch == 0 || cp.in_c == 0) return QF_OK; /* empty batch: nothing to compute */
+    const int32_t *bias = p->w.has_bias ? in[2].data : NULL;
+    if (p->w.in.dtype == QF_DT_I16)
+        return qf_ref_conv2d_s16(&cp, in[0].data, in[1].data, bias, out[0].data, err);
+    return qf_ref_conv2d_s8(&cp, in[0].data, in[1].data, bias, out[0].data, err);
+}
+
+const qf_op_def qf_opdef_qconv = {.name = "qforge.QConv",
+                                  .parse = qconv_parse,
+                                  .infer = qconv_infer,
+                                  .run = qconv_run};
+
+/* ---- QGemm ------------------------------------------------------------ */
+
+static qf_status qgemm_parse(qf_graph *g, qf_node *n, qf_err *err) {
+    qf_status s = qo_check_io(n, 2, 3, err);
+    if (s) return s;
+    qweighted *p = qf_graph_alloc(g, sizeof *p);
+    if (!p) return qo_nomem(n, err);
+    if ((s = parse_weights(g, n, 2, 2, p, err))) return s;
+    n->params = p;
+    return QF_OK;
+}
+
+/* x [..., K] folds to [M, K]; the output is [M, N]. */
+static qf_status qgemm_setup(const qf_node *n, const qf_tensor *in, int n_in,
+                             qf_ref_gemm_params *gp, int64_t *m_out, qf_err *err) {
+    const qweighted *p = n->params;
+    const qf_tensor *x = &in[0];
+    char d[200];
+    qf_status s = check_operands(n, p, in, n_in, err);
+    if (s) return s;
+    if (x->rank < 2)
+        return qf_errf(err, QF_ERR_SHAPE, "%s: input must have rank >= 2 (got %d)",
+                       qf_node_desc(n, d, sizeof d), x->rank);
+    if (x->dims[x->rank - 1] != p->k)
+        return qf_errf(err, QF_ERR_SHAPE, "%s: input rows have %lld values, weights %lld",
+                       qf_node_desc(n, d, sizeof d), (long long)x->dims[x->rank - 1],
+                       (long long)p->k);
+    int64_t m = 1;
+    for (int i = 0; i < x->rank - 1; i++) {
+        if (x->dims[i] != 0 && m > INT32_MAX / x->dims[i])
+            return qf_errf(err, QF_ERR_UNSUPPORTED, "%s: more than 2^31 rows",
+                           qf_node_desc(n, d, sizeof d));
+        m *= x->dims[i];
+    }
+    memset(gp, 0, sizeof *gp);
+    gp->m = (int32_t)m;
+    gp->n = (int32_t)p->out_ch;
+    gp->k = (int32_t)p->k;
+    gp->in_zp = p->in.zp;
+    gp->w_bits = p->w_bits;
+    gp->rq = p->rq;
+    *m_out = m;
+    return QF_OK;
+}
+
+static qf_status qgemm_infer(const qf_node *n, const qf_tensor *in, int n_in, qf_tensor *out,
+                             int n_out, qf_err *err) {
+    const qweighted *p = n->params;
+    qf_ref_gemm_params gp;
+    int64_t m;
+    qf_status s = qgemm_setup(n, in, n_in, &gp, &m, err);
+    if (s) return s;
+    out[0].dtype = p->out.dtype;
+    out[0].rank = 2;
+    out[0].dims[0] = m;
+    out[0].dims[1] = p->out_ch;
+    return QF_OK;
+}
+
+static qf_status qgemm_run(const qf_exec_ctx *ctx, const qf_node *n, const qf_tensor *in, int n_in,
+                           qf_tensor *out, int n_out, void *scratch, qf_err *err) {
+    const qweighted *p = n->params;
+    qf_ref_gemm_params gp;
+    int64_t m;
+    qf_status s = qgemm_setup(n, in, n_in, &gp, &m, err);
+    if (s) return s;
+    if (m == 0) return QF_OK;
+    const int32_t *bias = p->has_bias ? in[2].data : NULL;
+    if (p->in.dtype == QF_DT_I16)
+        return qf_ref_gemm_s16(&gp, in[0].data, in[1].data, bias, out[0].data, err);
+    return qf_ref_gemm_s8(&gp, in[0].data, in[1].data, bias, out[0].data, err);
+}
+
+const qf_op_def qf_opdef_qgemm = {.name = "qforge.QGemm",
+                                  .parse = qgemm_parse,
+                                  .infer = qgemm_infer,
+                                  .run = qgemm_run};
