@@ -35,7 +35,7 @@ cli: $(BUILD)/qforge
 tests: $(TEST_BIN) $(TOOL_BIN)
 
 # Generated protobuf-c code for the ONNX schema that libonnx-dev installs.
-$(BUILD)/gen/onnx.pb-c.c $(BUILD)/gen/onnx.pb-c.h: $(ONNX_PROTO)
+$(BUILD)/gen/onnx.pb-c.c $(BUILD)/gen/onnx.pb-c.h &: $(ONNX_PROTO)
 	@mkdir -p $(BUILD)/gen
 	protoc-c --c_out=$(BUILD)/gen -I$(dir $(ONNX_PROTO)) $(ONNX_PROTO)
 
