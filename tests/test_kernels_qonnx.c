@@ -52,9 +52,7 @@ static qf_tensor tens(qf_dtype dt, int rank, const int64_t *dims, void *data) {
     t.data = data;
     return t;
 }
-static qf_tensor scalar(qf_dtype dt, void *data) {
-    return tens(dt, 0, NULL, data);
-}
+static qf_tensor scalar(qf_dtype dt, void *data) { return tens(dt, 0, NULL, data); }
 static qf_tensor omitted(void) {
     qf_tensor t;
     memset(&t, 0, sizeof t);
@@ -145,9 +143,7 @@ static bool near_tie(double v) {
     double d = v - floor(v);
     return fabs(d - 0.5) <= 2e-6 * (1.0 + fabs(v));
 }
-static int64_t clampi(int64_t v, int64_t lo, int64_t hi) {
-    return v < lo ? lo : v > hi ? hi : v;
-}
+static int64_t clampi(int64_t v, int64_t lo, int64_t hi) { return v < lo ? lo : v > hi ? hi : v; }
 /* expected quantized value of real v (already divided by the scale) */
 static int64_t ref_q(double v, int64_t zp, qf_dtype t) {
     int32_t lo, hi;
@@ -634,6 +630,7 @@ typedef struct qconv_case {
     int zp_mode; /* 0 random, 1 minimum, 2 maximum */
 } qconv_case;
 
+/* clang-format off */
 static const qconv_case qconv_cases[] = {
     {2, 1, 3, 4, 1, {6, 7}, {3, 3}, {1, 1}, {1, 1}, {1, 1, 1, 1}, NULL, QF_DT_U8, QF_DT_U8,
      QF_DT_U8, false, false, 0},
@@ -656,6 +653,7 @@ static const qconv_case qconv_cases[] = {
     {2, 1, 16, 8, 1, {40, 150}, {3, 3}, {1, 1}, {1, 1}, {1, 1, 1, 1}, NULL, QF_DT_U8, QF_DT_I8,
      QF_DT_U8, true, true, 0},
 };
+/* clang-format on */
 
 typedef struct qconv_data {
     int64_t xd[5], wd[5], yd[5], pb[3], out[3];
@@ -871,7 +869,7 @@ static void test_qlinear_conv_ties(void) {
     float xs = 1.0f, ws = 1.0f, ys = 2.0f;
     int8_t want[8] = {10, 12, 12, 14, 10, 8, 8, 74};
     int64_t xd[4] = {1, 1, 2, 4}, wd[4] = {1, 1, 1, 1};
-    qf_tensor in[8] = {tens(QF_DT_I8, 4, xd, x), scalar(QF_DT_F32, &xs), scalar(QF_DT_I8, &xzp),
+    qf_tensor in[8] = {tens(QF_DT_I8, 4, xd, x),  scalar(QF_DT_F32, &xs), scalar(QF_DT_I8, &xzp),
                        tens(QF_DT_I8, 4, wd, &w), scalar(QF_DT_F32, &ws), scalar(QF_DT_I8, &wzp),
                        scalar(QF_DT_F32, &ys),    scalar(QF_DT_I8, &yzp)};
     op_run r;
@@ -884,8 +882,8 @@ static void test_qlinear_conv_ties(void) {
     int8_t yzp2 = 120;
     int64_t bd[1] = {1};
     in[7] = scalar(QF_DT_I8, &yzp2);
-    qf_tensor in9[9] = {in[0], in[1], in[2], in[3], in[4], in[5], in[6], in[7],
-                        tens(QF_DT_I32, 1, bd, &bias)};
+    qf_tensor in9[9] = {
+        in[0], in[1], in[2], in[3], in[4], in[5], in[6], in[7], tens(QF_DT_I32, 1, bd, &bias)};
     int8_t want2[8] = {122, 122, 124, 124, 120, 120, 118, 127};
     CHECK_RUN(op_call(&r, "QLinearConv", 10, NULL, 0, in9, 9, 1), &r);
     ok = memcmp(r.out[0].data, want2, 8) == 0;
@@ -919,9 +917,9 @@ static void test_qconv_errors(void) {
     int64_t xd[4] = {2, 4, 5, 5}, wd[4] = {6, 4, 3, 3}, d3[1] = {3};
     op_run r;
     /* per-channel w_scale with 3 entries for 6 outputs */
-    qf_tensor in[8] = {tens(QF_DT_U8, 4, xd, x), scalar(QF_DT_F32, &sc), scalar(QF_DT_U8, &zp),
-                       tens(QF_DT_U8, 4, wd, w), tens(QF_DT_F32, 1, d3, ws3),
-                       scalar(QF_DT_U8, &zp),    scalar(QF_DT_F32, &sc), scalar(QF_DT_U8, &zp)};
+    qf_tensor in[8] = {tens(QF_DT_U8, 4, xd, x), scalar(QF_DT_F32, &sc),      scalar(QF_DT_U8, &zp),
+                       tens(QF_DT_U8, 4, wd, w), tens(QF_DT_F32, 1, d3, ws3), scalar(QF_DT_U8, &zp),
+                       scalar(QF_DT_F32, &sc),   scalar(QF_DT_U8, &zp)};
     qf_status s = op_call(&r, "QLinearConv", 10, NULL, 0, in, 8, 1);
     bool named = strstr(r.err.msg, "nut") != NULL;
     op_free(&r);
@@ -957,8 +955,8 @@ static void test_qconv_errors(void) {
     /* int64 bias */
     in[6] = scalar(QF_DT_F32, &sc);
     int64_t b64[6] = {0}, bd[1] = {6};
-    qf_tensor in9[9] = {in[0], in[1], in[2], in[3], in[4], in[5], in[6], in[7],
-                        tens(QF_DT_I64, 1, bd, b64)};
+    qf_tensor in9[9] = {
+        in[0], in[1], in[2], in[3], in[4], in[5], in[6], in[7], tens(QF_DT_I64, 1, bd, b64)};
     s = op_call(&r, "QLinearConv", 10, NULL, 0, in9, 9, 1);
     op_free(&r);
     CHECK_EQ_INT(s, QF_ERR_SHAPE);
@@ -973,6 +971,7 @@ typedef struct qmm_case {
     int zp_mode;
 } qmm_case;
 
+/* clang-format off */
 static const qmm_case qmm_cases[] = {
     {2, 2, {5, 7}, {7, 4}, QF_DT_U8, QF_DT_U8, QF_DT_U8, 0, 0, 0},
     {2, 2, {6, 9}, {9, 5}, QF_DT_I8, QF_DT_I8, QF_DT_I8, 1, 1, 1},
@@ -984,6 +983,7 @@ static const qmm_case qmm_cases[] = {
     {2, 1, {4, 5}, {5}, QF_DT_U8, QF_DT_U8, QF_DT_U8, 1, 0, 0},
     {3, 4, {3, 2, 5}, {2, 1, 5, 3}, QF_DT_I8, QF_DT_U8, QF_DT_U8, 2, 2, 2},
 };
+/* clang-format on */
 
 /* parameter shape for mode (row: for a, else b) */
 static int param_shape(int mode, bool row, int r, const int64_t *od, int64_t *pd) {
@@ -1072,10 +1072,9 @@ static void test_qlinear_matmul_cases(void) {
         put_int(yzp_buf, cc->yt, 0, pick_zp(cc->yt, cc->zp_mode));
         int64_t yz = get_int(yzp_buf, cc->yt, 0);
         qf_tensor in[8] = {
-            tens(cc->at, ra, cc->ad, a),       tens(QF_DT_F32, pra, pad, as),
-            tens(cc->at, pra, pad, azp),       tens(cc->bt, rb, cc->bd, b),
-            tens(QF_DT_F32, prb, pbd, bs),     tens(cc->bt, prb, pbd, bzp),
-            scalar(QF_DT_F32, &ys),            scalar(cc->yt, yzp_buf),
+            tens(cc->at, ra, cc->ad, a), tens(QF_DT_F32, pra, pad, as), tens(cc->at, pra, pad, azp),
+            tens(cc->bt, rb, cc->bd, b), tens(QF_DT_F32, prb, pbd, bs), tens(cc->bt, prb, pbd, bzp),
+            scalar(QF_DT_F32, &ys),      scalar(cc->yt, yzp_buf),
         };
         op_run r;
         qf_status s = op_call(&r, "QLinearMatMul", 10, NULL, 0, in, 8, 1);
@@ -1169,10 +1168,10 @@ static void test_qlinear_matmul_onnx(void) {
     float as = 0.0066f, bs = 0.00705f, ys = 0.0107f;
     uint8_t azp = 113, bzp = 114, yzp = 118;
     int64_t ad[2] = {2, 4}, bd[2] = {4, 3}, one[1] = {1};
-    qf_tensor in[8] = {tens(QF_DT_U8, 2, ad, a),        tens(QF_DT_F32, 1, one, &as),
-                       tens(QF_DT_U8, 1, one, &azp),    tens(QF_DT_U8, 2, bd, b),
-                       tens(QF_DT_F32, 1, one, &bs),    tens(QF_DT_U8, 1, one, &bzp),
-                       tens(QF_DT_F32, 1, one, &ys),    tens(QF_DT_U8, 1, one, &yzp)};
+    qf_tensor in[8] = {tens(QF_DT_U8, 2, ad, a),     tens(QF_DT_F32, 1, one, &as),
+                       tens(QF_DT_U8, 1, one, &azp), tens(QF_DT_U8, 2, bd, b),
+                       tens(QF_DT_F32, 1, one, &bs), tens(QF_DT_U8, 1, one, &bzp),
+                       tens(QF_DT_F32, 1, one, &ys), tens(QF_DT_U8, 1, one, &yzp)};
     op_run r;
     CHECK_RUN(op_call(&r, "QLinearMatMul", 10, NULL, 0, in, 8, 1), &r);
     uint8_t want[6] = {168, 115, 255, 1, 66, 151};
@@ -1182,8 +1181,7 @@ static void test_qlinear_matmul_onnx(void) {
 }
 
 QT_MAIN(QT_CASE(test_registry), QT_CASE(test_quantize_hand), QT_CASE(test_quantize_random),
-        QT_CASE(test_dequantize), QT_CASE(test_dynamic_quantize),
-        QT_CASE(test_qlinear_conv_cases), QT_CASE(test_qlinear_conv_ties),
-        QT_CASE(test_conv_integer_onnx), QT_CASE(test_qconv_errors),
-        QT_CASE(test_qlinear_matmul_cases), QT_CASE(test_matmul_integer_hand),
-        QT_CASE(test_qlinear_matmul_onnx))
+        QT_CASE(test_dequantize), QT_CASE(test_dynamic_quantize), QT_CASE(test_qlinear_conv_cases),
+        QT_CASE(test_qlinear_conv_ties), QT_CASE(test_conv_integer_onnx),
+        QT_CASE(test_qconv_errors), QT_CASE(test_qlinear_matmul_cases),
+        QT_CASE(test_matmul_integer_hand), QT_CASE(test_qlinear_matmul_onnx))

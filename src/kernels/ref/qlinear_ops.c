@@ -32,9 +32,7 @@ static bool present(const qf_tensor *in, int n_in, int i) {
     return i >= 0 && i < n_in && in[i].dtype != QF_DT_UNDEF;
 }
 
-static bool is_q8(qf_dtype t) {
-    return t == QF_DT_U8 || t == QF_DT_I8;
-}
+static bool is_q8(qf_dtype t) { return t == QF_DT_U8 || t == QF_DT_I8; }
 
 static int32_t load8(const void *p, qf_dtype t, int64_t i) {
     return t == QF_DT_U8 ? ((const uint8_t *)p)[i] : ((const int8_t *)p)[i];
@@ -97,13 +95,11 @@ static void widen_row(int16_t *restrict dst, const void *src, qf_dtype t, int64_
     }
 }
 
-static void *align64(void *p) {
-    return (void *)(((uintptr_t)p + 63) & ~(uintptr_t)63);
-}
+static void *align64(void *p) { return (void *)(((uintptr_t)p + 63) & ~(uintptr_t)63); }
 
 /* Per-tensor (one element) or a 1-D parameter of `count` entries. */
-static qf_status check_param(const qf_node *n, const qf_tensor *t, const char *what,
-                             qf_dtype want, int64_t count, qf_err *err) {
+static qf_status check_param(const qf_node *n, const qf_tensor *t, const char *what, qf_dtype want,
+                             int64_t count, qf_err *err) {
     char d[200];
     if (want == QF_DT_F32) {
         if (t->dtype != QF_DT_F32 && t->dtype != QF_DT_F16)
@@ -238,8 +234,7 @@ static qf_status qconv_make_plan(const qf_node *n, const qf_tensor *in, int n_in
         pl->y_dtype = pl->y_zp->dtype;
         if (present(in, n_in, sl->bias)) {
             pl->bias = &in[sl->bias];
-            if (pl->bias->dtype != QF_DT_I32 || pl->bias->rank != 1 ||
-                pl->bias->dims[0] != pl->m)
+            if (pl->bias->dtype != QF_DT_I32 || pl->bias->rank != 1 || pl->bias->dims[0] != pl->m)
                 return qf_errf(err, QF_ERR_SHAPE, "%s: bias must be int32 of shape [%lld]",
                                qf_node_desc(n, d, sizeof d), (long long)pl->m);
         }
@@ -458,9 +453,9 @@ static qf_status matmul_integer_parse(qf_graph *g, qf_node *n, qf_err *err) {
 /* Resolve parameter t of operand op (a when row, else b): one element, a
  * 1-D vector of M (rows) / N (columns) entries, or op's rank with shape
  * [..., M, 1] / [..., 1, N] whose batch axes match op's or are 1. */
-static qf_status qparam_resolve(const qf_node *n, const qf_tensor *t, const qf_tensor *op,
-                                bool row, const qmm_plan *pl, const char *what, qf_dtype want,
-                                qparam_ix *ix, qf_err *err) {
+static qf_status qparam_resolve(const qf_node *n, const qf_tensor *t, const qf_tensor *op, bool row,
+                                const qmm_plan *pl, const char *what, qf_dtype want, qparam_ix *ix,
+                                qf_err *err) {
     char d[200];
     memset(ix, 0, sizeof *ix);
     if (!t) return QF_OK;
@@ -588,8 +583,7 @@ static qf_status qmm_make_plan(const qf_node *n, const qf_tensor *in, int n_in, 
         return s;
     pl->y_dtype = QF_DT_I32;
     if (ql) {
-        if ((s = qparam_resolve(n, &in[1], a, true, pl, "a_scale", QF_DT_F32, &pl->a_scale,
-                                err)) ||
+        if ((s = qparam_resolve(n, &in[1], a, true, pl, "a_scale", QF_DT_F32, &pl->a_scale, err)) ||
             (s = qparam_resolve(n, &in[4], b, false, pl, "b_scale", QF_DT_F32, &pl->b_scale,
                                 err)) ||
             (s = check_param(n, &in[6], "y_scale", QF_DT_F32, 1, err)))

@@ -339,7 +339,7 @@ const qf_op_def qf_opdef_dequantize_linear = {
 /* ---- DynamicQuantizeLinear ----------------------------------------------- */
 
 static qf_status dynq_check(const qf_node *n, const qf_tensor *in, int n_in, int n_out,
-                           qf_err *err) {
+                            qf_err *err) {
     char d[200];
     if (!present(in, n_in, 0))
         return qf_errf(err, QF_ERR_INVALID_ARG, "%s: needs input x", qf_node_desc(n, d, sizeof d));
