@@ -28,9 +28,7 @@
 /* ---- deterministic random numbers ---------------------------------------- */
 
 static uint64_t rng_state;
-static void rng_seed(uint64_t s) {
-    rng_state = s * 0x9E3779B97F4A7C15ull + 0x2545F4914F6CDD1Dull;
-}
+static void rng_seed(uint64_t s) { rng_state = s * 0x9E3779B97F4A7C15ull + 0x2545F4914F6CDD1Dull; }
 static uint64_t rng_u64(void) {
     rng_state ^= rng_state << 13;
     rng_state ^= rng_state >> 7;
@@ -93,7 +91,8 @@ static void minmax_moving_average(void) {
         for (size_t b = 0; b < QF_ARRAY_LEN(batch_scale); b++) {
             size_t n = 100 + 20 * b;
             fill(x, n, D_GAUSS, batch_scale[b]);
-            for (size_t i = 0; i < n; i++) x[i] += (float)(0.3 * b);
+            for (size_t i = 0; i < n; i++)
+                x[i] += (float)(0.3 * b);
             double bmn = INFINITY, bmx = -INFINITY;
             for (size_t i = 0; i < n; i++) {
                 bmn = fmin(bmn, x[i]);
@@ -146,19 +145,17 @@ static void per_channel_minmax(void) {
         int rank;
         int64_t dims[4];
         int axis;
-    } cases[] = {
-        {4, {3, 4, 2, 5}, 1}, {4, {6, 2, 3, 3}, 0}, {2, {7, 9}, 1}, {3, {2, 3, 4}, 2}};
+    } cases[] = {{4, {3, 4, 2, 5}, 1}, {4, {6, 2, 3, 3}, 0}, {2, {7, 9}, 1}, {3, {2, 3, 4}, 2}};
     for (size_t ci = 0; ci < QF_ARRAY_LEN(cases); ci++) {
         rng_seed(100 + ci);
         qf_observer_opts oo = {.per_channel = true, .axis = cases[ci].axis};
         qf_observer *o = make_obs(&oo);
         CHECK(o);
         qf_tensor t = {.dtype = QF_DT_F32, .rank = cases[ci].rank};
-        size_t n = 1, outer = 1, inner = 1;
+        size_t n = 1, inner = 1;
         for (int d = 0; d < t.rank; d++) {
             t.dims[d] = cases[ci].dims[d];
             n *= (size_t)t.dims[d];
-            if (d < cases[ci].axis) outer *= (size_t)t.dims[d];
             if (d > cases[ci].axis) inner *= (size_t)t.dims[d];
         }
         size_t C = (size_t)t.dims[cases[ci].axis];
@@ -179,12 +176,12 @@ static void per_channel_minmax(void) {
             qf_err e;
             CHECK_MSG(qf_observer_observe_tensor(o, &t, &e) == QF_OK, "%s", e.msg);
         }
-        (void)outer;
         int64_t nc;
         const float *mn, *mx;
         CHECK_OK(qf_observer_get_channels(o, &nc, &mn, &mx, NULL));
         CHECK_EQ_INT(nc, C);
-        for (size_t c = 0; c < C; c++) CHECK(mn[c] == emn[c] && mx[c] == emx[c]);
+        for (size_t c = 0; c < C; c++)
+            CHECK(mn[c] == emn[c] && mx[c] == emx[c]);
         /* per-tensor stats come along */
         qf_observer_stats st;
         qf_observer_get_stats(o, &st);
@@ -268,8 +265,7 @@ static void all_zero_data(void) {
             qf_calib_opts co = {.method = (qf_calib_method)m, .symmetric = sym};
             float lo = 1, hi = 1;
             CHECK_OK(qf_calib_range(o, &co, &lo, &hi, NULL));
-            CHECK_MSG(lo == 0 && hi == 0, "%s sym %d: %g %g", qf_calib_method_name(m), sym, lo,
-                      hi);
+            CHECK_MSG(lo == 0 && hi == 0, "%s sym %d: %g %g", qf_calib_method_name(m), sym, lo, hi);
         }
     }
     /* zeros seen before the first non-zero batch stay in the bin of 0 */
@@ -290,7 +286,8 @@ static void all_zero_data(void) {
 
 static uint64_t hist_sum(const qf_hist *h) {
     uint64_t s = 0;
-    for (size_t k = 0; k < h->nbins; k++) s += h->pos[k] + h->neg[k];
+    for (size_t k = 0; k < h->nbins; k++)
+        s += h->pos[k] + h->neg[k];
     return s;
 }
 
@@ -305,7 +302,8 @@ static void histogram_growth(void) {
     CHECK(grown);
     for (size_t b = 0; b < NB; b++) {
         fill(all + b * PER, PER, b % 2 ? D_LAPLACE : D_GAUSS, scales[b]);
-        for (size_t i = 0; i < PER; i += 7) all[b * PER + i] *= 0.001f; /* mass near 0 */
+        for (size_t i = 0; i < PER; i += 7)
+            all[b * PER + i] *= 0.001f; /* mass near 0 */
         CHECK_OK(qf_observer_observe(grown, all + b * PER, PER, NULL));
         qf_hist h;
         CHECK_OK(qf_observer_get_hist(grown, &h, NULL));
@@ -349,14 +347,14 @@ static void histogram_growth(void) {
     static const double ps[] = {50, 90, 99, 99.9, 99.99, 100};
     for (size_t i = 0; i < QF_ARRAY_LEN(ps); i++) {
         for (int sym = 0; sym < 2; sym++) {
-            qf_calib_opts co = {.method = QF_CALIB_PERCENTILE, .percentile = ps[i],
-                                .symmetric = sym};
+            qf_calib_opts co = {
+                .method = QF_CALIB_PERCENTILE, .percentile = ps[i], .symmetric = sym};
             float lo_g, hi_g, lo_1, hi_1;
             CHECK_OK(qf_calib_range(grown, &co, &lo_g, &hi_g, NULL));
             CHECK_OK(qf_calib_range(once, &co, &lo_1, &hi_1, NULL));
             CHECK_MSG(fabs(lo_g - lo_1) <= tol && fabs(hi_g - hi_1) <= tol,
-                      "p %g sym %d: [%g %g] vs [%g %g] (w %g)", ps[i], sym, lo_g, hi_g, lo_1,
-                      hi_1, tol);
+                      "p %g sym %d: [%g %g] vs [%g %g] (w %g)", ps[i], sym, lo_g, hi_g, lo_1, hi_1,
+                      tol);
         }
     }
     qf_observer_free(grown);
@@ -394,13 +392,12 @@ static void percentile_vs_sort(void) {
         for (size_t pi = 0; pi < QF_ARRAY_LEN(ps); pi++) {
             double f = ps[pi] / 100;
             size_t r_hi = (size_t)ceil(f * N), r_lo = (size_t)ceil((1 - f) * N); /* 1-based */
-            qf_calib_opts co = {.method = QF_CALIB_PERCENTILE, .percentile = ps[pi],
-                                .symmetric = true};
+            qf_calib_opts co = {
+                .method = QF_CALIB_PERCENTILE, .percentile = ps[pi], .symmetric = true};
             float lo, hi;
             CHECK_OK(qf_calib_range(o, &co, &lo, &hi, NULL));
             CHECK_MSG(fabs(hi - sorted_abs[r_hi - 1]) <= tol && lo == -hi,
-                      "dist %zu p %g: %g vs %g (w %g)", di, ps[pi], hi, sorted_abs[r_hi - 1],
-                      tol);
+                      "dist %zu p %g: %g vs %g (w %g)", di, ps[pi], hi, sorted_abs[r_hi - 1], tol);
             co.symmetric = false;
             CHECK_OK(qf_calib_range(o, &co, &lo, &hi, NULL));
             CHECK_MSG(fabs(hi - sorted[r_hi - 1]) <= tol && fabs(lo - sorted[r_lo - 1]) <= tol,
@@ -423,7 +420,7 @@ typedef struct kl_case {
     int outliers; /* number of +-60 sigma values added */
     int bits;
     bool symmetric;
-    int nq;       /* levels the reference uses: 2^(bits-1), 2^bits for asym >= 0 data */
+    int nq;              /* levels the reference uses: 2^(bits-1), 2^bits for asym >= 0 data */
     double t_min, t_max; /* plausible band for the threshold */
 } kl_case;
 
@@ -460,17 +457,16 @@ static void entropy_vs_reference(void) {
     for (size_t ci = 0; ci < NC; ci++)
         if (fscanf(p, "%lf %lf", &ref_t[ci], &ref_w[ci]) == 2) got++;
     int rc = pclose(p);
-    for (size_t ci = 0; ci < NC; ci++) unlink(paths[ci]);
+    for (size_t ci = 0; ci < NC; ci++)
+        unlink(paths[ci]);
     CHECK_MSG(rc == 0 && got == (int)NC,
-              "kl_reference.py failed (rc %d, %d results; run from the repository root)", rc,
-              got);
+              "kl_reference.py failed (rc %d, %d results; run from the repository root)", rc, got);
     for (size_t ci = 0; ci < NC; ci++) {
         const kl_case *c = &cases[ci];
         qf_observer *o = make_obs(NULL);
         CHECK(o);
         CHECK_OK(qf_observer_observe(o, x[ci], N, NULL));
-        qf_calib_opts co = {.method = QF_CALIB_ENTROPY, .bits = c->bits,
-                            .symmetric = c->symmetric};
+        qf_calib_opts co = {.method = QF_CALIB_ENTROPY, .bits = c->bits, .symmetric = c->symmetric};
         float lo, hi;
         qf_err e;
         CHECK_MSG(qf_calib_range(o, &co, &lo, &hi, &e) == QF_OK, "%s", e.msg);
@@ -482,8 +478,8 @@ static void entropy_vs_reference(void) {
         fprintf(stderr, "  entropy %-18s t = %.5f (reference %.5f, max %.3f)\n", c->what, hi,
                 ref_t[ci], absmax);
         CHECK_NEAR(h.width, ref_w[ci], 1e-9);
-        CHECK_MSG(fabs(hi - ref_t[ci]) <= h.width * 1.0001, "%s: %g vs reference %g", c->what,
-                  hi, ref_t[ci]);
+        CHECK_MSG(fabs(hi - ref_t[ci]) <= h.width * 1.0001, "%s: %g vs reference %g", c->what, hi,
+                  ref_t[ci]);
         CHECK_MSG(hi >= c->t_min && hi <= c->t_max, "%s: threshold %g outside [%g, %g]", c->what,
                   hi, c->t_min, c->t_max);
         if (c->symmetric)
@@ -491,6 +487,10 @@ static void entropy_vs_reference(void) {
         else
             CHECK(lo == (float)st.min);
         if (c->outliers) CHECK(hi < 0.15 * absmax); /* clips far below the outliers */
+        /* 2^15 levels >= 2048 bins: nothing to clip */
+        co.bits = 16;
+        CHECK_OK(qf_calib_range(o, &co, &lo, &hi, NULL));
+        CHECK(hi == (float)(c->symmetric ? absmax : st.max));
         qf_observer_free(o);
     }
 }
@@ -530,10 +530,10 @@ static void mse_vs_bruteforce(void) {
         int bits;
         bool symmetric;
     } cases[] = {
-        {D_GAUSS, 8, true},  {D_GAUSS, 4, true},   {D_LAPLACE, 8, true}, {D_LAPLACE, 4, true},
-        {D_RELU, 8, false},  {D_RELU, 4, false},   {D_SKEW, 8, false},   {D_SKEW, 4, false},
+        {D_GAUSS, 8, true}, {D_GAUSS, 4, true}, {D_LAPLACE, 8, true}, {D_LAPLACE, 4, true},
+        {D_RELU, 8, false}, {D_RELU, 4, false}, {D_SKEW, 8, false},   {D_SKEW, 4, false},
     };
-    enum { N = 20000, DENSE = 800 };
+    enum { N = 12000, DENSE = 600 };
     static float x[N];
     for (size_t ci = 0; ci < QF_ARRAY_LEN(cases); ci++) {
         rng_seed(500 + ci);
@@ -564,9 +564,10 @@ static void mse_vs_bruteforce(void) {
         }
         double mine = sample_mse(x, N, lo, hi, bits, sym);
         double full = sample_mse(x, N, lo0, hi0, bits, sym);
-        fprintf(stderr, "  mse case %zu (%d bits%s): clip %.4f..%.4f, mse %.4g, brute %.4g at "
-                "%.3f, minmax %.4g\n", ci, bits, sym ? " sym" : "", lo, hi, mine, best, best_f,
-                full);
+        fprintf(stderr,
+                "  mse case %zu (%d bits%s): clip %.4f..%.4f, mse %.4g, brute %.4g at "
+                "%.3f, minmax %.4g\n",
+                ci, bits, sym ? " sym" : "", lo, hi, mine, best, best_f, full);
         CHECK_MSG(mine <= best * 1.01, "case %zu: mse %g vs brute force %g", ci, mine, best);
         if (sym) CHECK(lo == -hi);
         qf_observer_free(o);
@@ -593,12 +594,12 @@ static void qparams_cases(void) {
         /* -128 + 1 / (float)(2/255) = -0.5000075 (the float scale is a bit
          * small), so -1, not the 0 that exact arithmetic would give */
         {-1.0f, 1.0f, 8, false, true, 2.0f / 255, -1, -128, 127},
-        {0.5f, 2.0f, 8, false, true, 2.0f / 255, -128, -128, 127},   /* lo extended to 0 */
-        {-3.0f, -1.0f, 8, false, true, 3.0f / 255, 127, -128, 127},  /* hi extended to 0 */
-        {-1.0f, 3.0f, 8, false, true, 4.0f / 255, -64, -128, 127},   /* -128 + 63.75 */
-        {-1.0f, 3.0f, 8, false, false, 4.0f / 255, 64, 0, 255},      /* uint8 */
-        {0.0f, 0.0f, 8, false, true, 1.0f, -128, -128, 127},         /* all zero */
-        {-2.0f, 1.0f, 4, false, true, 3.0f / 15, 2, -8, 7},          /* -8 + 10 */
+        {0.5f, 2.0f, 8, false, true, 2.0f / 255, -128, -128, 127},      /* lo extended to 0 */
+        {-3.0f, -1.0f, 8, false, true, 3.0f / 255, 127, -128, 127},     /* hi extended to 0 */
+        {-1.0f, 3.0f, 8, false, true, 4.0f / 255, -64, -128, 127},      /* -128 + 63.75 */
+        {-1.0f, 3.0f, 8, false, false, 4.0f / 255, 64, 0, 255},         /* uint8 */
+        {0.0f, 0.0f, 8, false, true, 1.0f, -128, -128, 127},            /* all zero */
+        {-2.0f, 1.0f, 4, false, true, 3.0f / 15, 2, -8, 7},             /* -8 + 10 */
         {-1.0f, 1.0f, 16, false, true, 2.0f / 65535, 0, -32768, 32767}, /* -0.4999924 */
         /* symmetric: restricted range */
         {-0.5f, 2.0f, 8, true, true, 2.0f / 127, 0, -127, 127},
@@ -663,8 +664,7 @@ static void qparams_cases(void) {
     /* invalid */
     CHECK_EQ_INT(qf_calib_qparams(1.0f, 0.0f, 8, false, true, &q, NULL), QF_ERR_INVALID_ARG);
     CHECK_EQ_INT(qf_calib_qparams(NAN, 1.0f, 8, false, true, &q, NULL), QF_ERR_INVALID_ARG);
-    CHECK_EQ_INT(qf_calib_qparams(0.0f, INFINITY, 8, false, true, &q, NULL),
-                 QF_ERR_INVALID_ARG);
+    CHECK_EQ_INT(qf_calib_qparams(0.0f, INFINITY, 8, false, true, &q, NULL), QF_ERR_INVALID_ARG);
     CHECK_EQ_INT(qf_calib_qparams(-1.0f, 1.0f, 1, false, true, &q, NULL), QF_ERR_INVALID_ARG);
     CHECK_EQ_INT(qf_calib_qparams(-1.0f, 1.0f, 17, true, true, &q, NULL), QF_ERR_INVALID_ARG);
 }
@@ -704,7 +704,8 @@ static void weight_scales(void) {
         for (size_t c = 0; c < CO; c++) {
             const float *wc = w + c * PER;
             double m = 0;
-            for (size_t i = 0; i < PER; i++) m = fmax(m, fabs(wc[i]));
+            for (size_t i = 0; i < PER; i++)
+                m = fmax(m, fabs(wc[i]));
             if (m == 0) {
                 CHECK(s_mm[c] == 1.0f && s_mse[c] == 1.0f);
                 continue;
@@ -719,8 +720,7 @@ static void weight_scales(void) {
             double mine = weight_sse(wc, PER, s_mse[c], bits);
             double mm = weight_sse(wc, PER, s_mm[c], bits);
             CHECK_MSG(mine <= best * 1.01 + 1e-30 && mine <= mm,
-                      "bits %d ch %zu: sse %g, brute force %g, minmax %g", bits, c, mine, best,
-                      mm);
+                      "bits %d ch %zu: sse %g, brute force %g, minmax %g", bits, c, mine, best, mm);
         }
     }
     /* other axes and per-tensor, vs naive max */
@@ -773,6 +773,51 @@ static void method_names(void) {
     CHECK_EQ_INT(qf_calib_method_parse("MinMax", &m, NULL), QF_ERR_INVALID_ARG);
 }
 
+/* ---- out of memory -------------------------------------------------------------- */
+
+static int fail_after;
+static void *failing_alloc(void *u, size_t n) {
+    (void)u;
+    if (fail_after-- <= 0) return NULL;
+    return malloc(n);
+}
+static void *failing_realloc(void *u, void *p, size_t n) {
+    (void)u;
+    if (fail_after-- <= 0) return NULL;
+    return realloc(p, n);
+}
+static void plain_free(void *u, void *p) {
+    (void)u;
+    free(p);
+}
+
+/* Every allocation failure gives QF_ERR_NOMEM, nothing leaks (ASan checks),
+ * and with enough allocations the whole sequence succeeds. */
+static void out_of_memory(void) {
+    float x[2 * 3 * 4];
+    fill(x, 24, D_GAUSS, 1.0);
+    qf_tensor t = {.dtype = QF_DT_F32, .rank = 3, .dims = {2, 3, 4}, .data = x};
+    qf_allocator a = {failing_alloc, failing_realloc, plain_free, NULL};
+    bool saw_nomem = false, saw_ok = false;
+    for (int k = 0; k < 12 && !saw_ok; k++) {
+        qf_set_allocator(&a);
+        fail_after = k;
+        qf_observer_opts oo = {.per_channel = true, .axis = 1};
+        qf_observer *o = NULL;
+        float lo, hi;
+        qf_calib_opts co = {.method = QF_CALIB_ENTROPY, .bits = 4, .symmetric = true};
+        qf_status st = qf_observer_create(&oo, "oom", &o, NULL);
+        if (st == QF_OK) st = qf_observer_observe_tensor(o, &t, NULL);
+        if (st == QF_OK) st = qf_calib_range(o, &co, &lo, &hi, NULL);
+        qf_observer_free(o);
+        qf_set_allocator(NULL);
+        CHECK_MSG(st == QF_OK || st == QF_ERR_NOMEM, "k %d: status %d", k, (int)st);
+        saw_nomem |= st == QF_ERR_NOMEM;
+        saw_ok |= st == QF_OK;
+    }
+    CHECK(saw_nomem && saw_ok);
+}
+
 /* ---- speed: 1000 Fashion-MNIST images through a small CNN ------------------------ */
 
 static double now_s(void) {
@@ -791,9 +836,11 @@ static void observe_speed(void) {
     CHECK(x && relu);
     rng_seed(4242);
     fill(x, maxn, D_GAUSS, 2.0);
-    for (size_t i = 0; i < maxn; i++) relu[i] = fmaxf(x[i], 0.0f);
+    for (size_t i = 0; i < maxn; i++)
+        relu[i] = fmaxf(x[i], 0.0f);
     qf_observer *o[NT];
-    for (size_t i = 0; i < NT; i++) o[i] = make_obs(NULL);
+    for (size_t i = 0; i < NT; i++)
+        o[i] = make_obs(NULL);
     size_t total = 0;
     double t0 = now_s();
     for (size_t b = 0; b < 10; b++) { /* 10 batches of 100 images */
@@ -806,7 +853,8 @@ static void observe_speed(void) {
         }
     }
     double dt = now_s() - t0;
-    for (size_t i = 0; i < NT; i++) qf_observer_free(o[i]);
+    for (size_t i = 0; i < NT; i++)
+        qf_observer_free(o[i]);
     free(x);
     free(relu);
     fprintf(stderr, "  observed %zu values in %.3f s (%.2f ns/value)\n", total, dt,
@@ -819,4 +867,5 @@ static void observe_speed(void) {
 QT_MAIN(QT_CASE(minmax_moving_average), QT_CASE(per_channel_minmax), QT_CASE(observer_errors),
         QT_CASE(all_zero_data), QT_CASE(histogram_growth), QT_CASE(percentile_vs_sort),
         QT_CASE(entropy_vs_reference), QT_CASE(mse_vs_bruteforce), QT_CASE(qparams_cases),
-        QT_CASE(weight_scales), QT_CASE(method_names), QT_CASE(observe_speed))
+        QT_CASE(weight_scales), QT_CASE(method_names), QT_CASE(out_of_memory),
+        QT_CASE(observe_speed))

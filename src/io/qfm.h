@@ -57,8 +57,7 @@ enum {
  * previous file at path, if any, is left untouched and no temp file stays.
  * The graph is validated first (constant sizes, indices, qparams, attribute
  * types), so what is written can be read back. */
-qf_status qf_qfm_write(const qf_graph *g, const char *metadata_json, const char *path,
-                       qf_err *err);
+qf_status qf_qfm_write(const qf_graph *g, const char *metadata_json, const char *path, qf_err *err);
 
 /* Load a qfm file. The file is mmapped read-only and constant values point
  * into the mapping (data_external = true; the graph owns the mapping and
@@ -73,8 +72,8 @@ qf_status qf_qfm_load(const char *path, qf_graph **out, char **metadata_json, qf
 
 /* Same from a caller-owned buffer (tests, fuzzing): everything is copied, the
  * graph does not reference buf. name_for_errors may be NULL ("model.qfm"). */
-qf_status qf_qfm_load_mem(const void *buf, size_t len, const char *name_for_errors,
-                          qf_graph **out, char **metadata_json, qf_err *err);
+qf_status qf_qfm_load_mem(const void *buf, size_t len, const char *name_for_errors, qf_graph **out,
+                          char **metadata_json, qf_err *err);
 
 /* Internal, shared by the reader and the writer: true if s[0..len) is
  * well-formed UTF-8 without NUL bytes. */

@@ -25,8 +25,8 @@
 #define QFM_KNOWN_VALUE_FLAGS (QF_VAL_INPUT | QF_VAL_OUTPUT | QF_VAL_CONST)
 
 static const char *const sec_names[QFM_N_KINDS] = {
-    "?", "STRINGS", "GRAPH", "VALUES", "QPARAMS", "NODES", "ATTRS", "TENSORS", "TENSOR_DATA",
-    "METADATA_JSON"};
+    "?",     "STRINGS", "GRAPH",   "VALUES",      "QPARAMS",
+    "NODES", "ATTRS",   "TENSORS", "TENSOR_DATA", "METADATA_JSON"};
 
 /* ---- little-endian loads (unaligned-safe) ------------------------------ */
 static uint32_t le32(const unsigned char *p) { return qf_load_le32(p); }
@@ -254,12 +254,14 @@ static qf_status read_table(rctx *c, uint32_t n_sec, uint64_t table_off) {
             return BAD(c, "section %s: offset %llu is not %u-byte aligned", kname,
                        (unsigned long long)off, QF_QFM_ALIGN);
         if (off > c->len || size > c->len - off)
-            return BAD(c, "section %s (offset %llu, size %llu) extends past the end of the file "
-                          "(%zu bytes)",
+            return BAD(c,
+                       "section %s (offset %llu, size %llu) extends past the end of the file "
+                       "(%zu bytes)",
                        kname, (unsigned long long)off, (unsigned long long)size, c->len);
         if (off < cursor)
-            return BAD(c, "section %s (offset %llu) overlaps the header, the table or the "
-                          "previous section",
+            return BAD(c,
+                       "section %s (offset %llu) overlaps the header, the table or the "
+                       "previous section",
                        kname, (unsigned long long)off);
         if ((s = check_gap(c, cursor, off))) return s;
         cursor = off + size;
@@ -270,8 +272,7 @@ static qf_status read_table(rctx *c, uint32_t n_sec, uint64_t table_off) {
             c->sec[kind] = (rsec){c->buf + off, size, true};
         } else if (flags & QF_QFM_SECF_REQUIRED) {
             return fail(c, QF_ERR_UNSUPPORTED,
-                        "section %s is required but unknown to this qforge (newer writer?)",
-                        kname);
+                        "section %s is required but unknown to this qforge (newer writer?)", kname);
         } /* else: an optional section of a newer writer, skipped */
     }
     if ((s = check_gap(c, cursor, c->len))) return s;
@@ -284,11 +285,12 @@ static qf_status read_table(rctx *c, uint32_t n_sec, uint64_t table_off) {
 /* The 8-byte "count, reserved" header most sections start with. */
 static qf_status sec_count(rctx *c, int kind, uint32_t *count) {
     const rsec *s = &c->sec[kind];
-    if (s->size < 8) return BAD(c, "section %s: %llu bytes, too short", sec_names[kind],
-                                (unsigned long long)s->size);
+    if (s->size < 8)
+        return BAD(c, "section %s: %llu bytes, too short", sec_names[kind],
+                   (unsigned long long)s->size);
     *count = le32(s->p);
-    if (le32(s->p + 4) != 0) return BAD(c, "section %s: reserved field is not zero",
-                                        sec_names[kind]);
+    if (le32(s->p + 4) != 0)
+        return BAD(c, "section %s: reserved field is not zero", sec_names[kind]);
     return QF_OK;
 }
 
@@ -297,8 +299,8 @@ static qf_status sec_count(rctx *c, int kind, uint32_t *count) {
 static qf_status exact_records(rctx *c, int kind, uint32_t count, uint64_t head,
                                uint64_t rec_size) {
     if (count > INT32_MAX || (uint64_t)count * rec_size != c->sec[kind].size - head)
-        return BAD(c, "section %s: count %u does not match its size (%llu bytes)",
-                   sec_names[kind], count, (unsigned long long)c->sec[kind].size);
+        return BAD(c, "section %s: count %u does not match its size (%llu bytes)", sec_names[kind],
+                   count, (unsigned long long)c->sec[kind].size);
     return QF_OK;
 }
 
@@ -311,7 +313,8 @@ static qf_status parse_strings(rctx *c) {
         return BAD(c, "section STRINGS: count %u does not fit its %llu bytes", n,
                    (unsigned long long)sec->size);
     for (uint32_t i = 0; i < n; i++) {
-        uint64_t off = le32(sec->p + 8 + (uint64_t)i * 8), len = le32(sec->p + 12 + (uint64_t)i * 8);
+        uint64_t off = le32(sec->p + 8 + (uint64_t)i * 8),
+                 len = le32(sec->p + 12 + (uint64_t)i * 8);
         if (off + len >= sec->size)
             return BAD(c, "string %u (offset %llu, length %llu) lies outside section STRINGS", i,
                        (unsigned long long)off, (unsigned long long)len);
@@ -346,8 +349,8 @@ static qf_status parse_qparams(rctx *c) {
         if (le32(r + 12) != 0) return BAD(c, "qparams record %u: reserved field is not zero", i);
         if (q->n == 0 || q->n > INT32_MAX || q->axis < -1 ||
             (uint64_t)q->n * 8 > sec->size - pos - QF_QFM_QPARAMS_HDR_SIZE)
-            return BAD(c, "qparams record %u (axis %d, %u scales) does not fit section QPARAMS",
-                       i, q->axis, q->n);
+            return BAD(c, "qparams record %u (axis %d, %u scales) does not fit section QPARAMS", i,
+                       q->axis, q->n);
         q->arrays = r + QF_QFM_QPARAMS_HDR_SIZE;
         pos += QF_QFM_QPARAMS_HDR_SIZE + (uint64_t)q->n * 8;
     }
@@ -385,7 +388,8 @@ static qf_status parse_values(rctx *c) {
     qf_status s = sec_count(c, QF_QFM_SEC_VALUES, &n);
     if (s || (s = exact_records(c, QF_QFM_SEC_VALUES, n, 8, QF_QFM_VALUE_REC_SIZE))) return s;
     for (uint32_t i = 0; i < n; i++) {
-        const unsigned char *r = c->sec[QF_QFM_SEC_VALUES].p + 8 + (uint64_t)i * QF_QFM_VALUE_REC_SIZE;
+        const unsigned char *r =
+            c->sec[QF_QFM_SEC_VALUES].p + 8 + (uint64_t)i * QF_QFM_VALUE_REC_SIZE;
         char what[48];
         snprintf(what, sizeof what, "value %u", i);
         const char *name;
@@ -454,7 +458,8 @@ static qf_status parse_tensors(rctx *c) {
     bool *seen = qf_calloc((size_t)g->n_values + 1, 1);
     if (!seen) return NOMEM(c);
     for (uint32_t i = 0; i < n && !s; i++) {
-        const unsigned char *r = c->sec[QF_QFM_SEC_TENSORS].p + 8 + (uint64_t)i * QF_QFM_TENSOR_REC_SIZE;
+        const unsigned char *r =
+            c->sec[QF_QFM_SEC_TENSORS].p + 8 + (uint64_t)i * QF_QFM_TENSOR_REC_SIZE;
         uint32_t vi = le32(r), dtype = le32(r + 4), rank = le32(r + 8), enc = le32(r + 12);
         if (vi >= (uint32_t)g->n_values) {
             s = BAD(c, "tensor record %u: value index %u out of range (%d values)", i, vi,
@@ -478,8 +483,8 @@ static qf_status parse_tensors(rctx *c) {
             break;
         }
         int64_t dims[QF_MAX_DIMS];
-        bool same = dtype == (uint32_t)v->dtype && rank <= QF_MAX_DIMS &&
-                    (int64_t)rank == (int64_t)v->rank;
+        bool same =
+            dtype == (uint32_t)v->dtype && rank <= QF_MAX_DIMS && (int64_t)rank == (int64_t)v->rank;
         for (int d = 0; d < QF_MAX_DIMS; d++) {
             dims[d] = lei64(r + 16 + 8 * d);
             if ((uint32_t)d < rank ? (same && dims[d] != v->dims[d]) : dims[d] != 0) same = false;
@@ -488,8 +493,7 @@ static qf_status parse_tensors(rctx *c) {
         if (!same) {
             s = BAD(c, "tensor '%s': dtype/shape differ from the value's", v->name);
         } else if (!shape_bytes(dtype, rank, dims, &want)) {
-            s = BAD(c, "tensor '%s': bad dtype or shape (negative dim or size overflow)",
-                    v->name);
+            s = BAD(c, "tensor '%s': bad dtype or shape (negative dim or size overflow)", v->name);
         } else if (nb != want) {
             s = BAD(c, "tensor '%s': %llu bytes stored, its shape needs %llu", v->name,
                     (unsigned long long)nb, (unsigned long long)want);
@@ -518,8 +522,7 @@ typedef struct rattrs { /* ATTRS section view */
     uint64_t pay_size;
 } rattrs;
 
-static qf_status parse_attr(rctx *c, const rattrs *at, uint32_t idx, const char *node,
-                            qf_attr *a) {
+static qf_status parse_attr(rctx *c, const rattrs *at, uint32_t idx, const char *node, qf_attr *a) {
     const unsigned char *r = at->recs + (uint64_t)idx * QF_QFM_ATTR_REC_SIZE;
     qf_graph *g = c->g;
     char what[160];
@@ -539,8 +542,8 @@ static qf_status parse_attr(rctx *c, const rattrs *at, uint32_t idx, const char 
     if (!list && cnt != 0) return BAD(c, "%s: count %u on a non-list", what, cnt);
     if (list && (cnt > INT32_MAX || val > at->pay_size ||
                  (uint64_t)cnt * (type == QF_ATTR_INTS ? 8 : 4) > avail))
-        return BAD(c, "%s: %u elements at offset %llu lie outside the payload (%llu bytes)",
-                   what, cnt, (unsigned long long)val, (unsigned long long)at->pay_size);
+        return BAD(c, "%s: %u elements at offset %llu lie outside the payload (%llu bytes)", what,
+                   cnt, (unsigned long long)val, (unsigned long long)at->pay_size);
     const unsigned char *p = at->pay + (list ? val : 0);
     a->n = (int)cnt;
     switch (type) {
@@ -548,9 +551,7 @@ static qf_status parse_attr(rctx *c, const rattrs *at, uint32_t idx, const char 
     case QF_ATTR_GRAPH:
         if (val) return BAD(c, "%s: placeholder with a value", what);
         break;
-    case QF_ATTR_INT:
-        memcpy(&a->i, &val, 8);
-        break;
+    case QF_ATTR_INT: memcpy(&a->i, &val, 8); break;
     case QF_ATTR_FLOAT: {
         if (val >> 32) return BAD(c, "%s: float with high bits set", what);
         uint32_t u = (uint32_t)val;
@@ -563,15 +564,16 @@ static qf_status parse_attr(rctx *c, const rattrs *at, uint32_t idx, const char 
         break;
     case QF_ATTR_INTS:
         if (!(a->ints = qf_graph_alloc(g, (size_t)cnt * 8))) return NOMEM(c);
-        for (uint32_t k = 0; k < cnt; k++) a->ints[k] = lei64(p + 8 * (uint64_t)k);
+        for (uint32_t k = 0; k < cnt; k++)
+            a->ints[k] = lei64(p + 8 * (uint64_t)k);
         break;
     case QF_ATTR_FLOATS:
         if (!(a->floats = qf_graph_alloc(g, (size_t)cnt * 4))) return NOMEM(c);
-        for (uint32_t k = 0; k < cnt; k++) a->floats[k] = lef32(p + 4 * (uint64_t)k);
+        for (uint32_t k = 0; k < cnt; k++)
+            a->floats[k] = lef32(p + 4 * (uint64_t)k);
         break;
     case QF_ATTR_STRINGS:
-        if (!(a->strings = qf_graph_alloc(g, sizeof(char *) * ((size_t)cnt + 1))))
-            return NOMEM(c);
+        if (!(a->strings = qf_graph_alloc(g, sizeof(char *) * ((size_t)cnt + 1)))) return NOMEM(c);
         for (uint32_t k = 0; k < cnt; k++) {
             if ((s = get_str(c, le32(p + 4 * (uint64_t)k), what, &str))) return s;
             if (!(a->strings[k] = qf_arena_strdup(&g->arena, str))) return NOMEM(c);
@@ -591,8 +593,9 @@ static qf_status parse_attr(rctx *c, const rattrs *at, uint32_t idx, const char 
         }
         if (!shape_bytes(dtype, rank, a->t.dims, &want) || want != nb ||
             nb > avail - QF_QFM_ATTR_TENSOR_HDR_SIZE)
-            return BAD(c, "%s: tensor of dtype %u, %llu bytes does not fit its shape or the "
-                          "payload",
+            return BAD(c,
+                       "%s: tensor of dtype %u, %llu bytes does not fit its shape or the "
+                       "payload",
                        what, dtype, (unsigned long long)nb);
         a->t.dtype = (qf_dtype)dtype;
         a->t.rank = (int)rank;
@@ -600,8 +603,7 @@ static qf_status parse_attr(rctx *c, const rattrs *at, uint32_t idx, const char 
         if (nb) memcpy(a->t.data, t + QF_QFM_ATTR_TENSOR_HDR_SIZE, (size_t)nb);
         break;
     }
-    default:
-        return BAD(c, "%s: unknown type %u", what, type);
+    default: return BAD(c, "%s: unknown type %u", what, type);
     }
     return QF_OK;
 }
@@ -624,8 +626,7 @@ static qf_status parse_nodes(rctx *c) {
     if (ns->size < 8) return BAD(c, "section NODES: too short");
     n = le32(ns->p);
     uint32_t n_io = le32(ns->p + 4); /* NODES has no reserved field: count, n_io */
-    if (n > INT32_MAX ||
-        (uint64_t)n * QF_QFM_NODE_REC_SIZE + (uint64_t)n_io * 4 != ns->size - 8)
+    if (n > INT32_MAX || (uint64_t)n * QF_QFM_NODE_REC_SIZE + (uint64_t)n_io * 4 != ns->size - 8)
         return BAD(c, "section NODES: counts %u, %u do not match its size (%llu bytes)", n, n_io,
                    (unsigned long long)ns->size);
     if (as->size < 16) return BAD(c, "section ATTRS: too short");
@@ -644,7 +645,8 @@ static qf_status parse_nodes(rctx *c) {
         char what[48];
         snprintf(what, sizeof what, "node %u", i);
         const char *name, *op_type, *domain;
-        if ((s = get_str(c, le32(r), what, &name)) || (s = get_str(c, le32(r + 4), what, &op_type)) ||
+        if ((s = get_str(c, le32(r), what, &name)) ||
+            (s = get_str(c, le32(r + 4), what, &op_type)) ||
             (s = get_str(c, le32(r + 8), what, &domain)))
             return s;
         int32_t opset = lei32(r + 12), op = lei32(r + 16);
@@ -652,8 +654,8 @@ static qf_status parse_nodes(rctx *c) {
         uint32_t nat = le32(r + 32), at_first = le32(r + 36);
         if (nin > QF_MAX_NODE_IO || nout > QF_MAX_NODE_IO || io_first != io_next ||
             nin + nout > n_io - io_next)
-            return BAD(c, "node '%s': %u inputs, %u outputs at %u do not fit the index list",
-                       name, nin, nout, io_first);
+            return BAD(c, "node '%s': %u inputs, %u outputs at %u do not fit the index list", name,
+                       nin, nout, io_first);
         if (at_first != at_next || nat > n_attr - at_next)
             return BAD(c, "node '%s': %u attributes at %u do not fit section ATTRS", name, nat,
                        at_first);
@@ -661,12 +663,13 @@ static qf_status parse_nodes(rctx *c) {
         for (uint32_t j = 0; j < nin + nout; j++) {
             vals[j] = lei32(io + 4 * ((uint64_t)io_first + j));
             if (vals[j] < -1 || vals[j] >= c->g->n_values)
-                return BAD(c, "node '%s': value index %d out of range (%d values)", name,
-                           vals[j], c->g->n_values);
+                return BAD(c, "node '%s': value index %d out of range (%d values)", name, vals[j],
+                           c->g->n_values);
         }
         qf_attr *attrs = nat ? qf_calloc(nat, sizeof *attrs) : NULL;
         if (nat && !attrs) return NOMEM(c);
-        for (uint32_t k = 0; k < nat && !s; k++) s = parse_attr(c, &at, at_first + k, name, &attrs[k]);
+        for (uint32_t k = 0; k < nat && !s; k++)
+            s = parse_attr(c, &at, at_first + k, name, &attrs[k]);
         int ni = s ? -1
                    : qf_graph_add_node(c->g, name, op_type, domain, opset, vals, (int)nin,
                                        vals + nin, (int)nout, attrs, (int)nat);
@@ -760,13 +763,12 @@ out:
     return QF_OK;
 }
 
-qf_status qf_qfm_load_mem(const void *buf, size_t len, const char *name_for_errors,
-                          qf_graph **out, char **metadata_json, qf_err *err) {
+qf_status qf_qfm_load_mem(const void *buf, size_t len, const char *name_for_errors, qf_graph **out,
+                          char **metadata_json, qf_err *err) {
     const char *path = name_for_errors ? name_for_errors : "model.qfm";
     if (out) *out = NULL;
     if (metadata_json) *metadata_json = NULL;
-    if (!out || (!buf && len))
-        return qf_errf(err, QF_ERR_INVALID_ARG, "%s: NULL argument", path);
+    if (!out || (!buf && len)) return qf_errf(err, QF_ERR_INVALID_ARG, "%s: NULL argument", path);
     if (qf_host_is_big_endian())
         return qf_errf(err, QF_ERR_UNSUPPORTED, "%s: qfm needs a little-endian host", path);
     return qfm_parse(buf, len, path, false, out, metadata_json, err);

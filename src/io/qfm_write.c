@@ -69,10 +69,12 @@ static void wb_f32(wbuf *b, float f) {
 static void wb_free(wbuf *b) { qf_free(b->p); }
 
 static void put_le32(unsigned char *p, uint32_t v) {
-    for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
+    for (int i = 0; i < 4; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
 }
 static void put_le64(unsigned char *p, uint64_t v) {
-    for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
 }
 
 /* ---- string table (deduplicated) ---------------------------------------- */
@@ -86,7 +88,8 @@ typedef struct strtab {
 
 static uint32_t str_hash(const char *s) {
     uint32_t h = 2166136261u; /* FNV-1a */
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 16777619u;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
     return h;
 }
 
@@ -99,7 +102,8 @@ static bool st_grow(strtab *t) {
         uint32_t e = t->slots[i];
         if (!e) continue;
         uint32_t h = str_hash(t->strs[e - 1]) & (ns - 1);
-        while (slots[h]) h = (h + 1) & (ns - 1);
+        while (slots[h])
+            h = (h + 1) & (ns - 1);
         slots[h] = e;
     }
     qf_free(t->slots);
@@ -159,7 +163,8 @@ static void build_strings(const strtab *t, wbuf *b, qf_err *err, const char *pat
         wb_u32(b, (uint32_t)len);
         pos += len + 1;
     }
-    for (uint32_t i = 0; i < t->n; i++) wb_put(b, t->strs[i], strlen(t->strs[i]) + 1);
+    for (uint32_t i = 0; i < t->n; i++)
+        wb_put(b, t->strs[i], strlen(t->strs[i]) + 1);
 }
 
 /* ---- validation: write only what the reader accepts ------------------- */
@@ -215,10 +220,8 @@ static qf_status check_attr(const qf_node *n, const qf_attr *a, const char *path
     case QF_ATTR_UNDEF:
     case QF_ATTR_GRAPH:
     case QF_ATTR_INT:
-    case QF_ATTR_FLOAT:
-        return QF_OK;
-    case QF_ATTR_STRING:
-        return QF_OK; /* NULL is written as "" */
+    case QF_ATTR_FLOAT: return QF_OK;
+    case QF_ATTR_STRING: return QF_OK; /* NULL is written as "" */
     case QF_ATTR_INTS:
     case QF_ATTR_FLOATS:
     case QF_ATTR_STRINGS: {
@@ -226,8 +229,8 @@ static qf_status check_attr(const qf_node *n, const qf_attr *a, const char *path
                           : a->type == QF_ATTR_FLOATS ? (const void *)a->floats
                                                       : (const void *)a->strings;
         if (a->n < 0 || (a->n > 0 && !arr))
-            return qf_errf(err, QF_ERR_INVALID_ARG, "%s: node '%s' attribute '%s': bad list",
-                           path, n->name, nm);
+            return qf_errf(err, QF_ERR_INVALID_ARG, "%s: node '%s' attribute '%s': bad list", path,
+                           n->name, nm);
         return QF_OK;
     }
     case QF_ATTR_TENSOR: {
@@ -258,8 +261,8 @@ static qf_status check_graph(const qf_graph *g, const char *path, qf_err *err) {
             return qf_errf(err, QF_ERR_INVALID_ARG, "%s: node %d has no op type or name", path, i);
         if (n->n_inputs < 0 || n->n_inputs > QF_MAX_NODE_IO || n->n_outputs < 0 ||
             n->n_outputs > QF_MAX_NODE_IO || n->n_attrs < 0)
-            return qf_errf(err, QF_ERR_INVALID_ARG, "%s: node '%s' has %d inputs, %d outputs",
-                           path, n->name, n->n_inputs, n->n_outputs);
+            return qf_errf(err, QF_ERR_INVALID_ARG, "%s: node '%s' has %d inputs, %d outputs", path,
+                           n->name, n->n_inputs, n->n_outputs);
         for (int j = 0; j < n->n_inputs + n->n_outputs; j++) {
             int v = j < n->n_inputs ? n->inputs[j] : n->outputs[j - n->n_inputs];
             if (v < -1 || v >= g->n_values)
@@ -272,8 +275,8 @@ static qf_status check_graph(const qf_graph *g, const char *path, qf_err *err) {
     for (int i = 0; i < g->n_inputs + g->n_outputs; i++) {
         int v = i < g->n_inputs ? g->inputs[i] : g->outputs[i - g->n_inputs];
         if (v < 0 || v >= g->n_values)
-            return qf_errf(err, QF_ERR_INVALID_ARG, "%s: graph input/output %d out of range",
-                           path, v);
+            return qf_errf(err, QF_ERR_INVALID_ARG, "%s: graph input/output %d out of range", path,
+                           v);
     }
     return QF_OK;
 }
@@ -294,8 +297,10 @@ static void build_graph(const qf_graph *g, wsecs *w) {
     wb_u32(b, (uint32_t)g->n_inputs);
     wb_u32(b, (uint32_t)g->n_outputs);
     wb_u32(b, 0);
-    for (int i = 0; i < g->n_inputs; i++) wb_i32(b, g->inputs[i]);
-    for (int i = 0; i < g->n_outputs; i++) wb_i32(b, g->outputs[i]);
+    for (int i = 0; i < g->n_inputs; i++)
+        wb_i32(b, g->inputs[i]);
+    for (int i = 0; i < g->n_outputs; i++)
+        wb_i32(b, g->outputs[i]);
 }
 
 static void build_values(const qf_graph *g, wsecs *w) {
@@ -315,15 +320,18 @@ static void build_values(const qf_graph *g, wsecs *w) {
         wb_u32(b, v->flags & QFM_KNOWN_VALUE_FLAGS);
         wb_i32(b, v->qp ? (int32_t)n_qp : -1);
         wb_u32(b, 0);
-        for (int d = 0; d < QF_MAX_DIMS; d++) wb_i64(b, d < v->rank ? v->dims[d] : 0);
+        for (int d = 0; d < QF_MAX_DIMS; d++)
+            wb_i64(b, d < v->rank ? v->dims[d] : 0);
         if (v->qp) {
             const qf_qparams *p = v->qp;
             wb_i32(q, p->bits);
             wb_i32(q, p->axis < 0 ? -1 : p->axis); /* any negative axis means per-tensor */
             wb_u32(q, (uint32_t)p->n);
             wb_u32(q, 0);
-            for (int k = 0; k < p->n; k++) wb_f32(q, p->scale[k]);
-            for (int k = 0; k < p->n; k++) wb_i32(q, p->zero_point[k]);
+            for (int k = 0; k < p->n; k++)
+                wb_f32(q, p->scale[k]);
+            for (int k = 0; k < p->n; k++)
+                wb_i32(q, p->zero_point[k]);
             n_qp++;
         }
     }
@@ -335,32 +343,31 @@ static void build_attr_payload(const qf_attr *a, wsecs *w, wbuf *pay, uint64_t *
     *value = 0;
     *count = 0;
     switch (a->type) {
-    case QF_ATTR_INT:
-        *value = (uint64_t)a->i;
-        break;
+    case QF_ATTR_INT: *value = (uint64_t)a->i; break;
     case QF_ATTR_FLOAT: {
         uint32_t u;
         memcpy(&u, &a->f, 4);
         *value = u;
         break;
     }
-    case QF_ATTR_STRING:
-        *value = st_intern(&w->st, a->s);
-        break;
+    case QF_ATTR_STRING: *value = st_intern(&w->st, a->s); break;
     case QF_ATTR_INTS:
         *value = pay->len;
         *count = (uint32_t)a->n;
-        for (int k = 0; k < a->n; k++) wb_i64(pay, a->ints[k]);
+        for (int k = 0; k < a->n; k++)
+            wb_i64(pay, a->ints[k]);
         break;
     case QF_ATTR_FLOATS:
         *value = pay->len;
         *count = (uint32_t)a->n;
-        for (int k = 0; k < a->n; k++) wb_f32(pay, a->floats[k]);
+        for (int k = 0; k < a->n; k++)
+            wb_f32(pay, a->floats[k]);
         break;
     case QF_ATTR_STRINGS:
         *value = pay->len;
         *count = (uint32_t)a->n;
-        for (int k = 0; k < a->n; k++) wb_u32(pay, st_intern(&w->st, a->strings[k]));
+        for (int k = 0; k < a->n; k++)
+            wb_u32(pay, st_intern(&w->st, a->strings[k]));
         break;
     case QF_ATTR_TENSOR: {
         uint64_t nb = 0;
@@ -370,13 +377,13 @@ static void build_attr_payload(const qf_attr *a, wsecs *w, wbuf *pay, uint64_t *
         *value = pay->len;
         wb_u32(pay, (uint32_t)a->t.dtype);
         wb_u32(pay, (uint32_t)a->t.rank);
-        for (int d = 0; d < QF_MAX_DIMS; d++) wb_i64(pay, d < a->t.rank ? a->t.dims[d] : 0);
+        for (int d = 0; d < QF_MAX_DIMS; d++)
+            wb_i64(pay, d < a->t.rank ? a->t.dims[d] : 0);
         wb_u64(pay, nb);
         wb_put(pay, a->t.data, (size_t)nb);
         break;
     }
-    default: /* UNDEF, GRAPH: name and type only */
-        break;
+    default: /* UNDEF, GRAPH: name and type only */ break;
     }
 }
 
@@ -411,8 +418,10 @@ static void build_nodes(const qf_graph *g, wsecs *w, wbuf *pay) {
     }
     for (int i = 0; i < g->n_nodes; i++) {
         const qf_node *n = &g->nodes[i];
-        for (int j = 0; j < n->n_inputs; j++) wb_i32(b, n->inputs[j]);
-        for (int j = 0; j < n->n_outputs; j++) wb_i32(b, n->outputs[j]);
+        for (int j = 0; j < n->n_inputs; j++)
+            wb_i32(b, n->inputs[j]);
+        for (int j = 0; j < n->n_outputs; j++)
+            wb_i32(b, n->outputs[j]);
     }
     /* ATTRS: records first, payload after; the header's payload size is
      * patched once the payload is complete. */
@@ -454,7 +463,8 @@ static void build_tensors(const qf_graph *g, wbuf *b, uint64_t *data_size) {
         wb_u32(b, (uint32_t)v->dtype);
         wb_u32(b, (uint32_t)v->rank);
         wb_u32(b, QF_QFM_ENC_RAW);
-        for (int d = 0; d < QF_MAX_DIMS; d++) wb_i64(b, d < v->rank ? v->dims[d] : 0);
+        for (int d = 0; d < QF_MAX_DIMS; d++)
+            wb_i64(b, d < v->rank ? v->dims[d] : 0);
         wb_u64(b, pos);
         wb_u64(b, v->nbytes);
         pos += v->nbytes;
@@ -594,8 +604,8 @@ qf_status qf_qfm_write(const qf_graph *g, const char *metadata_json, const char 
         s = QF_ERR_UNSUPPORTED;
         goto out;
     }
-    if (w.st.oom || strings.oom || w.graph.oom || w.values.oom || w.qparams.oom ||
-        w.nodes.oom || w.attrs.oom || w.tensors.oom) {
+    if (w.st.oom || strings.oom || w.graph.oom || w.values.oom || w.qparams.oom || w.nodes.oom ||
+        w.attrs.oom || w.tensors.oom) {
         s = qf_errf(err, QF_ERR_NOMEM, "%s: out of memory serializing the graph", path);
         goto out;
     }
@@ -604,20 +614,28 @@ qf_status qf_qfm_write(const qf_graph *g, const char *metadata_json, const char 
     uint32_t n = 0;
     const wbuf *bufs[] = {&strings, &w.graph, &w.values, &w.qparams,
                           &w.nodes, &w.attrs, &w.tensors};
-    const uint32_t kinds[] = {QF_QFM_SEC_STRINGS, QF_QFM_SEC_GRAPH,  QF_QFM_SEC_VALUES,
-                              QF_QFM_SEC_QPARAMS, QF_QFM_SEC_NODES,  QF_QFM_SEC_ATTRS,
+    const uint32_t kinds[] = {QF_QFM_SEC_STRINGS, QF_QFM_SEC_GRAPH, QF_QFM_SEC_VALUES,
+                              QF_QFM_SEC_QPARAMS, QF_QFM_SEC_NODES, QF_QFM_SEC_ATTRS,
                               QF_QFM_SEC_TENSORS};
     for (size_t i = 0; i < QF_ARRAY_LEN(kinds); i++, n++)
-        sec[n] = (wsection){kinds[i], QF_QFM_SECF_REQUIRED, 0, bufs[i]->len,
-                            qf_crc32c(0, bufs[i]->p, bufs[i]->len), bufs[i]->p};
+        sec[n] = (wsection){kinds[i],
+                            QF_QFM_SECF_REQUIRED,
+                            0,
+                            bufs[i]->len,
+                            qf_crc32c(0, bufs[i]->p, bufs[i]->len),
+                            bufs[i]->p};
     if (metadata_json) {
-        sec[n] = (wsection){QF_QFM_SEC_METADATA_JSON, 0, 0, meta_len,
-                            qf_crc32c(0, metadata_json, meta_len), metadata_json};
+        sec[n] = (wsection){QF_QFM_SEC_METADATA_JSON,
+                            0,
+                            0,
+                            meta_len,
+                            qf_crc32c(0, metadata_json, meta_len),
+                            metadata_json};
         n++;
     }
     /* the bulk goes last so everything the loader parses is at the front */
-    sec[n++] = (wsection){QF_QFM_SEC_TENSOR_DATA, QF_QFM_SECF_REQUIRED, 0, data_size,
-                          tensor_data_crc(g), NULL};
+    sec[n++] = (wsection){
+        QF_QFM_SEC_TENSOR_DATA, QF_QFM_SECF_REQUIRED, 0, data_size, tensor_data_crc(g), NULL};
     uint64_t pos = QF_QFM_HEADER_SIZE + (uint64_t)n * QF_QFM_SECTION_ENTRY_SIZE;
     for (uint32_t i = 0; i < n; i++) {
         pos = (pos + QF_QFM_ALIGN - 1) / QF_QFM_ALIGN * QF_QFM_ALIGN;

@@ -21,7 +21,8 @@
  *    |x| histogram (pos + neg) that TensorRT-style entropy calibration needs
  *    at full resolution, while the signed one still serves asymmetric tails.
  *  - The first batch with a non-zero value sets w = absmax / B (B = hist_bins,
- *    default 2048), n = B: exactly numpy.histogram(|x|, B, (0, absmax)).
+ *    default 2048), n = B: the bins of numpy.histogram(|x|, B, (0, absmax)),
+ *    up to values within rounding of an edge.
  *  - When a later batch has |x| > n*w: the bin count grows first (new bins are
  *    empty, same width; storage holds up to 2B bins per side); if 2B bins
  *    are not enough, the width is multiplied by the smallest integer factor f
@@ -30,14 +31,15 @@
  *    wrong bin: the merged histogram equals the one that binning all past
  *    samples at the new width would give (up to floating-point rounding of
  *    values lying on an edge). The only error is the usual within-bin one,
- *    and the resolution always stays between B and 2B bins over [0, absmax]
- *    (w <= absmax / (B - 1)), so every histogram-based result is within one
- *    bin width of what the same method gives on the same histogram built in
- *    one shot with the final range.
- *  - Cost: two sweeps per batch (min/max + finiteness, then binning), O(n),
- *    no allocation after create; a merge is O(B) and happens at most
- *    O(log(range growth)) times.
- *
+ *    and the resolution stays between B and 2B bins over [0, absmax]
+ *    (absmax <= n*w < absmax + w, so w < absmax / (B - 1)): a grown
+ *    histogram is as fine as a one-shot one, and e.g. its percentiles are
+ *    within one of its bin widths of the exact order statistic, like the
+ *    one-shot histogram's.
+ *  - Cost: two sweeps per batch (min/max + finiteness, then binning), O(n);
+ *    nothing is allocated after the first batch; a merge is O(B) and, as
+ *    each one at least doubles w, happens O(log(range growth)) times.
+
  * Non-finite values (NaN, +-Inf) make qf_observer_observe* fail with
  * QF_ERR_INVALID_ARG and leave the observer unchanged: calibration data that
  * drives a network to NaN/Inf is a bug to report, not something to average.
@@ -105,11 +107,11 @@ typedef struct qf_observer_stats {
 /* Histogram view (see the design note above). pos/neg point into the
  * observer. width == 0 means only zeros were seen (all in pos[0]). */
 typedef struct qf_hist {
-    double width;         /* bin width w (> 0 unless only zeros were seen) */
-    size_t nbins;         /* bins in use per side n; range covered [-n*w, n*w] */
-    const uint64_t *pos;  /* pos[k]: x >= 0, x in [k*w, (k+1)*w) */
-    const uint64_t *neg;  /* neg[k]: x < 0, -x in [k*w, (k+1)*w) */
-    uint64_t total;       /* sum of all counts == stats.count */
+    double width;        /* bin width w (> 0 unless only zeros were seen) */
+    size_t nbins;        /* bins in use per side n; range covered [-n*w, n*w] */
+    const uint64_t *pos; /* pos[k]: x >= 0, x in [k*w, (k+1)*w) */
+    const uint64_t *neg; /* neg[k]: x < 0, -x in [k*w, (k+1)*w) */
+    uint64_t total;      /* sum of all counts == stats.count */
 } qf_hist;
 
 const char *qf_observer_name(const qf_observer *o); /* "" when created without one */
@@ -181,8 +183,8 @@ qf_status qf_calib_range(const qf_observer *o, const qf_calib_opts *opts, float 
 /* The same, one method each (opts->method is ignored). */
 qf_status qf_calib_minmax(const qf_observer *o, const qf_calib_opts *opts, float *lo, float *hi,
                           qf_err *err);
-qf_status qf_calib_percentile(const qf_observer *o, const qf_calib_opts *opts, float *lo,
-                              float *hi, qf_err *err);
+qf_status qf_calib_percentile(const qf_observer *o, const qf_calib_opts *opts, float *lo, float *hi,
+                              qf_err *err);
 qf_status qf_calib_entropy(const qf_observer *o, const qf_calib_opts *opts, float *lo, float *hi,
                            qf_err *err);
 qf_status qf_calib_mse(const qf_observer *o, const qf_calib_opts *opts, float *lo, float *hi,

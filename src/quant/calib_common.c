@@ -14,8 +14,8 @@ qf_status qf_calib_prepare(const qf_observer *o, const qf_calib_opts *opts, bool
     qf_calib_opts *p = &in->opts;
     if (p->bits == 0) p->bits = QF_CALIB_DEFAULT_BITS;
     if (p->bits < 2 || p->bits > 16)
-        return qf_errf(err, QF_ERR_INVALID_ARG, "calibrate %s '%s': bits %d not in [2, 16]",
-                       method, in->name, p->bits);
+        return qf_errf(err, QF_ERR_INVALID_ARG, "calibrate %s '%s': bits %d not in [2, 16]", method,
+                       in->name, p->bits);
     if (p->percentile == 0) p->percentile = QF_CALIB_DEFAULT_PERCENTILE;
     if (!(p->percentile >= 50 && p->percentile <= 100))
         return qf_errf(err, QF_ERR_INVALID_ARG, "calibrate %s '%s': percentile %g not in [50, 100]",
@@ -39,8 +39,7 @@ qf_status qf_calib_prepare(const qf_observer *o, const qf_calib_opts *opts, bool
     return QF_OK;
 }
 
-void qf_calib_store(const qf_calib_input *in, double lo, double hi, float *lo_out,
-                    float *hi_out) {
+void qf_calib_store(const qf_calib_input *in, double lo, double hi, float *lo_out, float *hi_out) {
     if (in->opts.symmetric) {
         double t = QF_MAX(fabs(lo), fabs(hi));
         t = QF_MIN(t, in->absmax);

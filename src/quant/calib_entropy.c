@@ -17,9 +17,7 @@
 
 #define KL_EPS 1e-4 /* count given to empty bins of P and Q before normalizing */
 
-static double xlogx(double v) {
-    return v > 0 ? v * log(v) : 0;
-}
+static double xlogx(double v) { return v > 0 ? v * log(v) : 0; }
 
 /* h: |x| histogram of n bins; H, Z, L: prefix sums (n + 1 entries) of the
  * counts, of the number of empty bins and of h log h. Returns the number of

@@ -12,11 +12,11 @@
 
 /* What a calibrator starts from, checked once. */
 typedef struct qf_calib_input {
-    qf_calib_opts opts;     /* defaults filled in, ranges checked */
+    qf_calib_opts opts; /* defaults filled in, ranges checked */
     qf_observer_stats st;
-    qf_hist h;              /* valid when the histogram was asked for */
-    double absmax;          /* max(|min|, |max|) */
-    const char *name;       /* the observer's name, for messages */
+    qf_hist h;        /* valid when the histogram was asked for */
+    double absmax;    /* max(|min|, |max|) */
+    const char *name; /* the observer's name, for messages */
 } qf_calib_input;
 
 /* Fill `in` from the observer and the options (opts may be NULL). Fails when
@@ -27,7 +27,6 @@ qf_status qf_calib_prepare(const qf_observer *o, const qf_calib_opts *opts, bool
 
 /* Store a result: symmetric -> (-t, t) with t clamped to [0, absmax];
  * asymmetric -> (lo, hi) clamped to the observed [min, max]. */
-void qf_calib_store(const qf_calib_input *in, double lo, double hi, float *lo_out,
-                    float *hi_out);
+void qf_calib_store(const qf_calib_input *in, double lo, double hi, float *lo_out, float *hi_out);
 
 #endif /* QF_QUANT_CALIB_INTERNAL_H */

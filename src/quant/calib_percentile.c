@@ -33,8 +33,8 @@ static double quantile_signed(const qf_hist *h, double target) {
     return w * (double)h->nbins;
 }
 
-qf_status qf_calib_percentile(const qf_observer *o, const qf_calib_opts *opts, float *lo,
-                              float *hi, qf_err *err) {
+qf_status qf_calib_percentile(const qf_observer *o, const qf_calib_opts *opts, float *lo, float *hi,
+                              qf_err *err) {
     qf_calib_input in;
     qf_status s = qf_calib_prepare(o, opts, true, "percentile", &in, err);
     if (s != QF_OK) return s;

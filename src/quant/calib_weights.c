@@ -88,8 +88,10 @@ qf_status qf_calib_weight_scales(const qf_tensor *w, int axis, int bits, qf_cali
     if (axis >= 0) {
         ch.channels = (size_t)w->dims[axis];
         ch.inner = 1;
-        for (int d = 0; d < axis; d++) ch.outer *= (size_t)w->dims[d];
-        for (int d = axis + 1; d < w->rank; d++) ch.inner *= (size_t)w->dims[d];
+        for (int d = 0; d < axis; d++)
+            ch.outer *= (size_t)w->dims[d];
+        for (int d = axis + 1; d < w->rank; d++)
+            ch.inner *= (size_t)w->dims[d];
     }
     for (size_t i = 0; i < n; i++) {
         if (!isfinite(ch.x[i]))
@@ -100,7 +102,8 @@ qf_status qf_calib_weight_scales(const qf_tensor *w, int axis, int bits, qf_cali
         double m = 0;
         for (size_t a = 0; a < ch.outer; a++) {
             const float *p = ch.x + (a * ch.channels + c) * ch.inner;
-            for (size_t i = 0; i < ch.inner; i++) m = QF_MAX(m, fabs((double)p[i]));
+            for (size_t i = 0; i < ch.inner; i++)
+                m = QF_MAX(m, fabs((double)p[i]));
         }
         if (m == 0)
             scales[c] = 1.0f;

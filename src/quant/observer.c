@@ -9,8 +9,8 @@
 
 struct qf_observer {
     char *name;
-    size_t bins;     /* nominal resolution B */
-    size_t cap;      /* storage per side: 2B bins */
+    size_t bins; /* nominal resolution B */
+    size_t cap;  /* storage per side: 2B bins */
     double momentum;
     bool hist_on;
     bool per_channel;
@@ -25,9 +25,7 @@ struct qf_observer {
     float *ch_min, *ch_max;
 };
 
-static const char *obs_name(const qf_observer *o) {
-    return o->name ? o->name : "";
-}
+static const char *obs_name(const qf_observer *o) { return o->name ? o->name : ""; }
 
 qf_status qf_observer_create(const qf_observer_opts *opts, const char *name, qf_observer **out,
                              qf_err *err) {
@@ -94,10 +92,12 @@ static void merge_side(uint64_t *c, size_t used, size_t f) {
     for (size_t j = 0; j < groups; j++) {
         uint64_t s = 0;
         size_t end = QF_MIN(used, (j + 1) * f);
-        for (size_t k = j * f; k < end; k++) s += c[k];
+        for (size_t k = j * f; k < end; k++)
+            s += c[k];
         c[j] = s;
     }
-    for (size_t k = groups; k < used; k++) c[k] = 0;
+    for (size_t k = groups; k < used; k++)
+        c[k] = 0;
 }
 
 /* Make the histogram cover |x| <= a (a > 0, finite). */
@@ -230,8 +230,8 @@ qf_status qf_observer_observe_tensor(qf_observer *o, const qf_tensor *t, qf_err 
     if (!o->per_channel) return qf_observer_observe(o, t->data, n, err);
 
     if (o->axis >= t->rank)
-        return qf_errf(err, QF_ERR_SHAPE, "observer '%s': channel axis %d but rank %d", nm,
-                       o->axis, t->rank);
+        return qf_errf(err, QF_ERR_SHAPE, "observer '%s': channel axis %d but rank %d", nm, o->axis,
+                       t->rank);
     int64_t ch = t->dims[o->axis];
     if (o->channels != 0 && ch != o->channels)
         return qf_errf(err, QF_ERR_SHAPE, "observer '%s': %lld channels, earlier batches had %lld",
@@ -260,8 +260,10 @@ qf_status qf_observer_observe_tensor(qf_observer *o, const qf_tensor *t, qf_err 
         o->channels = ch;
     }
     size_t inner = 1, outer = 1;
-    for (int d = 0; d < o->axis; d++) outer *= (size_t)t->dims[d];
-    for (int d = o->axis + 1; d < t->rank; d++) inner *= (size_t)t->dims[d];
+    for (int d = 0; d < o->axis; d++)
+        outer *= (size_t)t->dims[d];
+    for (int d = o->axis + 1; d < t->rank; d++)
+        inner *= (size_t)t->dims[d];
     for (size_t a = 0; a < outer; a++) {
         for (size_t c = 0; c < (size_t)ch; c++) {
             const float *p = x + (a * (size_t)ch + c) * inner;
@@ -277,9 +279,7 @@ qf_status qf_observer_observe_tensor(qf_observer *o, const qf_tensor *t, qf_err 
     return observe_values(o, x, n, mn, mx);
 }
 
-const char *qf_observer_name(const qf_observer *o) {
-    return o ? obs_name(o) : "";
-}
+const char *qf_observer_name(const qf_observer *o) { return o ? obs_name(o) : ""; }
 
 void qf_observer_get_stats(const qf_observer *o, qf_observer_stats *out) {
     if (!out) return;

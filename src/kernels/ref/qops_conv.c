@@ -9,6 +9,8 @@
  * qf_ref_conv2d_s8/_s16 and qf_ref_gemm_s8/_s16 (1-D convolutions run as
  * 2-D ones of height 1).
  */
+#include <stdio.h>
+
 #include "kernels/ref/qops_util.h"
 #include "kernels/ref/spatial.h"
 
@@ -59,7 +61,8 @@ static qf_status parse_weights(qf_graph *g, const qf_node *n, int min_rank, int 
             return qf_errf(err, QF_ERR_FORMAT, "%s: w_shape does not match weight '%s'", d,
                            w->name);
         p->w_rank = w->rank;
-        for (int i = 0; i < w->rank; i++) p->w_shape[i] = w->dims[i];
+        for (int i = 0; i < w->rank; i++)
+            p->w_shape[i] = w->dims[i];
         p->w_dtype = QF_DT_I8;
     } else {
         if (w->dtype != QF_DT_U8)
@@ -72,7 +75,8 @@ static qf_status parse_weights(qf_graph *g, const qf_node *n, int min_rank, int 
         if (n_ws > QF_MAX_DIMS)
             return qf_errf(err, QF_ERR_FORMAT, "%s: w_shape has %d dims", d, n_ws);
         p->w_rank = n_ws;
-        for (int i = 0; i < n_ws; i++) p->w_shape[i] = ws[i];
+        for (int i = 0; i < n_ws; i++)
+            p->w_shape[i] = ws[i];
         p->w_dtype = QF_DT_U8;
     }
     if (p->w_rank < min_rank || p->w_rank > max_rank) {
@@ -103,12 +107,18 @@ static qf_status parse_weights(qf_graph *g, const qf_node *n, int min_rank, int 
     if (!qf_mul_size((size_t)p->out_ch, p->row_bytes, &need))
         return qf_errf(err, QF_ERR_FORMAT, "%s: weight '%s' is too large", d, w->name);
     if (p->w_bits != 8 &&
-        (w->rank != 2 || w->dims[0] != p->w_dims[0] || w->dims[1] != p->w_dims[1]))
+        (w->rank != 2 || w->dims[0] != p->w_dims[0] || w->dims[1] != p->w_dims[1])) {
+        char got[64];
+        if (w->rank == 2)
+            snprintf(got, sizeof got, "[%lld, %lld]", (long long)w->dims[0], (long long)w->dims[1]);
+        else
+            snprintf(got, sizeof got, "rank %d", w->rank);
         return qf_errf(err, QF_ERR_FORMAT,
                        "%s: packed weight '%s' must be uint8 [%lld, %zu] (%lld rows of %lld "
-                       "%d-bit values), got rank %d with %zu bytes",
+                       "%d-bit values), got %s",
                        d, w->name, (long long)p->out_ch, p->row_bytes, (long long)p->out_ch,
-                       (long long)k, (int)bits, w->rank, w->nbytes);
+                       (long long)k, (int)bits, got);
+    }
     if (w->nbytes != need)
         return qf_errf(err, QF_ERR_FORMAT, "%s: weight '%s' holds %zu bytes, expected %zu", d,
                        w->name, w->nbytes, need);
@@ -118,16 +128,16 @@ static qf_status parse_weights(qf_graph *g, const qf_node *n, int min_rank, int 
     qf_status s = qo_get_qp(g, n, wv, "weight", &wq, err);
     if (s) return s;
     if (wq->bits < 2 || wq->bits > p->w_bits)
-        return qf_errf(err, QF_ERR_FORMAT, "%s: weight '%s' has %d bits in a %d-bit container",
-                       d, w->name, wq->bits, (int)p->w_bits);
+        return qf_errf(err, QF_ERR_FORMAT, "%s: weight '%s' has %d bits in a %d-bit container", d,
+                       w->name, wq->bits, (int)p->w_bits);
     if (wq->n != 1 && (wq->n != p->out_ch || wq->axis != 0))
         return qf_errf(err, QF_ERR_FORMAT,
                        "%s: weight '%s' has %d scales on axis %d; expected 1 or %lld on axis 0", d,
                        w->name, wq->n, wq->axis, (long long)p->out_ch);
     for (int c = 0; c < wq->n; c++)
         if (wq->zero_point[c] != 0)
-            return qf_errf(err, QF_ERR_FORMAT, "%s: weight '%s' zero point[%d] = %d (must be 0)",
-                           d, w->name, c, (int)wq->zero_point[c]);
+            return qf_errf(err, QF_ERR_FORMAT, "%s: weight '%s' zero point[%d] = %d (must be 0)", d,
+                           w->name, c, (int)wq->zero_point[c]);
     /* the overflow bound assumes the restricted symmetric range */
     const int32_t wmax = (1 << (wq->bits - 1)) - 1;
     const uint8_t *wd = w->data;
@@ -149,8 +159,7 @@ static qf_status parse_weights(qf_graph *g, const qf_node *n, int min_rank, int 
     if (p->has_bias) {
         const qf_value *b = &g->values[n->inputs[2]];
         if (!(b->flags & QF_VAL_CONST) || !b->data)
-            return qf_errf(err, QF_ERR_UNSUPPORTED, "%s: bias '%s' must be a constant", d,
-                           b->name);
+            return qf_errf(err, QF_ERR_UNSUPPORTED, "%s: bias '%s' must be a constant", d, b->name);
         if (b->dtype != QF_DT_I32 || b->rank != 1 || b->dims[0] != p->out_ch ||
             b->nbytes != (size_t)p->out_ch * sizeof(int32_t))
             return qf_errf(err, QF_ERR_FORMAT, "%s: bias '%s' must be int32 [%lld]", d, b->name,
@@ -199,21 +208,21 @@ static qf_status parse_weights(qf_graph *g, const qf_node *n, int min_rank, int 
 }
 
 /* infer-time checks of the input and (constant) weight tensors. */
-static qf_status check_operands(const qf_node *n, const qweighted *p, const qf_tensor *in,
-                                int n_in, qf_err *err) {
+static qf_status check_operands(const qf_node *n, const qweighted *p, const qf_tensor *in, int n_in,
+                                qf_err *err) {
     qf_status s = qo_check_dtype(n, &in[0], p->in.dtype, "input", err);
     if (s) return s;
     const qf_tensor *w = &in[1];
     bool ok = w->dtype == p->w_dtype;
     if (ok && p->w_bits == 8) {
         ok = w->rank == p->w_rank;
-        for (int i = 0; ok && i < p->w_rank; i++) ok = w->dims[i] == p->w_shape[i];
+        for (int i = 0; ok && i < p->w_rank; i++)
+            ok = w->dims[i] == p->w_shape[i];
     } else if (ok) {
         ok = w->rank == 2 && w->dims[0] == p->w_dims[0] && w->dims[1] == p->w_dims[1];
     }
     if (ok && p->has_bias)
-        ok = n_in > 2 && in[2].dtype == QF_DT_I32 && in[2].rank == 1 &&
-             in[2].dims[0] == p->out_ch;
+        ok = n_in > 2 && in[2].dtype == QF_DT_I32 && in[2].rank == 1 && in[2].dims[0] == p->out_ch;
     if (!ok) {
         char d[200];
         return qf_errf(err, QF_ERR_SHAPE, "%s: weight or bias changed shape since parse",
@@ -236,8 +245,7 @@ static qf_status qconv_parse(qf_graph *g, qf_node *n, qf_err *err) {
     p->group = qf_node_attr_int(n, "group", 1);
     if (p->group < 1 || p->group > p->w.out_ch || p->w.out_ch % p->group != 0)
         return qf_errf(err, QF_ERR_INVALID_ARG, "%s: group %lld does not divide %lld outputs",
-                       qf_node_desc(n, d, sizeof d), (long long)p->group,
-                       (long long)p->w.out_ch);
+                       qf_node_desc(n, d, sizeof d), (long long)p->group, (long long)p->w.out_ch);
     n->params = p;
     return QF_OK;
 }
@@ -291,7 +299,8 @@ static qf_status qconv_setup(const qf_node *n, const qf_tensor *in, int n_in,
     cp->rq = p->w.rq;
     out_dims[0] = x->dims[0];
     out_dims[1] = p->w.out_ch;
-    for (int i = 0; i < geo.nsp; i++) out_dims[2 + i] = geo.out[QF_SPATIAL_MAX - geo.nsp + i];
+    for (int i = 0; i < geo.nsp; i++)
+        out_dims[2 + i] = geo.out[QF_SPATIAL_MAX - geo.nsp + i];
     return QF_OK;
 }
 
@@ -320,10 +329,8 @@ static qf_status qconv_run(const qf_exec_ctx *ctx, const qf_node *n, const qf_te
     return qf_ref_conv2d_s8(&cp, in[0].data, in[1].data, bias, out[0].data, err);
 }
 
-const qf_op_def qf_opdef_qconv = {.name = "qforge.QConv",
-                                  .parse = qconv_parse,
-                                  .infer = qconv_infer,
-                                  .run = qconv_run};
+const qf_op_def qf_opdef_qconv = {
+    .name = "qforge.QConv", .parse = qconv_parse, .infer = qconv_infer, .run = qconv_run};
 
 /* ---- QGemm ------------------------------------------------------------ */
 
@@ -398,7 +405,5 @@ static qf_status qgemm_run(const qf_exec_ctx *ctx, const qf_node *n, const qf_te
     return qf_ref_gemm_s8(&gp, in[0].data, in[1].data, bias, out[0].data, err);
 }
 
-const qf_op_def qf_opdef_qgemm = {.name = "qforge.QGemm",
-                                  .parse = qgemm_parse,
-                                  .infer = qgemm_infer,
-                                  .run = qgemm_run};
+const qf_op_def qf_opdef_qgemm = {
+    .name = "qforge.QGemm", .parse = qgemm_parse, .infer = qgemm_infer, .run = qgemm_run};

@@ -37,8 +37,7 @@ static qf_status qconcat_parse(qf_graph *g, qf_node *n, qf_err *err) {
     p->zp = qf_graph_alloc(g, sizeof(int32_t) * (size_t)p->n_in);
     if (!p->scale || !p->zp) return qo_nomem(n, err);
     for (int i = 0; i < p->n_in; i++) {
-        if (n->inputs[i] < 0)
-            return qf_errf(err, QF_ERR_FORMAT, "%s: input %d is omitted", d, i);
+        if (n->inputs[i] < 0) return qf_errf(err, QF_ERR_FORMAT, "%s: input %d is omitted", d, i);
         qo_act a;
         char role[32];
         snprintf(role, sizeof role, "input %d", i);
@@ -87,15 +86,16 @@ static qf_status qconcat_setup(const qf_node *n, const qf_tensor *in, int n_in, 
         for (int k = 0; ok && k < x0->rank; k++)
             if (k != *axis && x->dims[k] != x0->dims[k]) ok = false;
         if (!ok)
-            return qf_errf(err, QF_ERR_SHAPE,
-                           "%s: input %d does not match input 0 outside axis %d",
+            return qf_errf(err, QF_ERR_SHAPE, "%s: input %d does not match input 0 outside axis %d",
                            qf_node_desc(n, d, sizeof d), i, *axis);
         y->dims[*axis] += x->dims[*axis];
     }
     *outer = 1;
     *inner = 1;
-    for (int k = 0; k < *axis; k++) *outer *= y->dims[k];
-    for (int k = *axis + 1; k < y->rank; k++) *inner *= y->dims[k];
+    for (int k = 0; k < *axis; k++)
+        *outer *= y->dims[k];
+    for (int k = *axis + 1; k < y->rank; k++)
+        *inner *= y->dims[k];
     if (qf_tensor_numel(y) < 0)
         return qf_errf(err, QF_ERR_SHAPE, "%s: output too large", qf_node_desc(n, d, sizeof d));
     return QF_OK;
@@ -133,10 +133,8 @@ static qf_status qconcat_run(const qf_exec_ctx *ctx, const qf_node *n, const qf_
     return qf_ref_concat_s8(&cp, out[0].data, err);
 }
 
-const qf_op_def qf_opdef_qconcat = {.name = "qforge.QConcat",
-                                    .parse = qconcat_parse,
-                                    .infer = qconcat_infer,
-                                    .run = qconcat_run};
+const qf_op_def qf_opdef_qconcat = {
+    .name = "qforge.QConcat", .parse = qconcat_parse, .infer = qconcat_infer, .run = qconcat_run};
 
 /* ---- QResize ---------------------------------------------------------- */
 
@@ -216,8 +214,7 @@ static qf_status qresize_parse(qf_graph *g, qf_node *n, qf_err *err) {
     for (int i = 0; i < p->count; i++) {
         if (p->has_scales) {
             if (!(sc[i] > 0.0f && sc[i] <= 1e6f))
-                return qf_errf(err, QF_ERR_INVALID_ARG, "%s: scales[%d] = %g", d, i,
-                               (double)sc[i]);
+                return qf_errf(err, QF_ERR_INVALID_ARG, "%s: scales[%d] = %g", d, i, (double)sc[i]);
             p->scales[i] = sc[i];
         } else {
             if (sz[i] < 1 || sz[i] > INT32_MAX)
@@ -238,8 +235,7 @@ static qf_status qresize_setup(const qf_node *n, const qf_tensor *x, qf_ref_resi
     qf_status s = qo_check_dtype(n, x, QF_DT_I8, "input", err);
     if (s) return s;
     if (x->rank != 3 && x->rank != 4)
-        return qf_errf(err, QF_ERR_UNSUPPORTED, "%s: input rank %d (3 or 4 supported)", d,
-                       x->rank);
+        return qf_errf(err, QF_ERR_UNSUPPORTED, "%s: input rank %d (3 or 4 supported)", d, x->rank);
     if (p->count != x->rank)
         return qf_errf(err, QF_ERR_SHAPE, "%s: %d scales/sizes for an input of rank %d", d,
                        p->count, x->rank);
@@ -261,8 +257,8 @@ static qf_status qresize_setup(const qf_node *n, const qf_tensor *x, qf_ref_resi
         }
         if (i < 2 && y->dims[i] != x->dims[i])
             return qf_errf(err, QF_ERR_UNSUPPORTED,
-                           "%s: only the spatial axes can be resized (axis %d: %lld -> %lld)", d,
-                           i, (long long)x->dims[i], (long long)y->dims[i]);
+                           "%s: only the spatial axes can be resized (axis %d: %lld -> %lld)", d, i,
+                           (long long)x->dims[i], (long long)y->dims[i]);
         if (!qo_fits_i32(x->dims[i]))
             return qf_errf(err, QF_ERR_UNSUPPORTED, "%s: tensor extents exceed int32", d);
     }
@@ -298,10 +294,8 @@ static qf_status qresize_run(const qf_exec_ctx *ctx, const qf_node *n, const qf_
     return qf_ref_resize_s8(&rp, in[0].data, out[0].data, err);
 }
 
-const qf_op_def qf_opdef_qresize = {.name = "qforge.QResize",
-                                    .parse = qresize_parse,
-                                    .infer = qresize_infer,
-                                    .run = qresize_run};
+const qf_op_def qf_opdef_qresize = {
+    .name = "qforge.QResize", .parse = qresize_parse, .infer = qresize_infer, .run = qresize_run};
 
 /* ---- QPad ------------------------------------------------------------- */
 
@@ -371,18 +365,17 @@ static qf_status qpad_setup(const qf_node *n, const qf_tensor *x, qf_ref_pad_par
         int64_t b = p->pads[i], e = p->pads[i + x->rank];
         int64_t o = x->dims[i] + b + e; /* each term below 2^31 in magnitude */
         if (o < 0)
-            return qf_errf(err, QF_ERR_SHAPE, "%s: axis %d: pads %lld, %lld crop more than %lld",
-                           d, i, (long long)b, (long long)e, (long long)x->dims[i]);
+            return qf_errf(err, QF_ERR_SHAPE, "%s: axis %d: pads %lld, %lld crop more than %lld", d,
+                           i, (long long)b, (long long)e, (long long)x->dims[i]);
         if (p->mode != QF_PAD_CONSTANT && x->dims[i] == 0 && o > 0)
-            return qf_errf(err, QF_ERR_SHAPE, "%s: axis %d is empty and cannot be %s-padded", d,
-                           i, p->mode == QF_PAD_EDGE ? "edge" : "reflect");
+            return qf_errf(err, QF_ERR_SHAPE, "%s: axis %d is empty and cannot be %s-padded", d, i,
+                           p->mode == QF_PAD_EDGE ? "edge" : "reflect");
         pp->in_dims[i] = x->dims[i];
         pp->pad_begin[i] = b;
         pp->pad_end[i] = e;
         y->dims[i] = o;
     }
-    if (qf_tensor_numel(y) < 0)
-        return qf_errf(err, QF_ERR_SHAPE, "%s: output too large", d);
+    if (qf_tensor_numel(y) < 0) return qf_errf(err, QF_ERR_SHAPE, "%s: output too large", d);
     return QF_OK;
 }
 
@@ -401,7 +394,5 @@ static qf_status qpad_run(const qf_exec_ctx *ctx, const qf_node *n, const qf_ten
     return qf_ref_pad_s8(&pp, in[0].data, out[0].data, err);
 }
 
-const qf_op_def qf_opdef_qpad = {.name = "qforge.QPad",
-                                 .parse = qpad_parse,
-                                 .infer = qpad_infer,
-                                 .run = qpad_run};
+const qf_op_def qf_opdef_qpad = {
+    .name = "qforge.QPad", .parse = qpad_parse, .infer = qpad_infer, .run = qpad_run};

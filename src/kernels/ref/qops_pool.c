@@ -68,7 +68,8 @@ static qf_status qpool_parse(qf_graph *g, qf_node *n, qpool_kind kind, qf_err *e
             return qf_errf(err, QF_ERR_INVALID_ARG, "%s: count_include_pad must be 0 or 1", d);
         p->count_include_pad = (int32_t)c;
         int64_t taps = 1;
-        for (int i = 0; i < p->sp.n_kernel; i++) taps *= p->sp.kernel[i]; /* each < 2^31 */
+        for (int i = 0; i < p->sp.n_kernel; i++)
+            taps *= p->sp.kernel[i]; /* each < 2^31 */
         if ((s = check_taps(n, taps, err))) return s;
     }
     n->params = p;
@@ -123,7 +124,8 @@ static qf_status qpool_setup(const qf_node *n, const qf_tensor *x, qpool_kind ki
         qf_spatial_geom geo;
         s = qf_spatial_resolve(n, &p->sp, x->rank - 2, x->dims + 2, NULL, &geo, err);
         if (s) return s;
-        for (int i = 0; i < geo.nsp; i++) y->dims[2 + i] = geo.out[QF_SPATIAL_MAX - geo.nsp + i];
+        for (int i = 0; i < geo.nsp; i++)
+            y->dims[2 + i] = geo.out[QF_SPATIAL_MAX - geo.nsp + i];
         /* normalised axes 1 and 2 are height and width (nsp <= 2) */
         in_h = geo.in[1];
         in_w = geo.in[2];
@@ -163,14 +165,14 @@ static qf_status qpool_setup(const qf_node *n, const qf_tensor *x, qpool_kind ki
     return QF_OK;
 }
 
-static qf_status qpool_infer(const qf_node *n, const qf_tensor *in, qf_tensor *out,
-                             qpool_kind kind, qf_err *err) {
+static qf_status qpool_infer(const qf_node *n, const qf_tensor *in, qf_tensor *out, qpool_kind kind,
+                             qf_err *err) {
     qf_ref_pool_params pp;
     return qpool_setup(n, &in[0], kind, &pp, &out[0], err);
 }
 
-static qf_status qpool_run(const qf_node *n, const qf_tensor *in, qf_tensor *out,
-                           qpool_kind kind, qf_err *err) {
+static qf_status qpool_run(const qf_node *n, const qf_tensor *in, qf_tensor *out, qpool_kind kind,
+                           qf_err *err) {
     qf_ref_pool_params pp;
     qf_tensor y;
     qf_status s = qpool_setup(n, &in[0], kind, &pp, &y, err);
@@ -183,14 +185,14 @@ static qf_status qpool_run(const qf_node *n, const qf_tensor *in, qf_tensor *out
     }
 }
 
-#define QPOOL_OP(id, kind, opname, parse_fn)                                                      \
+#define QPOOL_OP(id, kind, opname, parse_fn)                                                       \
     static qf_status id##_infer(const qf_node *n, const qf_tensor *in, int n_in, qf_tensor *out,   \
                                 int n_out, qf_err *err) {                                          \
-        return qpool_infer(n, in, out, kind, err);                                                \
+        return qpool_infer(n, in, out, kind, err);                                                 \
     }                                                                                              \
     static qf_status id##_run(const qf_exec_ctx *ctx, const qf_node *n, const qf_tensor *in,       \
                               int n_in, qf_tensor *out, int n_out, void *scratch, qf_err *err) {   \
-        return qpool_run(n, in, out, kind, err);                                                  \
+        return qpool_run(n, in, out, kind, err);                                                   \
     }                                                                                              \
     const qf_op_def qf_opdef_##id = {                                                              \
         .name = opname, .parse = parse_fn, .infer = id##_infer, .run = id##_run};

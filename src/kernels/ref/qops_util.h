@@ -37,8 +37,7 @@ static inline qf_status qo_get_qp(const qf_graph *g, const qf_node *n, int v, co
                                   const qf_qparams **qp, qf_err *err) {
     char d[200];
     if (v < 0 || v >= g->n_values)
-        return qf_errf(err, QF_ERR_FORMAT, "%s: %s is missing", qf_node_desc(n, d, sizeof d),
-                       role);
+        return qf_errf(err, QF_ERR_FORMAT, "%s: %s is missing", qf_node_desc(n, d, sizeof d), role);
     const qf_qparams *q = g->values[v].qp;
     if (!q)
         return qf_errf(err, QF_ERR_FORMAT, "%s: %s '%s' has no quantization parameters",
@@ -48,10 +47,9 @@ static inline qf_status qo_get_qp(const qf_graph *g, const qf_node *n, int v, co
                        qf_node_desc(n, d, sizeof d), role, g->values[v].name);
     for (int i = 0; i < q->n; i++)
         if (!qo_scale_ok(q->scale[i]))
-            return qf_errf(err, QF_ERR_FORMAT,
-                           "%s: %s '%s': scale[%d] = %g must be positive and finite",
-                           qf_node_desc(n, d, sizeof d), role, g->values[v].name, i,
-                           (double)q->scale[i]);
+            return qf_errf(
+                err, QF_ERR_FORMAT, "%s: %s '%s': scale[%d] = %g must be positive and finite",
+                qf_node_desc(n, d, sizeof d), role, g->values[v].name, i, (double)q->scale[i]);
     *qp = q;
     return QF_OK;
 }
