@@ -119,6 +119,8 @@ qf_status qf_model_load_onnx(const char *path, qf_model **out, qf_err *err);
 /* Load from memory; base_dir is used to resolve external data (may be NULL). */
 qf_status qf_model_load_onnx_mem(const void *buf, size_t len, const char *base_dir,
                                  const char *name_for_errors, qf_model **out, qf_err *err);
+/* Load an ONNX model or a qforge .qfm file (told apart by content). */
+qf_status qf_model_load(const char *path, qf_model **out, qf_err *err);
 void qf_model_free(qf_model *m);
 
 int qf_model_num_inputs(const qf_model *m);

@@ -98,9 +98,17 @@ void cli_progress_start(cli_progress *p, const char *label, long long total);
 void cli_progress_update(cli_progress *p, long long done);
 void cli_progress_finish(cli_progress *p);
 
+/* ---- datasets ------------------------------------------------------------------ */
+struct qf_dataset_options;
+/* Dataset options from --split, --limit, --nhwc, --scale, --mean, --std
+ * (the verb must declare them). Returns false after a usage error. */
+bool cli_dataset_options(const cli_args *a, const char *default_split,
+                         struct qf_dataset_options *o);
+
 /* ---- verbs ------------------------------------------------------------------ */
 extern const cli_cmd cli_cmd_inspect;
 extern const cli_cmd cli_cmd_run;
 extern const cli_cmd cli_cmd_eval;
+extern const cli_cmd cli_cmd_quantize;
 
 #endif /* QF_CLI_H */

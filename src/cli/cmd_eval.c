@@ -46,9 +46,9 @@ static int parse_floats(const char *s, float *vals, int cap) {
     return n;
 }
 
-static bool dataset_options(const cli_args *a, qf_dataset_options *o) {
+bool cli_dataset_options(const cli_args *a, const char *default_split, qf_dataset_options *o) {
     memset(o, 0, sizeof *o);
-    o->split = cli_get(a, "split") ? cli_get(a, "split") : "test";
+    o->split = cli_get(a, "split") ? cli_get(a, "split") : default_split;
     if (strcmp(o->split, "test") != 0 && strcmp(o->split, "train") != 0) {
         cli_usage_error(a->cmd, "--split must be test or train, not '%s'", o->split);
         return false;
@@ -293,11 +293,11 @@ static int run_eval(const cli_args *a) {
     if (!cli_get_int(a, "threads", 1, 1024, 1, &threads)) return CLI_EXIT_USAGE;
     if (!cli_get_int(a, "batch", 1, 1 << 20, 32, &batch)) return CLI_EXIT_USAGE;
     qf_dataset_options o;
-    if (!dataset_options(a, &o)) return CLI_EXIT_USAGE;
+    if (!cli_dataset_options(a, "test", &o)) return CLI_EXIT_USAGE;
 
     qf_err e = {0};
     qf_model *m = NULL;
-    qf_status st = qf_model_load_onnx(a->pos[0], &m, &e);
+    qf_status st = qf_model_load(a->pos[0], &m, &e);
     if (st) return cli_fail(&e, st);
     int rc = CLI_EXIT_OK;
     qf_dataset *d = NULL;

@@ -172,7 +172,7 @@ static int run_run(const cli_args *a) {
     run_ctx c;
     memset(&c, 0, sizeof c);
     qf_err e = {0};
-    qf_status st = qf_model_load_onnx(a->pos[0], &c.model, &e);
+    qf_status st = qf_model_load(a->pos[0], &c.model, &e);
     if (st) return cli_fail(&e, st);
     c.n_in = qf_model_num_inputs(c.model);
     c.n_out = qf_model_num_outputs(c.model);

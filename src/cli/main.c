@@ -4,7 +4,7 @@
 
 #include "cli/cli.h"
 
-static const cli_cmd *const commands[] = {&cli_cmd_inspect, &cli_cmd_run, &cli_cmd_eval};
+static const cli_cmd *const commands[] = {&cli_cmd_inspect, &cli_cmd_run, &cli_cmd_eval, &cli_cmd_quantize};
 
 static void print_main_help(FILE *f) {
     fprintf(f, "usage: qforge <command> [options]\n\n"

@@ -159,6 +159,12 @@ int qf_node_attr_floats(const qf_node *n, const char *name, const float **vals);
 qf_status qf_value_set_qparams(qf_graph *g, int v, int bits, int axis, int n, const float *scale,
                                const int32_t *zero_point);
 
+/* Deep copy (values, constant data, nodes, attributes, qparams); op params
+ * are re-parsed through the registry. */
+qf_status qf_graph_clone(const qf_graph *g, qf_graph **out, qf_err *err);
+/* Deep copy of one attribute into g's arena (for moving nodes between graphs). */
+qf_status qf_attr_copy(qf_graph *g, const qf_attr *src, qf_attr *dst);
+
 /* Allocate op params in the graph arena (zeroed). */
 void *qf_graph_alloc(qf_graph *g, size_t n);
 

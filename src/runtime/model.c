@@ -1,7 +1,10 @@
 /* model.c - the public qf_model handle: a graph plus the file it came from. */
 #include <string.h>
 
+#include <stdio.h>
+
 #include "io/onnx.h"
+#include "io/qfm.h"
 #include "runtime/runtime.h"
 
 qf_status qf_model_from_graph(qf_graph *g, const char *path, qf_model **out, qf_err *err) {
@@ -38,6 +41,22 @@ qf_status qf_model_load_onnx_mem(const void *buf, size_t len, const char *base_d
     qf_status s = qf_onnx_import(buf, len, name, base_dir, &g, err);
     if (s) return s;
     s = qf_model_from_graph(g, name, out, err);
+    if (s) qf_graph_free(g);
+    return s;
+}
+
+qf_status qf_model_load(const char *path, qf_model **out, qf_err *err) {
+    *out = NULL;
+    unsigned char magic[QF_QFM_MAGIC_LEN] = {0};
+    FILE *f = fopen(path, "rb");
+    size_t got = f ? fread(magic, 1, sizeof magic, f) : 0;
+    if (f) fclose(f);
+    if (got != sizeof magic || memcmp(magic, QF_QFM_MAGIC, QF_QFM_MAGIC_LEN) != 0)
+        return qf_model_load_onnx(path, out, err);
+    qf_graph *g = NULL;
+    qf_status s = qf_qfm_load(path, &g, NULL, err);
+    if (s) return s;
+    s = qf_model_from_graph(g, path, out, err);
     if (s) qf_graph_free(g);
     return s;
 }

@@ -1,0 +1,1038 @@
+/* quantize.c - post-training quantization driver (see quantize.h).
+ *
+ * The float graph is cloned and optimized into `fg`; the result `qg` is
+ * built from scratch node by node. Every activation value of fg has up to
+ * two representations in qg: an integer one (q_of) and a float one (f_of),
+ * created on demand with QuantizeLinear / DequantizeLinear, so any mix of
+ * integer ops and float fallbacks connects correctly. Integer values keep
+ * the float graph's names (the per-layer error report pairs them by name);
+ * graph outputs keep their names as float values.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "ir/ops.h"
+#include "ir/passes.h"
+#include "kernels/ref/qref.h"
+#include "quant/calib.h"
+#include "quant/quantize.h"
+#include "runtime/runtime.h"
+
+typedef struct act_q {
+    bool set;
+    float scale;
+    int32_t zp;
+    int bits;
+} act_q;
+
+typedef struct qctx {
+    const qf_qconfig *cfg;
+    qf_graph *fg; /* prepared float graph (owned by fm) */
+    qf_model *fm;
+    qf_graph *qg; /* result */
+    int *w_bits, *act_bits;
+    qf_observer **obs;  /* per fg value */
+    int *fused_into;    /* fg node -> index of the node it is fused into, or -1 */
+    int *fused_act;     /* fg node -> fused Relu/Clip node, or -1 */
+    act_q *aq;          /* per fg value: integer quantization */
+    int *q_of, *f_of;   /* fg value -> qg value */
+    qf_quant_report *rep;
+    qf_err *err;
+    int uniq;
+} qctx;
+
+void qf_quant_report_free(qf_quant_report *r) {
+    if (!r) return;
+    qf_free(r->layers);
+    memset(r, 0, sizeof *r);
+}
+
+/* ---- small builders ----------------------------------------------------- */
+
+static qf_status nomem(qctx *c) { return qf_errf(c->err, QF_ERR_NOMEM, "out of memory quantizing"); }
+
+static bool name_taken(const qf_graph *g, const char *name) {
+    return qf_graph_find_value(g, name) >= 0;
+}
+
+/* A value name not yet used in qg: base, else base.suffix, base.suffix2... */
+static void fresh_name(qctx *c, const char *base, const char *suffix, char *out, size_t len) {
+    if (!suffix) {
+        snprintf(out, len, "%s", base);
+        if (!name_taken(c->qg, out)) return;
+        suffix = "v";
+    }
+    snprintf(out, len, "%s.%s", base, suffix);
+    while (name_taken(c->qg, out)) snprintf(out, len, "%s.%s%d", base, suffix, ++c->uniq);
+}
+
+static int new_value(qctx *c, const char *name, qf_dtype dt, const qf_value *like) {
+    int v = qf_graph_add_value(c->qg, name, dt, like ? like->rank : -1, like ? like->dims : NULL);
+    if (v >= 0 && like && like->rank < 0) c->qg->values[v].rank = -1;
+    return v;
+}
+
+static int new_const(qctx *c, const char *name, qf_dtype dt, int rank, const int64_t *dims,
+                     const void *data) {
+    char nm[256];
+    fresh_name(c, name, NULL, nm, sizeof nm);
+    int v = qf_graph_add_value(c->qg, nm, dt, rank, dims);
+    if (v < 0) return -1;
+    qf_tensor t = {.dtype = dt, .rank = rank, .data = (void *)data};
+    for (int i = 0; i < rank; i++) t.dims[i] = dims[i];
+    if (qf_graph_set_const(c->qg, v, &t, NULL)) return -1;
+    return v;
+}
+
+static int add_node(qctx *c, const char *name, const char *op, const char *domain, int opset,
+                    const int *in, int n_in, const int *out, int n_out, const qf_attr *attrs,
+                    int n_attrs) {
+    return qf_graph_add_node(c->qg, name, op, domain, opset, in, n_in, out, n_out, attrs, n_attrs);
+}
+
+static qf_attr attr_int(const char *name, int64_t v) {
+    return (qf_attr){.name = name, .type = QF_ATTR_INT, .i = v};
+}
+static qf_attr attr_str(const char *name, const char *s) {
+    return (qf_attr){.name = name, .type = QF_ATTR_STRING, .s = s};
+}
+static qf_attr attr_ints(qctx *c, const char *name, const int64_t *v, int n) {
+    int64_t *d = qf_graph_alloc(c->qg, sizeof(int64_t) * (size_t)(n ? n : 1));
+    if (d && n) memcpy(d, v, sizeof(int64_t) * (size_t)n);
+    return (qf_attr){.name = name, .type = QF_ATTR_INTS, .ints = d, .n = n};
+}
+
+/* Copy the attributes of fg node n into qg's arena, skipping `skip` names. */
+static int copy_attrs(qctx *c, const qf_node *n, qf_attr *dst, int cap, const char *const *skip,
+                      int n_skip) {
+    int k = 0;
+    for (int a = 0; a < n->n_attrs && k < cap; a++) {
+        bool drop = false;
+        for (int s = 0; s < n_skip; s++)
+            if (strcmp(n->attrs[a].name, skip[s]) == 0) drop = true;
+        if (drop) continue;
+        if (qf_attr_copy(c->qg, &n->attrs[a], &dst[k])) return -1;
+        k++;
+    }
+    return k;
+}
+
+/* ---- representations of fg values in qg --------------------------------- */
+
+static qf_status set_qp(qctx *c, int qv, const act_q *a) {
+    float s = a->scale;
+    int32_t z = a->zp;
+    if (qf_value_set_qparams(c->qg, qv, a->bits, -1, 1, &s, &z)) return nomem(c);
+    return QF_OK;
+}
+
+/* Scalar scale/zero-point constants for QuantizeLinear/DequantizeLinear. */
+static qf_status qdq_params(qctx *c, const char *base, const act_q *a, int *sv, int *zv) {
+    char nm[256];
+    snprintf(nm, sizeof nm, "%s.scale", base);
+    *sv = new_const(c, nm, QF_DT_F32, 0, NULL, &a->scale);
+    int8_t z8 = (int8_t)a->zp;
+    snprintf(nm, sizeof nm, "%s.zero_point", base);
+    *zv = new_const(c, nm, QF_DT_I8, 0, NULL, &z8);
+    return (*sv < 0 || *zv < 0) ? nomem(c) : QF_OK;
+}
+
+/* Integer version of fg value v (quantizing its float version if needed). */
+static qf_status get_q(qctx *c, int v, int *out) {
+    if (c->q_of[v] >= 0) {
+        *out = c->q_of[v];
+        return QF_OK;
+    }
+    const qf_value *fv = &c->fg->values[v];
+    if (!c->aq[v].set)
+        return qf_errf(c->err, QF_ERR_INTERNAL, "%s: value '%s' has no calibrated range",
+                       c->fg->source_path, fv->name);
+    if (c->f_of[v] < 0)
+        return qf_errf(c->err, QF_ERR_INTERNAL, "%s: value '%s' has no representation",
+                       c->fg->source_path, fv->name);
+    char nm[256];
+    bool float_named = strcmp(c->qg->values[c->f_of[v]].name, fv->name) == 0;
+    fresh_name(c, fv->name, float_named ? "q" : NULL, nm, sizeof nm);
+    int qv = new_value(c, nm, QF_DT_I8, fv);
+    if (qv < 0) return nomem(c);
+    qf_status s = set_qp(c, qv, &c->aq[v]);
+    int sv, zv;
+    if (!s) s = qdq_params(c, nm, &c->aq[v], &sv, &zv);
+    if (s) return s;
+    int in[3] = {c->f_of[v], sv, zv};
+    char node[300];
+    snprintf(node, sizeof node, "%s/quantize", fv->name);
+    if (add_node(c, node, "QuantizeLinear", "", 13, in, 3, &qv, 1, NULL, 0) < 0) return nomem(c);
+    c->q_of[v] = qv;
+    *out = qv;
+    return QF_OK;
+}
+
+/* Float version of fg value v (dequantizing its integer version if needed). */
+static qf_status get_f(qctx *c, int v, int *out) {
+    if (c->f_of[v] >= 0) {
+        *out = c->f_of[v];
+        return QF_OK;
+    }
+    const qf_value *fv = &c->fg->values[v];
+    if ((fv->flags & QF_VAL_CONST)) {
+        qf_tensor t = qf_value_tensor(fv);
+        int cv = new_const(c, fv->name, t.dtype, t.rank, t.dims, t.data);
+        if (cv < 0) return nomem(c);
+        c->f_of[v] = *out = cv;
+        return QF_OK;
+    }
+    if (c->q_of[v] < 0)
+        return qf_errf(c->err, QF_ERR_INTERNAL, "%s: value '%s' has no representation",
+                       c->fg->source_path, fv->name);
+    char nm[256];
+    bool out_named = (fv->flags & QF_VAL_OUTPUT) != 0;
+    fresh_name(c, fv->name, out_named ? NULL : "dq", nm, sizeof nm);
+    int dv = new_value(c, nm, QF_DT_F32, fv);
+    if (dv < 0) return nomem(c);
+    int sv, zv;
+    qf_status s = qdq_params(c, nm, &c->aq[v], &sv, &zv);
+    if (s) return s;
+    int in[3] = {c->q_of[v], sv, zv};
+    char node[300];
+    snprintf(node, sizeof node, "%s/dequantize", fv->name);
+    if (add_node(c, node, "DequantizeLinear", "", 13, in, 3, &dv, 1, NULL, 0) < 0)
+        return nomem(c);
+    c->f_of[v] = *out = dv;
+    return QF_OK;
+}
+
+/* Create the integer output value for fg value v (name kept unless v is a
+ * graph output, whose name belongs to the float version). */
+static qf_status make_q_output(qctx *c, int v, int *out) {
+    const qf_value *fv = &c->fg->values[v];
+    char nm[256];
+    fresh_name(c, fv->name, (fv->flags & QF_VAL_OUTPUT) ? "q" : NULL, nm, sizeof nm);
+    int qv = new_value(c, nm, QF_DT_I8, fv);
+    if (qv < 0) return nomem(c);
+    qf_status s = set_qp(c, qv, &c->aq[v]);
+    if (s) return s;
+    c->q_of[v] = *out = qv;
+    return QF_OK;
+}
+
+/* ---- calibration ------------------------------------------------------- */
+
+static qf_status observe_cb(void *user, const qf_graph *g, int node, const qf_tensor *out,
+                            int n_out) {
+    qctx *c = user;
+    const qf_node *n = &g->nodes[node];
+    for (int j = 0; j < n_out; j++) {
+        int v = n->outputs[j];
+        if (v < 0 || !out[j].data || out[j].dtype != QF_DT_F32 || !c->obs[v]) continue;
+        qf_status s = qf_observer_observe_tensor(c->obs[v], &out[j], c->err);
+        if (s) return s;
+    }
+    return QF_OK;
+}
+
+static qf_status calibrate(qctx *c, const qf_dataset *ds, const qf_quant_options *opt) {
+    qf_graph *g = c->fg;
+    if (g->n_inputs != 1)
+        return qf_errf(c->err, QF_ERR_UNSUPPORTED,
+                       "%s: calibration needs a model with one input (it has %d)", g->source_path,
+                       g->n_inputs);
+    const qf_value *in = &g->values[g->inputs[0]];
+    if (in->dtype != QF_DT_F32 && in->dtype != QF_DT_UNDEF)
+        return qf_errf(c->err, QF_ERR_UNSUPPORTED, "%s: input '%s' is %s; calibration feeds float32",
+                       g->source_path, in->name, qf_dtype_name(in->dtype));
+    if (ds->n <= 0)
+        return qf_errf(c->err, QF_ERR_INVALID_ARG, "%s: the calibration dataset is empty",
+                       ds->source ? ds->source : "dataset");
+    /* the sample must fill the input's non-batch dims */
+    if (in->rank < 1)
+        return qf_errf(c->err, QF_ERR_UNSUPPORTED, "%s: input '%s' has no known shape",
+                       g->source_path, in->name);
+    int64_t per = 1;
+    for (int k = 1; k < in->rank; k++) {
+        if (in->dims[k] < 0)
+            return qf_errf(c->err, QF_ERR_UNSUPPORTED,
+                           "%s: input '%s' has a dynamic dimension %d besides the batch",
+                           g->source_path, in->name, k);
+        per *= in->dims[k];
+    }
+    if (per != ds->sample_numel) {
+        char ss[128] = "", ms[128] = "";
+        size_t o = 0;
+        for (int k = 0; k < ds->rank; k++)
+            o += (size_t)snprintf(ss + o, sizeof ss - o, "%s%lld", k ? "," : "",
+                                  (long long)ds->dims[k]);
+        o = 0;
+        for (int k = 1; k < in->rank; k++)
+            o += (size_t)snprintf(ms + o, sizeof ms - o, "%s%lld", k > 1 ? "," : "",
+                                  (long long)in->dims[k]);
+        return qf_errf(c->err, QF_ERR_SHAPE,
+                       "%s: calibration samples are [%s] (%lld values) but model input '%s' "
+                       "takes [N,%s] (%lld values per sample)",
+                       ds->source ? ds->source : "dataset", ss, (long long)ds->sample_numel,
+                       in->name, ms, (long long)per);
+    }
+    int64_t total = opt && opt->calib_limit > 0 ? opt->calib_limit : 1000;
+    if (total > ds->n) total = ds->n;
+    int batch = opt && opt->batch > 0 ? opt->batch : 32;
+    if (in->dims[0] > 0) batch = (int)in->dims[0]; /* fixed batch size */
+    float *buf = qf_malloc_aligned(sizeof(float) * (size_t)batch * (size_t)per);
+    if (!buf) return nomem(c);
+    qf_session_options so = {.num_threads = opt ? opt->num_threads : 1};
+    qf_session *s = NULL;
+    qf_status st = qf_session_create(c->fm, &so, &s, c->err);
+    if (st) {
+        qf_free_aligned(buf);
+        return st;
+    }
+    qf_session_set_observer(s, observe_cb, c);
+    qf_tensor t = {.dtype = QF_DT_F32, .rank = in->rank, .data = buf};
+    for (int k = 0; k < in->rank; k++) t.dims[k] = in->dims[k];
+    int n_out = g->n_outputs;
+    qf_tensor outs[QF_MAX_NODE_IO];
+    for (int64_t i = 0; i < total && !st; i += batch) {
+        int64_t cnt = QF_MIN((int64_t)batch, total - i);
+        if (in->dims[0] > 0 && cnt < batch) break; /* fixed batch: drop the remainder */
+        st = qf_dataset_fill(ds, i, cnt, buf, NULL, c->err);
+        if (st) break;
+        t.dims[0] = cnt;
+        if (c->obs[g->inputs[0]]) {
+            st = qf_observer_observe_tensor(c->obs[g->inputs[0]], &t, c->err);
+            if (st) break;
+        }
+        st = qf_session_run(s, &t, 1, outs, QF_MIN(n_out, QF_MAX_NODE_IO), c->err);
+        if (c->rep) c->rep->calib_samples = i + cnt;
+        if (opt && opt->progress) opt->progress(opt->progress_user, i + cnt, total);
+    }
+    qf_session_free(s);
+    qf_free_aligned(buf);
+    return st;
+}
+
+/* Range of fg value v from its observer -> integer qparams. */
+static qf_status choose_act(qctx *c, int v, int bits, float *lo_out, float *hi_out) {
+    qf_observer *o = c->obs[v];
+    const qf_value *fv = &c->fg->values[v];
+    if (!o)
+        return qf_errf(c->err, QF_ERR_INTERNAL, "%s: no observer for '%s'", c->fg->source_path,
+                       fv->name);
+    qf_observer_stats st;
+    qf_observer_get_stats(o, &st);
+    if (st.count == 0)
+        return qf_errf(c->err, QF_ERR_INVALID_ARG,
+                       "%s: value '%s' was never computed during calibration",
+                       c->fg->source_path, fv->name);
+    qf_calib_opts co = {.method = c->cfg->calib, .bits = bits, .symmetric = false,
+                        .percentile = c->cfg->percentile};
+    float lo, hi;
+    qf_status s = qf_calib_range(o, &co, &lo, &hi, c->err);
+    if (s) {
+        qf_err_prefix(c->err, "%s: calibrating '%s'", c->fg->source_path, fv->name);
+        return s;
+    }
+    qf_qparam qp;
+    s = qf_calib_qparams(lo, hi, bits, false, true, &qp, c->err);
+    if (s) return s;
+    c->aq[v] = (act_q){.set = true, .scale = qp.scale, .zp = qp.zero_point, .bits = bits};
+    *lo_out = lo;
+    *hi_out = hi;
+    return QF_OK;
+}
+
+static double clip_fraction(const qf_observer *o, float lo, float hi) {
+    qf_hist h;
+    if (!o || qf_observer_get_hist(o, &h, NULL) || h.total == 0 || h.width <= 0) return 0;
+    uint64_t out = 0;
+    for (size_t k = 0; k < h.nbins; k++) {
+        double a = (double)k * h.width, b = a + h.width;
+        if (a >= hi) out += h.pos[k];
+        else if (b > hi) out += (uint64_t)((b - hi) / h.width * (double)h.pos[k]);
+        if (-a <= lo) out += h.neg[k];
+        else if (-b < lo) out += (uint64_t)((lo + b) / h.width * (double)h.neg[k]);
+    }
+    return (double)out / (double)h.total;
+}
+
+/* ---- node classification ----------------------------------------------- */
+
+static bool is_const(const qf_graph *g, int v) {
+    return v >= 0 && (g->values[v].flags & QF_VAL_CONST) && g->values[v].data;
+}
+
+static bool single_consumer(const qf_graph *g, int v, int *consumer) {
+    if (g->values[v].flags & QF_VAL_OUTPUT) return false;
+    int found = -1, count = 0;
+    for (int n = 0; n < g->n_nodes; n++)
+        for (int j = 0; j < g->nodes[n].n_inputs; j++)
+            if (g->nodes[n].inputs[j] == v) {
+                count++;
+                found = n;
+            }
+    *consumer = found;
+    return count == 1;
+}
+
+/* Float bounds of a Relu/Clip node (Clip needs constant bounds). */
+static bool act_bounds(const qf_graph *g, const qf_node *n, float *lo, float *hi) {
+    if (n->op == QF_OP_RELU) {
+        *lo = 0;
+        *hi = INFINITY;
+        return true;
+    }
+    if (n->op != QF_OP_CLIP) return false;
+    *lo = -INFINITY;
+    *hi = INFINITY;
+    if (n->opset < 11) {
+        *lo = qf_node_attr_float(n, "min", -INFINITY);
+        *hi = qf_node_attr_float(n, "max", INFINITY);
+        return true;
+    }
+    for (int j = 1; j < n->n_inputs && j < 3; j++) {
+        int v = n->inputs[j];
+        if (v < 0) continue;
+        if (!is_const(g, v) || g->values[v].dtype != QF_DT_F32) return false;
+        float x = *(const float *)g->values[v].data;
+        if (j == 1) *lo = x;
+        else *hi = x;
+    }
+    return true;
+}
+
+static bool is_layout_op(qf_op_id op) {
+    return op == QF_OP_RESHAPE || op == QF_OP_FLATTEN || op == QF_OP_TRANSPOSE ||
+           op == QF_OP_SQUEEZE || op == QF_OP_UNSQUEEZE || op == QF_OP_IDENTITY;
+}
+
+static bool is_unary_float_op(const qf_graph *g, const qf_node *n) {
+    const qf_op_def *d = qf_op_get(n->op);
+    if (!d || !(d->flags & QF_OPF_ELEMENTWISE) || n->n_outputs != 1) return false;
+    if (n->op == QF_OP_CAST) return false;
+    int act = 0;
+    for (int j = 0; j < n->n_inputs; j++) {
+        int v = n->inputs[j];
+        if (v < 0 || is_const(g, v)) continue;
+        if (j != 0) return false;
+        act++;
+    }
+    if (act != 1) return false;
+    /* constant side inputs must be scalars (Clip bounds, PRelu slope 1) */
+    for (int j = 1; j < n->n_inputs; j++) {
+        int v = n->inputs[j];
+        if (v >= 0 && qf_tensor_numel(&(qf_tensor){.rank = g->values[v].rank,
+                                                   .dims = {g->values[v].dims[0],
+                                                            g->values[v].dims[1]}}) > 1 &&
+            g->values[v].rank > 0)
+            return false;
+    }
+    return g->values[n->inputs[0]].dtype == QF_DT_F32;
+}
+
+/* ---- lowering ----------------------------------------------------------- */
+
+/* Quantized clamp bounds [qlo, qhi] for a float range [lo, hi]. */
+static void clamp_bounds(const act_q *a, float lo, float hi, int64_t *qlo, int64_t *qhi) {
+    double l = isinf(lo) ? -1e30 : nearbyint((double)lo / a->scale) + a->zp;
+    double h = isinf(hi) ? 1e30 : nearbyint((double)hi / a->scale) + a->zp;
+    *qlo = (int64_t)QF_MAX(-128.0, QF_MIN(127.0, l));
+    *qhi = (int64_t)QF_MAX(-128.0, QF_MIN(127.0, h));
+}
+
+/* Weights of a Conv ([O, ...]) or of a Gemm/MatMul as rows [N, K]. */
+static qf_status quantize_weights(qctx *c, const char *layer, const float *w, int64_t rows,
+                                  int64_t cols, int bits, const int64_t *shape, int rank,
+                                  int *wv_out, float *scales, int *container_bits) {
+    qf_tensor wt = {.dtype = QF_DT_F32, .rank = 2, .dims = {rows, cols}, .data = (void *)w};
+    qf_calib_method m = bits < 8 || c->cfg->calib == QF_CALIB_MSE ? QF_CALIB_MSE : QF_CALIB_MINMAX;
+    qf_status s =
+        qf_calib_weight_scales(&wt, c->cfg->per_channel ? 0 : -1, bits, m, scales, c->err);
+    if (s) {
+        qf_err_prefix(c->err, "%s: weights of '%s'", c->fg->source_path, layer);
+        return s;
+    }
+    if (!c->cfg->per_channel)
+        for (int64_t r = 1; r < rows; r++) scales[r] = scales[0];
+    size_t n = (size_t)rows * (size_t)cols;
+    int8_t *q = qf_malloc(n ? n : 1);
+    if (!q) return nomem(c);
+    int32_t qmax = (1 << (bits - 1)) - 1;
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t k = 0; k < cols; k++) {
+            double x = nearbyint((double)w[r * cols + k] / scales[r]);
+            q[r * cols + k] = (int8_t)QF_MAX(-qmax, QF_MIN(qmax, x));
+        }
+    int cb = bits > 4 ? 8 : (bits > 2 ? 4 : 2);
+    *container_bits = cb;
+    char nm[256];
+    snprintf(nm, sizeof nm, "%s.weight_q", layer);
+    int wv;
+    if (cb == 8) {
+        wv = new_const(c, nm, QF_DT_I8, rank, shape, q);
+    } else {
+        size_t rb = qf_ref_packed_row_bytes(cols, cb);
+        uint8_t *p = qf_malloc(rb * (size_t)rows + 1);
+        if (!p) {
+            qf_free(q);
+            return nomem(c);
+        }
+        s = qf_ref_pack_weights(q, rows, cols, cb, p, c->err);
+        int64_t pd[2] = {rows, (int64_t)rb};
+        wv = s ? -1 : new_const(c, nm, QF_DT_U8, 2, pd, p);
+        qf_free(p);
+        if (s) {
+            qf_free(q);
+            return s;
+        }
+    }
+    qf_free(q);
+    if (wv < 0) return nomem(c);
+    int32_t *zps = qf_calloc((size_t)rows, sizeof(int32_t));
+    if (!zps) return nomem(c);
+    s = qf_value_set_qparams(c->qg, wv, bits, 0, (int)rows, scales, zps);
+    qf_free(zps);
+    if (s) return nomem(c);
+    *wv_out = wv;
+    return QF_OK;
+}
+
+static qf_status quantize_bias(qctx *c, const char *layer, const float *b, int64_t n, float in_s,
+                               const float *w_s, int *bv) {
+    int32_t *q = qf_malloc(sizeof(int32_t) * (size_t)(n ? n : 1));
+    if (!q) return nomem(c);
+    for (int64_t i = 0; i < n; i++) {
+        double x = nearbyint((double)(b ? b[i] : 0.0f) / ((double)in_s * (double)w_s[i]));
+        q[i] = (int32_t)QF_MAX(-2147483647.0, QF_MIN(2147483647.0, x));
+    }
+    char nm[256];
+    snprintf(nm, sizeof nm, "%s.bias_q", layer);
+    *bv = new_const(c, nm, QF_DT_I32, 1, &n, q);
+    qf_free(q);
+    return *bv < 0 ? nomem(c) : QF_OK;
+}
+
+typedef struct lowered {
+    const char *name; /* qforge op name */
+    int out_fg;       /* fg value the op writes (after fusion) */
+    float clip_lo, clip_hi;
+} lowered;
+
+/* Output qparams + fused clamp attributes shared by QConv/QGemm/QAdd/QMul. */
+static qf_status out_and_clamp(qctx *c, const qf_node *n, int node_idx, int *out_fg, int *qy,
+                               qf_attr *attrs, int *na, float *clo, float *chi) {
+    int fa = c->fused_act[node_idx];
+    *out_fg = fa >= 0 ? c->fg->nodes[fa].outputs[0] : n->outputs[0];
+    qf_status s = choose_act(c, *out_fg, 8, clo, chi);
+    if (s) return s;
+    if ((s = make_q_output(c, *out_fg, qy))) return s;
+    if (fa >= 0) {
+        float lo, hi;
+        act_bounds(c->fg, &c->fg->nodes[fa], &lo, &hi);
+        int64_t qlo, qhi;
+        clamp_bounds(&c->aq[*out_fg], lo, hi, &qlo, &qhi);
+        attrs[(*na)++] = attr_int("act_min", qlo);
+        attrs[(*na)++] = attr_int("act_max", qhi);
+    }
+    attrs[(*na)++] = attr_str("requant", c->cfg->requant == QF_REQUANT_FIXED ? "fixed" : "fp32");
+    return QF_OK;
+}
+
+static qf_status lower_conv(qctx *c, int idx, lowered *lw) {
+    const qf_node *n = &c->fg->nodes[idx];
+    const qf_value *w = &c->fg->values[n->inputs[1]];
+    int64_t rows = w->dims[0], cols = 1;
+    for (int k = 1; k < w->rank; k++) cols *= w->dims[k];
+    float *scales = qf_malloc(sizeof(float) * (size_t)rows);
+    if (!scales) return nomem(c);
+    int x;
+    qf_status s = get_q(c, n->inputs[0], &x);
+    int wv = -1, bv = -1, cb = 8;
+    if (!s)
+        s = quantize_weights(c, n->name, w->data, rows, cols, c->w_bits[idx], w->dims, w->rank,
+                             &wv, scales, &cb);
+    const float *bias = n->n_inputs > 2 && is_const(c->fg, n->inputs[2])
+                            ? c->fg->values[n->inputs[2]].data
+                            : NULL;
+    if (!s) s = quantize_bias(c, n->name, bias, rows, c->aq[n->inputs[0]].scale, scales, &bv);
+    qf_free(scales);
+    if (s) return s;
+    qf_attr attrs[24];
+    static const char *const skip[] = {"act_min"};
+    int na = copy_attrs(c, n, attrs, 16, skip, 1);
+    if (na < 0) return nomem(c);
+    attrs[na++] = attr_int("w_bits", cb);
+    if (cb != 8) attrs[na++] = attr_ints(c, "w_shape", w->dims, w->rank);
+    int y;
+    if ((s = out_and_clamp(c, n, idx, &lw->out_fg, &y, attrs, &na, &lw->clip_lo, &lw->clip_hi)))
+        return s;
+    int in[3] = {x, wv, bv};
+    if (add_node(c, n->name, "QConv", "qforge", 1, in, 3, &y, 1, attrs, na) < 0) return nomem(c);
+    lw->name = "QConv";
+    return QF_OK;
+}
+
+/* Gemm (transA = 0, constant B, optional constant C) and MatMul with a
+ * constant 2-D weight become QGemm with weight rows [N, K]. */
+static qf_status lower_gemm(qctx *c, int idx, lowered *lw) {
+    const qf_node *n = &c->fg->nodes[idx];
+    const qf_value *b = &c->fg->values[n->inputs[1]];
+    bool gemm = n->op == QF_OP_GEMM;
+    bool trans_b = gemm && qf_node_attr_int(n, "transB", 0) != 0;
+    float alpha = gemm ? qf_node_attr_float(n, "alpha", 1.0f) : 1.0f;
+    float beta = gemm ? qf_node_attr_float(n, "beta", 1.0f) : 1.0f;
+    int64_t K = trans_b ? b->dims[1] : b->dims[0], N = trans_b ? b->dims[0] : b->dims[1];
+    const float *bw = b->data;
+    float *w = qf_malloc(sizeof(float) * (size_t)(N * K + 1));
+    float *bias = qf_calloc((size_t)N + 1, sizeof(float));
+    float *scales = qf_malloc(sizeof(float) * (size_t)(N + 1));
+    qf_status s = QF_OK;
+    if (!w || !bias || !scales) {
+        s = nomem(c);
+        goto out;
+    }
+    for (int64_t r = 0; r < N; r++)
+        for (int64_t k = 0; k < K; k++) w[r * K + k] = alpha * (trans_b ? bw[r * K + k] : bw[k * N + r]);
+    if (gemm && n->n_inputs > 2 && n->inputs[2] >= 0) {
+        const qf_value *cv = &c->fg->values[n->inputs[2]];
+        int64_t cn = qf_tensor_numel(&(qf_tensor){.rank = cv->rank,
+                                                  .dims = {cv->dims[0], cv->dims[1]}});
+        const float *cd = cv->data;
+        for (int64_t r = 0; r < N; r++) bias[r] = beta * (cn == 1 ? cd[0] : cd[r]);
+    }
+    int x;
+    if ((s = get_q(c, n->inputs[0], &x))) goto out;
+    int64_t shape[2] = {N, K};
+    int wv, bv, cb;
+    if ((s = quantize_weights(c, n->name, w, N, K, c->w_bits[idx], shape, 2, &wv, scales, &cb)))
+        goto out;
+    if ((s = quantize_bias(c, n->name, bias, N, c->aq[n->inputs[0]].scale, scales, &bv))) goto out;
+    qf_attr attrs[8];
+    int na = 0;
+    attrs[na++] = attr_int("w_bits", cb);
+    if (cb != 8) attrs[na++] = attr_ints(c, "w_shape", shape, 2);
+    int y;
+    if ((s = out_and_clamp(c, n, idx, &lw->out_fg, &y, attrs, &na, &lw->clip_lo, &lw->clip_hi)))
+        goto out;
+    int in[3] = {x, wv, bv};
+    if (add_node(c, n->name, "QGemm", "qforge", 1, in, 3, &y, 1, attrs, na) < 0) {
+        s = nomem(c);
+        goto out;
+    }
+    lw->name = "QGemm";
+out:
+    qf_free(w);
+    qf_free(bias);
+    qf_free(scales);
+    return s;
+}
+
+static qf_status lower_binary(qctx *c, int idx, lowered *lw) {
+    const qf_node *n = &c->fg->nodes[idx];
+    int a, b;
+    qf_status s = get_q(c, n->inputs[0], &a);
+    if (!s) s = get_q(c, n->inputs[1], &b);
+    if (s) return s;
+    qf_attr attrs[4];
+    int na = 0, y;
+    if ((s = out_and_clamp(c, n, idx, &lw->out_fg, &y, attrs, &na, &lw->clip_lo, &lw->clip_hi)))
+        return s;
+    const char *op = n->op == QF_OP_ADD ? "QAdd" : "QMul";
+    int in[2] = {a, b};
+    if (add_node(c, n->name, op, "qforge", 1, in, 2, &y, 1, attrs, na) < 0) return nomem(c);
+    lw->name = op;
+    return QF_OK;
+}
+
+/* Ops whose output is computed with their own calibrated range (average
+ * pools, concat) or which keep the input's (max pool, layout ops). */
+static qf_status lower_simple(qctx *c, int idx, const char *qop, const char *domain,
+                              bool same_qp, lowered *lw) {
+    const qf_node *n = &c->fg->nodes[idx];
+    int in[QF_MAX_NODE_IO];
+    qf_status s;
+    for (int j = 0; j < n->n_inputs; j++) {
+        int v = n->inputs[j];
+        if (v < 0) {
+            in[j] = -1;
+        } else if (is_const(c->fg, v)) {
+            if ((s = get_f(c, v, &in[j]))) return s; /* shape inputs etc. */
+        } else if ((s = get_q(c, v, &in[j]))) {
+            return s;
+        }
+    }
+    int y = n->outputs[0];
+    lw->out_fg = y;
+    if (same_qp) {
+        c->aq[y] = c->aq[n->inputs[0]];
+        lw->clip_lo = (float)((-128 - c->aq[y].zp) * (double)c->aq[y].scale);
+        lw->clip_hi = (float)((127 - c->aq[y].zp) * (double)c->aq[y].scale);
+    } else if ((s = choose_act(c, y, 8, &lw->clip_lo, &lw->clip_hi))) {
+        return s;
+    }
+    int qy;
+    if ((s = make_q_output(c, y, &qy))) return s;
+    qf_attr attrs[24];
+    static const char *const skip[] = {"x"};
+    int na = copy_attrs(c, n, attrs, 20, skip, 0);
+    if (na < 0) return nomem(c);
+    if (strcmp(domain, "qforge") == 0 && !same_qp)
+        attrs[na++] = attr_str("requant", c->cfg->requant == QF_REQUANT_FIXED ? "fixed" : "fp32");
+    int opset = strcmp(domain, "qforge") == 0 ? 1 : n->opset;
+    if (add_node(c, n->name, qop, domain, opset, in, n->n_inputs, &qy, 1, attrs, na) < 0)
+        return nomem(c);
+    lw->name = qop;
+    return QF_OK;
+}
+
+/* Element-wise activation as a 256-entry table: the float op applied to
+ * every dequantized int8 code, quantized with the output's parameters. */
+static qf_status lower_lut(qctx *c, int idx, lowered *lw) {
+    const qf_node *n = &c->fg->nodes[idx];
+    const qf_op_def *d = qf_op_get(n->op);
+    int x;
+    qf_status s = get_q(c, n->inputs[0], &x);
+    if (s) return s;
+    int y = n->outputs[0];
+    lw->out_fg = y;
+    if ((s = choose_act(c, y, 8, &lw->clip_lo, &lw->clip_hi))) return s;
+    const act_q *ia = &c->aq[n->inputs[0]], *oa = &c->aq[y];
+    float xin[256], yout[256];
+    for (int q = -128; q < 128; q++) xin[q + 128] = ia->scale * (float)(q - ia->zp);
+    qf_tensor in[QF_MAX_NODE_IO], out[1];
+    memset(in, 0, sizeof in);
+    in[0] = (qf_tensor){.dtype = QF_DT_F32, .rank = 1, .dims = {256}, .data = xin};
+    for (int j = 1; j < n->n_inputs; j++)
+        if (n->inputs[j] >= 0) in[j] = qf_value_tensor(&c->fg->values[n->inputs[j]]);
+    out[0] = (qf_tensor){.dtype = QF_DT_F32, .rank = 1, .dims = {256}, .data = yout};
+    qf_exec_ctx ctx = {.num_threads = 1};
+    s = d->run(&ctx, n, in, n->n_inputs, out, 1, NULL, c->err);
+    if (s) return s;
+    int64_t table[256];
+    for (int i = 0; i < 256; i++) {
+        double q = nearbyint((double)yout[i] / oa->scale) + oa->zp;
+        table[i] = (int64_t)QF_MAX(-128.0, QF_MIN(127.0, q));
+    }
+    int qy;
+    if ((s = make_q_output(c, y, &qy))) return s;
+    qf_attr attrs[1] = {attr_ints(c, "table", table, 256)};
+    if (add_node(c, n->name, "QLut", "qforge", 1, &x, 1, &qy, 1, attrs, 1) < 0) return nomem(c);
+    lw->name = "QLut";
+    return QF_OK;
+}
+
+static qf_status lower_float(qctx *c, int idx, lowered *lw) {
+    const qf_node *n = &c->fg->nodes[idx];
+    int in[QF_MAX_NODE_IO], out[QF_MAX_NODE_IO];
+    qf_status s;
+    for (int j = 0; j < n->n_inputs; j++) {
+        in[j] = -1;
+        if (n->inputs[j] >= 0 && (s = get_f(c, n->inputs[j], &in[j]))) return s;
+    }
+    for (int j = 0; j < n->n_outputs; j++) {
+        int v = n->outputs[j];
+        out[j] = -1;
+        if (v < 0) continue;
+        const qf_value *fv = &c->fg->values[v];
+        char nm[256];
+        fresh_name(c, fv->name, NULL, nm, sizeof nm);
+        if ((out[j] = new_value(c, nm, fv->dtype, fv)) < 0) return nomem(c);
+        c->f_of[v] = out[j];
+    }
+    qf_attr attrs[32];
+    int na = copy_attrs(c, n, attrs, 32, NULL, 0);
+    if (na < 0) return nomem(c);
+    if (add_node(c, n->name, n->op_type, n->domain, n->opset, in, n->n_inputs, out, n->n_outputs,
+                 attrs, na) < 0)
+        return nomem(c);
+    lw->name = "float";
+    lw->out_fg = n->outputs[0];
+    c->rep->n_float_fallback++;
+    return QF_OK;
+}
+
+/* Which values will be consumed as integers (they need observers). */
+static bool consumes_int(const qctx *c, const qf_node *n) {
+    (void)c;
+    switch (n->op) {
+    case QF_OP_CONV: case QF_OP_GEMM: case QF_OP_MATMUL: case QF_OP_ADD: case QF_OP_MUL:
+    case QF_OP_MAX_POOL: case QF_OP_AVERAGE_POOL: case QF_OP_GLOBAL_AVERAGE_POOL:
+    case QF_OP_CONCAT:
+        return true;
+    default:
+        return is_layout_op(n->op);
+    }
+}
+
+static qf_status plan_lowering(qctx *c, int idx, int *kind);
+
+enum { K_FLOAT = 0, K_CONV, K_GEMM, K_BINARY, K_MAXPOOL, K_AVGPOOL, K_GAP, K_CONCAT, K_LAYOUT, K_LUT };
+
+static qf_status plan_lowering(qctx *c, int idx, int *kind) {
+    const qf_graph *g = c->fg;
+    const qf_node *n = &g->nodes[idx];
+    *kind = K_FLOAT;
+    bool act_in = n->n_inputs > 0 && n->inputs[0] >= 0 && !is_const(g, n->inputs[0]) &&
+                  g->values[n->inputs[0]].dtype == QF_DT_F32;
+    if (!act_in) return QF_OK;
+    if (c->act_bits[idx] != 8) return QF_OK; /* 16-bit layers: float for now */
+    switch (n->op) {
+    case QF_OP_CONV: {
+        const qf_value *w = &g->values[n->inputs[1]];
+        bool bias_ok = n->n_inputs < 3 || n->inputs[2] < 0 || is_const(g, n->inputs[2]);
+        if (is_const(g, n->inputs[1]) && w->dtype == QF_DT_F32 && (w->rank == 4 || w->rank == 3) &&
+            bias_ok && strcmp(qf_node_attr_str(n, "auto_pad", "NOTSET"), "NOTSET") == 0)
+            *kind = K_CONV;
+        break;
+    }
+    case QF_OP_GEMM: {
+        const qf_value *b = &g->values[n->inputs[1]];
+        bool c_ok = n->n_inputs < 3 || n->inputs[2] < 0 ||
+                    (is_const(g, n->inputs[2]) && g->values[n->inputs[2]].rank <= 2);
+        if (is_const(g, n->inputs[1]) && b->rank == 2 && b->dtype == QF_DT_F32 && c_ok &&
+            qf_node_attr_int(n, "transA", 0) == 0 && g->values[n->inputs[0]].rank == 2)
+            *kind = K_GEMM;
+        break;
+    }
+    case QF_OP_MATMUL: {
+        const qf_value *b = &g->values[n->inputs[1]];
+        if (is_const(g, n->inputs[1]) && b->rank == 2 && b->dtype == QF_DT_F32) *kind = K_GEMM;
+        break;
+    }
+    case QF_OP_ADD:
+    case QF_OP_MUL:
+        if (n->inputs[1] >= 0 && !is_const(g, n->inputs[1]) &&
+            g->values[n->inputs[1]].dtype == QF_DT_F32)
+            *kind = K_BINARY;
+        break;
+    case QF_OP_MAX_POOL:
+        if (n->n_outputs == 1 || n->outputs[1] < 0) *kind = K_MAXPOOL;
+        break;
+    case QF_OP_AVERAGE_POOL: *kind = K_AVGPOOL; break;
+    case QF_OP_GLOBAL_AVERAGE_POOL: *kind = K_GAP; break;
+    case QF_OP_CONCAT: {
+        bool all = true;
+        for (int j = 0; j < n->n_inputs; j++)
+            if (n->inputs[j] < 0 || is_const(g, n->inputs[j])) all = false;
+        if (all) *kind = K_CONCAT;
+        break;
+    }
+    default:
+        if (is_layout_op(n->op))
+            *kind = K_LAYOUT;
+        else if (is_unary_float_op(g, n))
+            *kind = K_LUT;
+        break;
+    }
+    if (*kind == K_CONV || *kind == K_GEMM) {
+        if (c->w_bits[idx] < 2 || c->w_bits[idx] > 8) *kind = K_FLOAT;
+    }
+    return QF_OK;
+}
+
+/* ---- driver ------------------------------------------------------------- */
+
+static qf_status prepare(const qf_graph *src, qctx *c) {
+    qf_graph *g;
+    qf_status s = qf_graph_clone(src, &g, c->err);
+    if (s) return s;
+    if ((s = qf_pass_optimize(g, c->err)) || (s = qf_pass_infer_shapes(g, c->err))) {
+        qf_graph_free(g);
+        return s;
+    }
+    if ((s = qf_model_from_graph(g, src->source_path, &c->fm, c->err))) {
+        qf_graph_free(g);
+        return s;
+    }
+    c->fg = g;
+    return QF_OK;
+}
+
+qf_status qf_quantize(const qf_graph *src, const qf_dataset *calib, const qf_qconfig *cfg,
+                      const qf_quant_options *opt, qf_graph **out, qf_quant_report *report,
+                      qf_err *err) {
+    *out = NULL;
+    qf_quant_report local_rep;
+    memset(&local_rep, 0, sizeof local_rep);
+    qctx c;
+    memset(&c, 0, sizeof c);
+    c.cfg = cfg;
+    c.err = err;
+    c.rep = report ? report : &local_rep;
+    memset(c.rep, 0, sizeof *c.rep);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    qf_status s = prepare(src, &c);
+    if (s) return s;
+    qf_graph *g = c.fg;
+    int nn = g->n_nodes, nv = g->n_values;
+    int *kind = NULL;
+    c.w_bits = qf_calloc((size_t)nn + 1, sizeof(int));
+    c.act_bits = qf_calloc((size_t)nn + 1, sizeof(int));
+    c.fused_into = qf_malloc(sizeof(int) * (size_t)(nn + 1));
+    c.fused_act = qf_malloc(sizeof(int) * (size_t)(nn + 1));
+    kind = qf_calloc((size_t)nn + 1, sizeof(int));
+    c.obs = qf_calloc((size_t)nv + 1, sizeof(qf_observer *));
+    c.aq = qf_calloc((size_t)nv + 1, sizeof(act_q));
+    c.q_of = qf_malloc(sizeof(int) * (size_t)(nv + 1));
+    c.f_of = qf_malloc(sizeof(int) * (size_t)(nv + 1));
+    c.rep->layers = qf_calloc((size_t)nn + 1, sizeof(qf_quant_layer));
+    if (!c.w_bits || !c.act_bits || !c.fused_into || !c.fused_act || !kind || !c.obs || !c.aq ||
+        !c.q_of || !c.f_of || !c.rep->layers) {
+        s = nomem(&c);
+        goto done;
+    }
+    for (int i = 0; i < nn; i++) c.fused_into[i] = c.fused_act[i] = -1;
+    for (int v = 0; v < nv; v++) c.q_of[v] = c.f_of[v] = -1;
+    if ((s = qf_qconfig_resolve(cfg, g, NULL, c.w_bits, c.act_bits, err))) goto done;
+
+    /* decide each node's lowering and the Relu/Clip fusions */
+    for (int i = 0; i < nn; i++) {
+        if ((s = plan_lowering(&c, i, &kind[i]))) goto done;
+        if (kind[i] == K_CONV || kind[i] == K_GEMM || kind[i] == K_BINARY) {
+            int consumer;
+            float lo, hi;
+            if (single_consumer(g, g->nodes[i].outputs[0], &consumer) && consumer > i &&
+                act_bounds(g, &g->nodes[consumer], &lo, &hi) &&
+                g->nodes[consumer].inputs[0] == g->nodes[i].outputs[0]) {
+                c.fused_act[i] = consumer;
+                c.fused_into[consumer] = i;
+            }
+        }
+    }
+    /* observers for every float activation that an integer op reads or writes */
+    for (int i = 0; i < nn; i++) {
+        const qf_node *n = &g->nodes[i];
+        bool need_out = kind[i] != K_FLOAT && c.fused_into[i] < 0;
+        if (kind[i] == K_FLOAT) {
+            /* a float op whose consumer is an integer op needs its range */
+            for (int j = 0; j < n->n_outputs; j++) {
+                int v = n->outputs[j];
+                if (v < 0) continue;
+                for (int k = i + 1; k < nn; k++)
+                    for (int m = 0; m < g->nodes[k].n_inputs; m++)
+                        if (g->nodes[k].inputs[m] == v && kind[k] != K_FLOAT) need_out = true;
+            }
+        }
+        int outs = c.fused_act[i] >= 0 ? g->nodes[c.fused_act[i]].outputs[0] : n->outputs[0];
+        if (need_out && outs >= 0 && !c.obs[outs] && g->values[outs].dtype == QF_DT_F32) {
+            char nm[160];
+            snprintf(nm, sizeof nm, "%s", g->values[outs].name);
+            if ((s = qf_observer_create(NULL, nm, &c.obs[outs], err))) goto done;
+        }
+        if (kind[i] != K_FLOAT && consumes_int(&c, n))
+            for (int j = 0; j < n->n_inputs; j++) {
+                int v = n->inputs[j];
+                if (v < 0 || is_const(g, v) || c.obs[v]) continue;
+                if ((s = qf_observer_create(NULL, g->values[v].name, &c.obs[v], err))) goto done;
+            }
+        if (kind[i] == K_LUT && !c.obs[n->inputs[0]] &&
+            (s = qf_observer_create(NULL, g->values[n->inputs[0]].name, &c.obs[n->inputs[0]], err)))
+            goto done;
+    }
+    if ((s = calibrate(&c, calib, opt))) goto done;
+    /* input activations that are not produced by a lowered node */
+    for (int v = 0; v < nv; v++)
+        if (c.obs[v] && !c.aq[v].set) {
+            float lo, hi;
+            int prod = g->values[v].producer;
+            bool mine = prod >= 0 && kind[prod] != K_FLOAT;
+            if (prod >= 0 && c.fused_into[prod] >= 0) mine = true;
+            if (!mine && (s = choose_act(&c, v, 8, &lo, &hi))) goto done;
+        }
+
+    /* build the quantized graph */
+    c.qg = qf_graph_create();
+    if (!c.qg) {
+        s = nomem(&c);
+        goto done;
+    }
+    c.qg->source_path = qf_arena_strdup(&c.qg->arena, src->source_path);
+    c.qg->name = qf_arena_strdup(&c.qg->arena, src->name ? src->name : "");
+    c.qg->producer = "qforge";
+    c.qg->opset = QF_MAX(g->opset, 13);
+    for (int i = 0; i < g->n_inputs; i++) {
+        int v = g->inputs[i];
+        int qv = new_value(&c, g->values[v].name, g->values[v].dtype, &g->values[v]);
+        if (qv < 0 || qf_graph_add_input(c.qg, qv)) {
+            s = nomem(&c);
+            goto done;
+        }
+        c.f_of[v] = qv;
+    }
+    for (int i = 0; i < nn && !s; i++) {
+        if (c.fused_into[i] >= 0) continue;
+        lowered lw = {.name = "float", .out_fg = g->nodes[i].outputs[0]};
+        switch (kind[i]) {
+        case K_CONV: s = lower_conv(&c, i, &lw); break;
+        case K_GEMM: s = lower_gemm(&c, i, &lw); break;
+        case K_BINARY: s = lower_binary(&c, i, &lw); break;
+        case K_MAXPOOL: s = lower_simple(&c, i, "QMaxPool", "qforge", true, &lw); break;
+        case K_AVGPOOL: s = lower_simple(&c, i, "QAveragePool", "qforge", false, &lw); break;
+        case K_GAP: s = lower_simple(&c, i, "QGlobalAveragePool", "qforge", false, &lw); break;
+        case K_CONCAT: s = lower_simple(&c, i, "QConcat", "qforge", false, &lw); break;
+        case K_LAYOUT: s = lower_simple(&c, i, g->nodes[i].op_type, "", true, &lw); break;
+        case K_LUT: s = lower_lut(&c, i, &lw); break;
+        default: s = lower_float(&c, i, &lw); break;
+        }
+        if (s) break;
+        qf_quant_layer *L = &c.rep->layers[c.rep->n_layers++];
+        const qf_node *n = &g->nodes[i];
+        snprintf(L->name, sizeof L->name, "%s", n->name);
+        snprintf(L->op, sizeof L->op, "%s%s", n->op_type,
+                 c.fused_act[i] >= 0 ? (g->nodes[c.fused_act[i]].op == QF_OP_RELU ? "+Relu" : "+Clip")
+                                     : "");
+        snprintf(L->lowered, sizeof L->lowered, "%s", lw.name);
+        L->w_bits = (kind[i] == K_CONV || kind[i] == K_GEMM) ? c.w_bits[i] : 0;
+        L->act_bits = 8;
+        int ov = lw.out_fg;
+        if (ov >= 0) {
+            snprintf(L->out_value, sizeof L->out_value, "%s", g->values[ov].name);
+            if (c.aq[ov].set) {
+                L->out_scale = c.aq[ov].scale;
+                L->out_zero_point = c.aq[ov].zp;
+                L->clip_lo = lw.clip_lo;
+                L->clip_hi = lw.clip_hi;
+            }
+            if (c.obs[ov]) {
+                qf_observer_stats st;
+                qf_observer_get_stats(c.obs[ov], &st);
+                L->obs_min = (float)st.min;
+                L->obs_max = (float)st.max;
+                if (c.aq[ov].set) L->clip_fraction = clip_fraction(c.obs[ov], lw.clip_lo, lw.clip_hi);
+            }
+        }
+    }
+    if (s) goto done;
+    for (int i = 0; i < g->n_outputs; i++) {
+        int v = g->outputs[i], fv;
+        if ((s = get_f(&c, v, &fv))) goto done;
+        if (strcmp(c.qg->values[fv].name, g->values[v].name) != 0) {
+            s = qf_errf(err, QF_ERR_INTERNAL, "%s: output '%s' lost its name", src->source_path,
+                        g->values[v].name);
+            goto done;
+        }
+        if ((s = qf_graph_add_output(c.qg, fv))) goto done;
+    }
+    if ((s = qf_graph_toposort(c.qg, err))) goto done;
+    if ((s = qf_graph_parse_ops(c.qg, err))) goto done;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    c.rep->calib_seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    *out = c.qg;
+    c.qg = NULL;
+done:
+    if (c.obs)
+        for (int v = 0; v < nv; v++) qf_observer_free(c.obs[v]);
+    qf_free(c.obs);
+    qf_free(c.aq);
+    qf_free(c.q_of);
+    qf_free(c.f_of);
+    qf_free(c.w_bits);
+    qf_free(c.act_bits);
+    qf_free(c.fused_into);
+    qf_free(c.fused_act);
+    qf_free(kind);
+    qf_graph_free(c.qg);
+    qf_model_free(c.fm);
+    if (s || !report) qf_quant_report_free(c.rep);
+    return s;
+}
