@@ -109,6 +109,11 @@ static void dtype_table(void) {
     CHECK_EQ_INT(qf_tensor_numel(&t), 24);
     t.dims[1] = -1;
     CHECK_EQ_INT(qf_tensor_numel(&t), -1);
+    /* a zero dim wins over an overflowing product; a negative dim never does */
+    qf_tensor z = {.dtype = QF_DT_U8, .rank = 4, .dims = {INT64_MAX / 2, INT64_MAX / 2, 0, 5}};
+    CHECK_EQ_INT(qf_tensor_numel(&z), 0);
+    z.dims[3] = -5;
+    CHECK_EQ_INT(qf_tensor_numel(&z), -1);
     CHECK(strcmp(qf_status_str(QF_ERR_FORMAT), "bad format") == 0);
 }
 

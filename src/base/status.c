@@ -69,6 +69,11 @@ const char *qf_dtype_name(qf_dtype t) {
 int64_t qf_tensor_numel(const qf_tensor *t) {
     int64_t n = 1;
     if (t->rank < 0 || t->rank > QF_MAX_DIMS) return -1;
+    /* a zero dim makes the tensor empty however large the others are */
+    for (int i = 0; i < t->rank; i++)
+        if (t->dims[i] < 0) return -1;
+    for (int i = 0; i < t->rank; i++)
+        if (t->dims[i] == 0) return 0;
     for (int i = 0; i < t->rank; i++) {
         if (t->dims[i] < 0) return -1;
         if (t->dims[i] != 0 && n > INT64_MAX / t->dims[i]) return -1;

@@ -444,7 +444,13 @@ static qf_status quantize_weights(qctx *c, const char *layer, const float *w, in
                                   int64_t cols, int bits, const int64_t *shape, int rank,
                                   int *wv_out, float *scales, int *container_bits) {
     qf_tensor wt = {.dtype = QF_DT_F32, .rank = 2, .dims = {rows, cols}, .data = (void *)w};
-    qf_calib_method m = bits < 8 || c->cfg->calib == QF_CALIB_MSE ? QF_CALIB_MSE : QF_CALIB_MINMAX;
+    /* min/max weight ranges for the plain minmax scheme; every other scheme
+     * also clips weights where it lowers the quantization error, which
+     * matters below 8 bits */
+    qf_calib_method m =
+        c->cfg->calib != QF_CALIB_MINMAX && (bits < 8 || c->cfg->calib == QF_CALIB_MSE)
+            ? QF_CALIB_MSE
+            : QF_CALIB_MINMAX;
     qf_status s =
         qf_calib_weight_scales(&wt, c->cfg->per_channel ? 0 : -1, bits, m, scales, c->err);
     if (s) {
