@@ -23,6 +23,7 @@ static const cli_opt eval_opts[] = {
     {"std", 0, "S[,S...]", "divide by a std per channel (after the mean)"},
     {"nhwc", 0, NULL, "rank-4 images are stored N,H,W,C (fed as NCHW)"},
     {"json", 0, NULL, "print the result as JSON on stdout"},
+    {"float", 0, "M.onnx", "for a .qfm: the float model to compare with (default: its source)"},
 };
 
 /* Parse "0.5,0.25" into vals; returns the count or -1. */
@@ -294,6 +295,9 @@ static int run_eval(const cli_args *a) {
     if (!cli_get_int(a, "batch", 1, 1 << 20, 32, &batch)) return CLI_EXIT_USAGE;
     qf_dataset_options o;
     if (!cli_dataset_options(a, "test", &o)) return CLI_EXIT_USAGE;
+
+    if (cli_is_qfm(a->pos[0]))
+        return cli_eval_quant(a, &o, spec, labels, (int)threads, (int)batch);
 
     qf_err e = {0};
     qf_model *m = NULL;
