@@ -116,5 +116,6 @@ extern const cli_cmd cli_cmd_inspect;
 extern const cli_cmd cli_cmd_run;
 extern const cli_cmd cli_cmd_eval;
 extern const cli_cmd cli_cmd_quantize;
+extern const cli_cmd cli_cmd_export;
 
 #endif /* QF_CLI_H */

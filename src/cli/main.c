@@ -4,7 +4,8 @@
 
 #include "cli/cli.h"
 
-static const cli_cmd *const commands[] = {&cli_cmd_inspect, &cli_cmd_run, &cli_cmd_eval, &cli_cmd_quantize};
+static const cli_cmd *const commands[] = {&cli_cmd_inspect, &cli_cmd_run, &cli_cmd_eval, &cli_cmd_quantize,
+                                            &cli_cmd_export};
 
 static void print_main_help(FILE *f) {
     fprintf(f, "usage: qforge <command> [options]\n\n"

@@ -120,7 +120,9 @@ int qf_graph_add_node(qf_graph *g, const char *name, const char *op_type, const 
     if (n_attrs) {
         n->attrs = qf_arena_alloc(&g->arena, sizeof(qf_attr) * (size_t)n_attrs);
         if (!n->attrs) return -1;
-        memcpy(n->attrs, attrs, sizeof(qf_attr) * (size_t)n_attrs);
+        /* deep copy: callers may pass attributes that live on their stack */
+        for (int a = 0; a < n_attrs; a++)
+            if (qf_attr_copy(g, &attrs[a], &n->attrs[a])) return -1;
         n->n_attrs = n_attrs;
     }
     return g->n_nodes++;

@@ -1,0 +1,281 @@
+/* test_quantize.c - the PTQ driver on hand-built models with random weights
+ * and synthetic calibration data: what each op is lowered to, how close the
+ * integer model stays to the float one (output SQNR measured here against
+ * the float session), qfm round trip, and the bad-input errors. */
+#include <math.h>
+#include <unistd.h>
+
+#include "io/data.h"
+#include "io/qfm.h"
+#include "ir/graph.h"
+#include "qtest.h"
+#include "quant/quantize.h"
+#include "runtime/runtime.h"
+
+static uint32_t rng = 12345;
+static float frand(void) { /* uniform [-1, 1) */
+    rng = rng * 1664525u + 1013904223u;
+    return (float)((rng >> 8) & 0xffffff) / 8388608.0f - 1.0f;
+}
+
+static char tmpdir[64];
+
+static void make_tmpdir(void) {
+    if (tmpdir[0]) return;
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/qf_test_quantXXXXXX");
+    if (!mkdtemp(tmpdir)) tmpdir[0] = 0;
+}
+
+/* N samples [1, 8, 8] in [0, 1) and labels 0..3, written as NPY files. */
+static qf_dataset *make_dataset(int n, int c, int h, int w) {
+    make_tmpdir();
+    char ip[128], lp[128];
+    snprintf(ip, sizeof ip, "%s/x_%d_%d.npy", tmpdir, n, c);
+    snprintf(lp, sizeof lp, "%s/y_%d_%d.npy", tmpdir, n, c);
+    size_t cnt = (size_t)n * c * h * w;
+    float *x = malloc(sizeof(float) * cnt);
+    int32_t *y = malloc(sizeof(int32_t) * (size_t)n);
+    for (size_t i = 0; i < cnt; i++) x[i] = 0.5f * (frand() + 1.0f);
+    for (int i = 0; i < n; i++) y[i] = i % 4;
+    qf_tensor tx = {.dtype = QF_DT_F32, .rank = 4, .dims = {n, c, h, w}, .data = x};
+    qf_tensor ty = {.dtype = QF_DT_I32, .rank = 1, .dims = {n}, .data = y};
+    qf_err e;
+    qf_status s1 = qf_npy_write(ip, &tx, &e), s2 = qf_npy_write(lp, &ty, &e);
+    free(x);
+    free(y);
+    if (s1 || s2) return NULL;
+    qf_dataset *d = NULL;
+    qf_dataset_options o;
+    memset(&o, 0, sizeof o);
+    if (qf_dataset_open(ip, lp, &o, &d, &e)) {
+        fprintf(stderr, "dataset: %s\n", e.msg);
+        return NULL;
+    }
+    return d;
+}
+
+static int add_const(qf_graph *g, const char *name, int rank, const int64_t *dims, float amp) {
+    int64_t n = 1;
+    for (int i = 0; i < rank; i++) n *= dims[i];
+    float *d = malloc(sizeof(float) * (size_t)n);
+    for (int64_t i = 0; i < n; i++) d[i] = amp * frand();
+    int v = qf_graph_add_value(g, name, QF_DT_F32, rank, dims);
+    qf_tensor t = {.dtype = QF_DT_F32, .rank = rank, .data = d};
+    memcpy(t.dims, dims, sizeof(int64_t) * (size_t)rank);
+    qf_graph_set_const(g, v, &t, NULL);
+    free(d);
+    return v;
+}
+
+/* x[N,1,8,8] -> Conv(8,3x3,pad1)+Relu -> MaxPool 2 -> Conv(8,3x3,pad1) ->
+ * Add(residual with pool) -> Relu -> GlobalAveragePool -> Flatten ->
+ * Gemm(4) -> Sigmoid -> Softmax */
+static qf_graph *small_net(void) {
+    qf_graph *g = qf_graph_create();
+    g->source_path = "small.onnx";
+    int64_t xd[4] = {-1, 1, 8, 8};
+    int x = qf_graph_add_value(g, "x", QF_DT_F32, 4, xd);
+    qf_graph_add_input(g, x);
+    int64_t w1d[4] = {8, 1, 3, 3}, b1d[1] = {8}, w2d[4] = {8, 8, 3, 3}, fd[2] = {4, 8}, fb[1] = {4};
+    int w1 = add_const(g, "w1", 4, w1d, 0.6f), b1 = add_const(g, "b1", 1, b1d, 0.1f);
+    int w2 = add_const(g, "w2", 4, w2d, 0.25f), b2 = add_const(g, "b2", 1, b1d, 0.1f);
+    int fw = add_const(g, "fw", 2, fd, 0.8f), fbias = add_const(g, "fb", 1, fb, 0.1f);
+    const char *names[] = {"c1", "r1", "p1", "c2", "add", "r2", "gap", "flat", "fc", "sig", "prob"};
+    int v[11];
+    for (int i = 0; i < 11; i++) v[i] = qf_graph_add_value(g, names[i], QF_DT_UNDEF, -1, NULL);
+    int64_t ks[2] = {3, 3}, pads[4] = {1, 1, 1, 1}, pk[2] = {2, 2};
+    qf_attr ca[2] = {{.name = "kernel_shape", .type = QF_ATTR_INTS, .ints = ks, .n = 2},
+                     {.name = "pads", .type = QF_ATTR_INTS, .ints = pads, .n = 4}};
+    qf_attr pa[2] = {{.name = "kernel_shape", .type = QF_ATTR_INTS, .ints = pk, .n = 2},
+                     {.name = "strides", .type = QF_ATTR_INTS, .ints = pk, .n = 2}};
+    qf_attr tb = {.name = "transB", .type = QF_ATTR_INT, .i = 1};
+    int i1[3] = {x, w1, b1}, i2[3] = {v[2], w2, b2}, ia[2] = {v[3], v[2]}, ig[3] = {v[7], fw, fbias};
+    qf_graph_add_node(g, "conv1", "Conv", "", 13, i1, 3, &v[0], 1, ca, 2);
+    qf_graph_add_node(g, "relu1", "Relu", "", 13, &v[0], 1, &v[1], 1, NULL, 0);
+    qf_graph_add_node(g, "pool", "MaxPool", "", 13, &v[1], 1, &v[2], 1, pa, 2);
+    qf_graph_add_node(g, "conv2", "Conv", "", 13, i2, 3, &v[3], 1, ca, 2);
+    qf_graph_add_node(g, "add", "Add", "", 13, ia, 2, &v[4], 1, NULL, 0);
+    qf_graph_add_node(g, "relu2", "Relu", "", 13, &v[4], 1, &v[5], 1, NULL, 0);
+    qf_graph_add_node(g, "gap", "GlobalAveragePool", "", 13, &v[5], 1, &v[6], 1, NULL, 0);
+    qf_graph_add_node(g, "flat", "Flatten", "", 13, &v[6], 1, &v[7], 1, NULL, 0);
+    qf_graph_add_node(g, "fc", "Gemm", "", 13, ig, 3, &v[8], 1, &tb, 1);
+    qf_graph_add_node(g, "sig", "Sigmoid", "", 13, &v[8], 1, &v[9], 1, NULL, 0);
+    qf_graph_add_node(g, "softmax", "Softmax", "", 13, &v[9], 1, &v[10], 1, NULL, 0);
+    qf_graph_add_output(g, v[10]);
+    qf_err e;
+    if (qf_graph_toposort(g, &e) || qf_graph_parse_ops(g, &e)) {
+        fprintf(stderr, "small_net: %s\n", e.msg);
+        qf_graph_free(g);
+        return NULL;
+    }
+    return g;
+}
+
+/* Output SQNR (dB) of qg against fg on `n` samples of ds. */
+static double output_sqnr(const qf_graph *fg, const qf_graph *qg, const qf_dataset *ds, int n) {
+    qf_graph *a, *b;
+    qf_err e;
+    if (qf_graph_clone(fg, &a, &e) || qf_graph_clone(qg, &b, &e)) return -999;
+    qf_model *ma, *mb;
+    qf_model_from_graph(a, "f", &ma, &e);
+    qf_model_from_graph(b, "q", &mb, &e);
+    qf_session *sa, *sb;
+    qf_session_create(ma, NULL, &sa, &e);
+    qf_session_create(mb, NULL, &sb, &e);
+    float *x = malloc(sizeof(float) * (size_t)n * (size_t)ds->sample_numel);
+    qf_dataset_fill(ds, 0, n, x, NULL, &e);
+    qf_tensor in = {.dtype = QF_DT_F32, .rank = 4, .dims = {n, 1, 8, 8}, .data = x}, oa, ob;
+    double sig = 0, noise = 0;
+    if (!qf_session_run(sa, &in, 1, &oa, 1, &e)) {
+        int64_t cnt = qf_tensor_numel(&oa);
+        float *fa = malloc(sizeof(float) * (size_t)cnt);
+        memcpy(fa, oa.data, sizeof(float) * (size_t)cnt);
+        if (!qf_session_run(sb, &in, 1, &ob, 1, &e) && qf_tensor_numel(&ob) == cnt)
+            for (int64_t i = 0; i < cnt; i++) {
+                double d = (double)fa[i] - ((float *)ob.data)[i];
+                sig += (double)fa[i] * fa[i];
+                noise += d * d;
+            }
+        else
+            noise = -1;
+        free(fa);
+    }
+    free(x);
+    qf_session_free(sa);
+    qf_session_free(sb);
+    qf_model_free(ma);
+    qf_model_free(mb);
+    if (noise < 0) return -999;
+    return noise == 0 ? 999 : 10 * log10(sig / noise);
+}
+
+static const qf_quant_layer *find_layer(const qf_quant_report *r, const char *name) {
+    for (int i = 0; i < r->n_layers; i++)
+        if (strcmp(r->layers[i].name, name) == 0) return &r->layers[i];
+    return NULL;
+}
+
+static qf_qconfig cfg;
+
+static void int8_lowering_and_accuracy(void) {
+    qf_graph *g = small_net();
+    qf_dataset *ds = make_dataset(256, 1, 8, 8);
+    CHECK(g && ds);
+    qf_qconfig_default(&cfg);
+    qf_quant_options o = {.calib_limit = 200, .batch = 16};
+    qf_graph *qg = NULL;
+    qf_quant_report rep;
+    qf_err e;
+    qf_status s = qf_quantize(g, ds, &cfg, &o, &qg, &rep, &e);
+    CHECK_MSG(s == QF_OK, "%s", e.msg);
+    CHECK_EQ_INT(rep.calib_samples, 200);
+    const qf_quant_layer *L;
+    CHECK((L = find_layer(&rep, "conv1")) && strcmp(L->lowered, "QConv") == 0 &&
+          strcmp(L->op, "Conv+Relu") == 0 && L->w_bits == 8);
+    CHECK((L = find_layer(&rep, "pool")) && strcmp(L->lowered, "QMaxPool") == 0);
+    CHECK((L = find_layer(&rep, "add")) && strcmp(L->lowered, "QAdd") == 0 &&
+          strcmp(L->op, "Add+Relu") == 0);
+    CHECK((L = find_layer(&rep, "gap")) && strcmp(L->lowered, "QGlobalAveragePool") == 0);
+    CHECK((L = find_layer(&rep, "fc")) && strcmp(L->lowered, "QGemm") == 0);
+    CHECK((L = find_layer(&rep, "sig")) && strcmp(L->lowered, "QLut") == 0);
+    CHECK((L = find_layer(&rep, "softmax")) && strcmp(L->lowered, "float") == 0);
+    CHECK(find_layer(&rep, "relu1") == NULL); /* fused */
+    CHECK_EQ_INT(rep.n_float_fallback, 1);
+    /* relu-fused outputs have a zero point at the bottom of the range */
+    L = find_layer(&rep, "conv1");
+    CHECK_EQ_INT(L->out_zero_point, -128);
+    CHECK(L->clip_lo == 0.0f && L->clip_hi > 0);
+    double db = output_sqnr(g, qg, ds, 64);
+    CHECK_MSG(db > 30.0, "int8 output SQNR %.2f dB", db);
+    /* qfm round trip: identical bytes out */
+    char path[128];
+    snprintf(path, sizeof path, "%s/small.qfm", tmpdir);
+    CHECK_OK(qf_qfm_write(qg, "{}", path, &e));
+    qf_graph *lg = NULL;
+    CHECK_MSG(qf_qfm_load(path, &lg, NULL, &e) == QF_OK, "%s", e.msg);
+    double db2 = output_sqnr(qg, lg, ds, 64);
+    CHECK_MSG(db2 >= 999, "qfm reload changed outputs (%.2f dB)", db2);
+    qf_graph_free(lg);
+    unlink(path);
+    qf_quant_report_free(&rep);
+    qf_graph_free(qg);
+    qf_graph_free(g);
+    qf_dataset_free(ds);
+}
+
+static void four_bit_weights_and_methods(void) {
+    qf_graph *g = small_net();
+    qf_dataset *ds = make_dataset(256, 1, 8, 8);
+    CHECK(g && ds);
+    double db[4];
+    for (int m = 0; m < 4; m++) {
+        qf_qconfig_default(&cfg);
+        cfg.default_w_bits = 4;
+        cfg.calib = (qf_calib_method)m;
+        qf_quant_options o = {.calib_limit = 128};
+        qf_graph *qg = NULL;
+        qf_err e;
+        qf_status s = qf_quantize(g, ds, &cfg, &o, &qg, NULL, &e);
+        CHECK_MSG(s == QF_OK, "%s: %s", qf_calib_method_name(cfg.calib), e.msg);
+        /* conv weights are packed two per byte */
+        bool packed = false;
+        for (int v = 0; v < qg->n_values; v++)
+            if (strcmp(qg->values[v].name, "conv1.weight_q") == 0)
+                packed = qg->values[v].dtype == QF_DT_U8 && qg->values[v].qp->bits == 4 &&
+                         qg->values[v].nbytes == 8 * 5; /* 9 nibbles -> 5 bytes a row */
+        CHECK(packed);
+        db[m] = output_sqnr(g, qg, ds, 64);
+        qf_graph_free(qg);
+    }
+    /* 4-bit weights cost SQNR but stay usable; MSE clipping beats plain
+     * min/max on the weights */
+    CHECK_MSG(db[QF_CALIB_MSE] > 15.0, "4-bit mse SQNR %.2f", db[QF_CALIB_MSE]);
+    CHECK_MSG(db[QF_CALIB_MSE] >= db[QF_CALIB_MINMAX] - 0.5, "mse %.2f vs minmax %.2f",
+              db[QF_CALIB_MSE], db[QF_CALIB_MINMAX]);
+    qf_graph_free(g);
+    qf_dataset_free(ds);
+}
+
+static void per_layer_bits_from_config(void) {
+    qf_graph *g = small_net();
+    qf_dataset *ds = make_dataset(64, 1, 8, 8);
+    CHECK(g && ds);
+    qf_qconfig_default(&cfg);
+    const char *json = "{\"num_bits\": {\"default\": 8, \"conv2\": 2, \"fc\": 4}}";
+    qf_err e;
+    CHECK_OK(qf_qconfig_parse_json(&cfg, json, strlen(json), "c.json", &e));
+    qf_quant_report rep;
+    qf_graph *qg = NULL;
+    qf_quant_options o = {.calib_limit = 64};
+    CHECK_MSG(qf_quantize(g, ds, &cfg, &o, &qg, &rep, &e) == QF_OK, "%s", e.msg);
+    CHECK_EQ_INT(find_layer(&rep, "conv1")->w_bits, 8);
+    CHECK_EQ_INT(find_layer(&rep, "conv2")->w_bits, 2);
+    CHECK_EQ_INT(find_layer(&rep, "fc")->w_bits, 4);
+    qf_quant_report_free(&rep);
+    qf_graph_free(qg);
+    /* a layer name that does not exist */
+    qf_qconfig_default(&cfg);
+    const char *bad = "{\"num_bits\": {\"conv9\": 4}}";
+    CHECK_OK(qf_qconfig_parse_json(&cfg, bad, strlen(bad), "c.json", &e));
+    CHECK(qf_quantize(g, ds, &cfg, &o, &qg, NULL, &e) == QF_ERR_INVALID_ARG);
+    CHECK(qg == NULL && strstr(e.msg, "conv9"));
+    qf_graph_free(g);
+    qf_dataset_free(ds);
+}
+
+static void bad_calibration_data(void) {
+    qf_graph *g = small_net();
+    qf_dataset *wrong = make_dataset(16, 3, 8, 8); /* 3 channels, model takes 1 */
+    CHECK(g && wrong);
+    qf_qconfig_default(&cfg);
+    qf_graph *qg = NULL;
+    qf_err e;
+    qf_status s = qf_quantize(g, wrong, &cfg, NULL, &qg, NULL, &e);
+    CHECK(s == QF_ERR_SHAPE && qg == NULL);
+    CHECK_MSG(strstr(e.msg, "'x'") && strstr(e.msg, "[3,8,8]"), "%s", e.msg);
+    qf_dataset_free(wrong);
+    qf_graph_free(g);
+}
+
+QT_MAIN(QT_CASE(int8_lowering_and_accuracy), QT_CASE(four_bit_weights_and_methods),
+        QT_CASE(per_layer_bits_from_config), QT_CASE(bad_calibration_data))
