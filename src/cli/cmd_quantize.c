@@ -152,6 +152,7 @@ static int quantize_run(const cli_args *a) {
     qo.calib_limit = limit;
     qo.batch = (int)batch;
     qo.num_threads = (int)threads;
+    qo.config_path = config;
     qf_dataset_options dopt;
     if (!cli_dataset_options(a, "train", &dopt)) return CLI_EXIT_USAGE;
     dopt.limit = limit;

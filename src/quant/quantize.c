@@ -889,7 +889,9 @@ qf_status qf_quantize(const qf_graph *src, const qf_dataset *calib, const qf_qco
     }
     for (int i = 0; i < nn; i++) c.fused_into[i] = c.fused_act[i] = -1;
     for (int v = 0; v < nv; v++) c.q_of[v] = c.f_of[v] = -1;
-    if ((s = qf_qconfig_resolve(cfg, g, NULL, c.w_bits, c.act_bits, err))) goto done;
+    if ((s = qf_qconfig_resolve(cfg, g, opt ? opt->config_path : NULL, c.w_bits, c.act_bits,
+                                 err)))
+        goto done;
 
     /* decide each node's lowering and the Relu/Clip fusions */
     for (int i = 0; i < nn; i++) {

@@ -24,6 +24,7 @@ typedef struct qf_quant_options {
     int num_threads;       /* float runtime threads; 0 = 1 */
     qf_progress_fn progress;
     void *progress_user;
+    const char *config_path; /* named in config errors (NULL: "config") */
 } qf_quant_options;
 
 /* What happened to one node of the (optimized) float graph. */
