@@ -155,6 +155,11 @@ static const qf_quant_layer *find_layer(const qf_quant_report *r, const char *na
     return NULL;
 }
 
+static const char *lowered_as(const qf_quant_report *r, const char *name) {
+    const qf_quant_layer *L = find_layer(r, name);
+    return L ? L->lowered : "(missing)";
+}
+
 static qf_qconfig cfg;
 
 static void int8_lowering_and_accuracy(void) {
@@ -227,11 +232,11 @@ static void four_bit_weights_and_methods(void) {
         db[m] = output_sqnr(g, qg, ds, 64);
         qf_graph_free(qg);
     }
-    /* 4-bit weights cost SQNR but stay usable; MSE clipping beats plain
-     * min/max on the weights */
-    CHECK_MSG(db[QF_CALIB_MSE] > 15.0, "4-bit mse SQNR %.2f", db[QF_CALIB_MSE]);
-    CHECK_MSG(db[QF_CALIB_MSE] >= db[QF_CALIB_MINMAX] - 0.5, "mse %.2f vs minmax %.2f",
-              db[QF_CALIB_MSE], db[QF_CALIB_MINMAX]);
+    /* 4-bit weights cost SQNR but every calibrator keeps the model usable
+     * (uniform random weights: nothing for clipping to gain, so no ranking) */
+    for (int m = 0; m < 4; m++)
+        CHECK_MSG(db[m] > 20.0, "4-bit %s SQNR %.2f", qf_calib_method_name((qf_calib_method)m),
+                  db[m]);
     qf_graph_free(g);
     qf_dataset_free(ds);
 }
@@ -277,5 +282,56 @@ static void bad_calibration_data(void) {
     qf_graph_free(g);
 }
 
-QT_MAIN(QT_CASE(int8_lowering_and_accuracy), QT_CASE(four_bit_weights_and_methods),
+/* x -> Pad(reflect, const pads) -> Conv -> Resize(nearest x2, const scales)
+ * -> Resize(linear x1.25, const scales): all stay integer */
+static void pad_and_resize_lowered(void) {
+    qf_graph *g = qf_graph_create();
+    g->source_path = "up.onnx";
+    int64_t xd[4] = {-1, 1, 8, 8}, wd[4] = {4, 1, 3, 3}, pd[1] = {8}, sd[1] = {4};
+    int x = qf_graph_add_value(g, "x", QF_DT_F32, 4, xd);
+    qf_graph_add_input(g, x);
+    int w = add_const(g, "w", 4, wd, 0.5f);
+    int64_t pads[8] = {0, 0, 1, 1, 0, 0, 1, 1};
+    float scales[4] = {1, 1, 2, 2}, scales2[4] = {1, 1, 1.25f, 1.25f};
+    int pv = qf_graph_add_value(g, "pads", QF_DT_I64, 1, pd);
+    int sv = qf_graph_add_value(g, "scales", QF_DT_F32, 1, sd);
+    int zv = qf_graph_add_value(g, "scales2", QF_DT_F32, 1, sd);
+    qf_tensor tp = {QF_DT_I64, 1, {8}, pads}, ts = {QF_DT_F32, 1, {4}, scales},
+              tz = {QF_DT_F32, 1, {4}, scales2};
+    qf_graph_set_const(g, pv, &tp, NULL);
+    qf_graph_set_const(g, sv, &ts, NULL);
+    qf_graph_set_const(g, zv, &tz, NULL);
+    int p = qf_graph_add_value(g, "p", 0, -1, NULL), cv = qf_graph_add_value(g, "c", 0, -1, NULL),
+        r = qf_graph_add_value(g, "r", 0, -1, NULL), y = qf_graph_add_value(g, "y", 0, -1, NULL);
+    qf_attr refl = {.name = "mode", .type = QF_ATTR_STRING, .s = "reflect"};
+    qf_attr lin = {.name = "mode", .type = QF_ATTR_STRING, .s = "linear"};
+    int ip[2] = {x, pv}, ic[2] = {p, w}, ir[3] = {cv, -1, sv}, iz[3] = {r, -1, zv};
+    qf_graph_add_node(g, "pad", "Pad", "", 13, ip, 2, &p, 1, &refl, 1);
+    qf_graph_add_node(g, "conv", "Conv", "", 13, ic, 2, &cv, 1, NULL, 0);
+    qf_graph_add_node(g, "up", "Resize", "", 13, ir, 3, &r, 1, NULL, 0);
+    qf_graph_add_node(g, "up2", "Resize", "", 13, iz, 3, &y, 1, &lin, 1);
+    qf_graph_add_output(g, y);
+    qf_err e;
+    CHECK_OK(qf_graph_toposort(g, &e));
+    CHECK_MSG(qf_graph_parse_ops(g, &e) == QF_OK, "%s", e.msg);
+    qf_dataset *ds = make_dataset(64, 1, 8, 8);
+    CHECK(ds != NULL);
+    qf_qconfig_default(&cfg);
+    qf_quant_report rep;
+    qf_graph *qg = NULL;
+    qf_quant_options o = {.calib_limit = 64};
+    CHECK_MSG(qf_quantize(g, ds, &cfg, &o, &qg, &rep, &e) == QF_OK, "%s", e.msg);
+    CHECK(strcmp(lowered_as(&rep, "pad"), "QPad") == 0);
+    CHECK(strcmp(lowered_as(&rep, "up"), "QResize") == 0);
+    CHECK_MSG(strcmp(lowered_as(&rep, "up2"), "QResize") == 0, "%s", lowered_as(&rep, "up2"));
+    CHECK_EQ_INT(rep.n_float_fallback, 0);
+    double db = output_sqnr(g, qg, ds, 16);
+    CHECK_MSG(db > 30.0, "SQNR %.2f dB", db);
+    qf_quant_report_free(&rep);
+    qf_graph_free(qg);
+    qf_graph_free(g);
+    qf_dataset_free(ds);
+}
+
+QT_MAIN(QT_CASE(pad_and_resize_lowered), QT_CASE(int8_lowering_and_accuracy), QT_CASE(four_bit_weights_and_methods),
         QT_CASE(per_layer_bits_from_config), QT_CASE(bad_calibration_data))

@@ -762,7 +762,7 @@ static bool consumes_int(const qctx *c, const qf_node *n) {
     switch (n->op) {
     case QF_OP_CONV: case QF_OP_GEMM: case QF_OP_MATMUL: case QF_OP_ADD: case QF_OP_MUL:
     case QF_OP_MAX_POOL: case QF_OP_AVERAGE_POOL: case QF_OP_GLOBAL_AVERAGE_POOL:
-    case QF_OP_CONCAT:
+    case QF_OP_CONCAT: case QF_OP_RESIZE: case QF_OP_PAD:
         return true;
     default:
         return is_layout_op(n->op);
@@ -771,7 +771,101 @@ static bool consumes_int(const qctx *c, const qf_node *n) {
 
 static qf_status plan_lowering(qctx *c, int idx, int *kind);
 
-enum { K_FLOAT = 0, K_CONV, K_GEMM, K_BINARY, K_MAXPOOL, K_AVGPOOL, K_GAP, K_CONCAT, K_LAYOUT, K_LUT };
+enum {
+    K_FLOAT = 0, K_CONV, K_GEMM, K_BINARY, K_MAXPOOL, K_AVGPOOL, K_GAP, K_CONCAT, K_LAYOUT, K_LUT,
+    K_RESIZE, K_PAD
+};
+
+/* Resize and Pad move int8 values without requantizing: the output keeps
+ * the input's parameters; their constant shape inputs become attributes. */
+static qf_status lower_resize_pad(qctx *c, int idx, bool resize, lowered *lw) {
+    const qf_node *n = &c->fg->nodes[idx];
+    int x;
+    qf_status s = get_q(c, n->inputs[0], &x);
+    if (s) return s;
+    int y = n->outputs[0];
+    lw->out_fg = y;
+    c->aq[y] = c->aq[n->inputs[0]];
+    lw->clip_lo = (float)((-128 - c->aq[y].zp) * (double)c->aq[y].scale);
+    lw->clip_hi = (float)((127 - c->aq[y].zp) * (double)c->aq[y].scale);
+    int qy;
+    if ((s = make_q_output(c, y, &qy))) return s;
+    qf_attr attrs[24];
+    static const char *const skip[] = {"pads", "value", "scales", "sizes"};
+    int na = copy_attrs(c, n, attrs, 20, skip, 4);
+    if (na < 0) return nomem(c);
+    if (resize) {
+        int sv = n->opset < 11 ? (n->n_inputs > 1 ? n->inputs[1] : -1)
+                               : (n->n_inputs > 2 ? n->inputs[2] : -1);
+        int zv = n->opset >= 11 && n->n_inputs > 3 ? n->inputs[3] : -1;
+        const qf_value *scv = sv >= 0 ? &c->fg->values[sv] : NULL;
+        if (scv && scv->nbytes) {
+            int cnt = (int)(scv->nbytes / sizeof(float));
+            float *f = qf_graph_alloc(c->qg, scv->nbytes);
+            if (!f) return nomem(c);
+            memcpy(f, scv->data, scv->nbytes);
+            attrs[na++] = (qf_attr){.name = "scales", .type = QF_ATTR_FLOATS, .floats = f, .n = cnt};
+        } else if (zv >= 0) {
+            const qf_value *szv = &c->fg->values[zv];
+            attrs[na++] = attr_ints(c, "sizes", szv->data, (int)(szv->nbytes / sizeof(int64_t)));
+        }
+    } else {
+        const int64_t *pads = NULL;
+        int np = 0;
+        if (n->opset < 11) {
+            np = qf_node_attr_ints(n, "pads", &pads);
+        } else {
+            const qf_value *pv = &c->fg->values[n->inputs[1]];
+            pads = pv->data;
+            np = (int)(pv->nbytes / sizeof(int64_t));
+        }
+        attrs[na++] = attr_ints(c, "pads", pads, np);
+    }
+    const char *op = resize ? "QResize" : "QPad";
+    if (add_node(c, n->name, op, "qforge", 1, &x, 1, &qy, 1, attrs, na) < 0) return nomem(c);
+    lw->name = op;
+    return QF_OK;
+}
+
+static bool resize_pad_ok(const qf_graph *g, const qf_node *n) {
+    if (g->values[n->inputs[0]].rank != 4) return false;
+    if (n->op == QF_OP_RESIZE) {
+        const char *mode = qf_node_attr_str(n, "mode", "nearest");
+        if (strcmp(mode, "nearest") && strcmp(mode, "linear")) return false;
+        if (qf_node_attr_int(n, "antialias", 0) || qf_node_attr(n, "axes")) return false;
+        const char *ct = qf_node_attr_str(n, "coordinate_transformation_mode", "half_pixel");
+        if (strcmp(ct, "tf_crop_and_resize") == 0) return false;
+        int sv = n->opset < 11 ? (n->n_inputs > 1 ? n->inputs[1] : -1)
+                               : (n->n_inputs > 2 ? n->inputs[2] : -1);
+        int zv = n->opset >= 11 && n->n_inputs > 3 ? n->inputs[3] : -1;
+        bool scales = sv >= 0 && is_const(g, sv) && g->values[sv].nbytes == 4 * sizeof(float) &&
+                      g->values[sv].dtype == QF_DT_F32;
+        bool sizes = zv >= 0 && is_const(g, zv) && g->values[zv].dtype == QF_DT_I64 &&
+                     g->values[zv].nbytes == 4 * sizeof(int64_t);
+        if (scales) {
+            const float *f = g->values[sv].data;
+            return f[0] == 1.0f && f[1] == 1.0f;
+        }
+        if (sizes) {
+            const int64_t *z = g->values[zv].data;
+            return z[0] == g->values[n->inputs[0]].dims[0] && z[1] == g->values[n->inputs[0]].dims[1];
+        }
+        return false;
+    }
+    const char *mode = qf_node_attr_str(n, "mode", "constant");
+    if (strcmp(mode, "constant") && strcmp(mode, "edge") && strcmp(mode, "reflect")) return false;
+    if (n->opset < 11) return qf_node_attr_float(n, "value", 0.0f) == 0.0f;
+    if (n->n_inputs < 2 || !is_const(g, n->inputs[1]) || g->values[n->inputs[1]].dtype != QF_DT_I64)
+        return false;
+    if (n->n_inputs > 3 && n->inputs[3] >= 0) return false; /* axes */
+    if (n->n_inputs > 2 && n->inputs[2] >= 0) {
+        int cv = n->inputs[2];
+        if (!is_const(g, cv) || g->values[cv].dtype != QF_DT_F32 ||
+            *(const float *)g->values[cv].data != 0.0f)
+            return false;
+    }
+    return true;
+}
 
 static qf_status plan_lowering(qctx *c, int idx, int *kind) {
     const qf_graph *g = c->fg;
@@ -822,6 +916,12 @@ static qf_status plan_lowering(qctx *c, int idx, int *kind) {
         if (all) *kind = K_CONCAT;
         break;
     }
+    case QF_OP_RESIZE:
+        if (resize_pad_ok(g, n)) *kind = K_RESIZE;
+        break;
+    case QF_OP_PAD:
+        if (resize_pad_ok(g, n)) *kind = K_PAD;
+        break;
     default:
         if (is_layout_op(n->op))
             *kind = K_LAYOUT;
@@ -885,6 +985,14 @@ qf_status qf_quantize(const qf_graph *src, const qf_dataset *calib, const qf_qco
     if (!c.w_bits || !c.act_bits || !c.fused_into || !c.fused_act || !kind || !c.obs || !c.aq ||
         !c.q_of || !c.f_of || !c.rep->layers) {
         s = nomem(&c);
+        goto done;
+    }
+    if (!cfg->symmetric_weights) {
+        /* the integer kernels take weight zero point 0 (DESIGN.md numerics) */
+        s = qf_errf(err, QF_ERR_UNSUPPORTED,
+                    "%s: asymmetric weights (\"symmetric\": false) are not supported: weights "
+                    "are quantized symmetrically with zero point 0",
+                    opt && opt->config_path ? opt->config_path : "config");
         goto done;
     }
     for (int i = 0; i < nn; i++) c.fused_into[i] = c.fused_act[i] = -1;
@@ -980,6 +1088,8 @@ qf_status qf_quantize(const qf_graph *src, const qf_dataset *calib, const qf_qco
         case K_CONCAT: s = lower_simple(&c, i, "QConcat", "qforge", false, &lw); break;
         case K_LAYOUT: s = lower_simple(&c, i, g->nodes[i].op_type, "", true, &lw); break;
         case K_LUT: s = lower_lut(&c, i, &lw); break;
+        case K_RESIZE: s = lower_resize_pad(&c, i, true, &lw); break;
+        case K_PAD: s = lower_resize_pad(&c, i, false, &lw); break;
         default: s = lower_float(&c, i, &lw); break;
         }
         if (s) break;
