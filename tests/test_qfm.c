@@ -472,6 +472,106 @@ static void constants_aligned_in_mapping(void) {
     CHECK_MSG(same, "rewrite differs (%zu vs %zu bytes): %s", l1, l2, st ? e.msg : "");
 }
 
+/* An integer model as the quantizer emits it: QuantizeLinear ->
+ * QLinearConv (int8 per-channel weights, int32 bias) -> DequantizeLinear.
+ * Loaded and original run bit for bit alike; both are within one output
+ * quantization step of a naive integer reference computed here. */
+static void roundtrip_qlinear_model(void) {
+    enum { OC = 3, IC = 2, K = 3, HW = 5, NX = IC * HW * HW, NY = OC * HW * HW };
+    static const float xs = 0.05f, ys = 0.08f, ws[OC] = {0.01f, 0.02f, 0.015f};
+    static const int8_t xzp = -2, yzp = 5, wzp[OC] = {0, 0, 0};
+    static int8_t wq[OC * IC * K * K];
+    static int32_t bias[OC] = {-300, 0, 450};
+    static int64_t pads[4] = {1, 1, 1, 1};
+    for (int i = 0; i < OC * IC * K * K; i++)
+        wq[i] = (int8_t)((i * 71) % 201 - 100);
+    float bs[OC];
+    for (int m = 0; m < OC; m++)
+        bs[m] = xs * ws[m];
+    qf_graph *g = qf_graph_create();
+    CHECK(g != NULL);
+    int64_t dx[4] = {1, IC, HW, HW}, dw[4] = {OC, IC, K, K}, dc[1] = {OC};
+    int x = qf_graph_add_value(g, "x", QF_DT_F32, 4, dx);
+    int v_xs = qf_graph_add_value(g, "x_scale", QF_DT_F32, 0, NULL);
+    int v_xzp = qf_graph_add_value(g, "x_zp", QF_DT_I8, 0, NULL);
+    int xq = qf_graph_add_value(g, "x_q", QF_DT_I8, 4, dx);
+    int v_wq = qf_graph_add_value(g, "w_q", QF_DT_I8, 4, dw);
+    int v_ws = qf_graph_add_value(g, "w_scale", QF_DT_F32, 1, dc);
+    int v_wzp = qf_graph_add_value(g, "w_zp", QF_DT_I8, 1, dc);
+    int v_ys = qf_graph_add_value(g, "y_scale", QF_DT_F32, 0, NULL);
+    int v_yzp = qf_graph_add_value(g, "y_zp", QF_DT_I8, 0, NULL);
+    int v_b = qf_graph_add_value(g, "bias", QF_DT_I32, 1, dc);
+    int yq = qf_graph_add_value(g, "y_q", QF_DT_UNDEF, -1, NULL);
+    int y = qf_graph_add_value(g, "y", QF_DT_UNDEF, -1, NULL);
+    struct {
+        int v;
+        const void *d;
+    } c[] = {{v_xs, &xs},  {v_xzp, &xzp}, {v_wq, wq},    {v_ws, ws},
+             {v_wzp, wzp}, {v_ys, &ys},   {v_yzp, &yzp}, {v_b, bias}};
+    qf_err e;
+    for (size_t i = 0; i < QF_ARRAY_LEN(c); i++) {
+        qf_tensor t = qf_value_tensor(&g->values[c[i].v]);
+        t.data = (void *)(uintptr_t)c[i].d;
+        CHECK_OK(qf_graph_set_const(g, c[i].v, &t, &e));
+    }
+    int32_t zx = xzp, z0[OC] = {0, 0, 0};
+    CHECK_OK(qf_value_set_qparams(g, xq, 8, -1, 1, &xs, &zx));
+    CHECK_OK(qf_value_set_qparams(g, v_wq, 8, 0, OC, ws, z0));
+    CHECK_OK(qf_value_set_qparams(g, v_b, 32, 0, OC, bs, z0));
+    qf_attr pad = {.name = "pads", .type = QF_ATTR_INTS, .ints = pads, .n = 4};
+    int in_q[3] = {x, v_xs, v_xzp};
+    int in_c[9] = {xq, v_xs, v_xzp, v_wq, v_ws, v_wzp, v_ys, v_yzp, v_b};
+    int in_d[3] = {yq, v_ys, v_yzp};
+    CHECK(qf_graph_add_node(g, "quant", "QuantizeLinear", "", 13, in_q, 3, &xq, 1, NULL, 0) >= 0);
+    CHECK(qf_graph_add_node(g, "qconv", "QLinearConv", "", 10, in_c, 9, &yq, 1, &pad, 1) >= 0);
+    CHECK(qf_graph_add_node(g, "dequant", "DequantizeLinear", "", 13, in_d, 3, &y, 1, NULL, 0) >=
+          0);
+    CHECK_OK(qf_graph_add_input(g, x));
+    CHECK_OK(qf_graph_add_output(g, y));
+    qf_status st = qf_graph_toposort(g, &e);
+    if (!st) st = qf_graph_parse_ops(g, &e);
+    if (st) qf_graph_free(g);
+    CHECK_MSG(st == QF_OK, "%s", e.msg);
+    const char *path = tmp_path("qlinear.qfm");
+    qf_graph *h = NULL;
+    st = qf_qfm_write(g, "{\"scheme\": \"int8\"}", path, &e);
+    if (!st) st = qf_qfm_load(path, &h, NULL, &e);
+    if (!st) compare_graphs(g, h);
+    if (st || qt_failed_flag) {
+        qf_graph_free(g);
+        qf_graph_free(h);
+        CHECK_MSG(0, "%s", st ? e.msg : "graphs differ");
+    }
+    static float xin[NX], y1[NY], y2[NY];
+    for (int i = 0; i < NX; i++)
+        xin[i] = (float)((i * 37) % 61 - 30) * 0.11f;
+    qf_tensor in = {.dtype = QF_DT_F32, .rank = 4, .dims = {1, IC, HW, HW}, .data = xin};
+    int64_t n1 = run_graph(g, &in, 1, y1, sizeof y1, &e);
+    CHECK_MSG(n1 == NY, "original: %s", e.msg);
+    int64_t n2 = run_graph(h, &in, 1, y2, sizeof y2, &e);
+    CHECK_MSG(n2 == NY, "loaded: %s", e.msg);
+    CHECK(memcmp(y1, y2, sizeof y1) == 0);
+    /* naive integer reference */
+    for (int m = 0; m < OC; m++)
+        for (int oh = 0; oh < HW; oh++)
+            for (int ow = 0; ow < HW; ow++) {
+                int64_t acc = bias[m];
+                for (int ci = 0; ci < IC; ci++)
+                    for (int kh = 0; kh < K; kh++)
+                        for (int kw = 0; kw < K; kw++) {
+                            int ih = oh + kh - 1, iw = ow + kw - 1;
+                            if (ih < 0 || iw < 0 || ih >= HW || iw >= HW) continue;
+                            double q = nearbyint((double)xin[(ci * HW + ih) * HW + iw] / xs) + xzp;
+                            q = q < -128 ? -128 : q > 127 ? 127 : q;
+                            acc += ((int64_t)q - xzp) * wq[((m * IC + ci) * K + kh) * K + kw];
+                        }
+                double r = nearbyint((double)acc * xs * ws[m] / ys) + yzp;
+                r = r < -128 ? -128 : r > 127 ? 127 : r;
+                double want = (r - yzp) * ys;
+                CHECK_NEAR(y2[(m * HW + oh) * HW + ow], want, ys * 1.001);
+            }
+}
+
 /* Turn graph inputs k >= keep into constants holding t[k] (ONNX's node
  * tests feed weights as inputs; frozen, they become real initializers). */
 static int freeze_inputs(qf_graph *g, int keep, const qf_tensor *t) {
@@ -1160,8 +1260,9 @@ static void out_of_memory_paths(void) {
     CHECK_EQ_INT(bad, 0);
 }
 
-QT_MAIN(QT_CASE(roundtrip_handbuilt_model), QT_CASE(constants_aligned_in_mapping),
-        QT_CASE(roundtrip_onnx_models), QT_CASE(metadata_cases), QT_CASE(every_byte_flipped),
-        QT_CASE(every_truncation), QT_CASE(zero_length_and_missing_files), QT_CASE(hostile_files),
+QT_MAIN(QT_CASE(roundtrip_handbuilt_model), QT_CASE(roundtrip_qlinear_model),
+        QT_CASE(constants_aligned_in_mapping), QT_CASE(roundtrip_onnx_models),
+        QT_CASE(metadata_cases), QT_CASE(every_byte_flipped), QT_CASE(every_truncation),
+        QT_CASE(zero_length_and_missing_files), QT_CASE(hostile_files),
         QT_CASE(every_byte_flipped_checksums_fixed), QT_CASE(unsupported_op_reported),
         QT_CASE(writer_rejects_bad_graphs), QT_CASE(atomic_write), QT_CASE(out_of_memory_paths))
