@@ -66,3 +66,32 @@ ok = diff <= tol + 1e-9
 print(f"difference: {diff:.2f} points (limit {tol:.2f}): {'agree' if ok else 'DISAGREE'}")
 sys.exit(0 if ok else 1)
 EOF
+
+echo
+echo "== 4. compress: qforge quantize (calibration: 1000 training images)"
+"$QF" quantize "$MODEL" --calib fashion-mnist --method minmax -o "$OUT/fmnist_cnn_int8.qfm"
+"$QF" quantize "$MODEL" --calib fashion-mnist --bits 4 --method mse -q -o "$OUT/fmnist_cnn_w4.qfm"
+
+echo
+echo "== 5. verify: float vs int8 (integer runtime) on the 10,000 test images"
+"$QF" eval "$OUT/fmnist_cnn_int8.qfm" --data fashion-mnist
+"$QF" eval "$OUT/fmnist_cnn_w4.qfm" --data fashion-mnist --json >"$log"
+
+echo
+echo "== 6. export: ONNX QDQ for other runtimes"
+"$QF" export "$OUT/fmnist_cnn_int8.qfm" --format onnx -o "$OUT/fmnist_cnn_int8.qdq.onnx"
+
+echo
+echo "== compressed models"
+"$PY" - "$MODEL" "$OUT/fmnist_cnn_int8.qfm" "$OUT/fmnist_cnn_w4.qfm" "$log" "$correct" "$total" <<'EOF2'
+import json, os, sys
+model, q8, q4, w4json, correct, total = sys.argv[1:7]
+f = os.path.getsize(model)
+w4 = json.load(open(w4json))
+print(f"{'model':34s} {'bytes':>10s} {'of float':>9s}")
+for path in (model, q8, q4):
+    s = os.path.getsize(path)
+    print(f"{path:34s} {s:10d} {100.0 * s / f:8.1f}%")
+print(f"4-bit weights / 8-bit activations: top-1 {100 * w4['top1_quant']:.2f}% "
+      f"(float {100 * w4['top1_float']:.2f}%, agreement {100 * w4['agreement']:.2f}%)")
+EOF2
