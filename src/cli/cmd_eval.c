@@ -11,8 +11,8 @@
 
 static const cli_opt eval_opts[] = {
     {"data", 'd', "D",
-     "fashion-mnist, mnist, a directory of IDX/NPY files, or an images "
-     "file (then give LABELS too)"},
+     "fashion-mnist, mnist, a directory of IDX/NPY files, an image folder "
+     "(DIR/<class>/<image>: PNG, JPEG, BMP, PGM/PPM), or an images file (then give LABELS too)"},
     {"labels", 0, "FILE", "labels file when --data names an images file"},
     {"split", 0, "test|train", "which split of a named dataset or directory (default test)"},
     {"limit", 'n', "N", "evaluate only the first N samples"},
@@ -22,6 +22,12 @@ static const cli_opt eval_opts[] = {
     {"mean", 0, "M[,M...]", "subtract a mean per channel (after scaling)"},
     {"std", 0, "S[,S...]", "divide by a std per channel (after the mean)"},
     {"nhwc", 0, NULL, "rank-4 images are stored N,H,W,C (fed as NCHW)"},
+    {"size", 0, "HxW", "image folders: resize every image to HxW (bilinear; 'N' = NxN)"},
+    {"resize-short", 0, "S",
+     "image folders: resize the shorter side to S, keeping the aspect, then center-crop "
+     "--size (default SxS)"},
+    {"channels", 0, "1|3", "image folders: 1 = grayscale, 3 = RGB (default: as the first image)"},
+    {"layout", 0, "nchw|nhwc", "layout of the samples fed to the model (default nchw)"},
     {"json", 0, NULL, "print the result as JSON on stdout"},
     {"float", 0, "M.onnx", "for a .qfm: the float model to compare with (default: its source)"},
 };
@@ -45,6 +51,48 @@ static int parse_floats(const char *s, float *vals, int cap) {
         }
     }
     return n;
+}
+
+/* "224x160" or "224" (square) into h, w. */
+static bool parse_size(const char *s, int64_t *h, int64_t *w) {
+    char *end;
+    errno = 0;
+    long long a = strtoll(s, &end, 10), b = a;
+    if (errno || end == s || a < 1 || a > QF_IMAGE_MAX_SIDE) return false;
+    if (*end == 'x' || *end == 'X') {
+        const char *t = end + 1;
+        b = strtoll(t, &end, 10);
+        if (errno || end == t || b < 1 || b > QF_IMAGE_MAX_SIDE) return false;
+    }
+    if (*end) return false;
+    *h = a;
+    *w = b;
+    return true;
+}
+
+/* Image-folder options; a verb without them in its table reads defaults. */
+static bool image_options(const cli_args *a, qf_dataset_options *o) {
+    const char *sz = cli_get(a, "size");
+    if (sz && !parse_size(sz, &o->height, &o->width)) {
+        cli_usage_error(a->cmd, "--size expects HxW or N (1..%d), got '%s'", QF_IMAGE_MAX_SIDE, sz);
+        return false;
+    }
+    long long rs;
+    if (!cli_get_int(a, "resize-short", 1, QF_IMAGE_MAX_SIDE, 0, &rs)) return false;
+    o->resize_short = rs;
+    const char *cs = cli_get(a, "channels");
+    if (cs && strcmp(cs, "1") != 0 && strcmp(cs, "3") != 0) {
+        cli_usage_error(a->cmd, "--channels must be 1 or 3, not '%s'", cs);
+        return false;
+    }
+    o->channels = cs ? atoi(cs) : 0;
+    const char *lay = cli_get(a, "layout");
+    if (lay && strcmp(lay, "nchw") != 0 && strcmp(lay, "nhwc") != 0) {
+        cli_usage_error(a->cmd, "--layout must be nchw or nhwc, not '%s'", lay);
+        return false;
+    }
+    o->out_nhwc = lay && strcmp(lay, "nhwc") == 0;
+    return true;
 }
 
 bool cli_dataset_options(const cli_args *a, const char *default_split, qf_dataset_options *o) {
@@ -91,7 +139,7 @@ bool cli_dataset_options(const cli_args *a, const char *default_split, qf_datase
         memcpy(o->mean, mean, sizeof(float) * (size_t)nm);
         memcpy(o->std, sd, sizeof(float) * (size_t)nm);
     }
-    return true;
+    return image_options(a, o);
 }
 
 typedef struct eval_result {
@@ -228,6 +276,12 @@ static int evaluate(qf_model *m, const qf_dataset *d, int threads, long long bat
         r->classes = classes;
         const float *scores = out.data;
         for (int64_t k = 0; k < cnt; k++) {
+            if (labels[k] < 0) {
+                cli_error("%s: sample %lld has no label; eval needs labelled data", d->source,
+                          (long long)(i + k));
+                rc = CLI_EXIT_USAGE;
+                break;
+            }
             if (labels[k] >= classes) {
                 cli_error("%s: sample %lld has label %d, but the model outputs %d classes",
                           d->source, (long long)(i + k), labels[k], classes);
@@ -311,6 +365,11 @@ static int run_eval(const cli_args *a) {
         rc = CLI_EXIT_USAGE;
     } else if ((st = qf_dataset_open(spec, labels, &o, &d, &e)) != QF_OK) {
         rc = cli_fail(&e, st);
+    } else if (d->folder && d->num_classes == 0) {
+        cli_error("%s: images without class folders have no labels; eval needs "
+                  "DIR/<class>/<image>",
+                  spec);
+        rc = CLI_EXIT_USAGE;
     }
     eval_result r;
     memset(&r, 0, sizeof r);
@@ -331,6 +390,8 @@ const cli_cmd cli_cmd_eval = {
                    "NCHW ([N,1,28,28] for 28x28 grayscale, or [N,784] if the model wants\n"
                    "that). A dynamic batch dim takes --batch; a fixed one is used as is (the\n"
                    "last batch is zero-padded). Output 0 must hold [N, classes] scores.\n"
+                   "An image folder DIR/<class>/<image> labels images by the sorted class\n"
+                   "folder names; --size, --resize-short and --channels shape its images.\n"
                    "Progress goes to stderr: a bar on a terminal, a line per 10% otherwise.",
     .opts = eval_opts,
     .n_opts = (int)QF_ARRAY_LEN(eval_opts),
@@ -338,6 +399,8 @@ const cli_cmd cli_cmd_eval = {
     .max_pos = 2,
     .example = "  qforge eval lenet.onnx --data fashion-mnist\n"
                "  qforge eval lenet.onnx --data fashion-mnist --split train --limit 5000 --json\n"
-               "  qforge eval m.onnx --data x_test.npy y_test.npy --batch 64 --threads 2",
+               "  qforge eval m.onnx --data x_test.npy y_test.npy --batch 64 --threads 2\n"
+               "  qforge eval resnet.onnx --data val/ --resize-short 256 --size 224 \\\n"
+               "      --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225",
     .run = run_eval,
 };

@@ -55,6 +55,9 @@ typedef struct qf_dataset {
     float std[QF_DATASET_MAX_NORM];
     bool src_nhwc; /* images stored [N,H,W,C]: transposed on fill */
     char *source;  /* short description for messages (owned) */
+    /* Added for image folders and NHWC output: */
+    bool out_nhwc;                  /* fill writes [H,W,C] samples (dims say so too) */
+    struct qf_image_folder *folder; /* non-NULL: an image folder (owned); images unused */
 } qf_dataset;
 
 typedef struct qf_dataset_options {
@@ -65,6 +68,15 @@ typedef struct qf_dataset_options {
     float std[QF_DATASET_MAX_NORM];
     int64_t limit; /* 0 = all samples; else keep the first `limit` */
     bool nhwc;     /* rank-4 images are stored NHWC (convert to NCHW) */
+    /* Added for image folders (zero = default everywhere): */
+    int64_t height, width; /* output size (both or neither); 0 = the images' own size,
+                              which must then agree across the folder */
+    int64_t resize_short;  /* > 0: scale so the shorter side is this (aspect kept), then
+                              center-crop height x width (default resize_short square);
+                              0: resize straight to height x width */
+    int channels;          /* 0 = from the first image (gray -> 1, color -> 3); 1 or 3 */
+    bool out_nhwc;         /* fill writes [H,W,C] per sample instead of [C,H,W] (any
+                              dataset whose samples are [C,H,W]) */
 } qf_dataset_options;
 
 /* Open a dataset. `spec` is one of
@@ -72,8 +84,15 @@ typedef struct qf_dataset_options {
  *    /usr/share/datasets/<name>/ (unless a path of that name exists);
  *  - a directory holding an images file and a labels file (IDX or NPY; MNIST
  *    names "t10k-images-idx3-ubyte[.gz]" are matched to the split);
+ *  - an image folder (told apart from the above by content: no IDX/NPY/gzip
+ *    file at its top, and class subfolders or image files): DIR/<class>/<img>
+ *    gives labels by sorted class name, or DIR/<img> gives unlabeled samples
+ *    (label -1, num_classes 0) for calibration. PNG, JPEG, BMP, binary PGM/PPM
+ *    via stb_image; hidden files are skipped, any other file must decode.
+ *    Headers are checked on open; pixels are decoded lazily by fill. `split`
+ *    does not apply;
  *  - an images file, with `labels_path` naming the labels file.
- * `labels_path` must be NULL for the first two forms. opt may be NULL. */
+ * `labels_path` must be NULL for the first three forms. opt may be NULL. */
 qf_status qf_dataset_open(const char *spec, const char *labels_path, const qf_dataset_options *opt,
                           qf_dataset **out, qf_err *err);
 void qf_dataset_free(qf_dataset *d);
@@ -82,5 +101,33 @@ void qf_dataset_free(qf_dataset *d);
  * floats, NCHW) and, if labels != NULL, copy their labels. */
 qf_status qf_dataset_fill(const qf_dataset *d, int64_t first, int64_t count, float *dst,
                           int32_t *labels, qf_err *err);
+
+/* ---- image folders (added) ------------------------------------------ */
+/* Per image on fill: decode (samples brought to 0..255: 16-bit ones / 257,
+ * PGM/PPM ones by their maxval) -> channel conversion (gray replicated to
+ * RGB; RGB to gray as 0.299 R + 0.587 G + 0.114 B; alpha dropped) -> resize
+ * in float with PIL's bilinear filter (half-pixel centers; a triangle
+ * widened by the scale factor when shrinking, i.e. antialiased) -> center
+ * crop -> scale -> (x - mean) / std -> layout. */
+#define QF_IMAGE_MAX_SIDE 16384 /* larger images are rejected before decoding */
+
+typedef struct qf_image_folder qf_image_folder;
+
+/* True when dir should be read as an image folder (see qf_dataset_open). */
+bool qf_image_folder_detect(const char *dir);
+/* Fill an image-folder dataset: n, rank, dims, sample_numel, num_classes,
+ * labels, scale, mean/std, out_nhwc, folder. d->source must be set already. */
+qf_status qf_image_folder_open(const char *dir, const qf_dataset_options *o, qf_dataset *d,
+                               qf_err *err);
+/* Decode samples [first, first + count) into dst (range already checked). */
+qf_status qf_image_folder_fill(const qf_dataset *d, int64_t first, int64_t count, float *dst,
+                               qf_err *err);
+void qf_image_folder_free(qf_image_folder *f);
+/* Path of sample i of an image folder (NULL otherwise or out of range). */
+const char *qf_image_folder_path(const qf_dataset *d, int64_t i);
+
+/* Name of class `label` (the subfolder name for image folders); NULL when
+ * the dataset has no names or label is out of range. */
+const char *qf_dataset_class_name(const qf_dataset *d, int label);
 
 #endif /* QF_IO_DATA_H */

@@ -1,8 +1,9 @@
 /* dataset.c - labelled sample sets for evaluation and calibration: a named
- * Debian dataset, a directory of IDX/NPY files, or an explicit images +
- * labels pair. Raw arrays stay in their stored dtype; qf_dataset_fill turns a
- * range of samples into preprocessed NCHW floats on demand, so a 60000-image
- * training split costs its uint8 size, not four times that. */
+ * Debian dataset, a directory of IDX/NPY files, an image folder (read by
+ * image_folder.c), or an explicit images + labels pair. Raw arrays stay in
+ * their stored dtype; qf_dataset_fill turns a range of samples into
+ * preprocessed NCHW (or NHWC) floats on demand, so a 60000-image training
+ * split costs its uint8 size, not four times that. */
 #include <dirent.h>
 #include <stdio.h>
 #include <string.h>
@@ -21,6 +22,18 @@ static bool is_dir(const char *p) {
 static bool path_exists(const char *p) {
     struct stat st;
     return stat(p, &st) == 0;
+}
+
+/* No entries besides hidden ones. */
+static bool dir_is_empty(const char *p) {
+    DIR *d = opendir(p);
+    if (!d) return false;
+    struct dirent *e;
+    bool empty = true;
+    while (empty && (e = readdir(d)) != NULL)
+        empty = e->d_name[0] == '.';
+    closedir(d);
+    return empty;
 }
 
 static char *join_path(const char *dir, const char *name) {
@@ -239,6 +252,39 @@ static qf_status set_preprocessing(qf_dataset *d, const qf_dataset_options *o, q
     return QF_OK;
 }
 
+/* [C,H,W] samples written as [H,W,C]: dims describe what fill writes. */
+static qf_status set_out_layout(qf_dataset *d, const qf_dataset_options *o, qf_err *err) {
+    if (!o->out_nhwc) return QF_OK;
+    if (d->rank != 3)
+        return qf_errf(err, QF_ERR_SHAPE, "%s: NHWC output needs [C,H,W] samples (rank %d)",
+                       d->source, d->rank);
+    int64_t c = d->dims[0];
+    d->dims[0] = d->dims[1];
+    d->dims[1] = d->dims[2];
+    d->dims[2] = c;
+    d->out_nhwc = true;
+    return QF_OK;
+}
+
+static qf_status open_image_folder(const char *dir, const qf_dataset_options *o, qf_dataset **out,
+                                   qf_err *err) {
+    qf_dataset *d = qf_calloc(1, sizeof *d);
+    if (!d) return qf_errf(err, QF_ERR_NOMEM, "%s: out of memory", dir);
+    size_t n = strlen(dir) + 16;
+    d->source = qf_malloc(n);
+    qf_status st = d->source ? QF_OK : qf_errf(err, QF_ERR_NOMEM, "%s: out of memory", dir);
+    if (!st) {
+        snprintf(d->source, n, "%s (images)", dir);
+        st = qf_image_folder_open(dir, o, d, err);
+    }
+    if (st) {
+        qf_dataset_free(d);
+        return st;
+    }
+    *out = d;
+    return QF_OK;
+}
+
 /* Resolve spec into the two file paths (qf_malloc'd) and a description. */
 static qf_status resolve(const char *spec, const char *labels_path, const char *split_name,
                          char **ipath, char **lpath, char *desc, size_t desc_len, qf_err *err) {
@@ -288,6 +334,17 @@ qf_status qf_dataset_open(const char *spec, const char *labels_path, const qf_da
     if (strcmp(split_name, "test") != 0 && strcmp(split_name, "train") != 0)
         return qf_errf(err, QF_ERR_INVALID_ARG, "unknown split '%s' (test or train)", split_name);
     if (o->limit < 0) return qf_errf(err, QF_ERR_INVALID_ARG, "negative sample limit");
+    if (!labels_path && is_dir(spec)) {
+        if (dir_is_empty(spec))
+            return qf_errf(err, QF_ERR_IO,
+                           "%s: no images found: empty directory (no image files or class "
+                           "folders, no images file for the %s split)",
+                           spec, split_name);
+        if (qf_image_folder_detect(spec)) return open_image_folder(spec, o, out, err);
+    }
+    if (o->height || o->width || o->resize_short || o->channels)
+        return qf_errf(err, QF_ERR_INVALID_ARG,
+                       "%s: size, resize and channel options apply to image folders only", spec);
 
     char desc[512];
     char *ipath, *lpath;
@@ -322,6 +379,7 @@ qf_status qf_dataset_open(const char *spec, const char *labels_path, const qf_da
     st = load_labels(d, &lt, lpath, ipath, err);
     if (st) goto done;
     st = set_preprocessing(d, o, err);
+    if (!st) st = set_out_layout(d, o, err);
 
 done:
     qf_free_aligned(lt.data);
@@ -340,6 +398,7 @@ void qf_dataset_free(qf_dataset *d) {
     qf_free_aligned(d->images.data);
     qf_free(d->labels);
     qf_free(d->source);
+    qf_image_folder_free(d->folder);
     qf_free(d);
 }
 
@@ -348,11 +407,20 @@ qf_status qf_dataset_fill(const qf_dataset *d, int64_t first, int64_t count, flo
     if (first < 0 || count < 0 || first > d->n || count > d->n - first)
         return qf_errf(err, QF_ERR_INVALID_ARG, "%s: samples [%lld, %lld) out of range (%lld)",
                        d->source, (long long)first, (long long)(first + count), (long long)d->n);
+    if (d->folder) {
+        qf_status st = qf_image_folder_fill(d, first, count, dst, err);
+        if (st) return st;
+        if (labels && count) memcpy(labels, d->labels + first, (size_t)count * sizeof(int32_t));
+        return QF_OK;
+    }
     size_t per = (size_t)d->sample_numel;
-    int64_t channels = d->rank >= 2 ? d->dims[0] : 1;
+    int64_t channels = d->out_nhwc ? d->dims[2] : d->rank >= 2 ? d->dims[0] : 1;
     size_t inner = channels > 0 ? per / (size_t)channels : 0;
+    float *chw = NULL; /* NHWC output: each sample is built CHW here, then transposed */
+    if (d->out_nhwc && count > 0 && !(chw = qf_malloc(per * sizeof(float) + 1)))
+        return qf_errf(err, QF_ERR_NOMEM, "%s: out of memory", d->source);
     for (int64_t s = 0; s < count; s++) {
-        float *o = dst + (size_t)s * per;
+        float *o = chw ? chw : dst + (size_t)s * per;
         size_t src0 = (size_t)(first + s) * per;
         if (d->src_nhwc && d->images.rank == 4) {
             /* stored h, w, c -> written c, h, w */
@@ -373,7 +441,14 @@ qf_status qf_dataset_fill(const qf_dataset *d, int64_t first, int64_t count, flo
             for (size_t i = 0; i < inner; i++)
                 p[i] = (p[i] * d->scale - mean) * inv_std;
         }
+        if (chw) {
+            float *t = dst + (size_t)s * per;
+            for (size_t c = 0; c < (size_t)channels; c++)
+                for (size_t i = 0; i < inner; i++)
+                    t[i * (size_t)channels + c] = chw[c * inner + i];
+        }
     }
+    qf_free(chw);
     if (labels && count) memcpy(labels, d->labels + first, (size_t)count * sizeof(int32_t));
     return QF_OK;
 }
