@@ -29,6 +29,12 @@ static const cli_opt quantize_opts[] = {
     {"mean", 0, "M[,M...]", "subtract a mean per channel (after scaling)"},
     {"std", 0, "S[,S...]", "divide by a std per channel (after the mean)"},
     {"nhwc", 0, NULL, "rank-4 images are stored N,H,W,C (fed as NCHW)"},
+    {"size", 0, "HxW", "image folders: resize every image to HxW (bilinear; 'N' = NxN)"},
+    {"resize-short", 0, "S",
+     "image folders: resize the shorter side to S, keeping the aspect, then center-crop "
+     "--size (default SxS)"},
+    {"channels", 0, "1|3", "image folders: 1 = grayscale, 3 = RGB (default: as the first image)"},
+    {"layout", 0, "nchw|nhwc", "layout of the samples fed to the model (default nchw)"},
     {"output", 'o', "OUT.qfm", "where to write the quantized model"},
     {"json", 0, NULL, "print the per-layer report as JSON on stdout"},
     {"quiet", 'q', NULL, "no table, only errors"},
