@@ -8,9 +8,17 @@
  * requantization multipliers in the graph arena. Run maps the tensors onto
  * qf_ref_conv2d_s8/_s16 and qf_ref_gemm_s8/_s16 (1-D convolutions run as
  * 2-D ones of height 1).
+ *
+ * int8 layers run the bit-identical portable fast kernels instead
+ * (kernels/portable/qfast.h): parse widens the weights once into the graph
+ * arena (8-bit rows whose length is a multiple of QF_FAST_KBLOCK are used in
+ * place), the scratch callback sizes their im2row buffer, and run falls back
+ * to the reference kernel whenever the fast one cannot apply (no scratch, a
+ * weight tensor that is not the one parse widened, an oversized shape).
  */
 #include <stdio.h>
 
+#include "kernels/portable/qfast.h"
 #include "kernels/ref/qops_util.h"
 #include "kernels/ref/spatial.h"
 
@@ -27,6 +35,11 @@ typedef struct qweighted {
     bool has_bias;
     qo_act in, out;
     qf_ref_requant rq; /* rq.mult points into the graph arena */
+    /* fast int8 path: fast.data is the widened copy (graph arena) of the
+     * weight data at fast_src, or NULL when the stored rows are used in place */
+    bool fast_ok;
+    qf_fast_weights fast;
+    const void *fast_src;
 } qweighted;
 
 typedef struct qconv_params {
@@ -34,6 +47,9 @@ typedef struct qconv_params {
     qf_spatial_attrs sp;
     int64_t group;
 } qconv_params;
+
+static qf_status prepare_fast(qf_graph *g, const qf_node *n, qweighted *p, const qf_value *w,
+                              qf_err *err);
 
 /* Weight rank bounds: QGemm 2..2, QConv 3..4 (1-D, 2-D). */
 static qf_status parse_weights(qf_graph *g, const qf_node *n, int min_rank, int max_rank,
@@ -204,7 +220,46 @@ static qf_status parse_weights(qf_graph *g, const qf_node *n, int min_rank, int 
     p->rq.mult = mult;
     p->rq.n_mult = wq->n;
     p->rq.out_zp = p->out.zp;
+    return prepare_fast(g, n, p, w, err);
+}
+
+/* Widen the weights for the fast int8 kernels (only int8 activations have
+ * them). A layer too large for the widened layout just stays on the
+ * reference kernel. */
+static qf_status prepare_fast(qf_graph *g, const qf_node *n, qweighted *p, const qf_value *w,
+                              qf_err *err) {
+    p->fast_ok = false;
+    if (p->in.dtype != QF_DT_I8) return QF_OK;
+    if (qf_fast_weights_in_place(p->k, p->w_bits)) {
+        p->fast.data = NULL;
+        p->fast.rows = (int32_t)p->out_ch;
+        p->fast.k = (int32_t)p->k;
+        p->fast.kp = qf_fast_row_stride(p->k);
+        p->fast_src = NULL;
+        p->fast_ok = true;
+        return QF_OK;
+    }
+    size_t bytes = qf_fast_weights_bytes(p->out_ch, p->k);
+    if (bytes == 0) return QF_OK;
+    int8_t *dst = qf_graph_alloc(g, bytes);
+    if (!dst) return qo_nomem(n, err);
+    qf_status s = qf_fast_widen_weights(w->data, p->out_ch, p->k, p->w_bits, dst, &p->fast, err);
+    if (s) return s;
+    p->fast_src = w->data;
+    p->fast_ok = true;
     return QF_OK;
+}
+
+/* The widened weights for this run, or false when the fast path is off or
+ * the weight tensor is not the one parse widened. */
+static bool fast_weights(const qweighted *p, const qf_tensor *w, qf_fast_weights *out) {
+    if (!p->fast_ok || !w->data) return false;
+    *out = p->fast;
+    if (!p->fast.data)
+        out->data = w->data; /* stored rows already have the widened layout */
+    else if (w->data != p->fast_src)
+        return false;
+    return true;
 }
 
 /* infer-time checks of the input and (constant) weight tensors. */
@@ -326,11 +381,33 @@ static qf_status qconv_run(const qf_exec_ctx *ctx, const qf_node *n, const qf_te
     const int32_t *bias = p->w.has_bias ? in[2].data : NULL;
     if (p->w.in.dtype == QF_DT_I16)
         return qf_ref_conv2d_s16(&cp, in[0].data, in[1].data, bias, out[0].data, err);
+    qf_fast_weights fw;
+    if (scratch && fast_weights(&p->w, &in[1], &fw)) {
+        /* qconv_scratch reported this size for these shapes */
+        size_t need = qf_fast_conv2d_s8_scratch_size(&cp);
+        if (need)
+            return qf_fast_conv2d_s8(&cp, in[0].data, &fw, bias, out[0].data, scratch, need, err);
+    }
     return qf_ref_conv2d_s8(&cp, in[0].data, in[1].data, bias, out[0].data, err);
 }
 
-const qf_op_def qf_opdef_qconv = {
-    .name = "qforge.QConv", .parse = qconv_parse, .infer = qconv_infer, .run = qconv_run};
+static size_t qconv_scratch(const qf_node *n, const qf_tensor *in, int n_in, const qf_tensor *out,
+                            int n_out) {
+    const qconv_params *p = n->params;
+    qf_ref_conv_params cp;
+    int64_t od[QF_MAX_DIMS];
+    qf_err e;
+    if (!p->w.fast_ok || qconv_setup(n, in, n_in, &cp, od, &e) != QF_OK || cp.batch == 0 ||
+        cp.in_c == 0)
+        return 0;
+    return qf_fast_conv2d_s8_scratch_size(&cp);
+}
+
+const qf_op_def qf_opdef_qconv = {.name = "qforge.QConv",
+                                  .parse = qconv_parse,
+                                  .infer = qconv_infer,
+                                  .scratch = qconv_scratch,
+                                  .run = qconv_run};
 
 /* ---- QGemm ------------------------------------------------------------ */
 
@@ -402,8 +479,28 @@ static qf_status qgemm_run(const qf_exec_ctx *ctx, const qf_node *n, const qf_te
     const int32_t *bias = p->has_bias ? in[2].data : NULL;
     if (p->in.dtype == QF_DT_I16)
         return qf_ref_gemm_s16(&gp, in[0].data, in[1].data, bias, out[0].data, err);
+    qf_fast_weights fw;
+    if (scratch && fast_weights(p, &in[1], &fw)) {
+        /* qgemm_scratch reported this size for these shapes */
+        size_t need = qf_fast_gemm_s8_scratch_size(&gp);
+        if (need)
+            return qf_fast_gemm_s8(&gp, in[0].data, &fw, bias, out[0].data, scratch, need, err);
+    }
     return qf_ref_gemm_s8(&gp, in[0].data, in[1].data, bias, out[0].data, err);
 }
 
-const qf_op_def qf_opdef_qgemm = {
-    .name = "qforge.QGemm", .parse = qgemm_parse, .infer = qgemm_infer, .run = qgemm_run};
+static size_t qgemm_scratch(const qf_node *n, const qf_tensor *in, int n_in, const qf_tensor *out,
+                            int n_out) {
+    const qweighted *p = n->params;
+    qf_ref_gemm_params gp;
+    int64_t m;
+    qf_err e;
+    if (!p->fast_ok || qgemm_setup(n, in, n_in, &gp, &m, &e) != QF_OK || m == 0) return 0;
+    return qf_fast_gemm_s8_scratch_size(&gp);
+}
+
+const qf_op_def qf_opdef_qgemm = {.name = "qforge.QGemm",
+                                  .parse = qgemm_parse,
+                                  .infer = qgemm_infer,
+                                  .scratch = qgemm_scratch,
+                                  .run = qgemm_run};
