@@ -77,7 +77,7 @@ $(DEPS_STAMP): scripts/install-deps.sh
 deps: $(DEPS_STAMP)
 
 check: $(DEPS_STAMP)
-	$(MAKE) all tests
+	$(MAKE) -j2 all tests
 	bash tests/run_all.sh $(BUILD)
 
 check-asan: $(DEPS_STAMP)

@@ -105,8 +105,6 @@ struct qf_dataset_options;
 bool cli_dataset_options(const cli_args *a, const char *default_split,
                          struct qf_dataset_options *o);
 
-/* Is path a qforge .qfm file (by its magic)? */
-bool cli_is_qfm(const char *path);
 /* `qforge eval` on a .qfm: float vs quantized comparison (cmd_eval_quant.c). */
 int cli_eval_quant(const cli_args *a, const struct qf_dataset_options *dopt, const char *spec,
                    const char *labels, int threads, int batch);

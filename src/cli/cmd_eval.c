@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "io/qfm.h"
 #include "io/data.h"
 #include "runtime/runtime.h"
 
@@ -350,7 +351,7 @@ static int run_eval(const cli_args *a) {
     qf_dataset_options o;
     if (!cli_dataset_options(a, "test", &o)) return CLI_EXIT_USAGE;
 
-    if (cli_is_qfm(a->pos[0]))
+    if (qf_qfm_file_has_magic(a->pos[0]))
         return cli_eval_quant(a, &o, spec, labels, (int)threads, (int)batch);
 
     qf_err e = {0};

@@ -25,15 +25,6 @@ static char *meta_source(const char *meta) {
     return s;
 }
 
-bool cli_is_qfm(const char *path) {
-    unsigned char m[QF_QFM_MAGIC_LEN] = {0};
-    FILE *f = fopen(path, "rb");
-    if (!f) return false;
-    size_t got = fread(m, 1, sizeof m, f);
-    fclose(f);
-    return got == sizeof m && memcmp(m, QF_QFM_MAGIC, QF_QFM_MAGIC_LEN) == 0;
-}
-
 static void progress_cb(void *user, int64_t done, int64_t total) {
     cli_progress *p = user;
     if (!p->active) cli_progress_start(p, "eval", total);
@@ -134,7 +125,7 @@ int cli_eval_quant(const cli_args *a, const qf_dataset_options *dopt, const char
         printf("agreement:    %.2f%% of predictions\n", 100.0 * r.agree / n);
         printf("output SQNR:  ");
         print_db(r.output_sqnr_db);
-        printf(" dB\ntime:         float %.2f s, quantized %.2f s (reference kernels)\n",
+        printf(" dB\ntime:         float %.2f s, quantized %.2f s (integer runtime)\n",
                r.seconds_float, r.seconds_quant);
     }
 out:

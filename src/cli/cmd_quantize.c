@@ -122,8 +122,7 @@ static int quantize_run(const cli_args *a) {
     if (config && (st = qf_qconfig_load_file(&cfg, config, &e))) return cli_fail(&e, st);
     const char *m = cli_get(a, "method");
     if (m && (st = qf_calib_method_parse(m, &cfg.calib, &e))) return cli_fail(&e, st);
-    long long bits, pct_unused;
-    (void)pct_unused;
+    long long bits;
     if (!cli_get_int(a, "bits", 2, 8, cfg.default_w_bits, &bits)) return CLI_EXIT_USAGE;
     cfg.default_w_bits = (int)bits;
     if (cli_get(a, "bits")) {

@@ -68,6 +68,9 @@ qf_status qf_qfm_write(const qf_graph *g, const char *metadata_json, const char 
  * QF_ERR_UNSUPPORTED). metadata_json may be NULL; otherwise it receives a
  * qf_malloc'd NUL-terminated copy of the metadata, or NULL if the file has
  * none. On failure *out (and *metadata_json) are NULL. */
+/* Does the file at path start with the qfm magic? (false if unreadable) */
+bool qf_qfm_file_has_magic(const char *path);
+
 qf_status qf_qfm_load(const char *path, qf_graph **out, char **metadata_json, qf_err *err);
 
 /* Same from a caller-owned buffer (tests, fuzzing): everything is copied, the

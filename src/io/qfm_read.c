@@ -819,3 +819,12 @@ qf_status qf_qfm_load(const char *path, qf_graph **out, char **metadata_json, qf
     (*out)->mapping_len = len;
     return QF_OK;
 }
+
+bool qf_qfm_file_has_magic(const char *path) {
+    unsigned char m[QF_QFM_MAGIC_LEN] = {0};
+    FILE *f = fopen(path, "rb");
+    if (!f) return false;
+    size_t got = fread(m, 1, sizeof m, f);
+    fclose(f);
+    return got == sizeof m && memcmp(m, QF_QFM_MAGIC, QF_QFM_MAGIC_LEN) == 0;
+}

@@ -420,11 +420,9 @@ static bool is_unary_float_op(const qf_graph *g, const qf_node *n) {
     /* constant side inputs must be scalars (Clip bounds, PRelu slope 1) */
     for (int j = 1; j < n->n_inputs; j++) {
         int v = n->inputs[j];
-        if (v >= 0 && qf_tensor_numel(&(qf_tensor){.rank = g->values[v].rank,
-                                                   .dims = {g->values[v].dims[0],
-                                                            g->values[v].dims[1]}}) > 1 &&
-            g->values[v].rank > 0)
-            return false;
+        if (v < 0) continue;
+        qf_tensor t = qf_value_tensor(&g->values[v]);
+        if (qf_tensor_numel(&t) != 1) return false;
     }
     return g->values[n->inputs[0]].dtype == QF_DT_F32;
 }
@@ -757,8 +755,7 @@ static qf_status lower_float(qctx *c, int idx, lowered *lw) {
 }
 
 /* Which values will be consumed as integers (they need observers). */
-static bool consumes_int(const qctx *c, const qf_node *n) {
-    (void)c;
+static bool consumes_int(const qf_node *n) {
     switch (n->op) {
     case QF_OP_CONV: case QF_OP_GEMM: case QF_OP_MATMUL: case QF_OP_ADD: case QF_OP_MUL:
     case QF_OP_MAX_POOL: case QF_OP_AVERAGE_POOL: case QF_OP_GLOBAL_AVERAGE_POOL:
@@ -768,8 +765,6 @@ static bool consumes_int(const qctx *c, const qf_node *n) {
         return is_layout_op(n->op);
     }
 }
-
-static qf_status plan_lowering(qctx *c, int idx, int *kind);
 
 enum {
     K_FLOAT = 0, K_CONV, K_GEMM, K_BINARY, K_MAXPOOL, K_AVGPOOL, K_GAP, K_CONCAT, K_LAYOUT, K_LUT,
@@ -1035,7 +1030,7 @@ qf_status qf_quantize(const qf_graph *src, const qf_dataset *calib, const qf_qco
             snprintf(nm, sizeof nm, "%s", g->values[outs].name);
             if ((s = qf_observer_create(NULL, nm, &c.obs[outs], err))) goto done;
         }
-        if (kind[i] != K_FLOAT && consumes_int(&c, n))
+        if (kind[i] != K_FLOAT && consumes_int(n))
             for (int j = 0; j < n->n_inputs; j++) {
                 int v = n->inputs[j];
                 if (v < 0 || is_const(g, v) || c.obs[v]) continue;

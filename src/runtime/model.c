@@ -1,8 +1,6 @@
 /* model.c - the public qf_model handle: a graph plus the file it came from. */
 #include <string.h>
 
-#include <stdio.h>
-
 #include "io/onnx.h"
 #include "io/qfm.h"
 #include "runtime/runtime.h"
@@ -47,11 +45,7 @@ qf_status qf_model_load_onnx_mem(const void *buf, size_t len, const char *base_d
 
 qf_status qf_model_load(const char *path, qf_model **out, qf_err *err) {
     *out = NULL;
-    unsigned char magic[QF_QFM_MAGIC_LEN] = {0};
-    FILE *f = fopen(path, "rb");
-    size_t got = f ? fread(magic, 1, sizeof magic, f) : 0;
-    if (f) fclose(f);
-    if (got != sizeof magic || memcmp(magic, QF_QFM_MAGIC, QF_QFM_MAGIC_LEN) != 0)
+    if (!qf_qfm_file_has_magic(path))
         return qf_model_load_onnx(path, out, err);
     qf_graph *g = NULL;
     qf_status s = qf_qfm_load(path, &g, NULL, err);
