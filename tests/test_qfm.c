@@ -14,6 +14,7 @@
 
 #include "io/onnx.h"
 #include "io/qfm.h"
+#include "io/qfm_codec.h"
 #include "ir/ops.h"
 #include "qtest.h"
 #include "runtime/runtime.h"
@@ -688,25 +689,30 @@ static void metadata_cases(void) {
 }
 
 /* Bytes of the small model file (written once). */
-static unsigned char *small_file(size_t *len) {
+/* The small model as written by default (compressed sections), or with
+ * raw sections when a test edits fields at the spec's offsets. */
+static unsigned char *small_file_ex(size_t *len, bool raw_sections) {
     qf_graph *g = build_model();
     if (!g) return NULL;
     const char *path = tmp_path("small.qfm");
     qf_err e;
-    qf_status st = qf_qfm_write(g, "{\"accuracy\": 0.5}", path, &e);
+    qf_qfm_write_options o = {.raw_sections = raw_sections};
+    qf_status st = qf_qfm_write_ex(g, "{\"accuracy\": 0.5}", path, &o, &e);
     qf_graph_free(g);
     unsigned char *buf = NULL;
     if (st || read_bytes(path, &buf, len)) return NULL;
     return buf;
 }
 
+static unsigned char *small_file(size_t *len) { return small_file_ex(len, true); }
+
 static int one_line_naming(const qf_err *e, const char *name) {
     return strncmp(e->msg, name, strlen(name)) == 0 && !strchr(e->msg, '\n');
 }
 
-static void every_byte_flipped(void) {
+static void every_byte_flipped_in(bool raw_sections) {
     size_t len;
-    unsigned char *orig = small_file(&len);
+    unsigned char *orig = small_file_ex(&len, raw_sections);
     CHECK(orig != NULL);
     CHECK_MSG(len > 1000 && len < 8192, "%zu bytes", len);
     enum { N = 1, NX = N * M_IC * M_HW * M_HW, NY = N * M_OC * M_HW * M_HW };
@@ -746,9 +752,14 @@ static void every_byte_flipped(void) {
     CHECK_EQ_INT(loaded, 0);
 }
 
+static void every_byte_flipped(void) {
+    every_byte_flipped_in(true);
+    every_byte_flipped_in(false);
+}
+
 static void every_truncation(void) {
     size_t len;
-    unsigned char *orig = small_file(&len);
+    unsigned char *orig = small_file_ex(&len, false);
     CHECK(orig != NULL);
     int bad = 0;
     for (size_t n = 0; n < len; n++) {
@@ -899,6 +910,23 @@ static void m_tensor_outside(unsigned char *f, size_t len) {
     wr64(tensor_rec(f, V_WS) + 80, 1ull << 40);
 }
 static void m_tensor_zstd(unsigned char *f, size_t len) { wr32(tensor_rec(f, V_WQ) + 12, 2); }
+static void m_tensor_zstd_v1(unsigned char *f, size_t len) {
+    wr32(f + 8, 1);
+    wr32(tensor_rec(f, V_WQ) + 12, 2);
+}
+static void m_section_zstd_v1(unsigned char *f, size_t len) {
+    wr32(f + 8, 1);
+    wr32(entry(f, QF_QFM_SEC_GRAPH) + 4, QF_QFM_SECF_REQUIRED | QF_QFM_SECF_ZSTD);
+}
+static void m_section_zstd_raw(unsigned char *f, size_t len) {
+    wr32(entry(f, QF_QFM_SEC_GRAPH) + 4, QF_QFM_SECF_REQUIRED | QF_QFM_SECF_ZSTD);
+}
+static void m_tensor_data_zstd(unsigned char *f, size_t len) {
+    wr32(entry(f, QF_QFM_SEC_TENSOR_DATA) + 4, QF_QFM_SECF_REQUIRED | QF_QFM_SECF_ZSTD);
+}
+static void m_tensor_sparse_short(unsigned char *f, size_t len) {
+    wr32(tensor_rec(f, V_WQ) + 12, 1); /* the raw bytes are no valid mask + values */
+}
 static void m_tensor_enc_unknown(unsigned char *f, size_t len) {
     wr32(tensor_rec(f, V_WQ) + 12, 99);
 }
@@ -989,7 +1017,13 @@ static const hostile_case hostile_cases[] = {
     {"tensor byte size", m_tensor_size, QF_ERR_FORMAT, "55 bytes stored, its shape needs 54"},
     {"tensor misaligned", m_tensor_misaligned, QF_ERR_FORMAT, "not 64-byte aligned"},
     {"tensor outside data", m_tensor_outside, QF_ERR_FORMAT, "outside TENSOR_DATA"},
-    {"tensor zstd", m_tensor_zstd, QF_ERR_UNSUPPORTED, "encoding 2 (zstd) is not supported"},
+    {"tensor zstd damaged", m_tensor_zstd, QF_ERR_FORMAT, "damaged zstd frame"},
+    {"tensor zstd in v1", m_tensor_zstd_v1, QF_ERR_UNSUPPORTED,
+     "encoding 2 is not allowed in a version 1 file"},
+    {"section zstd in v1", m_section_zstd_v1, QF_ERR_UNSUPPORTED, "unknown flags 0x3"},
+    {"section zstd damaged", m_section_zstd_raw, QF_ERR_FORMAT, "GRAPH: damaged zstd frame"},
+    {"tensor data zstd", m_tensor_data_zstd, QF_ERR_FORMAT, "cannot be compressed"},
+    {"tensor sparse invalid", m_tensor_sparse_short, QF_ERR_FORMAT, "sparse tensor"},
     {"tensor encoding 99", m_tensor_enc_unknown, QF_ERR_FORMAT, "unknown encoding 99"},
     {"tensor of non-constant", m_tensor_not_const, QF_ERR_FORMAT, "not a constant"},
     {"node value index", m_node_value_index, QF_ERR_FORMAT, "value index 1000000 out of range"},
@@ -1007,7 +1041,7 @@ static const hostile_case hostile_cases[] = {
     {"unknown optional section", m_optional_unknown, QF_OK, NULL},
     {"missing section", m_missing_section, QF_ERR_FORMAT, "missing section QPARAMS"},
     {"duplicate section", m_duplicate_section, QF_ERR_FORMAT, "appears twice"},
-    {"newer version", m_newer_version, QF_ERR_UNSUPPORTED, "version 2 is newer"},
+    {"newer version", m_newer_version, QF_ERR_UNSUPPORTED, "version 3 is newer"},
     {"file size field", m_file_size, QF_ERR_FORMAT, "truncated: header says"},
     {"non-zero padding", m_padding, QF_ERR_FORMAT, "padding"},
     {"graph output index", m_graph_output, QF_ERR_FORMAT, "value index 18 out of range"},
@@ -1075,9 +1109,9 @@ static void plain_free(void *u, void *p) {
  * change reaches the structural checks (this is what a crafted file can
  * do). Loading must fail cleanly or give a graph the session either runs
  * or rejects with an error: no crash, no out-of-bounds access (ASan). */
-static void every_byte_flipped_checksums_fixed(void) {
+static void every_byte_flipped_checksums_fixed_in(bool raw_sections) {
     size_t len;
-    unsigned char *orig = small_file(&len);
+    unsigned char *orig = small_file_ex(&len, raw_sections);
     CHECK(orig != NULL);
     enum { N = 1, NX = N * M_IC * M_HW * M_HW, NY = N * M_OC * M_HW * M_HW };
     static float x[NX], y[NY * 64];
@@ -1112,6 +1146,12 @@ static void every_byte_flipped_checksums_fixed(void) {
     CHECK_EQ_INT(loaded + rejected, (long long)len);
     /* most bytes are structure, names or data: both outcomes must occur */
     CHECK(rejected > 0 && loaded > 0);
+}
+
+static void every_byte_flipped_checksums_fixed(void) {
+    every_byte_flipped_checksums_fixed_in(true);
+    /* compressed sections: the zstd decoder sees every crafted frame */
+    every_byte_flipped_checksums_fixed_in(false);
 }
 
 static void unsupported_op_reported(void) {
@@ -1260,7 +1300,127 @@ static void out_of_memory_paths(void) {
     CHECK_EQ_INT(bad, 0);
 }
 
-QT_MAIN(QT_CASE(roundtrip_handbuilt_model), QT_CASE(roundtrip_qlinear_model),
+
+/* ---- storage encodings (version 2) ------------------------------------------ */
+
+/* Every encoding round-trips edge sizes exactly, and the sparse layout is
+ * the one the spec describes (checked on a hand example). */
+static void codec_roundtrip(void) {
+    static const size_t sizes[] = {1, 7, 8, 9, 63, 64, 65, 1000};
+    static const uint32_t encs[] = {QF_QFM_ENC_ZSTD, QF_QFM_ENC_SPARSE_BITMASK,
+                                    QF_QFM_ENC_SPARSE_BITMASK_ZSTD};
+    qf_err e;
+    for (size_t si = 0; si < QF_ARRAY_LEN(sizes); si++)
+        for (size_t es = 1; es <= 4; es *= 2)
+            for (int pattern = 0; pattern < 3; pattern++) {
+                size_t nb = sizes[si] * es;
+                unsigned char *raw = malloc(nb), *back = malloc(nb);
+                CHECK(raw && back);
+                for (size_t i = 0; i < nb; i++) /* all zero / dense / 1 in 5 elements */
+                    raw[i] = pattern == 0 ? 0
+                             : pattern == 1 ? (unsigned char)(i * 37 + 1)
+                                            : ((i / es) % 5 == 0 ? (unsigned char)(i | 1) : 0);
+                for (size_t k = 0; k < QF_ARRAY_LEN(encs); k++) {
+                    void *enc = NULL;
+                    size_t len = 0;
+                    char why[160] = "";
+                    CHECK_OK(qf_qfm_tensor_encode(encs[k], raw, nb, es, 3, &enc, &len, &e));
+                    memset(back, 0xAB, nb);
+                    bool ok = qf_qfm_tensor_decode(encs[k], enc, len, es, back, nb, why, sizeof why);
+                    CHECK_MSG(ok && memcmp(raw, back, nb) == 0, "enc %u n %zu es %zu pat %d: %s",
+                              encs[k], sizes[si], es, pattern, why);
+                    /* one byte short or long is rejected */
+                    if (len > 0)
+                        CHECK(!qf_qfm_tensor_decode(encs[k], enc, len - 1, es, back, nb, why,
+                                                    sizeof why));
+                    /* zstd frames declare their size: a different shape is
+                                     * rejected (a sparse all-zero mask may fit several) */
+                    if (encs[k] == QF_QFM_ENC_ZSTD)
+                        CHECK(!qf_qfm_tensor_decode(encs[k], enc, len, es, back, nb + es, why,
+                                                    sizeof why));
+                    qf_free(enc);
+                }
+                free(raw);
+                free(back);
+            }
+    /* hand example: int16 [0, 5, 0, 0, 0, 0, 0, 0, 0, -1] */
+    int16_t v[10] = {0, 5, 0, 0, 0, 0, 0, 0, 0, -1};
+    void *enc;
+    size_t len;
+    CHECK_OK(qf_qfm_tensor_encode(QF_QFM_ENC_SPARSE_BITMASK, v, sizeof v, 2, 0, &enc, &len, &e));
+    const unsigned char want[] = {0x02, 0x02, 0x05, 0x00, 0xFF, 0xFF};
+    CHECK(len == sizeof want && memcmp(enc, want, len) == 0);
+    unsigned char *m = enc;
+    char why[160];
+    int16_t back[10];
+    m[1] |= 0x04; /* a mask bit past element 9 */
+    CHECK(!qf_qfm_tensor_decode(QF_QFM_ENC_SPARSE_BITMASK, m, len, 2, back, sizeof back, why,
+                                sizeof why));
+    CHECK_MSG(strstr(why, "past the last element") != NULL, "%s", why);
+    m[1] = 0x03; /* three elements marked, two stored */
+    CHECK(!qf_qfm_tensor_decode(QF_QFM_ENC_SPARSE_BITMASK, m, len, 2, back, sizeof back, why,
+                                sizeof why));
+    CHECK_MSG(strstr(why, "marks 3 elements") != NULL, "%s", why);
+    qf_free(enc);
+}
+
+/* AUTO storage picks a smaller encoding for sparse or repetitive tensors,
+ * keeps incompressible ones RAW (in place in the mapping), and the loaded
+ * graph equals the original; files are smaller than with RAW storage. */
+static void auto_storage_roundtrip(void) {
+    qf_graph *g = qf_graph_create();
+    CHECK(g != NULL);
+    enum { N = 4096 };
+    int64_t d[1] = {N};
+    int8_t *sparse = qf_malloc_aligned(N), *lowent = qf_malloc_aligned(N);
+    float *noise = qf_malloc_aligned(N * 4);
+    CHECK(sparse && lowent && noise);
+    uint32_t st32 = 12345;
+    for (int i = 0; i < N; i++) {
+        st32 = st32 * 1664525u + 1013904223u;
+        sparse[i] = (st32 >> 24) % 10 == 0 ? (int8_t)((st32 >> 8) | 1) : 0;
+        lowent[i] = (int8_t)((st32 >> 28) % 3 - 1);
+        uint64_t x = (uint64_t)st32 * 0x9E3779B97F4A7C15ull; /* mix: no byte pattern */
+        uint32_t bits = (uint32_t)(x >> 32);
+        memcpy(&noise[i], &bits, 4);
+    }
+    const void *data[3] = {sparse, lowent, noise};
+    const char *names[3] = {"sparse", "lowent", "noise"};
+    qf_dtype dts[3] = {QF_DT_I8, QF_DT_I8, QF_DT_F32};
+    int vals[3];
+    for (int k = 0; k < 3; k++) {
+        vals[k] = qf_graph_add_value(g, names[k], dts[k], 1, d);
+        CHECK_OK(qf_graph_set_const_owned(g, vals[k], dts[k], 1, d, (void *)data[k],
+                                          (size_t)N * qf_dtype_size(dts[k])));
+        CHECK_OK(qf_graph_add_output(g, vals[k]));
+    }
+    qf_err e;
+    const char *raw_path = tmp_path("raw.qfm"), *auto_path = tmp_path("auto.qfm");
+    qf_qfm_write_options ao = {.tensors = QF_QFM_STORE_AUTO};
+    CHECK_OK(qf_qfm_write(g, "{}", raw_path, &e));
+    CHECK_OK(qf_qfm_write_ex(g, "{}", auto_path, &ao, &e));
+    struct stat sr, sa;
+    CHECK(stat(raw_path, &sr) == 0 && stat(auto_path, &sa) == 0);
+    /* sparse: 4096/8 mask + ~410 values instead of 4096; lowent ~2 bits */
+    CHECK_MSG(sa.st_size + 4096 < sr.st_size, "auto %lld raw %lld", (long long)sa.st_size,
+              (long long)sr.st_size);
+    qf_graph *h = NULL;
+    CHECK_OK(qf_qfm_load(auto_path, &h, NULL, &e));
+    for (int k = 0; k < 3; k++) {
+        const qf_value *v = &h->values[vals[k]];
+        CHECK_MSG(v->nbytes == g->values[vals[k]].nbytes &&
+                      memcmp(v->data, g->values[vals[k]].data, v->nbytes) == 0,
+                  "%s", names[k]);
+        CHECK(((uintptr_t)v->data & 63) == 0);
+    }
+    /* the incompressible float tensor stays RAW and mapped, the others are decoded */
+    CHECK(h->values[vals[2]].data_external);
+    CHECK(!h->values[vals[0]].data_external && !h->values[vals[1]].data_external);
+    qf_graph_free(h);
+    qf_graph_free(g);
+}
+
+QT_MAIN(QT_CASE(codec_roundtrip), QT_CASE(auto_storage_roundtrip), QT_CASE(roundtrip_handbuilt_model), QT_CASE(roundtrip_qlinear_model),
         QT_CASE(constants_aligned_in_mapping), QT_CASE(roundtrip_onnx_models),
         QT_CASE(metadata_cases), QT_CASE(every_byte_flipped), QT_CASE(every_truncation),
         QT_CASE(zero_length_and_missing_files), QT_CASE(hostile_files),

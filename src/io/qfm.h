@@ -9,8 +9,11 @@
 #include "ir/graph.h"
 
 /* Bumped whenever the stored layout changes (docs/qfm-format.md,
- * "Versioning"). Readers accept exactly the versions they know. */
-#define QF_QFM_VERSION 1u
+ * "Versioning"). Readers accept exactly the versions they know: this one
+ * reads 1 (raw storage only) and 2 (adds compressed sections and tensor
+ * encodings); the writer writes 2. */
+#define QF_QFM_VERSION 2u
+#define QF_QFM_VERSION_MIN 1u
 
 /* "\x89QFM\r\n\x1a\n": the high byte catches 7-bit transfers, CR LF and the
  * lone LF catch newline translation, ^Z stops DOS `type`. */
@@ -35,13 +38,23 @@ enum {
 /* Section flags: a reader that does not know a REQUIRED section's kind must
  * refuse the file; an unknown optional section is skipped. */
 #define QF_QFM_SECF_REQUIRED 1u
+/* Version 2: the section's stored bytes are one zstd frame (declaring its
+ * content size) of the section's contents. Never on TENSOR_DATA, whose
+ * tensors carry their own encodings so that raw ones stay mmap-able. */
+#define QF_QFM_SECF_ZSTD 2u
+/* A compressed section may expand at most this much (and never past
+ * QF_QFM_MAX_SECTION): bounds what a crafted frame can make us allocate. */
+#define QF_QFM_MAX_EXPANSION 256u
+#define QF_QFM_MAX_SECTION ((uint64_t)1 << 30)
 
-/* Tensor data encodings (u32 in a TENSORS record). Only RAW is implemented;
- * the others are reserved so that readers reject them with a clear error. */
+/* Tensor data encodings (u32 in a TENSORS record). Version 1 files hold RAW
+ * only; the others are version 2 (layouts in src/io/qfm_codec.c and the
+ * spec). Encoded tensors are decoded into owned memory at load. */
 enum {
     QF_QFM_ENC_RAW = 0,
-    QF_QFM_ENC_SPARSE_BITMASK = 1, /* reserved */
-    QF_QFM_ENC_ZSTD = 2            /* reserved */
+    QF_QFM_ENC_SPARSE_BITMASK = 1,
+    QF_QFM_ENC_ZSTD = 2,
+    QF_QFM_ENC_SPARSE_BITMASK_ZSTD = 3
 };
 
 /* Fixed record sizes (bytes). */
@@ -58,6 +71,25 @@ enum {
  * The graph is validated first (constant sizes, indices, qparams, attribute
  * types), so what is written can be read back. */
 qf_status qf_qfm_write(const qf_graph *g, const char *metadata_json, const char *path, qf_err *err);
+
+/* How the writer stores things. qf_qfm_write uses the defaults (all zero):
+ * compressed metadata sections, RAW tensors (used in place from the
+ * mapping). QF_QFM_STORE_AUTO stores each tensor in the smallest of RAW,
+ * ZSTD, SPARSE_BITMASK and SPARSE_BITMASK_ZSTD (RAW unless another saves at
+ * least 64 bytes): smaller files, tensors decoded at load. */
+typedef enum qf_qfm_tensor_store {
+    QF_QFM_STORE_RAW = 0,
+    QF_QFM_STORE_AUTO = 1
+} qf_qfm_tensor_store;
+
+typedef struct qf_qfm_write_options {
+    bool raw_sections;           /* true: do not compress metadata sections */
+    qf_qfm_tensor_store tensors; /* default RAW */
+    int zstd_level;              /* 0 = 19 for sections, 12 for tensors */
+} qf_qfm_write_options;
+
+qf_status qf_qfm_write_ex(const qf_graph *g, const char *metadata_json, const char *path,
+                          const qf_qfm_write_options *opt, qf_err *err);
 
 /* Load a qfm file. The file is mmapped read-only and constant values point
  * into the mapping (data_external = true; the graph owns the mapping and

@@ -19,6 +19,7 @@
 
 #include "io/byteorder.h"
 #include "io/qfm.h"
+#include "io/qfm_codec.h"
 #include "ir/ops.h"
 
 #define QFM_N_KINDS 10 /* known kinds are 1..9 */
@@ -138,8 +139,10 @@ typedef struct rctx {
     size_t len;
     const char *path;
     bool zero_copy;
+    uint32_t version;
     qf_err *err;
     rsec sec[QFM_N_KINDS];
+    void *inflated[QFM_N_KINDS]; /* decompressed sections (version 2), owned */
     uint32_t n_strings;
     rqp *qps;
     uint32_t n_qps;
@@ -188,10 +191,11 @@ static qf_status check_header(rctx *c, uint32_t *n_sec, uint64_t *table_off) {
                    QF_QFM_HEADER_SIZE);
     if (le32(h + 60) != qf_crc32c(0, h, 60)) return BAD(c, "header checksum mismatch");
     uint32_t version = le32(h + 8);
-    if (version != QF_QFM_VERSION)
-        return fail(c, QF_ERR_UNSUPPORTED, "qfm format version %u %s (this qforge reads %u)",
+    if (version < QF_QFM_VERSION_MIN || version > QF_QFM_VERSION)
+        return fail(c, QF_ERR_UNSUPPORTED, "qfm format version %u %s (this qforge reads %u..%u)",
                     version, version > QF_QFM_VERSION ? "is newer than this qforge" : "is unknown",
-                    QF_QFM_VERSION);
+                    QF_QFM_VERSION_MIN, QF_QFM_VERSION);
+    c->version = version;
     if (le32(h + 12) != 0)
         return fail(c, QF_ERR_UNSUPPORTED, "unknown header flags 0x%x", le32(h + 12));
     if (le32(h + 16) != QF_QFM_HEADER_SIZE)
@@ -223,6 +227,29 @@ static qf_status check_gap(rctx *c, uint64_t from, uint64_t to) {
     return QF_OK;
 }
 
+/* Replace a zstd-compressed section's view by its decompressed contents
+ * (owned). The declared size is bounded before anything is allocated. */
+static qf_status inflate_section(rctx *c, uint32_t kind, const char *kname) {
+    rsec *sec = &c->sec[kind];
+    uint64_t cs;
+    if (!qf_qfm_zstd_content_size(sec->p, (size_t)sec->size, &cs))
+        return BAD(c, "section %s: damaged zstd frame", kname);
+    if (cs > QF_QFM_MAX_SECTION || cs > sec->size * QF_QFM_MAX_EXPANSION)
+        return BAD(c, "section %s: implausible decompressed size %llu from %llu bytes", kname,
+                   (unsigned long long)cs, (unsigned long long)sec->size);
+    void *buf = qf_malloc(cs ? (size_t)cs : 1);
+    if (!buf) return NOMEM(c);
+    char why[128];
+    if (!qf_qfm_zstd_decode(sec->p, (size_t)sec->size, buf, (size_t)cs, why, sizeof why)) {
+        qf_free(buf);
+        return BAD(c, "section %s: %s", kname, why);
+    }
+    c->inflated[kind] = buf;
+    sec->p = buf;
+    sec->size = cs;
+    return QF_OK;
+}
+
 /* Section table: bounds, alignment, order (ascending, no overlap with each
  * other, the header or the table), zero padding, checksums, kinds. */
 static qf_status read_table(rctx *c, uint32_t n_sec, uint64_t table_off) {
@@ -248,8 +275,11 @@ static qf_status read_table(rctx *c, uint32_t n_sec, uint64_t table_off) {
         else
             snprintf(kname, sizeof kname, "kind %u", kind);
         if (le32(e + 28) != 0) return BAD(c, "section %s: reserved field is not zero", kname);
-        if (flags & ~QF_QFM_SECF_REQUIRED)
+        uint32_t known_flags = QF_QFM_SECF_REQUIRED | (c->version >= 2 ? QF_QFM_SECF_ZSTD : 0);
+        if (flags & ~known_flags)
             return fail(c, QF_ERR_UNSUPPORTED, "section %s: unknown flags 0x%x", kname, flags);
+        if ((flags & QF_QFM_SECF_ZSTD) && kind == QF_QFM_SEC_TENSOR_DATA)
+            return BAD(c, "section TENSOR_DATA cannot be compressed as a whole");
         if (off % QF_QFM_ALIGN)
             return BAD(c, "section %s: offset %llu is not %u-byte aligned", kname,
                        (unsigned long long)off, QF_QFM_ALIGN);
@@ -270,6 +300,7 @@ static qf_status read_table(rctx *c, uint32_t n_sec, uint64_t table_off) {
         if (kind > 0 && kind < QFM_N_KINDS) {
             if (c->sec[kind].present) return BAD(c, "section %s appears twice", kname);
             c->sec[kind] = (rsec){c->buf + off, size, true};
+            if ((flags & QF_QFM_SECF_ZSTD) && (s = inflate_section(c, kind, kname))) return s;
         } else if (flags & QF_QFM_SECF_REQUIRED) {
             return fail(c, QF_ERR_UNSUPPORTED,
                         "section %s is required but unknown to this qforge (newer writer?)", kname);
@@ -449,6 +480,24 @@ static qf_status bind_tensor(rctx *c, qf_value *v, const unsigned char *src, uin
     return QF_OK;
 }
 
+/* An encoded tensor is decoded into owned, aligned memory (never used in
+ * place). The decoded size comes from the validated shape, not the file. */
+static qf_status decode_tensor(rctx *c, qf_value *v, uint32_t enc, const unsigned char *src,
+                               uint64_t nb, uint64_t want) {
+    if (want > SIZE_MAX) return NOMEM(c);
+    void *dst = qf_malloc_aligned(want ? (size_t)want : 1);
+    if (!dst) return NOMEM(c);
+    char why[160];
+    if (!qf_qfm_tensor_decode(enc, src, nb, qf_dtype_size(v->dtype), dst, want, why, sizeof why)) {
+        qf_free_aligned(dst);
+        return BAD(c, "tensor '%s': %s", v->name, why);
+    }
+    v->data = dst;
+    v->data_external = false;
+    v->nbytes = (size_t)want;
+    return QF_OK;
+}
+
 static qf_status parse_tensors(rctx *c) {
     uint32_t n;
     qf_status s = sec_count(c, QF_QFM_SEC_TENSORS, &n);
@@ -472,14 +521,13 @@ static qf_status parse_tensors(rctx *c) {
                     seen[vi] ? "stored twice" : "not a constant");
             break;
         }
-        if (enc != QF_QFM_ENC_RAW) {
-            const char *what = enc == QF_QFM_ENC_SPARSE_BITMASK ? "sparse bitmask"
-                               : enc == QF_QFM_ENC_ZSTD         ? "zstd"
-                                                                : NULL;
-            s = what ? fail(c, QF_ERR_UNSUPPORTED,
-                            "tensor '%s': encoding %u (%s) is not supported by this reader",
-                            v->name, enc, what)
-                     : BAD(c, "tensor '%s': unknown encoding %u", v->name, enc);
+        uint32_t max_enc = c->version >= 2 ? QF_QFM_ENC_SPARSE_BITMASK_ZSTD : QF_QFM_ENC_RAW;
+        if (enc > max_enc) {
+            s = enc <= QF_QFM_ENC_SPARSE_BITMASK_ZSTD
+                    ? fail(c, QF_ERR_UNSUPPORTED,
+                           "tensor '%s': encoding %u is not allowed in a version %u file", v->name,
+                           enc, c->version)
+                    : BAD(c, "tensor '%s': unknown encoding %u", v->name, enc);
             break;
         }
         int64_t dims[QF_MAX_DIMS];
@@ -494,7 +542,7 @@ static qf_status parse_tensors(rctx *c) {
             s = BAD(c, "tensor '%s': dtype/shape differ from the value's", v->name);
         } else if (!shape_bytes(dtype, rank, dims, &want)) {
             s = BAD(c, "tensor '%s': bad dtype or shape (negative dim or size overflow)", v->name);
-        } else if (nb != want) {
+        } else if (enc == QF_QFM_ENC_RAW && nb != want) {
             s = BAD(c, "tensor '%s': %llu bytes stored, its shape needs %llu", v->name,
                     (unsigned long long)nb, (unsigned long long)want);
         } else if (off % QF_QFM_ALIGN) {
@@ -504,8 +552,11 @@ static qf_status parse_tensors(rctx *c) {
             s = BAD(c, "tensor '%s' (offset %llu, %llu bytes) lies outside TENSOR_DATA (%llu)",
                     v->name, (unsigned long long)off, (unsigned long long)nb,
                     (unsigned long long)data->size);
-        } else {
+        } else if (enc == QF_QFM_ENC_RAW) {
             s = bind_tensor(c, v, data->p + off, nb);
+            seen[vi] = true;
+        } else {
+            s = decode_tensor(c, v, enc, data->p + off, nb, want);
             seen[vi] = true;
         }
     }
@@ -753,6 +804,8 @@ static qf_status qfm_parse(const unsigned char *buf, size_t len, const char *pat
     if ((s = qf_graph_toposort(c.g, err)) || (s = qf_graph_parse_ops(c.g, err))) goto out;
 out:
     qf_free(c.qps);
+    for (int k = 0; k < QFM_N_KINDS; k++)
+        qf_free(c.inflated[k]);
     if (s) {
         qf_graph_free(c.g);
         qf_free(md);

@@ -8,9 +8,11 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <zstd.h>
 
 #include "io/byteorder.h"
 #include "io/qfm.h"
+#include "io/qfm_codec.h"
 
 /* ---- little-endian byte buffer ------------------------------------------ */
 typedef struct wbuf {
@@ -447,8 +449,46 @@ static void build_nodes(const qf_graph *g, wsecs *w, wbuf *pay) {
     if (pay->oom) ab->oom = true;
 }
 
+/* How each constant is stored: its raw bytes or an encoded copy. */
+typedef struct wtensor {
+    const void *p;
+    uint64_t len;
+    uint32_t enc;
+    void *owned; /* encoded copy (qf_malloc), NULL for RAW */
+} wtensor;
+
+/* Choose each constant's encoding: RAW, or with QF_QFM_STORE_AUTO the
+ * smallest encoding when it saves at least one alignment unit. */
+static qf_status choose_encodings(const qf_graph *g, const qf_qfm_write_options *o, wtensor *wt,
+                                  qf_err *err) {
+    static const uint32_t encs[] = {QF_QFM_ENC_ZSTD, QF_QFM_ENC_SPARSE_BITMASK,
+                                    QF_QFM_ENC_SPARSE_BITMASK_ZSTD};
+    int level = o->zstd_level ? o->zstd_level : 12;
+    for (int i = 0; i < g->n_values; i++) {
+        const qf_value *v = &g->values[i];
+        if (!(v->flags & QF_VAL_CONST)) continue;
+        wt[i] = (wtensor){v->data, v->nbytes, QF_QFM_ENC_RAW, NULL};
+        size_t es = qf_dtype_size(v->dtype);
+        if (o->tensors != QF_QFM_STORE_AUTO || v->nbytes < 2 * QF_QFM_ALIGN || !es) continue;
+        for (size_t k = 0; k < QF_ARRAY_LEN(encs); k++) {
+            void *buf;
+            size_t len;
+            qf_status s = qf_qfm_tensor_encode(encs[k], v->data, v->nbytes, es, level, &buf, &len,
+                                               err);
+            if (s) return s;
+            if (len + QF_QFM_ALIGN <= wt[i].len) {
+                qf_free(wt[i].owned);
+                wt[i] = (wtensor){buf, len, encs[k], buf};
+            } else {
+                qf_free(buf);
+            }
+        }
+    }
+    return QF_OK;
+}
+
 /* TENSORS records; fills data offsets (64-aligned) and the data size. */
-static void build_tensors(const qf_graph *g, wbuf *b, uint64_t *data_size) {
+static void build_tensors(const qf_graph *g, const wtensor *wt, wbuf *b, uint64_t *data_size) {
     uint32_t n = 0;
     for (int i = 0; i < g->n_values; i++)
         if (g->values[i].flags & QF_VAL_CONST) n++;
@@ -462,12 +502,12 @@ static void build_tensors(const qf_graph *g, wbuf *b, uint64_t *data_size) {
         wb_u32(b, (uint32_t)i);
         wb_u32(b, (uint32_t)v->dtype);
         wb_u32(b, (uint32_t)v->rank);
-        wb_u32(b, QF_QFM_ENC_RAW);
+        wb_u32(b, wt[i].enc);
         for (int d = 0; d < QF_MAX_DIMS; d++)
             wb_i64(b, d < v->rank ? v->dims[d] : 0);
         wb_u64(b, pos);
-        wb_u64(b, v->nbytes);
-        pos += v->nbytes;
+        wb_u64(b, wt[i].len);
+        pos += wt[i].len;
     }
     *data_size = pos;
 }
@@ -483,7 +523,7 @@ typedef struct wsection {
 } wsection;
 
 /* CRC of TENSOR_DATA exactly as it will be written (data + zero padding). */
-static uint32_t tensor_data_crc(const qf_graph *g) {
+static uint32_t tensor_data_crc(const qf_graph *g, const wtensor *wt) {
     uint32_t crc = 0;
     uint64_t pos = 0;
     for (int i = 0; i < g->n_values; i++) {
@@ -492,8 +532,8 @@ static uint32_t tensor_data_crc(const qf_graph *g) {
         uint64_t pad = (QF_QFM_ALIGN - pos % QF_QFM_ALIGN) % QF_QFM_ALIGN;
         crc = qf_crc32c(crc, zeros64, (size_t)pad);
         pos += pad;
-        if (v->nbytes) crc = qf_crc32c(crc, v->data, v->nbytes);
-        pos += v->nbytes;
+        if (wt[i].len) crc = qf_crc32c(crc, wt[i].p, (size_t)wt[i].len);
+        pos += wt[i].len;
     }
     return crc;
 }
@@ -508,8 +548,8 @@ static qf_status write_padding(qf_atomic_file *f, uint64_t *pos, uint64_t to, qf
     return QF_OK;
 }
 
-static qf_status write_tensor_data(qf_atomic_file *f, const qf_graph *g, uint64_t base,
-                                   uint64_t *pos, qf_err *err) {
+static qf_status write_tensor_data(qf_atomic_file *f, const qf_graph *g, const wtensor *wt,
+                                   uint64_t base, uint64_t *pos, qf_err *err) {
     for (int i = 0; i < g->n_values; i++) {
         const qf_value *v = &g->values[i];
         if (!(v->flags & QF_VAL_CONST)) continue;
@@ -517,14 +557,14 @@ static qf_status write_tensor_data(qf_atomic_file *f, const qf_graph *g, uint64_
         rel = (rel + QF_QFM_ALIGN - 1) / QF_QFM_ALIGN * QF_QFM_ALIGN;
         qf_status s = write_padding(f, pos, base + rel, err);
         if (s) return s;
-        if (v->nbytes && (s = qf_atomic_write(f, v->data, v->nbytes, err))) return s;
-        *pos += v->nbytes;
+        if (wt[i].len && (s = qf_atomic_write(f, wt[i].p, (size_t)wt[i].len, err))) return s;
+        *pos += wt[i].len;
     }
     return QF_OK;
 }
 
 static qf_status write_file(const char *path, const wsection *sec, uint32_t n_sec,
-                            const qf_graph *g, qf_err *err) {
+                            const qf_graph *g, const wtensor *wt, qf_err *err) {
     unsigned char hdr[QF_QFM_HEADER_SIZE];
     unsigned char table[QF_QFM_SECTION_ENTRY_SIZE * 16];
     uint64_t table_off = QF_QFM_HEADER_SIZE;
@@ -561,7 +601,7 @@ static qf_status write_file(const char *path, const wsection *sec, uint32_t n_se
     for (uint32_t i = 0; i < n_sec; i++) {
         if ((s = write_padding(&f, &pos, sec[i].offset, err))) goto fail;
         if (sec[i].kind == QF_QFM_SEC_TENSOR_DATA) {
-            if ((s = write_tensor_data(&f, g, sec[i].offset, &pos, err))) goto fail;
+            if ((s = write_tensor_data(&f, g, wt, sec[i].offset, &pos, err))) goto fail;
         } else {
             if ((s = qf_atomic_write(&f, sec[i].data, (size_t)sec[i].size, err))) goto fail;
             pos += sec[i].size;
@@ -577,11 +617,41 @@ fail:
     return s;
 }
 
+/* Section i: its logical bytes, zstd-compressed when that is smaller and
+ * allowed; *owned receives the compressed copy to free. */
+static qf_status make_section(wsection *sec, uint32_t kind, uint32_t flags, const void *p,
+                              size_t len, const qf_qfm_write_options *o, void **owned,
+                              qf_err *err) {
+    *owned = NULL;
+    *sec = (wsection){kind, flags, 0, len, qf_crc32c(0, p, len), p};
+    if (o->raw_sections || len < QF_QFM_ALIGN) return QF_OK;
+    void *z;
+    size_t zlen;
+    qf_status s = qf_qfm_zstd_encode(p, len, o->zstd_level ? o->zstd_level : 19, &z, &zlen, err);
+    if (s) return s;
+    if (zlen >= len) {
+        qf_free(z);
+        return QF_OK;
+    }
+    *owned = z;
+    *sec = (wsection){kind, flags | QF_QFM_SECF_ZSTD, 0, zlen, qf_crc32c(0, z, zlen), z};
+    return QF_OK;
+}
+
 qf_status qf_qfm_write(const qf_graph *g, const char *metadata_json, const char *path,
                        qf_err *err) {
+    return qf_qfm_write_ex(g, metadata_json, path, NULL, err);
+}
+
+qf_status qf_qfm_write_ex(const qf_graph *g, const char *metadata_json, const char *path,
+                          const qf_qfm_write_options *opt, qf_err *err) {
     if (!g || !path) return qf_errf(err, QF_ERR_INVALID_ARG, "qfm write: NULL argument");
     if (qf_host_is_big_endian())
         return qf_errf(err, QF_ERR_UNSUPPORTED, "%s: qfm needs a little-endian host", path);
+    qf_qfm_write_options o = opt ? *opt : (qf_qfm_write_options){0};
+    if (o.zstd_level < 0 || o.zstd_level > ZSTD_maxCLevel())
+        return qf_errf(err, QF_ERR_INVALID_ARG, "%s: zstd level %d outside 0..%d", path,
+                       o.zstd_level, ZSTD_maxCLevel());
     qf_status s = check_graph(g, path, err);
     if (s) return s;
     size_t meta_len = metadata_json ? strlen(metadata_json) : 0;
@@ -593,12 +663,16 @@ qf_status qf_qfm_write(const qf_graph *g, const char *metadata_json, const char 
     memset(&w, 0, sizeof w);
     memset(&strings, 0, sizeof strings);
     memset(&pay, 0, sizeof pay);
+    void *owned[9] = {0};
     uint64_t data_size = 0;
     bool bad = false;
+    wtensor *wt = qf_calloc((size_t)g->n_values + 1, sizeof *wt);
+    if (!wt) return qf_errf(err, QF_ERR_NOMEM, "%s: out of memory serializing the graph", path);
+    if ((s = choose_encodings(g, &o, wt, err))) goto out;
     build_graph(g, &w);
     build_values(g, &w);
     build_nodes(g, &w, &pay);
-    build_tensors(g, &w.tensors, &data_size);
+    build_tensors(g, wt, &w.tensors, &data_size);
     if (!w.st.oom) build_strings(&w.st, &strings, err, path, &bad);
     if (bad) {
         s = QF_ERR_UNSUPPORTED;
@@ -618,32 +692,31 @@ qf_status qf_qfm_write(const qf_graph *g, const char *metadata_json, const char 
                               QF_QFM_SEC_QPARAMS, QF_QFM_SEC_NODES, QF_QFM_SEC_ATTRS,
                               QF_QFM_SEC_TENSORS};
     for (size_t i = 0; i < QF_ARRAY_LEN(kinds); i++, n++)
-        sec[n] = (wsection){kinds[i],
-                            QF_QFM_SECF_REQUIRED,
-                            0,
-                            bufs[i]->len,
-                            qf_crc32c(0, bufs[i]->p, bufs[i]->len),
-                            bufs[i]->p};
+        if ((s = make_section(&sec[n], kinds[i], QF_QFM_SECF_REQUIRED, bufs[i]->p, bufs[i]->len,
+                              &o, &owned[n], err)))
+            goto out;
     if (metadata_json) {
-        sec[n] = (wsection){QF_QFM_SEC_METADATA_JSON,
-                            0,
-                            0,
-                            meta_len,
-                            qf_crc32c(0, metadata_json, meta_len),
-                            metadata_json};
+        if ((s = make_section(&sec[n], QF_QFM_SEC_METADATA_JSON, 0, metadata_json, meta_len, &o,
+                              &owned[n], err)))
+            goto out;
         n++;
     }
     /* the bulk goes last so everything the loader parses is at the front */
-    sec[n++] = (wsection){
-        QF_QFM_SEC_TENSOR_DATA, QF_QFM_SECF_REQUIRED, 0, data_size, tensor_data_crc(g), NULL};
+    sec[n++] = (wsection){QF_QFM_SEC_TENSOR_DATA, QF_QFM_SECF_REQUIRED, 0, data_size,
+                          tensor_data_crc(g, wt), NULL};
     uint64_t pos = QF_QFM_HEADER_SIZE + (uint64_t)n * QF_QFM_SECTION_ENTRY_SIZE;
     for (uint32_t i = 0; i < n; i++) {
         pos = (pos + QF_QFM_ALIGN - 1) / QF_QFM_ALIGN * QF_QFM_ALIGN;
         sec[i].offset = pos;
         pos += sec[i].size;
     }
-    s = write_file(path, sec, n, g, err);
+    s = write_file(path, sec, n, g, wt, err);
 out:
+    for (size_t i = 0; i < QF_ARRAY_LEN(owned); i++)
+        qf_free(owned[i]);
+    for (int i = 0; i < g->n_values; i++)
+        qf_free(wt[i].owned);
+    qf_free(wt);
     wb_free(&strings);
     wb_free(&pay);
     wb_free(&w.graph);
