@@ -219,7 +219,7 @@ static qf_status run_op_n(const char *op, int opset, const qf_attr *attrs, int n
     out->data = calloc((size_t)(m > 0 ? m : 1), esize(out->dtype));
     size_t sb = def->scratch ? def->scratch(n, in, n_in, out, 1) : 0;
     if (sb) scratch = malloc(sb);
-    qf_exec_ctx ctx = {1};
+    qf_exec_ctx ctx = {.num_threads = 1};
     s = def->run(&ctx, n, in, n_in, out, 1, scratch, &err);
 done:
     free(scratch);
@@ -1416,7 +1416,7 @@ static void test_run_no_alloc(void) {
         qf_allocator al = {count_alloc, count_realloc, plain_free, NULL};
         n_allocs = 0;
         qf_set_allocator(&al);
-        qf_exec_ctx ctx = {1};
+        qf_exec_ctx ctx = {.num_threads = 1};
         qf_status s = d->run(&ctx, n, in, unary ? 1 : 2, &o, 1, scratch, &err);
         qf_set_allocator(NULL);
         CHECK(s == QF_OK);

@@ -168,7 +168,7 @@ static bool interp(const qf_graph *g, const qf_tensor *inputs, qf_tensor *outs) 
         }
         size_t sb = def->scratch ? def->scratch(n, in, n->n_inputs, out, n->n_outputs) : 0;
         void *scratch = sb ? malloc(sb) : NULL;
-        qf_exec_ctx ctx = {1};
+        qf_exec_ctx ctx = {.num_threads = 1};
         qf_status s = def->run(&ctx, n, in, n->n_inputs, out, n->n_outputs, scratch, &e);
         free(scratch);
         for (int j = 0; j < n->n_outputs; j++) {

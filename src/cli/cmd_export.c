@@ -47,7 +47,7 @@ static int export_run(const cli_args *a) {
     st = qf_qdq_export(g, out, &o, &e);
     qf_graph_free(g);
     if (st) return cli_fail(&e, st);
-    printf("wrote %s (ONNX QDQ, %s activations, opset %d)\n", out,
+    printf("wrote %s (ONNX QDQ, %s activations, opset %d or the higher one its nodes need)\n", out,
            o.act_type == QF_QDQ_ACT_UINT8 ? "uint8" : "int8", o.opset);
     return CLI_EXIT_OK;
 }

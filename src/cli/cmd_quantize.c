@@ -47,20 +47,22 @@ static void progress_cb(void *user, int64_t done, int64_t total) {
 }
 
 static void print_table(const qf_quant_report *r, const char *out, double seconds) {
-    printf("%-24s %-16s %-18s %5s %11s %5s %21s %8s\n", "layer", "op", "lowered to", "wbits",
-           "out scale", "zp", "clip range", "clipped");
+    printf("%-24s %-16s %-14s %5s %5s %11s %6s %21s %8s\n", "layer", "op", "lowered to", "wbits",
+           "abits", "out scale", "zp", "clip range", "clipped");
     for (int i = 0; i < r->n_layers; i++) {
         const qf_quant_layer *L = &r->layers[i];
-        char wb[8] = "-", range[40] = "-", sc[16] = "-", zp[8] = "-", cl[16] = "-";
+        char wb[8] = "-", ab[8] = "float", range[40] = "-", sc[16] = "-", zp[8] = "-",
+             cl[16] = "-";
         if (L->w_bits) snprintf(wb, sizeof wb, "%d", L->w_bits);
+        if (L->act_bits <= 16) snprintf(ab, sizeof ab, "%d", L->act_bits);
         if (L->out_scale > 0) {
             snprintf(sc, sizeof sc, "%.4g", (double)L->out_scale);
             snprintf(zp, sizeof zp, "%d", (int)L->out_zero_point);
             snprintf(range, sizeof range, "[%.3g, %.3g]", (double)L->clip_lo, (double)L->clip_hi);
             snprintf(cl, sizeof cl, "%.3f%%", 100.0 * L->clip_fraction);
         }
-        printf("%-24.24s %-16.16s %-18.18s %5s %11s %5s %21s %8s\n", L->name, L->op, L->lowered,
-               wb, sc, zp, range, cl);
+        printf("%-24.24s %-16.16s %-14.14s %5s %5s %11s %6s %21s %8s\n", L->name, L->op,
+               L->lowered, wb, ab, sc, zp, range, cl);
     }
     printf("\ncalibrated on %lld samples; %d node%s left in float; %.2f s\nwrote %s\n",
            (long long)r->calib_samples, r->n_float_fallback, r->n_float_fallback == 1 ? "" : "s",

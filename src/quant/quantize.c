@@ -36,8 +36,11 @@ typedef struct qctx {
     qf_observer **obs;  /* per fg value */
     int *fused_into;    /* fg node -> index of the node it is fused into, or -1 */
     int *fused_act;     /* fg node -> fused Relu/Clip node, or -1 */
-    act_q *aq;          /* per fg value: integer quantization */
-    int *q_of, *f_of;   /* fg value -> qg value */
+    act_q *aq;          /* per fg value: its 8-bit quantization */
+    act_q *aq16;        /* per fg value: its 16-bit quantization (16-bit layers) */
+    int *q_of, *f_of;   /* fg value -> qg value (int8, float) */
+    int *q16_of;        /* fg value -> qg int16 value */
+    bool *act16;        /* fg node: Conv/Gemm computed with 16-bit activations */
     qf_quant_report *rep;
     qf_err *err;
     int uniq;
@@ -134,10 +137,14 @@ static qf_status qdq_params(qctx *c, const char *base, const act_q *a, int *sv, 
     snprintf(nm, sizeof nm, "%s.scale", base);
     *sv = new_const(c, nm, QF_DT_F32, 0, NULL, &a->scale);
     int8_t z8 = (int8_t)a->zp;
+    int16_t z16 = (int16_t)a->zp;
     snprintf(nm, sizeof nm, "%s.zero_point", base);
-    *zv = new_const(c, nm, QF_DT_I8, 0, NULL, &z8);
+    *zv = a->bits > 8 ? new_const(c, nm, QF_DT_I16, 0, NULL, &z16)
+                      : new_const(c, nm, QF_DT_I8, 0, NULL, &z8);
     return (*sv < 0 || *zv < 0) ? nomem(c) : QF_OK;
 }
+
+static qf_status get_f(qctx *c, int v, int *out);
 
 /* Integer version of fg value v (quantizing its float version if needed). */
 static qf_status get_q(qctx *c, int v, int *out) {
@@ -149,6 +156,11 @@ static qf_status get_q(qctx *c, int v, int *out) {
     if (!c->aq[v].set)
         return qf_errf(c->err, QF_ERR_INTERNAL, "%s: value '%s' has no calibrated range",
                        c->fg->source_path, fv->name);
+    if (c->f_of[v] < 0 && c->q16_of[v] >= 0) {
+        int f;
+        qf_status s = get_f(c, v, &f); /* int16 -> float -> int8 at a precision boundary */
+        if (s) return s;
+    }
     if (c->f_of[v] < 0)
         return qf_errf(c->err, QF_ERR_INTERNAL, "%s: value '%s' has no representation",
                        c->fg->source_path, fv->name);
@@ -184,7 +196,9 @@ static qf_status get_f(qctx *c, int v, int *out) {
         c->f_of[v] = *out = cv;
         return QF_OK;
     }
-    if (c->q_of[v] < 0)
+    /* the most precise integer version: int16 when there is one */
+    bool wide = c->q16_of[v] >= 0;
+    if (c->q_of[v] < 0 && !wide)
         return qf_errf(c->err, QF_ERR_INTERNAL, "%s: value '%s' has no representation",
                        c->fg->source_path, fv->name);
     char nm[256];
@@ -193,30 +207,65 @@ static qf_status get_f(qctx *c, int v, int *out) {
     int dv = new_value(c, nm, QF_DT_F32, fv);
     if (dv < 0) return nomem(c);
     int sv, zv;
-    qf_status s = qdq_params(c, nm, &c->aq[v], &sv, &zv);
+    qf_status s = qdq_params(c, nm, wide ? &c->aq16[v] : &c->aq[v], &sv, &zv);
     if (s) return s;
-    int in[3] = {c->q_of[v], sv, zv};
+    int in[3] = {wide ? c->q16_of[v] : c->q_of[v], sv, zv};
     char node[300];
     snprintf(node, sizeof node, "%s/dequantize", fv->name);
-    if (add_node(c, node, "DequantizeLinear", "", 13, in, 3, &dv, 1, NULL, 0) < 0)
+    if (add_node(c, node, "DequantizeLinear", "", wide ? 21 : 13, in, 3, &dv, 1, NULL, 0) < 0)
         return nomem(c);
     c->f_of[v] = *out = dv;
     return QF_OK;
 }
 
+/* int16 version of fg value v for a 16-bit layer: quantized from its float
+ * version with the 16-bit calibrated parameters (aq16, set by the driver). */
+static qf_status get_q16(qctx *c, int v, int *out) {
+    if (c->q16_of[v] >= 0) {
+        *out = c->q16_of[v];
+        return QF_OK;
+    }
+    const qf_value *fv = &c->fg->values[v];
+    if (!c->aq16[v].set)
+        return qf_errf(c->err, QF_ERR_INTERNAL, "%s: value '%s' has no 16-bit range",
+                       c->fg->source_path, fv->name);
+    int f;
+    qf_status s = get_f(c, v, &f);
+    if (s) return s;
+    char nm[256];
+    fresh_name(c, fv->name, "q16", nm, sizeof nm);
+    int qv = new_value(c, nm, QF_DT_I16, fv);
+    if (qv < 0) return nomem(c);
+    int sv, zv;
+    if ((s = set_qp(c, qv, &c->aq16[v])) || (s = qdq_params(c, nm, &c->aq16[v], &sv, &zv)))
+        return s;
+    int in[3] = {f, sv, zv};
+    char node[300];
+    snprintf(node, sizeof node, "%s/quantize16", fv->name);
+    /* int16 QuantizeLinear is opset 21 */
+    if (add_node(c, node, "QuantizeLinear", "", 21, in, 3, &qv, 1, NULL, 0) < 0) return nomem(c);
+    c->q16_of[v] = *out = qv;
+    return QF_OK;
+}
+
 /* Create the integer output value for fg value v (name kept unless v is a
  * graph output, whose name belongs to the float version). */
-static qf_status make_q_output(qctx *c, int v, int *out) {
+static qf_status make_q_output_bits(qctx *c, int v, int bits, int *out) {
     const qf_value *fv = &c->fg->values[v];
     char nm[256];
     fresh_name(c, fv->name, (fv->flags & QF_VAL_OUTPUT) ? "q" : NULL, nm, sizeof nm);
-    int qv = new_value(c, nm, QF_DT_I8, fv);
+    int qv = new_value(c, nm, bits > 8 ? QF_DT_I16 : QF_DT_I8, fv);
     if (qv < 0) return nomem(c);
-    qf_status s = set_qp(c, qv, &c->aq[v]);
+    qf_status s = set_qp(c, qv, bits > 8 ? &c->aq16[v] : &c->aq[v]);
     if (s) return s;
-    c->q_of[v] = *out = qv;
+    if (bits > 8)
+        c->q16_of[v] = *out = qv;
+    else
+        c->q_of[v] = *out = qv;
     return QF_OK;
 }
+
+static qf_status make_q_output(qctx *c, int v, int *out) { return make_q_output_bits(c, v, 8, out); }
 
 /* ---- calibration ------------------------------------------------------- */
 
@@ -335,7 +384,8 @@ static qf_status choose_act(qctx *c, int v, int bits, float *lo_out, float *hi_o
     qf_qparam qp;
     s = qf_calib_qparams(lo, hi, bits, false, true, &qp, c->err);
     if (s) return s;
-    c->aq[v] = (act_q){.set = true, .scale = qp.scale, .zp = qp.zero_point, .bits = bits};
+    act_q *dst = bits > 8 ? &c->aq16[v] : &c->aq[v];
+    *dst = (act_q){.set = true, .scale = qp.scale, .zp = qp.zero_point, .bits = bits};
     *lo_out = lo;
     *hi_out = hi;
     return QF_OK;
@@ -431,10 +481,11 @@ static bool is_unary_float_op(const qf_graph *g, const qf_node *n) {
 
 /* Quantized clamp bounds [qlo, qhi] for a float range [lo, hi]. */
 static void clamp_bounds(const act_q *a, float lo, float hi, int64_t *qlo, int64_t *qhi) {
+    double tmin = a->bits > 8 ? -32768.0 : -128.0, tmax = a->bits > 8 ? 32767.0 : 127.0;
     double l = isinf(lo) ? -1e30 : nearbyint((double)lo / a->scale) + a->zp;
     double h = isinf(hi) ? 1e30 : nearbyint((double)hi / a->scale) + a->zp;
-    *qlo = (int64_t)QF_MAX(-128.0, QF_MIN(127.0, l));
-    *qhi = (int64_t)QF_MAX(-128.0, QF_MIN(127.0, h));
+    *qlo = (int64_t)QF_MAX(tmin, QF_MIN(tmax, l));
+    *qhi = (int64_t)QF_MAX(tmin, QF_MIN(tmax, h));
 }
 
 /* Weights of a Conv ([O, ...]) or of a Gemm/MatMul as rows [N, K]. */
@@ -526,14 +577,20 @@ static qf_status out_and_clamp(qctx *c, const qf_node *n, int node_idx, int *out
                                qf_attr *attrs, int *na, float *clo, float *chi) {
     int fa = c->fused_act[node_idx];
     *out_fg = fa >= 0 ? c->fg->nodes[fa].outputs[0] : n->outputs[0];
-    qf_status s = choose_act(c, *out_fg, 8, clo, chi);
+    int bits = c->act16[node_idx] ? 16 : 8;
+    /* the 8-bit parameters are always chosen: consumers without a 16-bit
+     * kernel read the value requantized to them */
+    float lo8, hi8;
+    qf_status s = choose_act(c, *out_fg, 8, &lo8, &hi8);
+    if (!s && bits > 8) s = choose_act(c, *out_fg, bits, clo, chi);
     if (s) return s;
-    if ((s = make_q_output(c, *out_fg, qy))) return s;
+    if (bits == 8) *clo = lo8, *chi = hi8;
+    if ((s = make_q_output_bits(c, *out_fg, bits, qy))) return s;
     if (fa >= 0) {
         float lo, hi;
         act_bounds(c->fg, &c->fg->nodes[fa], &lo, &hi);
         int64_t qlo, qhi;
-        clamp_bounds(&c->aq[*out_fg], lo, hi, &qlo, &qhi);
+        clamp_bounds(bits > 8 ? &c->aq16[*out_fg] : &c->aq[*out_fg], lo, hi, &qlo, &qhi);
         attrs[(*na)++] = attr_int("act_min", qlo);
         attrs[(*na)++] = attr_int("act_max", qhi);
     }
@@ -549,7 +606,9 @@ static qf_status lower_conv(qctx *c, int idx, lowered *lw) {
     float *scales = qf_malloc(sizeof(float) * (size_t)rows);
     if (!scales) return nomem(c);
     int x;
-    qf_status s = get_q(c, n->inputs[0], &x);
+    bool wide = c->act16[idx];
+    qf_status s = wide ? get_q16(c, n->inputs[0], &x) : get_q(c, n->inputs[0], &x);
+    float in_s = wide ? c->aq16[n->inputs[0]].scale : c->aq[n->inputs[0]].scale;
     int wv = -1, bv = -1, cb = 8;
     if (!s)
         s = quantize_weights(c, n->name, w->data, rows, cols, c->w_bits[idx], w->dims, w->rank,
@@ -557,7 +616,7 @@ static qf_status lower_conv(qctx *c, int idx, lowered *lw) {
     const float *bias = n->n_inputs > 2 && is_const(c->fg, n->inputs[2])
                             ? c->fg->values[n->inputs[2]].data
                             : NULL;
-    if (!s) s = quantize_bias(c, n->name, bias, rows, c->aq[n->inputs[0]].scale, scales, &bv);
+    if (!s) s = quantize_bias(c, n->name, bias, rows, in_s, scales, &bv);
     qf_free(scales);
     if (s) return s;
     qf_attr attrs[24];
@@ -604,12 +663,14 @@ static qf_status lower_gemm(qctx *c, int idx, lowered *lw) {
         for (int64_t r = 0; r < N; r++) bias[r] = beta * (cn == 1 ? cd[0] : cd[r]);
     }
     int x;
-    if ((s = get_q(c, n->inputs[0], &x))) goto out;
+    bool wide = c->act16[idx];
+    if ((s = wide ? get_q16(c, n->inputs[0], &x) : get_q(c, n->inputs[0], &x))) goto out;
+    float in_s = wide ? c->aq16[n->inputs[0]].scale : c->aq[n->inputs[0]].scale;
     int64_t shape[2] = {N, K};
     int wv, bv, cb;
     if ((s = quantize_weights(c, n->name, w, N, K, c->w_bits[idx], shape, 2, &wv, scales, &cb)))
         goto out;
-    if ((s = quantize_bias(c, n->name, bias, N, c->aq[n->inputs[0]].scale, scales, &bv))) goto out;
+    if ((s = quantize_bias(c, n->name, bias, N, in_s, scales, &bv))) goto out;
     qf_attr attrs[8];
     int na = 0;
     attrs[na++] = attr_int("w_bits", cb);
@@ -869,7 +930,6 @@ static qf_status plan_lowering(qctx *c, int idx, int *kind) {
     bool act_in = n->n_inputs > 0 && n->inputs[0] >= 0 && !is_const(g, n->inputs[0]) &&
                   g->values[n->inputs[0]].dtype == QF_DT_F32;
     if (!act_in) return QF_OK;
-    if (c->act_bits[idx] != 8) return QF_OK; /* 16-bit layers: float for now */
     switch (n->op) {
     case QF_OP_CONV: {
         const qf_value *w = &g->values[n->inputs[1]];
@@ -927,6 +987,25 @@ static qf_status plan_lowering(qctx *c, int idx, int *kind) {
     if (*kind == K_CONV || *kind == K_GEMM) {
         if (c->w_bits[idx] < 2 || c->w_bits[idx] > 8) *kind = K_FLOAT;
     }
+    if (c->act_bits[idx] > 8) {
+        /* 16-bit activations: Conv/Gemm/MatMul run the int16 kernels when
+         * their int32 accumulator cannot overflow (with room for the bias);
+         * any other 16-bit layer stays in float, which is more precise */
+        int64_t k = 0;
+        const qf_value *w = &g->values[n->inputs[1]];
+        if (*kind == K_CONV) {
+            k = 1;
+            for (int d = 1; d < w->rank; d++) k *= w->dims[d];
+        } else if (*kind == K_GEMM) {
+            bool tb = n->op == QF_OP_GEMM && qf_node_attr_int(n, "transB", 0) != 0;
+            k = tb ? w->dims[1] : w->dims[0];
+        }
+        int64_t bound = k > 0 ? qf_ref_accum_bound(k, 16, c->w_bits[idx]) : -1;
+        if (bound >= 0 && bound <= INT32_MAX / 2)
+            c->act16[idx] = true;
+        else
+            *kind = K_FLOAT;
+    }
     return QF_OK;
 }
 
@@ -974,11 +1053,14 @@ qf_status qf_quantize(const qf_graph *src, const qf_dataset *calib, const qf_qco
     kind = qf_calloc((size_t)nn + 1, sizeof(int));
     c.obs = qf_calloc((size_t)nv + 1, sizeof(qf_observer *));
     c.aq = qf_calloc((size_t)nv + 1, sizeof(act_q));
+    c.aq16 = qf_calloc((size_t)nv + 1, sizeof(act_q));
+    c.q16_of = qf_malloc(sizeof(int) * (size_t)(nv + 1));
+    c.act16 = qf_calloc((size_t)nn + 1, sizeof(bool));
     c.q_of = qf_malloc(sizeof(int) * (size_t)(nv + 1));
     c.f_of = qf_malloc(sizeof(int) * (size_t)(nv + 1));
     c.rep->layers = qf_calloc((size_t)nn + 1, sizeof(qf_quant_layer));
     if (!c.w_bits || !c.act_bits || !c.fused_into || !c.fused_act || !kind || !c.obs || !c.aq ||
-        !c.q_of || !c.f_of || !c.rep->layers) {
+        !c.q_of || !c.f_of || !c.rep->layers || !c.aq16 || !c.q16_of || !c.act16) {
         s = nomem(&c);
         goto done;
     }
@@ -991,7 +1073,7 @@ qf_status qf_quantize(const qf_graph *src, const qf_dataset *calib, const qf_qco
         goto done;
     }
     for (int i = 0; i < nn; i++) c.fused_into[i] = c.fused_act[i] = -1;
-    for (int v = 0; v < nv; v++) c.q_of[v] = c.f_of[v] = -1;
+    for (int v = 0; v < nv; v++) c.q_of[v] = c.f_of[v] = c.q16_of[v] = -1;
     if ((s = qf_qconfig_resolve(cfg, g, opt ? opt->config_path : NULL, c.w_bits, c.act_bits,
                                  err)))
         goto done;
@@ -1050,6 +1132,12 @@ qf_status qf_quantize(const qf_graph *src, const qf_dataset *calib, const qf_qco
             if (prod >= 0 && c.fused_into[prod] >= 0) mine = true;
             if (!mine && (s = choose_act(&c, v, 8, &lo, &hi))) goto done;
         }
+    /* 16-bit layers read their input with 16-bit parameters of its own range */
+    for (int i = 0; i < nn; i++)
+        if (c.act16[i] && !c.aq16[g->nodes[i].inputs[0]].set) {
+            float lo, hi;
+            if ((s = choose_act(&c, g->nodes[i].inputs[0], 16, &lo, &hi))) goto done;
+        }
 
     /* build the quantized graph */
     c.qg = qf_graph_create();
@@ -1096,13 +1184,14 @@ qf_status qf_quantize(const qf_graph *src, const qf_dataset *calib, const qf_qco
                                      : "");
         snprintf(L->lowered, sizeof L->lowered, "%s", lw.name);
         L->w_bits = (kind[i] == K_CONV || kind[i] == K_GEMM) ? c.w_bits[i] : 0;
-        L->act_bits = 8;
+        L->act_bits = kind[i] == K_FLOAT ? 32 : (c.act16[i] ? 16 : 8);
         int ov = lw.out_fg;
         if (ov >= 0) {
             snprintf(L->out_value, sizeof L->out_value, "%s", g->values[ov].name);
-            if (c.aq[ov].set) {
-                L->out_scale = c.aq[ov].scale;
-                L->out_zero_point = c.aq[ov].zp;
+            const act_q *oq = c.act16[i] ? &c.aq16[ov] : &c.aq[ov];
+            if (oq->set) {
+                L->out_scale = oq->scale;
+                L->out_zero_point = oq->zp;
                 L->clip_lo = lw.clip_lo;
                 L->clip_hi = lw.clip_hi;
             }
@@ -1141,6 +1230,9 @@ done:
     qf_free(c.f_of);
     qf_free(c.w_bits);
     qf_free(c.act_bits);
+    qf_free(c.aq16);
+    qf_free(c.q16_of);
+    qf_free(c.act16);
     qf_free(c.fused_into);
     qf_free(c.fused_act);
     qf_free(kind);
