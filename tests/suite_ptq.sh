@@ -110,6 +110,25 @@ EOF
   done
 done
 
+# ---- compressed storage -------------------------------------------------------
+# --compress stores weights sparse/zstd-coded: a smaller file that decodes to
+# the same model (outputs bit for bit), and inspect shows the storage
+onnx="$FIX/fmnist_cnn${SUFFIX}.onnx"
+if "$Q" quantize "$onnx" --calib fashion-mnist --limit 200 --bits 4 -o "$T/raw4.qfm" -q &&
+  "$Q" quantize "$onnx" --calib fashion-mnist --limit 200 --bits 4 --compress -o "$T/z4.qfm" -q &&
+  "$Q" run "$T/raw4.qfm" --input "$T/x.npy" -o "$T/raw4.npy" &&
+  "$Q" run "$T/z4.qfm" --input "$T/x.npy" -o "$T/z4.npy" &&
+  "$Q" inspect "$T/z4.qfm" --json >"$T/z4.json"; then
+  rs=$(stat -c %s "$T/raw4.qfm"); zs=$(stat -c %s "$T/z4.qfm")
+  if ((zs < rs)) && cmp -s "$T/raw4.npy" "$T/z4.npy"; then
+    ok "compressed qfm: $zs bytes vs $rs raw, identical outputs"
+  else bad "compressed qfm: $zs bytes vs $rs raw, outputs $(cmp -s "$T/raw4.npy" "$T/z4.npy" && echo same || echo differ)"; fi
+  enc=$($PY -c "import json,sys; print(' '.join(sorted({w['storage'] for w in json.load(open(sys.argv[1]))['weights']})))" "$T/z4.json")
+  if [[ $enc == *zstd* ]]; then ok "inspect shows weight storage: $enc"; else bad "inspect storage: '$enc'"; fi
+else
+  bad "compressed qfm: a command failed"
+fi
+
 # ---- bad input --------------------------------------------------------------
 onnx="$FIX/fmnist_cnn${SUFFIX}.onnx"
 expect_2() { # description, then the command; checks exit 2, one stderr line, no output

@@ -5,6 +5,8 @@
 
 #include "cli/cli.h"
 #include "io/onnx.h"
+#include "io/qfm.h"
+#include "kernels/ref/qref.h"
 #include "ir/ops.h"
 #include "ir/passes.h"
 #include "runtime/runtime.h"
@@ -39,8 +41,21 @@ typedef struct op_count {
     int count;
 } op_count;
 
+/* One weight tensor of a layer: how many values, how many are zero, at
+ * how many bits, and how it is stored. */
+typedef struct weight_row {
+    int node;
+    const qf_value *w;
+    int64_t count, zeros;
+    int bits;               /* integer bits, 32 for float */
+    uint64_t stored;        /* bytes on disk (qfm) or in memory */
+    const char *encoding;
+} weight_row;
+
 typedef struct inspect_info {
     qf_graph *g;
+    weight_row *wrows;
+    int n_wrows;
     bool shapes_ok;
     char shape_err[QF_ERR_MSG_LEN];
     int64_t *node_params; /* per node */
@@ -51,6 +66,69 @@ typedef struct inspect_info {
     int quantizable;
     int quant_by_op[3]; /* Conv, Gemm, MatMul */
 } inspect_info;
+
+static const char *encoding_name(uint32_t e) {
+    switch (e) {
+    case QF_QFM_ENC_RAW: return "raw";
+    case QF_QFM_ENC_SPARSE_BITMASK: return "sparse";
+    case QF_QFM_ENC_ZSTD: return "zstd";
+    case QF_QFM_ENC_SPARSE_BITMASK_ZSTD: return "sparse+zstd";
+    default: return "?";
+    }
+}
+
+/* Weight input (slot 1) of the layers that have one: float Conv/Gemm/
+ * MatMul, and the integer QConv/QGemm (packed weights of w_bits). */
+static void weight_row_of(const qf_graph *g, int i, weight_row *r) {
+    const qf_node *n = &g->nodes[i];
+    bool q = n->op == QF_OP_QCONV || n->op == QF_OP_QGEMM;
+    memset(r, 0, sizeof *r);
+    if (!(q || is_quantizable(n->op)) || n->n_inputs < 2 || n->inputs[1] < 0) return;
+    const qf_value *w = &g->values[n->inputs[1]];
+    if (!(w->flags & QF_VAL_CONST) || !w->data) return;
+    r->node = i;
+    r->w = w;
+    r->stored = w->stored_nbytes ? w->stored_nbytes : w->nbytes;
+    r->encoding = encoding_name(w->stored_encoding);
+    if (w->dtype == QF_DT_F32) {
+        r->bits = 32;
+        r->count = (int64_t)(w->nbytes / 4);
+        for (int64_t k = 0; k < r->count; k++) r->zeros += ((const float *)w->data)[k] == 0.0f;
+        return;
+    }
+    if (!q || w->rank < 1 || w->dims[0] < 1) return;
+    /* packed rows: w_bits container, logical shape in w_shape when packed */
+    int cb = (int)qf_node_attr_int(n, "w_bits", 8);
+    const int64_t *shape;
+    int rank = qf_node_attr_ints(n, "w_shape", &shape);
+    int64_t total = 1;
+    if (rank > 0)
+        for (int d = 0; d < rank; d++) total *= shape[d];
+    else
+        total = value_numel(w);
+    int64_t rows = rank > 0 ? shape[0] : w->dims[0];
+    if (rows < 1 || total % rows) return;
+    int64_t cols = total / rows;
+    size_t rb = qf_ref_packed_row_bytes(cols, cb);
+    if (!rb || (uint64_t)rows * rb > w->nbytes) return;
+    r->bits = w->qp ? w->qp->bits : cb;
+    r->count = total;
+    for (int64_t row = 0; row < rows; row++)
+        for (int64_t k = 0; k < cols; k++)
+            r->zeros += qf_ref_weight_get((const uint8_t *)w->data + row * rb, k, cb) == 0;
+}
+
+static bool analyse_weights(inspect_info *in) {
+    const qf_graph *g = in->g;
+    in->wrows = qf_calloc((size_t)g->n_nodes + 1, sizeof(weight_row));
+    if (!in->wrows) return false;
+    for (int i = 0; i < g->n_nodes; i++) {
+        weight_row r;
+        weight_row_of(g, i, &r);
+        if (r.w && r.count > 0) in->wrows[in->n_wrows++] = r;
+    }
+    return true;
+}
 
 static bool analyse(inspect_info *in) {
     qf_graph *g = in->g;
@@ -177,6 +255,25 @@ static void print_text(const char *path, const inspect_info *in) {
     }
     printf("quantizable ops: %d (Conv %d, Gemm %d, MatMul %d)\n", in->quantizable,
            in->quant_by_op[0], in->quant_by_op[1], in->quant_by_op[2]);
+    if (!in->n_wrows) return;
+    printf("\nweights (%d layers):\n  %-32s  %-6s  %10s  %5s  %8s  %10s  %s\n", in->n_wrows,
+           "layer", "op", "values", "bits", "sparsity", "bytes", "storage");
+    int64_t tv = 0, tz = 0;
+    uint64_t tb = 0;
+    for (int k = 0; k < in->n_wrows; k++) {
+        const weight_row *r = &in->wrows[k];
+        const qf_node *n = &g->nodes[r->node];
+        char bits[8];
+        snprintf(bits, sizeof bits, r->bits == 32 ? "float" : "%d", r->bits);
+        printf("  %-32.32s  %-6.6s  %10lld  %5s  %7.2f%%  %10llu  %s\n", n->name ? n->name : "",
+               n->op_type, (long long)r->count, bits, 100.0 * (double)r->zeros / (double)r->count,
+               (unsigned long long)r->stored, r->encoding);
+        tv += r->count;
+        tz += r->zeros;
+        tb += r->stored;
+    }
+    printf("  %-32s  %-6s  %10lld  %5s  %7.2f%%  %10llu\n", "total", "", (long long)tv, "",
+           tv ? 100.0 * (double)tz / (double)tv : 0.0, (unsigned long long)tb);
 }
 
 static void json_shape(int rank, const int64_t *dims) {
@@ -248,15 +345,28 @@ static void print_json(const char *path, const inspect_info *in) {
         first = false;
     }
     printf("},\n \"quantizable_ops\": %d, \"quantizable_by_op\": {\"Conv\": %d, \"Gemm\": %d, "
-           "\"MatMul\": %d}}\n",
+           "\"MatMul\": %d},\n \"weights\": [",
            in->quantizable, in->quant_by_op[0], in->quant_by_op[1], in->quant_by_op[2]);
+    for (int k = 0; k < in->n_wrows; k++) {
+        const weight_row *r = &in->wrows[k];
+        printf("%s\n  {\"layer\": ", k ? "," : "");
+        cli_json_str(stdout, g->nodes[r->node].name);
+        fputs(", \"op\": ", stdout);
+        cli_json_str(stdout, g->nodes[r->node].op_type);
+        printf(", \"values\": %lld, \"zeros\": %lld, \"bits\": %d, \"bytes\": %llu, "
+               "\"storage\": \"%s\"}",
+               (long long)r->count, (long long)r->zeros, r->bits, (unsigned long long)r->stored,
+               r->encoding);
+    }
+    fputs("]}\n", stdout);
 }
 
 static int run_inspect(const cli_args *a) {
     const char *path = a->pos[0];
     qf_err e = {0};
     qf_graph *g = NULL;
-    qf_status st = qf_onnx_import_file(path, &g, &e);
+    qf_status st = qf_qfm_file_has_magic(path) ? qf_qfm_load(path, &g, NULL, &e)
+                                               : qf_onnx_import_file(path, &g, &e);
     if (st) return cli_fail(&e, st);
     qf_model *m = NULL;
     st = qf_model_from_graph(g, path, &m, &e);
@@ -272,7 +382,7 @@ static int run_inspect(const cli_args *a) {
     in.shapes_ok = qf_pass_infer_shapes(in.g, &se) == QF_OK;
     if (!in.shapes_ok) snprintf(in.shape_err, sizeof in.shape_err, "%s", se.msg);
     int rc = CLI_EXIT_OK;
-    if (!analyse(&in)) {
+    if (!analyse(&in) || !analyse_weights(&in)) {
         cli_error("%s: out of memory", path);
         rc = CLI_EXIT_FAIL;
     } else if (cli_flag(a, "json")) {
@@ -286,6 +396,7 @@ static int run_inspect(const cli_args *a) {
     }
     qf_free(in.node_params);
     qf_free(in.hist);
+    qf_free(in.wrows);
     qf_model_free(m);
     return rc;
 }
@@ -293,16 +404,20 @@ static int run_inspect(const cli_args *a) {
 const cli_cmd cli_cmd_inspect = {
     .name = "inspect",
     .summary = "show a model's inputs, outputs, layers, shapes and parameters",
-    .usage = "MODEL.onnx [--json]",
+    .usage = "MODEL.onnx|MODEL.qfm [--json]",
     .description = "Print a model's name, producer and opset, its inputs and outputs (dynamic\n"
                    "dims as N), one line per node (op, name, output shape, weight count), an\n"
                    "op histogram, parameter totals by dtype and the number of quantizable ops\n"
-                   "(Conv, Gemm, MatMul). Shapes that cannot be inferred print as '?'.\n"
+                   "(Conv, Gemm, MatMul), and a weights table: per layer the weight count,\n"
+                   "bits, sparsity (share of zero weights) and bytes as stored (a .qfm shows\n"
+                   "its storage encoding: raw, sparse, zstd, sparse+zstd).\n"
+                   "Shapes that cannot be inferred print as '?'.\n"
                    "In --json output dynamic dims are -1 and unknown shapes null.",
     .opts = inspect_opts,
     .n_opts = (int)QF_ARRAY_LEN(inspect_opts),
     .min_pos = 1,
     .max_pos = 1,
-    .example = "  qforge inspect lenet.onnx\n  qforge inspect lenet.onnx --json > lenet.json",
+    .example = "  qforge inspect lenet.onnx\n  qforge inspect lenet.int8.qfm\n"
+               "  qforge inspect lenet.onnx --json > lenet.json",
     .run = run_inspect,
 };

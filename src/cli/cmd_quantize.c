@@ -36,6 +36,9 @@ static const cli_opt quantize_opts[] = {
     {"channels", 0, "1|3", "image folders: 1 = grayscale, 3 = RGB (default: as the first image)"},
     {"layout", 0, "nchw|nhwc", "layout of the samples fed to the model (default nchw)"},
     {"output", 'o', "OUT.qfm", "where to write the quantized model"},
+    {"compress", 0, NULL,
+     "store each weight tensor in its smallest encoding (sparse bitmask and/or zstd; "
+     "decoded at load) instead of raw, mmap-able bytes"},
     {"json", 0, NULL, "print the per-layer report as JSON on stdout"},
     {"quiet", 'q', NULL, "no table, only errors"},
 };
@@ -191,7 +194,10 @@ static int quantize_run(const cli_args *a) {
     qf_graph_free(g);
     if (st) return cli_fail(&e, st);
     char *meta = metadata_json(model, crc, &cfg, &rep);
-    st = meta ? qf_qfm_write(qg, meta, out, &e) : qf_errf(&e, QF_ERR_NOMEM, "out of memory");
+    qf_qfm_write_options wo = {.tensors = cli_flag(a, "compress") ? QF_QFM_STORE_AUTO
+                                                                   : QF_QFM_STORE_RAW};
+    st = meta ? qf_qfm_write_ex(qg, meta, out, &wo, &e)
+              : qf_errf(&e, QF_ERR_NOMEM, "out of memory");
     qf_free(meta);
     qf_graph_free(qg);
     if (st) {

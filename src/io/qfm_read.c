@@ -552,11 +552,11 @@ static qf_status parse_tensors(rctx *c) {
             s = BAD(c, "tensor '%s' (offset %llu, %llu bytes) lies outside TENSOR_DATA (%llu)",
                     v->name, (unsigned long long)off, (unsigned long long)nb,
                     (unsigned long long)data->size);
-        } else if (enc == QF_QFM_ENC_RAW) {
-            s = bind_tensor(c, v, data->p + off, nb);
-            seen[vi] = true;
         } else {
-            s = decode_tensor(c, v, enc, data->p + off, nb, want);
+            s = enc == QF_QFM_ENC_RAW ? bind_tensor(c, v, data->p + off, nb)
+                                      : decode_tensor(c, v, enc, data->p + off, nb, want);
+            v->stored_encoding = enc;
+            v->stored_nbytes = nb;
             seen[vi] = true;
         }
     }

@@ -69,6 +69,10 @@ typedef struct qf_value {
     bool data_external; /* data not owned by the value */
     int producer;    /* node index, -1 for inputs/constants */
     qf_qparams *qp;  /* quantization parameters (graph arena), NULL if float */
+    /* How a CONST value was stored in the qfm file it was loaded from
+     * (io/qfm.h QF_QFM_ENC_*, and the bytes on disk); 0/0 otherwise. */
+    uint32_t stored_encoding;
+    uint64_t stored_nbytes;
 } qf_value;
 
 /* ---- nodes ------------------------------------------------------------ */
