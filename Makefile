@@ -116,3 +116,8 @@ fuzz:
 	    -Ibuild-fuzz/gen -o build-fuzz/fuzz/$$(basename $$f .c) $$f build-fuzz/libqforge.a \
 	    $(LDLIBS) || exit 1; \
 	done
+
+# Side-by-side timing with ONNX Runtime; writes BENCHMARKS.md. BENCH_QUICK=1,
+# BENCH_MODELS=a,b and the other knobs are described in bench/run.sh.
+bench:
+	BUILD=$(BUILD) bash bench/run.sh

@@ -5,7 +5,7 @@ set -euo pipefail
 PKGS=(build-essential pkg-config protobuf-c-compiler libprotobuf-c-dev libonnx-dev
       libonnx-testdata dataset-fashion-mnist zlib1g-dev libzstd-dev libcjson-dev libstb-dev
       libopenblas-dev python3 python3-numpy python3-onnx python3-torch python3-torchvision
-      nodejs npm)
+      nodejs npm chromium)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -26,8 +26,8 @@ if ((${#missing[@]})); then
 fi
 # ONNX Runtime for the interop tests (npm; its CPU library ships inside).
 ORT_DIR="$(dirname "$0")/../tests/node"
-if [[ ! -d "$ORT_DIR/node_modules/onnxruntime-node" ]]; then
-  echo "install-deps: npm install onnxruntime-node into tests/node"
+if [[ ! -d "$ORT_DIR/node_modules/onnxruntime-node" || ! -d "$ORT_DIR/node_modules/puppeteer-core" ]]; then
+  echo "install-deps: npm install (onnxruntime-node, puppeteer-core) into tests/node"
   (cd "$ORT_DIR" && npm install --ignore-scripts --no-audit --no-fund >/dev/null)
 fi
 echo "install-deps: ok"

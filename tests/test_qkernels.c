@@ -150,6 +150,22 @@ static void test_round_half_even(void) {
     CHECK(isnan(qf_ref_round_half_even_f(NAN)));
     CHECK(isinf(qf_ref_round_half_even_f(INFINITY)));
     CHECK(qf_ref_round_half_even_d(4503599627370495.5) == 4503599627370496.0);
+    /* the float version against the double one (floor/fmod based) over
+     * every magnitude, halves and quarter steps included */
+    uint32_t st = 7;
+    int bad = 0;
+    for (int i = 0; i < 200000; i++) {
+        st = st * 1664525u + 1013904223u;
+        float x;
+        if (i % 2) {
+            x = (float)((int32_t)(st >> 4) % 40000) / 8.0f; /* multiples of 1/8 */
+        } else {
+            uint32_t bits = (st & 0x807FFFFFu) | ((100u + (st >> 26)) << 23); /* 2^-27 .. 2^36 */
+            memcpy(&x, &bits, 4);
+        }
+        if (qf_ref_round_half_even_f(x) != (float)qf_ref_round_half_even_d((double)x)) bad++;
+    }
+    CHECK_EQ_INT(bad, 0);
 }
 
 static void test_quantize_roundtrip(void) {

@@ -115,5 +115,9 @@ extern const cli_cmd cli_cmd_run;
 extern const cli_cmd cli_cmd_eval;
 extern const cli_cmd cli_cmd_quantize;
 extern const cli_cmd cli_cmd_export;
+extern const cli_cmd cli_cmd_train, cli_cmd_distill, cli_cmd_qat;
+extern const cli_cmd cli_cmd_bench;
+extern const cli_cmd cli_cmd_check;
+extern const cli_cmd cli_cmd_prune, cli_cmd_cluster;
 
 #endif /* QF_CLI_H */

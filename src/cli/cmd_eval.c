@@ -31,6 +31,7 @@ static const cli_opt eval_opts[] = {
     {"layout", 0, "nchw|nhwc", "layout of the samples fed to the model (default nchw)"},
     {"json", 0, NULL, "print the result as JSON on stdout"},
     {"float", 0, "M.onnx", "for a .qfm: the float model to compare with (default: its source)"},
+    {"report", 0, "R.html", "for a .qfm: also write a self-contained HTML report"},
 };
 
 /* Parse "0.5,0.25" into vals; returns the count or -1. */
@@ -353,6 +354,9 @@ static int run_eval(const cli_args *a) {
 
     if (qf_qfm_file_has_magic(a->pos[0]))
         return cli_eval_quant(a, &o, spec, labels, (int)threads, (int)batch);
+    if (cli_get(a, "report"))
+        return cli_usage_error(a->cmd, "--report compares a .qfm with its float model; "
+                                       "give a .qfm");
 
     qf_err e = {0};
     qf_model *m = NULL;

@@ -4,13 +4,17 @@
 
 #include "cli/cli.h"
 
-static const cli_cmd *const commands[] = {&cli_cmd_inspect, &cli_cmd_run, &cli_cmd_eval, &cli_cmd_quantize,
-                                            &cli_cmd_export};
+/* Verbs in the order of the pipeline (DESIGN.md), then the tools. */
+static const cli_cmd *const commands[] = {
+    &cli_cmd_inspect, &cli_cmd_check,    &cli_cmd_train,  &cli_cmd_distill,
+    &cli_cmd_prune,   &cli_cmd_cluster,  &cli_cmd_quantize, &cli_cmd_qat, &cli_cmd_eval,
+    &cli_cmd_export,  &cli_cmd_run,      &cli_cmd_bench};
 
 static void print_main_help(FILE *f) {
     fprintf(f, "usage: qforge <command> [options]\n\n"
-               "qforge imports ONNX models, runs them and evaluates them (float today;\n"
-               "pruning and quantization verbs follow).\n\ncommands:\n");
+               "qforge compresses trained neural networks and runs them in fixed point:\n"
+               "check -> train/distill -> prune -> quantize -> eval -> export -> run.\n\n"
+               "commands:\n");
     for (size_t i = 0; i < QF_ARRAY_LEN(commands); i++)
         fprintf(f, "  %-10s %s\n", commands[i]->name, commands[i]->summary);
     fprintf(f, "\noptions:\n  -h, --help     show this help\n"

@@ -85,7 +85,8 @@
     X(QCONCAT, "qforge.QConcat", qconcat)                 \
     X(QRESIZE, "qforge.QResize", qresize)                 \
     X(QPAD, "qforge.QPad", qpad)                          \
-    X(QLUT, "qforge.QLut", qlut)
+    X(QLUT, "qforge.QLut", qlut)                          \
+    X(FAKE_QUANTIZE, "qforge.FakeQuantize", fake_quantize)
 
 
 typedef enum qf_op_id {

@@ -23,6 +23,9 @@
 /* Execution context handed to kernels (thread pool etc. later). */
 typedef struct qf_exec_ctx {
     int num_threads;
+    /* Added for the int8 x86 kernels: the session's worker pool
+     * (base/threadpool.h, num_threads threads in all), NULL = run inline. */
+    struct qf_threadpool *pool;
 } qf_exec_ctx;
 
 enum {

@@ -121,14 +121,16 @@ qf_status qf_qconfig_parse_json(qf_qconfig *c, const char *text, size_t len, con
             st = parse_bits_map(it, path, k, 2, 8, &c->default_w_bits, c->w, &c->n_w, &c->w_list,
                                 err);
         } else if (strcmp(k, "act_bits") == 0 || strcmp(k, "activation_bits") == 0) {
-            st = parse_bits_map(it, path, k, 8, 16, &c->default_act_bits, c->act, &c->n_act, NULL,
+            /* 2..8 (int8 containers clamped to the narrower range) or 16 */
+            st = parse_bits_map(it, path, k, 2, 16, &c->default_act_bits, c->act, &c->n_act, NULL,
                                 err);
-            if (!st && c->default_act_bits != 8 && c->default_act_bits != 16)
-                st = qf_errf(err, QF_ERR_INVALID_ARG, "%s: activation bits must be 8 or 16", path);
+            if (!st && c->default_act_bits > 8 && c->default_act_bits != 16)
+                st = qf_errf(err, QF_ERR_INVALID_ARG,
+                             "%s: activation bits must be 2..8 or 16", path);
             for (int i = 0; !st && i < c->n_act; i++)
-                if (c->act[i].bits != 8 && c->act[i].bits != 16)
+                if (c->act[i].bits > 8 && c->act[i].bits != 16)
                     st = qf_errf(err, QF_ERR_INVALID_ARG,
-                                 "%s: \"%s\".\"%s\": activation bits must be 8 or 16", path, k,
+                                 "%s: \"%s\".\"%s\": activation bits must be 2..8 or 16", path, k,
                                  c->act[i].name);
         } else if (strcmp(k, "per_channel") == 0 || strcmp(k, "symmetric") == 0) {
             if (!cJSON_IsBool(it)) {

@@ -29,6 +29,7 @@ typedef struct act_q {
 
 typedef struct qctx {
     const qf_qconfig *cfg;
+    const qf_quant_options *opt; /* may be NULL */
     qf_graph *fg; /* prepared float graph (owned by fm) */
     qf_model *fm;
     qf_graph *qg; /* result */
@@ -386,6 +387,20 @@ static qf_status choose_act(qctx *c, int v, int bits, float *lo_out, float *hi_o
     if (s) return s;
     act_q *dst = bits > 8 ? &c->aq16[v] : &c->aq[v];
     *dst = (act_q){.set = true, .scale = qp.scale, .zp = qp.zero_point, .bits = bits};
+    float fs;
+    int32_t fz;
+    int32_t tmin = -(1 << (bits - 1)), tmax = (1 << (bits - 1)) - 1;
+    if (c->opt && c->opt->act_params &&
+        c->opt->act_params(c->opt->params_user, fv->name, bits, &fs, &fz)) {
+        if (!(fs > 0) || !isfinite(fs) || fz < tmin || fz > tmax)
+            return qf_errf(c->err, QF_ERR_INVALID_ARG,
+                           "%s: imposed parameters of '%s' (scale %g, zero point %d) are invalid",
+                           c->fg->source_path, fv->name, (double)fs, (int)fz);
+        dst->scale = fs;
+        dst->zp = fz;
+        lo = (float)((double)(tmin - fz) * fs);
+        hi = (float)((double)(tmax - fz) * fs);
+    }
     *lo_out = lo;
     *hi_out = hi;
     return QF_OK;
@@ -481,7 +496,8 @@ static bool is_unary_float_op(const qf_graph *g, const qf_node *n) {
 
 /* Quantized clamp bounds [qlo, qhi] for a float range [lo, hi]. */
 static void clamp_bounds(const act_q *a, float lo, float hi, int64_t *qlo, int64_t *qhi) {
-    double tmin = a->bits > 8 ? -32768.0 : -128.0, tmax = a->bits > 8 ? 32767.0 : 127.0;
+    /* the value's own bit range: 2..8-bit activations live in int8 */
+    double tmin = -(double)(1 << (a->bits - 1)), tmax = (double)((1 << (a->bits - 1)) - 1);
     double l = isinf(lo) ? -1e30 : nearbyint((double)lo / a->scale) + a->zp;
     double h = isinf(hi) ? 1e30 : nearbyint((double)hi / a->scale) + a->zp;
     *qlo = (int64_t)QF_MAX(tmin, QF_MIN(tmax, l));
@@ -508,6 +524,13 @@ static qf_status quantize_weights(qctx *c, const char *layer, const float *w, in
     }
     if (!c->cfg->per_channel)
         for (int64_t r = 1; r < rows; r++) scales[r] = scales[0];
+    if (c->opt && c->opt->weight_scales &&
+        c->opt->weight_scales(c->opt->params_user, layer, rows, scales))
+        for (int64_t r = 0; r < rows; r++)
+            if (!(scales[r] > 0) || !isfinite(scales[r]))
+                return qf_errf(c->err, QF_ERR_INVALID_ARG,
+                               "%s: imposed weight scale %g of '%s' (channel %lld) is invalid",
+                               c->fg->source_path, (double)scales[r], layer, (long long)r);
     size_t n = (size_t)rows * (size_t)cols;
     int8_t *q = qf_malloc(n ? n : 1);
     if (!q) return nomem(c);
@@ -578,17 +601,19 @@ static qf_status out_and_clamp(qctx *c, const qf_node *n, int node_idx, int *out
     int fa = c->fused_act[node_idx];
     *out_fg = fa >= 0 ? c->fg->nodes[fa].outputs[0] : n->outputs[0];
     int bits = c->act16[node_idx] ? 16 : 8;
+    /* narrower activations (2..7 bits) live in the int8 container, clamped */
+    int narrow = c->act_bits[node_idx] < 8 ? c->act_bits[node_idx] : 8;
     /* the 8-bit parameters are always chosen: consumers without a 16-bit
      * kernel read the value requantized to them */
     float lo8, hi8;
-    qf_status s = choose_act(c, *out_fg, 8, &lo8, &hi8);
+    qf_status s = choose_act(c, *out_fg, narrow, &lo8, &hi8);
     if (!s && bits > 8) s = choose_act(c, *out_fg, bits, clo, chi);
     if (s) return s;
     if (bits == 8) *clo = lo8, *chi = hi8;
     if ((s = make_q_output_bits(c, *out_fg, bits, qy))) return s;
-    if (fa >= 0) {
-        float lo, hi;
-        act_bounds(c->fg, &c->fg->nodes[fa], &lo, &hi);
+    if (fa >= 0 || narrow < 8) {
+        float lo = -INFINITY, hi = INFINITY;
+        if (fa >= 0) act_bounds(c->fg, &c->fg->nodes[fa], &lo, &hi);
         int64_t qlo, qhi;
         clamp_bounds(bits > 8 ? &c->aq16[*out_fg] : &c->aq[*out_fg], lo, hi, &qlo, &qhi);
         attrs[(*na)++] = attr_int("act_min", qlo);
@@ -729,8 +754,9 @@ static qf_status lower_simple(qctx *c, int idx, const char *qop, const char *dom
     lw->out_fg = y;
     if (same_qp) {
         c->aq[y] = c->aq[n->inputs[0]];
-        lw->clip_lo = (float)((-128 - c->aq[y].zp) * (double)c->aq[y].scale);
-        lw->clip_hi = (float)((127 - c->aq[y].zp) * (double)c->aq[y].scale);
+        int half = 1 << (c->aq[y].bits - 1);
+        lw->clip_lo = (float)((-half - c->aq[y].zp) * (double)c->aq[y].scale);
+        lw->clip_hi = (float)((half - 1 - c->aq[y].zp) * (double)c->aq[y].scale);
     } else if ((s = choose_act(c, y, 8, &lw->clip_lo, &lw->clip_hi))) {
         return s;
     }
@@ -1036,6 +1062,7 @@ qf_status qf_quantize(const qf_graph *src, const qf_dataset *calib, const qf_qco
     qctx c;
     memset(&c, 0, sizeof c);
     c.cfg = cfg;
+    c.opt = opt;
     c.err = err;
     c.rep = report ? report : &local_rep;
     memset(c.rep, 0, sizeof *c.rep);
@@ -1184,7 +1211,11 @@ qf_status qf_quantize(const qf_graph *src, const qf_dataset *calib, const qf_qco
                                      : "");
         snprintf(L->lowered, sizeof L->lowered, "%s", lw.name);
         L->w_bits = (kind[i] == K_CONV || kind[i] == K_GEMM) ? c.w_bits[i] : 0;
-        L->act_bits = kind[i] == K_FLOAT ? 32 : (c.act16[i] ? 16 : 8);
+        bool own_bits = kind[i] == K_CONV || kind[i] == K_GEMM || kind[i] == K_BINARY;
+        L->act_bits = kind[i] == K_FLOAT ? 32
+                      : c.act16[i]       ? 16
+                      : own_bits         ? QF_MIN(c.act_bits[i], 8)
+                                         : 8;
         int ov = lw.out_fg;
         if (ov >= 0) {
             snprintf(L->out_value, sizeof L->out_value, "%s", g->values[ov].name);

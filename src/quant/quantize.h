@@ -25,6 +25,15 @@ typedef struct qf_quant_options {
     qf_progress_fn progress;
     void *progress_user;
     const char *config_path; /* named in config errors (NULL: "config") */
+    /* Imposed parameters instead of calibrated ones (the QAT freeze uses the
+     * ranges and step sizes training ended with). Each returns true and
+     * fills its outputs to impose them; NULL: calibrate everything.
+     * act_params: activation value (float graph name) at `bits`;
+     * weight_scales: the `rows` per-output-channel scales of a layer's
+     * weights (rows as QConv/QGemm store them: output channels). */
+    bool (*act_params)(void *user, const char *value, int bits, float *scale, int32_t *zp);
+    bool (*weight_scales)(void *user, const char *layer, int64_t rows, float *scales);
+    void *params_user;
 } qf_quant_options;
 
 /* What happened to one node of the (optimized) float graph. */

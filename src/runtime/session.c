@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "runtime/runtime.h"
+#include "base/threadpool.h"
 
 #define QF_ALIGN 64
 /* An intermediate bigger than this is surely a hostile or broken model. */
@@ -105,6 +106,14 @@ qf_status qf_session_create(const qf_model *m, const qf_session_options *opt, qf
     if (!s) return qf_errf(err, QF_ERR_NOMEM, "out of memory creating session");
     s->m = m;
     s->ctx.num_threads = (opt && opt->num_threads > 0) ? opt->num_threads : 1;
+    if (s->ctx.num_threads > QF_THREADPOOL_MAX) s->ctx.num_threads = QF_THREADPOOL_MAX;
+    if (s->ctx.num_threads > 1) {
+        qf_status st = qf_threadpool_create(s->ctx.num_threads, &s->ctx.pool, err);
+        if (st != QF_OK) {
+            qf_free(s);
+            return st;
+        }
+    }
     *out = s;
     return QF_OK;
 }
@@ -112,6 +121,7 @@ qf_status qf_session_create(const qf_model *m, const qf_session_options *opt, qf
 void qf_session_free(qf_session *s) {
     if (!s) return;
     free_plan(s);
+    qf_threadpool_destroy(s->ctx.pool);
     qf_free(s);
 }
 

@@ -39,6 +39,10 @@ typedef struct qf_tape_options {
     /* Values (by name) that stay frozen: not returned as parameters, no
      * gradient computed for them. NULL-terminated list, may be NULL. */
     const char *const *frozen;
+    /* Added by the autograd implementation: also compute d(loss)/d(float
+     * graph inputs) (qf_tape_input_grad); off by default because the first
+     * layer's input gradient is pure cost when only training. */
+    bool input_grads;
 } qf_tape_options;
 
 typedef struct qf_tape qf_tape;

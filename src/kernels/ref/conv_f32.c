@@ -6,10 +6,12 @@
  * rows at a time so scratch stays bounded (about 8 MiB) however large the
  * image. 1x1/stride-1/unpadded convolutions multiply X directly, and
  * depthwise-like groups (one input channel per group, few outputs) run a
- * direct loop that needs no scratch.
+ * direct loop that needs no scratch. The GEMMs go through
+ * qf_sgemm_f32_auto: OpenBLAS for large ones, the portable kernel else.
  */
 #include <string.h>
 
+#include "kernels/blas/sgemm_blas.h"
 #include "kernels/ref/sgemm.h"
 #include "kernels/ref/spatial.h"
 
@@ -231,16 +233,17 @@ static qf_status conv_run(const qf_exec_ctx *ctx, const qf_node *n, const qf_ten
                 for (int64_t m = 0; m < pl.mg; m++)
                     conv_direct_channel(g, xg, wg + m * pl.kk, yg + m * hwo);
             } else if (pl.pointwise) {
-                qf_sgemm_f32(false, false, (size_t)pl.mg, (size_t)hwo, (size_t)k, 1.0f, wg,
-                             (size_t)k, xg, (size_t)hwi, beta, yg, (size_t)hwo, gemm_scratch);
+                qf_sgemm_f32_auto(ctx, false, false, (size_t)pl.mg, (size_t)hwo, (size_t)k, 1.0f,
+                                  wg, (size_t)k, xg, (size_t)hwi, beta, yg, (size_t)hwo,
+                                  gemm_scratch);
             } else {
                 for (int64_t r0 = 0; r0 < rows; r0 += pl.band_rows) {
                     int64_t r1 = r0 + pl.band_rows < rows ? r0 + pl.band_rows : rows;
                     int64_t cols = (r1 - r0) * g->out[2];
                     im2col_band(&pl, xg, r0, r1, col);
-                    qf_sgemm_f32(false, false, (size_t)pl.mg, (size_t)cols, (size_t)k, 1.0f, wg,
-                                 (size_t)k, col, (size_t)cols, beta, yg + r0 * g->out[2],
-                                 (size_t)hwo, gemm_scratch);
+                    qf_sgemm_f32_auto(ctx, false, false, (size_t)pl.mg, (size_t)cols, (size_t)k,
+                                      1.0f, wg, (size_t)k, col, (size_t)cols, beta,
+                                      yg + r0 * g->out[2], (size_t)hwo, gemm_scratch);
                 }
             }
         }

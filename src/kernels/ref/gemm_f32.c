@@ -1,8 +1,10 @@
 /* gemm_f32.c - ONNX Gemm (opsets 7..21), float reference kernel:
  * Y = alpha * op(A) * op(B) + beta * C, with C optional (opset >= 11) and
- * unidirectionally broadcast to [M, N]. */
+ * unidirectionally broadcast to [M, N]. Large products run on OpenBLAS
+ * (qf_sgemm_f32_auto), small ones on the portable qf_sgemm_f32. */
 #include <string.h>
 
+#include "kernels/blas/sgemm_blas.h"
 #include "kernels/ref/sgemm.h"
 #include "kernels/ref/spatial.h"
 
@@ -109,8 +111,9 @@ static qf_status gemm_run(const qf_exec_ctx *ctx, const qf_node *n, const qf_ten
         beta = p->beta;
     }
     const float *a = in[0].data, *b = in[1].data;
-    qf_sgemm_f32(p->trans_a, p->trans_b, (size_t)gd.m, (size_t)gd.n, (size_t)gd.k, p->alpha, a,
-                 (size_t)in[0].dims[1], b, (size_t)in[1].dims[1], beta, y, (size_t)gd.n, scratch);
+    qf_sgemm_f32_auto(ctx, p->trans_a, p->trans_b, (size_t)gd.m, (size_t)gd.n, (size_t)gd.k,
+                      p->alpha, a, (size_t)in[0].dims[1], b, (size_t)in[1].dims[1], beta, y,
+                      (size_t)gd.n, scratch);
     return QF_OK;
 }
 

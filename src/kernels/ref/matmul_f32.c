@@ -2,9 +2,10 @@
  * numpy semantics: 1-D operands are promoted (and the added axis removed
  * from the result), leading batch axes broadcast. When B has no batch (the
  * common "activations x weights" case) and A is contiguous, the whole batch
- * runs as one taller GEMM. */
+ * runs as one taller GEMM. Large GEMMs run on OpenBLAS (qf_sgemm_f32_auto). */
 #include <string.h>
 
+#include "kernels/blas/sgemm_blas.h"
 #include "kernels/ref/sgemm.h"
 #include "kernels/ref/spatial.h"
 
@@ -105,8 +106,8 @@ static qf_status mm_run(const qf_exec_ctx *ctx, const qf_node *n, const qf_tenso
     size_t m = (size_t)ms.m, nn = (size_t)ms.n, k = (size_t)ms.k;
     if (ms.n_batch == 0 || m == 0 || nn == 0) return QF_OK;
     if (mm_fold_batch(&ms, &in[0])) {
-        qf_sgemm_f32(false, false, m * (size_t)ms.n_batch, nn, k, 1.0f, a, k, b, nn, 0.0f, y, nn,
-                     scratch);
+        qf_sgemm_f32_auto(ctx, false, false, m * (size_t)ms.n_batch, nn, k, 1.0f, a, k, b, nn,
+                          0.0f, y, nn, scratch);
         return QF_OK;
     }
     int64_t idx[QF_MAX_DIMS] = {0};
@@ -116,8 +117,8 @@ static qf_status mm_run(const qf_exec_ctx *ctx, const qf_node *n, const qf_tenso
             oa += idx[i] * ms.a_bstride[i];
             ob += idx[i] * ms.b_bstride[i];
         }
-        qf_sgemm_f32(false, false, m, nn, k, 1.0f, a + oa, k, b + ob, nn, 0.0f,
-                     y + t * (int64_t)(m * nn), nn, scratch);
+        qf_sgemm_f32_auto(ctx, false, false, m, nn, k, 1.0f, a + oa, k, b + ob, nn, 0.0f,
+                          y + t * (int64_t)(m * nn), nn, scratch);
         for (int i = ms.batch_rank - 1; i >= 0; i--) {
             if (++idx[i] < ms.batch[i]) break;
             idx[i] = 0;

@@ -15,10 +15,18 @@
  * place), the scratch callback sizes their im2row buffer, and run falls back
  * to the reference kernel whenever the fast one cannot apply (no scratch, a
  * weight tensor that is not the one parse widened, an oversized shape).
+ *
+ * When the active ISA (kernels/dispatch.h) is AVX2 or AVX-512 VNNI, parse
+ * packs the weights for the x86 kernels instead (kernels/x86/qx86.h; not for
+ * depthwise convolutions, which keep the portable direct kernel, except
+ * 3x3/5x5 ones with multiplier 1 on AVX-512 VNNI, which get their own
+ * kernel), and run calls them with the session's thread pool.
  */
 #include <stdio.h>
 
+#include "kernels/dispatch.h"
 #include "kernels/portable/qfast.h"
+#include "kernels/x86/qx86.h"
 #include "kernels/ref/qops_util.h"
 #include "kernels/ref/spatial.h"
 
@@ -40,6 +48,15 @@ typedef struct qweighted {
     bool fast_ok;
     qf_fast_weights fast;
     const void *fast_src;
+    /* x86 path: weights packed at parse from the data at x86_src */
+    bool x86_ok;
+    qf_isa isa;
+    qf_x86_weights x86;
+    const void *x86_src;
+    /* depthwise 3x3/5x5 on AVX-512 VNNI: weights packed from dw_src */
+    bool dw_ok;
+    qf_x86_weights dw;
+    const void *dw_src;
 } qweighted;
 
 typedef struct qconv_params {
@@ -220,7 +237,54 @@ static qf_status parse_weights(qf_graph *g, const qf_node *n, int min_rank, int 
     p->rq.mult = mult;
     p->rq.n_mult = wq->n;
     p->rq.out_zp = p->out.zp;
-    return prepare_fast(g, n, p, w, err);
+    return QF_OK;
+}
+
+/* Pack for the x86 kernels when the active ISA has them (int8 only);
+ * *done tells whether it did. */
+static qf_status prepare_x86(qf_graph *g, const qf_node *n, qweighted *p, qx_layout layout,
+                             int64_t groups, bool *done, qf_err *err) {
+    *done = false;
+    p->x86_ok = false;
+    if (p->in.dtype != QF_DT_I8) return QF_OK;
+    const qf_isa isa = qf_isa_active();
+    if (!qf_x86_isa_usable(isa)) return QF_OK;
+    size_t bytes = qf_x86_weights_bytes(layout, p->out_ch, p->k, groups);
+    if (bytes == 0) return QF_OK;
+    void *dst = qf_graph_alloc(g, bytes);
+    if (!dst) return qo_nomem(n, err);
+    const qf_value *w = &g->values[n->inputs[1]];
+    qf_status s =
+        qf_x86_pack_weights(layout, w->data, p->out_ch, p->k, p->w_bits, groups, dst, &p->x86, err);
+    if (s) return s;
+    p->isa = isa;
+    p->x86_src = w->data;
+    p->x86_ok = true;
+    *done = true;
+    return QF_OK;
+}
+
+/* Depthwise 3x3/5x5 with multiplier 1 on AVX-512 VNNI: packed for the
+ * dedicated kernel (strides and dilations are checked at run time; the
+ * portable kernel stays as the fallback). */
+static qf_status prepare_dw(qf_graph *g, const qf_node *n, qconv_params *p, qf_err *err) {
+    qweighted *w = &p->w;
+    w->dw_ok = false;
+    if (w->in.dtype != QF_DT_I8 || w->w_rank != 4 || p->group != w->out_ch ||
+        w->w_shape[2] != w->w_shape[3] || (w->w_shape[2] != 3 && w->w_shape[2] != 5) ||
+        qf_isa_active() != QF_ISA_AVX512VNNI || !qf_x86_isa_usable(QF_ISA_AVX512VNNI))
+        return QF_OK;
+    const int32_t k = (int32_t)w->w_shape[2];
+    size_t bytes = qf_x86_dw_weights_bytes(w->out_ch, k, k);
+    if (bytes == 0) return QF_OK;
+    void *dst = qf_graph_alloc(g, bytes);
+    if (!dst) return qo_nomem(n, err);
+    const qf_value *wv = &g->values[n->inputs[1]];
+    qf_status s = qf_x86_pack_dw_weights(wv->data, w->out_ch, k, k, w->w_bits, dst, &w->dw, err);
+    if (s) return s;
+    w->dw_src = wv->data;
+    w->dw_ok = true;
+    return QF_OK;
 }
 
 /* Widen the weights for the fast int8 kernels (only int8 activations have
@@ -301,6 +365,13 @@ static qf_status qconv_parse(qf_graph *g, qf_node *n, qf_err *err) {
     if (p->group < 1 || p->group > p->w.out_ch || p->w.out_ch % p->group != 0)
         return qf_errf(err, QF_ERR_INVALID_ARG, "%s: group %lld does not divide %lld outputs",
                        qf_node_desc(n, d, sizeof d), (long long)p->group, (long long)p->w.out_ch);
+    /* depthwise (one input channel per group) stays on the portable kernel */
+    bool packed = false;
+    if (p->w.w_shape[1] > 1 &&
+        (s = prepare_x86(g, n, &p->w, QX_LAYOUT_CONV8, p->group, &packed, err)))
+        return s;
+    if (p->w.w_shape[1] == 1 && (s = prepare_dw(g, n, p, err))) return s;
+    if (!packed && (s = prepare_fast(g, n, &p->w, &g->values[n->inputs[1]], err))) return s;
     n->params = p;
     return QF_OK;
 }
@@ -381,6 +452,15 @@ static qf_status qconv_run(const qf_exec_ctx *ctx, const qf_node *n, const qf_te
     const int32_t *bias = p->w.has_bias ? in[2].data : NULL;
     if (p->w.in.dtype == QF_DT_I16)
         return qf_ref_conv2d_s16(&cp, in[0].data, in[1].data, bias, out[0].data, err);
+    if (p->w.dw_ok && in[1].data == p->w.dw_src && qf_x86_dwconv_supported(&cp))
+        return qf_x86_dwconv2d_s8(ctx ? ctx->pool : NULL, QF_ISA_AVX512VNNI, &cp, in[0].data,
+                                  &p->w.dw, bias, out[0].data, err);
+    if (scratch && p->w.x86_ok && in[1].data == p->w.x86_src) {
+        size_t need = qf_x86_conv2d_s8_scratch_size(&cp);
+        if (need)
+            return qf_x86_conv2d_s8(ctx ? ctx->pool : NULL, p->w.isa, &cp, in[0].data, &p->w.x86,
+                                    bias, out[0].data, scratch, need, err);
+    }
     qf_fast_weights fw;
     if (scratch && fast_weights(&p->w, &in[1], &fw)) {
         /* qconv_scratch reported this size for these shapes */
@@ -397,9 +477,10 @@ static size_t qconv_scratch(const qf_node *n, const qf_tensor *in, int n_in, con
     qf_ref_conv_params cp;
     int64_t od[QF_MAX_DIMS];
     qf_err e;
-    if (!p->w.fast_ok || qconv_setup(n, in, n_in, &cp, od, &e) != QF_OK || cp.batch == 0 ||
-        cp.in_c == 0)
+    if ((!p->w.fast_ok && !p->w.x86_ok) || qconv_setup(n, in, n_in, &cp, od, &e) != QF_OK ||
+        cp.batch == 0 || cp.in_c == 0)
         return 0;
+    if (p->w.x86_ok) return qf_x86_conv2d_s8_scratch_size(&cp);
     return qf_fast_conv2d_s8_scratch_size(&cp);
 }
 
@@ -417,6 +498,9 @@ static qf_status qgemm_parse(qf_graph *g, qf_node *n, qf_err *err) {
     qweighted *p = qf_graph_alloc(g, sizeof *p);
     if (!p) return qo_nomem(n, err);
     if ((s = parse_weights(g, n, 2, 2, p, err))) return s;
+    bool packed = false;
+    if ((s = prepare_x86(g, n, p, QX_LAYOUT_GEMM16, 1, &packed, err))) return s;
+    if (!packed && (s = prepare_fast(g, n, p, &g->values[n->inputs[1]], err))) return s;
     n->params = p;
     return QF_OK;
 }
@@ -479,6 +563,12 @@ static qf_status qgemm_run(const qf_exec_ctx *ctx, const qf_node *n, const qf_te
     const int32_t *bias = p->has_bias ? in[2].data : NULL;
     if (p->in.dtype == QF_DT_I16)
         return qf_ref_gemm_s16(&gp, in[0].data, in[1].data, bias, out[0].data, err);
+    if (scratch && p->x86_ok && in[1].data == p->x86_src) {
+        size_t need = qf_x86_gemm_s8_scratch_size(&gp);
+        if (need)
+            return qf_x86_gemm_s8(ctx ? ctx->pool : NULL, p->isa, &gp, in[0].data, &p->x86, bias,
+                                  out[0].data, scratch, need, err);
+    }
     qf_fast_weights fw;
     if (scratch && fast_weights(p, &in[1], &fw)) {
         /* qgemm_scratch reported this size for these shapes */
@@ -495,7 +585,9 @@ static size_t qgemm_scratch(const qf_node *n, const qf_tensor *in, int n_in, con
     qf_ref_gemm_params gp;
     int64_t m;
     qf_err e;
-    if (!p->fast_ok || qgemm_setup(n, in, n_in, &gp, &m, &e) != QF_OK || m == 0) return 0;
+    if ((!p->fast_ok && !p->x86_ok) || qgemm_setup(n, in, n_in, &gp, &m, &e) != QF_OK || m == 0)
+        return 0;
+    if (p->x86_ok) return qf_x86_gemm_s8_scratch_size(&gp);
     return qf_fast_gemm_s8_scratch_size(&gp);
 }
 

@@ -69,8 +69,9 @@
 /* Rounding, quantize / dequantize                                         */
 /* ====================================================================== */
 
-/* Round to nearest integer, ties to even (0.5 -> 0, 1.5 -> 2, -2.5 -> -2).
- * Independent of the floating-point environment's rounding mode; NaN and
+/* Round to nearest integer, ties to even (0.5 -> 0, 1.5 -> 2, -2.5 -> -2),
+ * in the default round-to-nearest floating-point environment that every
+ * qforge kernel assumes (as cvtps2dq does under the default MXCSR); NaN and
  * +-inf are returned unchanged. */
 float qf_ref_round_half_even_f(float x);
 double qf_ref_round_half_even_d(double x);

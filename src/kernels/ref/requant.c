@@ -10,15 +10,17 @@
 
 /* ---- rounding ----------------------------------------------------------- */
 
-/* floorf and the subtraction below are exact, so the result does not depend
- * on the current rounding mode (unlike nearbyintf/rintf). */
+/* Adding and subtracting 2^23 rounds to an integer in binary32's own
+ * round-to-nearest-even (for |x| < 2^23 the sum has a unit ulp; the
+ * subtraction is exact). This is the default rounding mode, which the
+ * whole integer spec assumes anyway (the int->float conversion and the one
+ * multiply of the fp32 requantization round in it, like cvtps2dq); the
+ * branch-free form matters because every requantized output goes through
+ * here in the reference and portable kernels. */
 float qf_ref_round_half_even_f(float x) {
     if (!(fabsf(x) < 8388608.0f)) return x; /* |x| >= 2^23 is integral; NaN, inf */
-    float f = floorf(x);
-    float d = x - f;
-    if (d > 0.5f) return f + 1.0f;
-    if (d < 0.5f) return f;
-    return fmodf(f, 2.0f) == 0.0f ? f : f + 1.0f;
+    const float big = 8388608.0f;
+    return x >= 0.0f ? (x + big) - big : (x - big) + big;
 }
 
 double qf_ref_round_half_even_d(double x) {

@@ -1,0 +1,196 @@
+/* threadpool.c - persistent worker threads for qf_parallel_for (see
+ * threadpool.h).
+ *
+ * A call publishes the job and opens it by bumping a generation number in
+ * one atomic state word (generation, "open" flag, count of joined workers).
+ * Workers spin on that word for a short while (a layer launches several jobs
+ * in quick succession, and waking a sleeping thread costs tens of
+ * microseconds), then sleep on a condition variable. A worker joins a job by
+ * incrementing the count with a compare-and-swap that only succeeds while
+ * the job is open; tasks come from an atomic counter. When the caller has no
+ * task left it closes the job and waits only for the workers that joined, so
+ * a worker the OS has not scheduled yet (a busy machine) never delays the
+ * caller, and a late worker can never pick up tasks of the next call. */
+#include "base/threadpool.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define CPU_RELAX() _mm_pause()
+#else
+#define CPU_RELAX() ((void)0)
+#endif
+
+/* Spin iterations before a worker sleeps (about a millisecond). */
+#define SPIN_LIMIT 20000
+
+/* state = generation << 17 | OPEN | joined workers (< 2^16) */
+#define ST_OPEN ((uint64_t)1 << 16)
+#define ST_COUNT ((uint64_t)0xFFFF)
+#define ST_GEN_SHIFT 17
+
+struct qf_threadpool {
+    int n_threads;
+    pthread_t threads[QF_THREADPOOL_MAX];
+    int n_started;
+    pthread_mutex_t mu;
+    pthread_cond_t wake; /* new job or stop */
+    pthread_cond_t done; /* joined count dropped to 0 after close */
+    _Atomic uint64_t state;
+    atomic_int stop;
+    /* current job, written before the job opens */
+    qf_task_fn fn;
+    void *ctx;
+    int64_t n_tasks;
+    atomic_int_fast64_t next;
+    int sleepers; /* workers blocked on `wake` (under mu) */
+};
+
+typedef struct worker_start {
+    qf_threadpool *pool;
+    int id;
+} worker_start;
+
+static void run_tasks(qf_threadpool *p, int id) {
+    for (;;) {
+        int64_t t = atomic_fetch_add_explicit(&p->next, 1, memory_order_relaxed);
+        if (t >= p->n_tasks) break;
+        p->fn(p->ctx, t, id);
+    }
+}
+
+static uint64_t gen_of(uint64_t s) { return s >> ST_GEN_SHIFT; }
+
+/* Join the open job of generation g; false when it closed meanwhile. */
+static bool try_join(qf_threadpool *p, uint64_t g) {
+    uint64_t s = atomic_load_explicit(&p->state, memory_order_acquire);
+    while (gen_of(s) == g && (s & ST_OPEN)) {
+        if (atomic_compare_exchange_weak_explicit(&p->state, &s, s + 1, memory_order_acq_rel,
+                                                  memory_order_acquire))
+            return true;
+    }
+    return false;
+}
+
+static void leave(qf_threadpool *p) {
+    uint64_t s = atomic_fetch_sub_explicit(&p->state, 1, memory_order_acq_rel) - 1;
+    if ((s & ST_COUNT) == 0 && !(s & ST_OPEN)) {
+        pthread_mutex_lock(&p->mu);
+        pthread_cond_signal(&p->done);
+        pthread_mutex_unlock(&p->mu);
+    }
+}
+
+static void *worker_main(void *arg) {
+    qf_threadpool *p = ((worker_start *)arg)->pool;
+    int id = ((worker_start *)arg)->id;
+    qf_free(arg);
+    uint64_t seen = 0;
+    for (;;) {
+        uint64_t g = gen_of(atomic_load_explicit(&p->state, memory_order_acquire));
+        for (int spin = 0; g == seen && spin < SPIN_LIMIT; spin++) {
+            if (atomic_load_explicit(&p->stop, memory_order_relaxed)) break;
+            CPU_RELAX();
+            g = gen_of(atomic_load_explicit(&p->state, memory_order_acquire));
+        }
+        if (g == seen) {
+            pthread_mutex_lock(&p->mu);
+            p->sleepers++;
+            while ((g = gen_of(atomic_load_explicit(&p->state, memory_order_acquire))) == seen &&
+                   !atomic_load_explicit(&p->stop, memory_order_relaxed))
+                pthread_cond_wait(&p->wake, &p->mu);
+            p->sleepers--;
+            pthread_mutex_unlock(&p->mu);
+        }
+        if (atomic_load_explicit(&p->stop, memory_order_relaxed)) break;
+        seen = g;
+        if (try_join(p, g)) {
+            run_tasks(p, id);
+            leave(p);
+        }
+    }
+    return NULL;
+}
+
+qf_status qf_threadpool_create(int n_threads, qf_threadpool **out, qf_err *err) {
+    *out = NULL;
+    if (n_threads < 1 || n_threads > QF_THREADPOOL_MAX)
+        return qf_errf(err, QF_ERR_INVALID_ARG, "qf_threadpool_create: %d threads (1..%d)",
+                       n_threads, QF_THREADPOOL_MAX);
+    qf_threadpool *p = qf_calloc(1, sizeof *p);
+    if (!p) return qf_errf(err, QF_ERR_NOMEM, "qf_threadpool_create: out of memory");
+    p->n_threads = n_threads;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->wake, NULL);
+    pthread_cond_init(&p->done, NULL);
+    atomic_init(&p->state, 0);
+    atomic_init(&p->stop, 0);
+    atomic_init(&p->next, 0);
+    for (int i = 1; i < n_threads; i++) {
+        worker_start *ws = qf_malloc(sizeof *ws);
+        if (!ws) {
+            qf_threadpool_destroy(p);
+            return qf_errf(err, QF_ERR_NOMEM, "qf_threadpool_create: out of memory");
+        }
+        ws->pool = p;
+        ws->id = i;
+        if (pthread_create(&p->threads[p->n_started], NULL, worker_main, ws) != 0) {
+            qf_free(ws);
+            qf_threadpool_destroy(p);
+            return qf_errf(err, QF_ERR_IO, "qf_threadpool_create: cannot start thread %d", i);
+        }
+        p->n_started++;
+    }
+    *out = p;
+    return QF_OK;
+}
+
+void qf_threadpool_destroy(qf_threadpool *p) {
+    if (!p) return;
+    pthread_mutex_lock(&p->mu);
+    atomic_store(&p->stop, 1);
+    pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->mu);
+    for (int i = 0; i < p->n_started; i++)
+        pthread_join(p->threads[i], NULL);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->wake);
+    pthread_cond_destroy(&p->done);
+    qf_free(p);
+}
+
+int qf_threadpool_size(const qf_threadpool *p) { return p ? p->n_threads : 1; }
+
+void qf_parallel_for(qf_threadpool *p, int64_t n_tasks, qf_task_fn fn, void *ctx) {
+    if (n_tasks <= 0) return;
+    if (!p || p->n_started == 0 || n_tasks == 1) {
+        for (int64_t t = 0; t < n_tasks; t++)
+            fn(ctx, t, 0);
+        return;
+    }
+    /* no worker is inside a job here (the previous call waited for them),
+     * so the job fields can be written; the release below publishes them */
+    p->fn = fn;
+    p->ctx = ctx;
+    p->n_tasks = n_tasks;
+    atomic_store_explicit(&p->next, 0, memory_order_relaxed);
+    const uint64_t g = gen_of(atomic_load_explicit(&p->state, memory_order_relaxed)) + 1;
+    atomic_store_explicit(&p->state, (g << ST_GEN_SHIFT) | ST_OPEN, memory_order_release);
+    pthread_mutex_lock(&p->mu);
+    if (p->sleepers) pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->mu);
+    run_tasks(p, 0);
+    /* close: from now on nobody joins; wait for those who did */
+    uint64_t s = atomic_fetch_and_explicit(&p->state, ~ST_OPEN, memory_order_acq_rel) & ~ST_OPEN;
+    for (int spin = 0; (s & ST_COUNT) != 0 && spin < SPIN_LIMIT; spin++) {
+        CPU_RELAX();
+        s = atomic_load_explicit(&p->state, memory_order_acquire);
+    }
+    if ((s & ST_COUNT) == 0) return;
+    pthread_mutex_lock(&p->mu);
+    while ((atomic_load_explicit(&p->state, memory_order_acquire) & ST_COUNT) != 0)
+        pthread_cond_wait(&p->done, &p->mu);
+    pthread_mutex_unlock(&p->mu);
+}

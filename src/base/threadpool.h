@@ -1,0 +1,41 @@
+/* threadpool.h - a persistent pool of worker threads for data-parallel
+ * kernels.
+ *
+ * qf_parallel_for(pool, n, fn, ctx) runs fn(ctx, task, thread_id) for every
+ * task in [0, n) and returns when all have finished. The calling thread takes
+ * part (thread_id 0); workers are 1 .. size - 1. Tasks are handed out in
+ * order from an atomic counter, so which thread runs a task varies, but a
+ * kernel that gives each output element to exactly one task computes the same
+ * bits for any thread count. No allocation per call. pool == NULL, a pool of
+ * one thread or n == 1 run everything inline on the caller.
+ *
+ * One call at a time per pool: parallel_for is not reentrant (a task must
+ * not call qf_parallel_for on the same pool) and the pool must not be shared
+ * by threads that call it concurrently. */
+#ifndef QF_BASE_THREADPOOL_H
+#define QF_BASE_THREADPOOL_H
+
+#include <stdint.h>
+
+#include "base/base.h"
+
+typedef struct qf_threadpool qf_threadpool;
+
+/* Task body: ctx as given, task in [0, n_tasks), thread_id in [0, size). */
+typedef void (*qf_task_fn)(void *ctx, int64_t task, int thread_id);
+
+/* Most threads a pool may have (caller included). */
+#define QF_THREADPOOL_MAX 64
+
+/* A pool of n_threads threads in all (the caller counts as one, so
+ * n_threads - 1 workers are started); n_threads in [1, QF_THREADPOOL_MAX].
+ * *out owned by the caller, released with qf_threadpool_destroy. */
+qf_status qf_threadpool_create(int n_threads, qf_threadpool **out, qf_err *err);
+/* Joins the workers; NULL is a no-op. */
+void qf_threadpool_destroy(qf_threadpool *pool);
+/* Threads taking part in a call (1 for NULL). */
+int qf_threadpool_size(const qf_threadpool *pool);
+
+void qf_parallel_for(qf_threadpool *pool, int64_t n_tasks, qf_task_fn fn, void *ctx);
+
+#endif /* QF_BASE_THREADPOOL_H */

@@ -1,0 +1,334 @@
+/* cmd_bench.c - `qforge bench MODEL`: time a model's session run on random
+ * inputs and report latency percentiles, throughput, the planned arena and
+ * the process's peak resident memory. MODEL is an ONNX file (float runtime)
+ * or a .qfm file (integer runtime); qf_model_load tells them apart. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "cli/cli.h"
+#include "io/qfm.h"
+
+static const cli_opt bench_opts[] = {
+    {"batch", 'b', "N", "batch size: the first axis of every input (default 1)"},
+    {"threads", 't', "T", "worker threads (default 1)"},
+    {"warmup", 'w', "W",
+     "untimed runs before timing (default 2; the first run plans shapes and memory, "
+     "so with 0 the first timed run includes planning)"},
+    {"iters", 'n', "I", "timed runs (default: as many as fit in --seconds)"},
+    {"seconds", 's', "S",
+     "time budget for timed runs when --iters is absent (default 3; at least one run)"},
+    {"seed", 0, "K", "seed of the random inputs (default 1)"},
+    {"json", 0, NULL, "print one JSON object on stdout instead of the table"},
+};
+
+/* Upper bound on recorded runs, so a tiny model under a long --seconds
+ * cannot grow the sample array without limit. */
+#define BENCH_MAX_ITERS 1000000
+
+typedef struct bench_cfg {
+    const char *path;
+    long long batch, threads, warmup, iters, seed;
+    double seconds;
+    bool json;
+} bench_cfg;
+
+typedef struct bench_result {
+    double load_ms, first_ms;
+    double median_ms, p10_ms, p90_ms, mean_ms, min_ms, max_ms;
+    double total_s;
+    long long iters;
+    size_t arena_bytes;
+    long long peak_rss_bytes;
+} bench_result;
+
+/* xorshift64* and Box-Muller: inputs only need to be plausible activations
+ * (roughly unit normal, like normalized images); no quality demands. */
+static uint64_t rng_next(uint64_t *s) {
+    uint64_t x = *s;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *s = x;
+    return x * 0x2545F4914F6CDD1DULL;
+}
+
+static double rng_unit(uint64_t *s) {
+    return ((double)(rng_next(s) >> 11) + 0.5) * (1.0 / 9007199254740992.0);
+}
+
+static void fill_random(qf_tensor *t, size_t n, uint64_t *s) {
+    switch (t->dtype) {
+    case QF_DT_F32: {
+        float *p = t->data;
+        for (size_t i = 0; i < n; i += 2) {
+            double r = sqrt(-2.0 * log(rng_unit(s))), a = 6.283185307179586 * rng_unit(s);
+            p[i] = (float)(r * cos(a));
+            if (i + 1 < n) p[i + 1] = (float)(r * sin(a));
+        }
+        break;
+    }
+    case QF_DT_U8: case QF_DT_I8: {
+        uint8_t *p = t->data;
+        for (size_t i = 0; i < n; i++)
+            p[i] = (uint8_t)(rng_next(s) >> 56);
+        break;
+    }
+    default:
+        /* integer index-like inputs: zeros are valid for any table size */
+        memset(t->data, 0, n * qf_dtype_size(t->dtype));
+        break;
+    }
+}
+
+/* Input i with the batch axis set to `batch`; other dims must be static. */
+static int make_input(const bench_cfg *c, const qf_model *m, int i, qf_tensor *t,
+                      uint64_t *rng) {
+    const char *name = qf_model_input_name(m, i);
+    if (qf_model_input_info(m, i, t) != QF_OK || t->rank < 0) {
+        cli_error("%s: input '%s' has no declared shape; bench needs one", c->path, name);
+        return CLI_EXIT_USAGE;
+    }
+    if (qf_dtype_size(t->dtype) == 0) {
+        cli_error("%s: input '%s' has dtype %s, which bench cannot fill", c->path, name,
+                  qf_dtype_name(t->dtype));
+        return CLI_EXIT_USAGE;
+    }
+    if (t->rank >= 1) t->dims[0] = c->batch;
+    size_t n = 1;
+    for (int d = 0; d < t->rank; d++) {
+        if (t->dims[d] < 0) {
+            cli_error("%s: input '%s' has a dynamic axis %d; bench sets only axis 0", c->path,
+                      name, d);
+            return CLI_EXIT_USAGE;
+        }
+        if (!qf_mul_size(n, (size_t)t->dims[d], &n)) goto too_big;
+    }
+    size_t bytes;
+    if (!qf_mul_size(n, qf_dtype_size(t->dtype), &bytes) || bytes > ((size_t)1 << 34))
+        goto too_big;
+    t->data = qf_malloc_aligned(bytes + 1);
+    if (!t->data) {
+        cli_error("out of memory (input '%s', %zu bytes)", name, bytes);
+        return CLI_EXIT_FAIL;
+    }
+    fill_random(t, n, rng);
+    return -1;
+too_big:
+    cli_error("%s: input '%s' at batch %lld is too large", c->path, name, c->batch);
+    return CLI_EXIT_USAGE;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Percentile q in [0,1] of sorted v by linear interpolation between ranks. */
+static double percentile(const double *v, long long n, double q) {
+    if (n == 1) return v[0];
+    double pos = q * (double)(n - 1);
+    long long lo = (long long)pos;
+    if (lo >= n - 1) return v[n - 1];
+    double f = pos - (double)lo;
+    return v[lo] + f * (v[lo + 1] - v[lo]);
+}
+
+static long long peak_rss_bytes(void) {
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0) return -1;
+    return (long long)ru.ru_maxrss * 1024; /* Linux reports kilobytes */
+}
+
+/* Warm up, then time runs until the iteration count or time budget is met. */
+static int time_runs(const bench_cfg *c, qf_session *s, const qf_tensor *in, int n_in,
+                     qf_tensor *out, int n_out, bench_result *r) {
+    qf_err e = {0};
+    qf_status st;
+    for (long long w = 0; w < c->warmup; w++) {
+        double t0 = cli_now();
+        st = qf_session_run(s, in, n_in, out, n_out, &e);
+        if (st) return cli_fail(&e, st);
+        if (w == 0) r->first_ms = 1e3 * (cli_now() - t0);
+    }
+    long long cap = c->iters > 0 ? c->iters : 64;
+    double *ms = qf_malloc((size_t)cap * sizeof *ms);
+    if (!ms) goto oom;
+    long long n = 0;
+    double start = cli_now();
+    for (;;) {
+        if (c->iters > 0 && n >= c->iters) break;
+        if (c->iters <= 0 && n >= 1 && cli_now() - start >= c->seconds) break;
+        if (n >= BENCH_MAX_ITERS) break;
+        if (n == cap) {
+            double *grown = qf_realloc(ms, (size_t)cap * 2 * sizeof *ms);
+            if (!grown) goto oom;
+            ms = grown;
+            cap *= 2;
+        }
+        double t0 = cli_now();
+        st = qf_session_run(s, in, n_in, out, n_out, &e);
+        if (st) {
+            qf_free(ms);
+            return cli_fail(&e, st);
+        }
+        ms[n] = 1e3 * (cli_now() - t0);
+        /* without warm-up the first timed run is also the planning run */
+        if (n++ == 0 && c->warmup == 0) r->first_ms = ms[0];
+    }
+    r->total_s = cli_now() - start;
+    r->iters = n;
+    double sum = 0;
+    for (long long i = 0; i < n; i++)
+        sum += ms[i];
+    qsort(ms, (size_t)n, sizeof *ms, cmp_double);
+    r->median_ms = percentile(ms, n, 0.5);
+    r->p10_ms = percentile(ms, n, 0.1);
+    r->p90_ms = percentile(ms, n, 0.9);
+    r->mean_ms = sum / (double)n;
+    r->min_ms = ms[0];
+    r->max_ms = ms[n - 1];
+    qf_free(ms);
+    return -1;
+oom:
+    qf_free(ms);
+    cli_error("out of memory (timing samples)");
+    return CLI_EXIT_FAIL;
+}
+
+static void print_inputs(FILE *f, const qf_model *m, const qf_tensor *in, int n_in, bool json) {
+    char shape[256];
+    for (int i = 0; i < n_in; i++) {
+        cli_format_shape(shape, sizeof shape, in[i].rank, in[i].dims);
+        if (json) {
+            fprintf(f, "%s{\"name\": ", i ? ", " : "");
+            cli_json_str(f, qf_model_input_name(m, i));
+            fprintf(f, ", \"dtype\": \"%s\", \"shape\": [", qf_dtype_name(in[i].dtype));
+            for (int d = 0; d < in[i].rank; d++)
+                fprintf(f, "%s%lld", d ? ", " : "", (long long)in[i].dims[d]);
+            fprintf(f, "]}");
+        } else {
+            fprintf(f, "%-11s%s %s %s\n", i ? "" : "inputs", qf_model_input_name(m, i), shape,
+                    qf_dtype_name(in[i].dtype));
+        }
+    }
+}
+
+static void report(const bench_cfg *c, const char *kind, const qf_model *m, const qf_tensor *in,
+                   int n_in, const bench_result *r) {
+    double items = (double)c->batch * 1e3 / r->median_ms;
+    if (c->json) {
+        printf("{\"model\": ");
+        cli_json_str(stdout, c->path);
+        printf(", \"runtime\": \"%s\", \"batch\": %lld, \"threads\": %lld, \"warmup\": %lld, "
+               "\"iters\": %lld, \"inputs\": [",
+               kind, c->batch, c->threads, c->warmup, r->iters);
+        print_inputs(stdout, m, in, n_in, true);
+        /* %.9g keeps sub-microsecond runs exact enough that batch / median
+         * reproduces items_per_s */
+        printf("], \"load_ms\": %.3f, \"first_run_ms\": %.3f, \"median_ms\": %.9g, "
+               "\"p10_ms\": %.9g, \"p90_ms\": %.9g, \"mean_ms\": %.9g, \"min_ms\": %.9g, "
+               "\"max_ms\": %.9g, \"items_per_s\": %.9g, \"arena_bytes\": %zu, "
+               "\"peak_rss_bytes\": %lld}\n",
+               r->load_ms, r->first_ms, r->median_ms, r->p10_ms, r->p90_ms, r->mean_ms,
+               r->min_ms, r->max_ms, items, r->arena_bytes, r->peak_rss_bytes);
+        return;
+    }
+    printf("%-11s%s (%s runtime)\n", "model", c->path, kind);
+    print_inputs(stdout, m, in, n_in, false);
+    printf("%-11sbatch %lld, %lld thread%s, %lld warm-up, %lld timed runs in %.2f s\n", "setup",
+           c->batch, c->threads, c->threads == 1 ? "" : "s", c->warmup, r->iters, r->total_s);
+    printf("%-11smedian %.3f ms  p10 %.3f ms  p90 %.3f ms  (min %.3f, mean %.3f)\n", "latency",
+           r->median_ms, r->p10_ms, r->p90_ms, r->min_ms, r->mean_ms);
+    printf("%-11s%.1f items/s\n", "throughput", items);
+    printf("%-11s%.2f MiB (%zu bytes)\n", "arena", (double)r->arena_bytes / 1048576.0,
+           r->arena_bytes);
+    printf("%-11s%.2f MiB\n", "peak RSS", (double)r->peak_rss_bytes / 1048576.0);
+    printf("%-11sload %.1f ms, first run (plans) %.1f ms\n", "startup", r->load_ms, r->first_ms);
+}
+
+static bool parse_seconds(const cli_args *a, double *out) {
+    const char *v = cli_get(a, "seconds");
+    *out = 3.0;
+    if (!v) return true;
+    char *end;
+    double s = strtod(v, &end);
+    if (end == v || *end || !(s > 0) || s > 86400) {
+        cli_usage_error(a->cmd, "--seconds wants a number of seconds in (0, 86400], not '%s'",
+                        v);
+        return false;
+    }
+    *out = s;
+    return true;
+}
+
+static int run_bench(const cli_args *a) {
+    bench_cfg c = {.path = a->pos[0], .json = cli_flag(a, "json")};
+    if (!cli_get_int(a, "batch", 1, 1 << 20, 1, &c.batch) ||
+        !cli_get_int(a, "threads", 1, 1024, 1, &c.threads) ||
+        !cli_get_int(a, "warmup", 0, 1000000, 2, &c.warmup) ||
+        !cli_get_int(a, "iters", 1, BENCH_MAX_ITERS, 0, &c.iters) ||
+        !cli_get_int(a, "seed", 0, (1LL << 62), 1, &c.seed) || !parse_seconds(a, &c.seconds))
+        return CLI_EXIT_USAGE;
+    if (cli_get(a, "iters") && cli_get(a, "seconds"))
+        return cli_usage_error(a->cmd, "give --iters or --seconds, not both");
+    const char *kind = qf_qfm_file_has_magic(c.path) ? "int8" : "fp32";
+
+    bench_result r;
+    memset(&r, 0, sizeof r);
+    qf_err e = {0};
+    qf_model *m = NULL;
+    double t0 = cli_now();
+    qf_status st = qf_model_load(c.path, &m, &e);
+    if (st) return cli_fail(&e, st);
+    r.load_ms = 1e3 * (cli_now() - t0);
+    int n_in = qf_model_num_inputs(m), n_out = qf_model_num_outputs(m);
+    qf_tensor *in = qf_calloc((size_t)n_in + 1, sizeof *in);
+    qf_tensor *out = qf_calloc((size_t)n_out + 1, sizeof *out);
+    qf_session *s = NULL;
+    int rc = -1;
+    if (!in || !out) {
+        cli_error("out of memory");
+        rc = CLI_EXIT_FAIL;
+    }
+    uint64_t rng = 0x9E3779B97F4A7C15ULL ^ (uint64_t)c.seed;
+    for (int i = 0; rc < 0 && i < n_in; i++)
+        rc = make_input(&c, m, i, &in[i], &rng);
+    qf_session_options so = {.num_threads = (int)c.threads};
+    if (rc < 0 && (st = qf_session_create(m, &so, &s, &e)) != QF_OK) rc = cli_fail(&e, st);
+    if (rc < 0) rc = time_runs(&c, s, in, n_in, out, n_out, &r);
+    if (rc < 0) {
+        r.arena_bytes = qf_session_arena_bytes(s);
+        r.peak_rss_bytes = peak_rss_bytes();
+        report(&c, kind, m, in, n_in, &r);
+        rc = CLI_EXIT_OK;
+    }
+    qf_session_free(s);
+    for (int i = 0; in && i < n_in; i++)
+        qf_free_aligned(in[i].data);
+    qf_free(in);
+    qf_free(out);
+    qf_model_free(m);
+    return rc;
+}
+
+const cli_cmd cli_cmd_bench = {
+    .name = "bench",
+    .summary = "time a model on random inputs: latency, throughput, memory",
+    .usage = "MODEL.onnx|MODEL.qfm [--batch N] [--threads T] [--iters I | --seconds S] "
+             "[options]",
+    .description =
+        "Runs the model on random inputs (unit normal for float inputs) of its declared\n"
+        "shape with the first axis set to --batch, after --warmup untimed runs, and reports\n"
+        "the median, p10 and p90 latency of the timed runs, throughput (batch / median),\n"
+        "the planned activation arena and the process's peak resident memory. An .onnx\n"
+        "model runs on the float runtime, a .qfm model on the integer runtime.",
+    .opts = bench_opts,
+    .n_opts = (int)QF_ARRAY_LEN(bench_opts),
+    .min_pos = 1,
+    .max_pos = 1,
+    .example = "  qforge bench mobilenetv2.qfm --batch 64 --threads 2 --seconds 5\n"
+               "  qforge bench resnet18.onnx --iters 20 --json",
+    .run = run_bench,
+};

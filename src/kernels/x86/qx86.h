@@ -1,0 +1,192 @@
+/* qx86.h - int8 convolution and fully connected kernels for x86 (AVX2 and
+ * AVX-512 VNNI), bit-identical to the reference kernels of kernels/ref/qref.h
+ * in both requantization modes.
+ *
+ * Numerics: vpdpbusd multiplies unsigned by signed bytes, so activations are
+ * fed as u = q_x ^ 0x80 = q_x + 128 in [0, 255] and the products summed
+ * modulo 2^32 (vpdpbusd and vpaddd wrap, like the reference's int32 sum):
+ *     sum (q_x - z) * w = sum u * w - (128 + z) * sum w.
+ * The per-channel term corr[c] = bias[c] - (128 + z) * wsum[c] (mod 2^32) is
+ * added before requantization; wsum is computed when the weights are packed.
+ * Padded taps read u = z + 128 (a tap of value z contributes 0) and the
+ * zero-padded reduction tail has w = 0. AVX2 uses vpmaddubsw + vpmaddwd when
+ * every pair of weights it combines satisfies 255 * (|w0| + |w1|) <= 32767
+ * (no int16 saturation; checked at pack time), else an always-exact vpmaddwd
+ * path on zero-extended activations. FP32 requantization is the spec's SIMD
+ * form (cvtdq2ps, mulps, maxps, minps, cvtps2dq, paddd: no FMA). FIXED mode
+ * runs the gemmlowp steps (saturating left shift, SRDHM, RDBP) on 16 lanes
+ * with AVX-512 (64-bit products by vpmuldq); AVX2, and multipliers with a
+ * shift below -31, requantize lane by lane with qf_ref_requant_fixed.
+ *
+ * Layout: the graph stays NCHW; the kernels pack internally.
+ *  - conv weights ("conv8"): per group, blocks of 8 output channels, each
+ *    [k4][8][4] bytes (4 consecutive taps of one channel per 32-bit lane);
+ *    channels padded to 8 with zero rows, taps padded to 4 with zeros.
+ *  - conv activations: per run, a zero-point padded copy of the input split
+ *    into stride phases ([ic][phase_y][phase_x][batch][Hq][Wq]; skipped for
+ *    batch 1, stride 1, no padding), so that for every tap the activations of
+ *    consecutive output "slots" (b, oy, ox in a Hq x Wq grid; slots with ox >=
+ *    out_w or oy >= out_h are computed and dropped) are consecutive bytes.
+ *    Bands of slots are then packed into [16 slots][k4][16][4] blocks by a
+ *    4-way byte interleave, shared by all output channels. Batch is folded
+ *    into the slot (GEMM M) dimension.
+ *  - gemm weights ("gemm16"): blocks of 16 output channels [k4][16][4],
+ *    padded to a multiple of 32 channels; activations rows of u8.
+ *  - depthwise 3x3/5x5 weights ("dw", AVX-512 VNNI only): per channel and
+ *    kernel row, ceil(kw/4) groups of 4 taps; a direct kernel, no packing of
+ *    activations (see qf_x86_dwconv2d_s8).
+ * 4- and 2-bit weights are widened to int8 when packed.
+ * Threads (base/threadpool.h) split packing and the output tiles; every
+ * output byte is computed by one task with the same arithmetic, so results
+ * do not depend on the thread count. */
+#ifndef QF_KERNELS_X86_QX86_H
+#define QF_KERNELS_X86_QX86_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/threadpool.h"
+#include "kernels/dispatch.h"
+#include "kernels/ref/qref.h"
+
+/* Output channels per conv weight block, slots per conv tile. */
+#define QX_CONV_ROWS 8
+#define QX_CONV_SLOTS 32
+/* Channels per gemm weight block; a gemm tile is up to 8 rows x 32 channels. */
+#define QX_GEMM_BLOCK 16
+#define QX_GEMM_ROWS 8
+#define QX_GEMM_COLS 32
+
+typedef enum qx_layout {
+    QX_LAYOUT_CONV8 = 1,  /* general convolution */
+    QX_LAYOUT_GEMM16 = 2, /* fully connected */
+    QX_LAYOUT_DW = 3      /* depthwise: per channel, per kernel row, ceil(kw/4) dwords */
+} qx_layout;
+
+/* Packed weights (one allocation of qf_x86_weights_bytes(), caller-owned;
+ * the ops keep it in the graph arena). */
+typedef struct qf_x86_weights {
+    const int8_t *data;  /* packed blocks */
+    const int32_t *wsum; /* rows entries: sum of each channel's weights */
+    int32_t rows;        /* output channels */
+    int32_t k;           /* taps per channel */
+    int32_t k4;          /* ceil(k / 4) */
+    int32_t groups;      /* conv8: groups; gemm16: 1 */
+    int32_t nb;          /* conv8: blocks per group; gemm16: blocks in all (even) */
+    qx_layout layout;
+    bool maddubs_ok; /* AVX2 vpmaddubsw cannot saturate on these weights */
+    int32_t kh, kw;  /* depthwise only: kernel size (k == kh * kw) */
+} qf_x86_weights;
+
+/* Bytes for rows x k weights in `layout` with `groups` groups (rows % groups
+ * == 0; gemm16 needs groups == 1); 0 when invalid or too large. */
+size_t qf_x86_weights_bytes(qx_layout layout, int64_t rows, int64_t k, int64_t groups);
+
+/* Pack rows x k weights (qref.h packed rows, container `bits` 8/4/2, values
+ * in the restricted range) into dst (qf_x86_weights_bytes bytes, any
+ * alignment >= 4) and describe them in *out. */
+qf_status qf_x86_pack_weights(qx_layout layout, const uint8_t *packed, int64_t rows, int64_t k,
+                              int bits, int64_t groups, void *dst, qf_x86_weights *out,
+                              qf_err *err);
+
+/* Depthwise weights (one input channel per group, multiplier 1): channels x
+ * (kh * kw) values; bytes as above, 0 when invalid. */
+size_t qf_x86_dw_weights_bytes(int64_t channels, int32_t kh, int32_t kw);
+qf_status qf_x86_pack_dw_weights(const uint8_t *packed, int64_t channels, int32_t kh, int32_t kw,
+                                 int bits, void *dst, qf_x86_weights *out, qf_err *err);
+
+/* True when isa has x86 kernels here (avx2, avx512vnni) and the CPU runs it. */
+bool qf_x86_isa_usable(qf_isa isa);
+
+/* Convolution: same contract and results as qf_ref_conv2d_s8 with weights
+ * packed as conv8 (w->rows == out_c, w->k == (in_c/groups)*k_h*k_w,
+ * w->groups == groups). isa: QF_ISA_AVX2 or QF_ISA_AVX512VNNI (usable).
+ * scratch: >= qf_x86_conv2d_s8_scratch_size(p) bytes, any alignment.
+ * pool may be NULL. */
+size_t qf_x86_conv2d_s8_scratch_size(const qf_ref_conv_params *p);
+qf_status qf_x86_conv2d_s8(qf_threadpool *pool, qf_isa isa, const qf_ref_conv_params *p,
+                           const int8_t *in, const qf_x86_weights *w, const int32_t *bias,
+                           int8_t *out, void *scratch, size_t scratch_bytes, qf_err *err);
+
+/* Fully connected: as qf_ref_gemm_s8 with gemm16 weights (w->rows == n,
+ * w->k == k). */
+size_t qf_x86_gemm_s8_scratch_size(const qf_ref_gemm_params *p);
+qf_status qf_x86_gemm_s8(qf_threadpool *pool, qf_isa isa, const qf_ref_gemm_params *p,
+                         const int8_t *x, const qf_x86_weights *w, const int32_t *bias, int8_t *y,
+                         void *scratch, size_t scratch_bytes, qf_err *err);
+
+/* Depthwise 3x3 and 5x5 (qx86_dw_avx512vnni.c): groups == in_c == out_c,
+ * k_h == k_w in {3, 5}, stride 1 or 2 (both axes), dilation 1, pads <= 2k.
+ * Direct kernel over NCHW rows: for each kernel row, 4 taps of 16 output
+ * pixels are gathered per 32-bit lane with vpermd + vpshufb and reduced
+ * with vpdpbusd; no scratch. AVX-512 VNNI only (QF_ISA_AVX512VNNI). */
+bool qf_x86_dwconv_supported(const qf_ref_conv_params *p);
+qf_status qf_x86_dwconv2d_s8(qf_threadpool *pool, qf_isa isa, const qf_ref_conv_params *p,
+                             const int8_t *in, const qf_x86_weights *w, const int32_t *bias,
+                             int8_t *out, qf_err *err);
+
+/* ---- micro-kernels (internal: qx86_avx512vnni.c, qx86_avx2.c) ---------- */
+
+/* Where the 16 results of one slot vector go: runs of consecutive lanes
+ * [lane, lane + n) stored at out + channel * ch_stride + off (+ lane offset). */
+typedef struct qx_seg {
+    int32_t lane, n;
+    int64_t off;
+    uint32_t mask; /* lanes [lane, lane + n) as a bit mask */
+} qx_seg;
+typedef struct qx_vec_store {
+    int32_t n_seg;
+    qx_seg seg[16];
+} qx_vec_store;
+
+/* Epilogue constants shared by both orientations. */
+typedef struct qx_epi {
+    const int32_t *corr;      /* per row (conv) / per channel (gemm) */
+    const float *mult_f;      /* likewise */
+    const int32_t *mult_q;    /* FIXED mode, likewise */
+    const int32_t *shift;     /* FIXED mode, likewise */
+    bool fixed_vec;           /* FIXED mode: every shift in [-31, 31] (vector form) */
+    const qf_ref_requant *rq; /* mode, zero point, bounds, fixed multipliers */
+} qx_epi;
+
+/* Conv tile: 8 channel rows x 32 slots (two 16-slot activation blocks). */
+typedef struct qx_conv_tile {
+    const uint8_t *a;   /* first 16-slot block, k4 * 64 bytes */
+    size_t a_stride;    /* bytes from the first block to the second */
+    const int8_t *w;    /* one conv8 weight block, k4 * 32 bytes */
+    int32_t k4;
+    bool maddubs_ok;
+    int32_t n_rows;     /* valid rows (<= 8) */
+    int32_t ch0;        /* global channel of row 0 */
+    int64_t ch_stride;  /* output bytes between channels (out_h * out_w) */
+    int8_t *out;
+    const qx_vec_store *st; /* two entries */
+    qx_epi e;           /* corr/mult_f indexed by row (8 entries) */
+} qx_conv_tile;
+
+/* Gemm tile: up to 8 rows x 32 channels. */
+typedef struct qx_gemm_tile {
+    const uint8_t *a; /* row 0 of n_rows u8 rows, k4 * 4 bytes each */
+    size_t a_stride;
+    const int8_t *w;  /* two consecutive gemm16 blocks */
+    int32_t k4;
+    bool maddubs_ok;
+    int32_t n_rows;   /* 1..8 */
+    int32_t n_ch;     /* valid channels, 1..32 */
+    int32_t ch0;      /* global channel of column 0 */
+    int8_t *y;        /* y[row 0][ch0] */
+    size_t ldy;
+    qx_epi e;         /* corr/mult_f indexed by channel - ch0 (32 entries) */
+} qx_gemm_tile;
+
+typedef struct qx_ukernels {
+    void (*conv_tile)(const qx_conv_tile *t);
+    void (*gemm_tile)(const qx_gemm_tile *t);
+} qx_ukernels;
+
+/* NULL when isa has no micro-kernels here or is not compiled in. */
+const qx_ukernels *qx_ukernels_avx512vnni(void);
+const qx_ukernels *qx_ukernels_avx2(void);
+
+#endif /* QF_KERNELS_X86_QX86_H */

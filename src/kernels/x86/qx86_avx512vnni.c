@@ -1,0 +1,220 @@
+/* qx86_avx512vnni.c - AVX-512 VNNI micro-kernels of the x86 int8 kernels
+ * (qx86.h): vpdpbusd tiles (conv: 8 channels x 32 slots in 16 zmm
+ * accumulators; gemm: up to 8 rows x 32 channels) with the fused epilogue
+ * (correction, requantization, clamp, narrow, masked store). Compiled with a
+ * per-function target attribute so the rest of the library stays baseline
+ * x86-64; empty on other architectures. */
+#include "kernels/x86/qx86.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#include <string.h>
+
+#include "kernels/ref/qref_util.h"
+
+#define TGT __attribute__((target("avx2,avx512f,avx512bw,avx512vl,avx512vnni")))
+
+#include "kernels/x86/qx86_avx512_rq.h"
+
+static inline int32_t load32(const void *p) {
+    int32_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+TGT static inline void store_vec(__m128i v, const qx_vec_store *st, int8_t *base) {
+    for (int32_t s = 0; s < st->n_seg; s++) {
+        const qx_seg *g = &st->seg[s];
+        /* byte `lane` lands at base + off; masked-off bytes are not touched */
+        void *p = (void *)((uintptr_t)(base + g->off) - (uintptr_t)g->lane);
+        _mm_mask_storeu_epi8(p, (__mmask16)g->mask, v);
+    }
+}
+
+/* Requantization constants shared by every row of a tile. The row epilogue
+ * stays out of line: inlined, it makes GCC spill the 16 accumulators inside
+ * the dot-product loop. */
+typedef struct rq_consts {
+    __m512 lo, hi;
+    __m512i z;
+} rq_consts;
+
+TGT static __attribute__((noinline)) void
+conv_row_out(const qx_conv_tile *t, const rq_consts *k, int r, __m512i v0, __m512i v1) {
+    if (r >= t->n_rows) return;
+    const qf_ref_requant *rq = t->e.rq;
+    const __m512i corr = _mm512_set1_epi32(t->e.corr[r]);
+    v0 = _mm512_add_epi32(v0, corr);
+    v1 = _mm512_add_epi32(v1, corr);
+    const int64_t ch = (int64_t)t->ch0 + r;
+    __m128i q0, q1;
+    if (rq->mode == QF_RQ_FP32) {
+        const __m512 m = _mm512_set1_ps(t->e.mult_f[r]);
+        q0 = rq_fp32(v0, m, k->lo, k->hi, k->z);
+        q1 = rq_fp32(v1, m, k->lo, k->hi, k->z);
+    } else if (t->e.fixed_vec) {
+        const __m512i mq = _mm512_set1_epi32(t->e.mult_q[r]);
+        const __m512i sh = _mm512_set1_epi32(t->e.shift[r]);
+        q0 = rq_fixed_vec(v0, mq, sh, rq);
+        q1 = rq_fixed_vec(v1, mq, sh, rq);
+    } else {
+        q0 = rq_fixed(v0, rq, ch, 0);
+        q1 = rq_fixed(v1, rq, ch, 0);
+    }
+    int8_t *base = t->out + ch * t->ch_stride;
+    store_vec(q0, &t->st[0], base);
+    store_vec(q1, &t->st[1], base);
+}
+
+#define ROW_DOT(r)                                                                 \
+    do {                                                                           \
+        const __m512i b = _mm512_set1_epi32(load32(wk + 4 * (r)));                 \
+        c##r##0 = _mm512_dpbusd_epi32(c##r##0, x0, b);                             \
+        c##r##1 = _mm512_dpbusd_epi32(c##r##1, x1, b);                             \
+    } while (0)
+
+TGT static void conv_tile(const qx_conv_tile *t) {
+    __m512i c00 = _mm512_setzero_si512(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
+            c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00,
+            c61 = c00, c70 = c00, c71 = c00;
+    const uint8_t *a0 = t->a, *a1 = t->a + t->a_stride;
+    const int8_t *wk = t->w;
+    for (int32_t k = 0; k < t->k4; k++, a0 += 64, a1 += 64, wk += 32) {
+        const __m512i x0 = _mm512_loadu_si512(a0), x1 = _mm512_loadu_si512(a1);
+        ROW_DOT(0);
+        ROW_DOT(1);
+        ROW_DOT(2);
+        ROW_DOT(3);
+        ROW_DOT(4);
+        ROW_DOT(5);
+        ROW_DOT(6);
+        ROW_DOT(7);
+    }
+    const qf_ref_requant *rq = t->e.rq;
+    const rq_consts k = {.lo = _mm512_set1_ps((float)(rq->act_min - rq->out_zp)),
+                         .hi = _mm512_set1_ps((float)(rq->act_max - rq->out_zp)),
+                         .z = _mm512_set1_epi32(rq->out_zp)};
+    conv_row_out(t, &k, 0, c00, c01);
+    conv_row_out(t, &k, 1, c10, c11);
+    conv_row_out(t, &k, 2, c20, c21);
+    conv_row_out(t, &k, 3, c30, c31);
+    conv_row_out(t, &k, 4, c40, c41);
+    conv_row_out(t, &k, 5, c50, c51);
+    conv_row_out(t, &k, 6, c60, c61);
+    conv_row_out(t, &k, 7, c70, c71);
+}
+
+/* One output row of a gemm tile: 32 channels in two vectors. */
+TGT static void gemm_row_out(const qx_gemm_tile *t, int r, __m512i v0, __m512i v1) {
+    if (r >= t->n_rows) return;
+    const qf_ref_requant *rq = t->e.rq;
+    int8_t *y = t->y + (size_t)r * t->ldy;
+    __m512i v[2] = {v0, v1};
+    for (int j = 0; j < 2; j++) {
+        const int nc = t->n_ch - 16 * j;
+        if (nc <= 0) break;
+        const __m512i a = _mm512_add_epi32(v[j], _mm512_loadu_si512(t->e.corr + 16 * j));
+        __m128i q;
+        if (rq->mode == QF_RQ_FP32) {
+            const __m512 lo = _mm512_set1_ps((float)(rq->act_min - rq->out_zp));
+            const __m512 hi = _mm512_set1_ps((float)(rq->act_max - rq->out_zp));
+            q = rq_fp32(a, _mm512_loadu_ps(t->e.mult_f + 16 * j), lo, hi,
+                        _mm512_set1_epi32(rq->out_zp));
+        } else if (t->e.fixed_vec) {
+            q = rq_fixed_vec(a, _mm512_loadu_si512(t->e.mult_q + 16 * j),
+                             _mm512_loadu_si512(t->e.shift + 16 * j), rq);
+        } else {
+            q = rq_fixed(a, rq, (int64_t)t->ch0 + 16 * j, 1);
+        }
+        const __mmask16 m = nc >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nc) - 1u);
+        _mm_mask_storeu_epi8(y + 16 * j, m, q);
+    }
+}
+
+#define GROW_DOT(r)                                                                \
+    do {                                                                           \
+        const __m512i b = _mm512_set1_epi32(load32(ar##r + 4 * k));                \
+        c##r##0 = _mm512_dpbusd_epi32(c##r##0, b, w0);                             \
+        c##r##1 = _mm512_dpbusd_epi32(c##r##1, b, w1);                             \
+    } while (0)
+
+TGT static void gemm_tile(const qx_gemm_tile *t) {
+    const int8_t *wb0 = t->w, *wb1 = t->w + (size_t)t->k4 * 64;
+    if (t->n_rows == 1) {
+        /* two chains per vector hide the vpdpbusd latency */
+        __m512i e0 = _mm512_setzero_si512(), e1 = e0, o0 = e0, o1 = e0;
+        const uint8_t *a = t->a;
+        int32_t k = 0;
+        for (; k + 2 <= t->k4; k += 2) {
+            const __m512i b0 = _mm512_set1_epi32(load32(a + 4 * k));
+            const __m512i b1 = _mm512_set1_epi32(load32(a + 4 * k + 4));
+            e0 = _mm512_dpbusd_epi32(e0, b0, _mm512_loadu_si512(wb0 + 64 * k));
+            e1 = _mm512_dpbusd_epi32(e1, b0, _mm512_loadu_si512(wb1 + 64 * k));
+            o0 = _mm512_dpbusd_epi32(o0, b1, _mm512_loadu_si512(wb0 + 64 * k + 64));
+            o1 = _mm512_dpbusd_epi32(o1, b1, _mm512_loadu_si512(wb1 + 64 * k + 64));
+        }
+        if (k < t->k4) {
+            const __m512i b0 = _mm512_set1_epi32(load32(a + 4 * k));
+            e0 = _mm512_dpbusd_epi32(e0, b0, _mm512_loadu_si512(wb0 + 64 * k));
+            e1 = _mm512_dpbusd_epi32(e1, b0, _mm512_loadu_si512(wb1 + 64 * k));
+        }
+        gemm_row_out(t, 0, _mm512_add_epi32(e0, o0), _mm512_add_epi32(e1, o1));
+        return;
+    }
+    /* rows past n_rows repeat the last row: computed, never stored */
+    const uint8_t *ar[8];
+    for (int r = 0; r < 8; r++)
+        ar[r] = t->a + t->a_stride * (size_t)(r < t->n_rows ? r : t->n_rows - 1);
+    const uint8_t *ar0 = ar[0], *ar1 = ar[1], *ar2 = ar[2], *ar3 = ar[3];
+    if (t->n_rows <= 4) {
+        __m512i c00 = _mm512_setzero_si512(), c01 = c00, c10 = c00, c11 = c00, c20 = c00,
+                c21 = c00, c30 = c00, c31 = c00;
+        for (int32_t k = 0; k < t->k4; k++) {
+            const __m512i w0 = _mm512_loadu_si512(wb0 + 64 * k);
+            const __m512i w1 = _mm512_loadu_si512(wb1 + 64 * k);
+            GROW_DOT(0);
+            GROW_DOT(1);
+            GROW_DOT(2);
+            GROW_DOT(3);
+        }
+        gemm_row_out(t, 0, c00, c01);
+        gemm_row_out(t, 1, c10, c11);
+        gemm_row_out(t, 2, c20, c21);
+        gemm_row_out(t, 3, c30, c31);
+        return;
+    }
+    const uint8_t *ar4 = ar[4], *ar5 = ar[5], *ar6 = ar[6], *ar7 = ar[7];
+    __m512i c00 = _mm512_setzero_si512(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
+            c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00,
+            c61 = c00, c70 = c00, c71 = c00;
+    for (int32_t k = 0; k < t->k4; k++) {
+        const __m512i w0 = _mm512_loadu_si512(wb0 + 64 * k);
+        const __m512i w1 = _mm512_loadu_si512(wb1 + 64 * k);
+        GROW_DOT(0);
+        GROW_DOT(1);
+        GROW_DOT(2);
+        GROW_DOT(3);
+        GROW_DOT(4);
+        GROW_DOT(5);
+        GROW_DOT(6);
+        GROW_DOT(7);
+    }
+    gemm_row_out(t, 0, c00, c01);
+    gemm_row_out(t, 1, c10, c11);
+    gemm_row_out(t, 2, c20, c21);
+    gemm_row_out(t, 3, c30, c31);
+    gemm_row_out(t, 4, c40, c41);
+    gemm_row_out(t, 5, c50, c51);
+    gemm_row_out(t, 6, c60, c61);
+    gemm_row_out(t, 7, c70, c71);
+}
+
+static const qx_ukernels k_vnni = {.conv_tile = conv_tile, .gemm_tile = gemm_tile};
+
+const qx_ukernels *qx_ukernels_avx512vnni(void) { return &k_vnni; }
+
+#else
+
+const qx_ukernels *qx_ukernels_avx512vnni(void) { return NULL; }
+
+#endif

@@ -1,0 +1,161 @@
+/* qx86_pack.c - weight packing for the x86 int8 kernels (layouts in
+ * qx86.h): blocks of 4-tap groups, per-channel weight sums for the unsigned
+ * activation correction, and the AVX2 saturation check. Portable C; runs
+ * once per layer at load. */
+#include <string.h>
+
+#include "kernels/x86/qx86.h"
+
+static int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
+
+/* Blocks and bytes of the packed data (without the wsum array). */
+static bool layout_blocks(qx_layout layout, int64_t rows, int64_t k, int64_t groups, int64_t *nb,
+                          size_t *data_bytes) {
+    if (rows < 1 || k < 1 || groups < 1 || rows % groups || rows > INT32_MAX ||
+        k > INT32_MAX - 3)
+        return false;
+    const int64_t k4 = (k + 3) / 4;
+    int64_t blocks, block_bytes;
+    if (layout == QX_LAYOUT_CONV8) {
+        *nb = (rows / groups + QX_CONV_ROWS - 1) / QX_CONV_ROWS;
+        blocks = *nb * groups;
+        block_bytes = QX_CONV_ROWS * 4;
+    } else if (layout == QX_LAYOUT_GEMM16) {
+        if (groups != 1) return false;
+        *nb = round_up(rows, QX_GEMM_COLS) / QX_GEMM_BLOCK;
+        blocks = *nb;
+        block_bytes = QX_GEMM_BLOCK * 4;
+    } else {
+        return false;
+    }
+    size_t n;
+    if (!qf_mul_size((size_t)blocks, (size_t)k4, &n) || !qf_mul_size(n, (size_t)block_bytes, &n))
+        return false;
+    *data_bytes = n;
+    return true;
+}
+
+size_t qf_x86_weights_bytes(qx_layout layout, int64_t rows, int64_t k, int64_t groups) {
+    int64_t nb;
+    size_t data, total;
+    if (!layout_blocks(layout, rows, k, groups, &nb, &data)) return 0;
+    /* wsum follows the data, 4-byte aligned */
+    data = (data + 3) & ~(size_t)3;
+    if (!qf_add_size(data, (size_t)rows * sizeof(int32_t), &total)) return 0;
+    return total;
+}
+
+qf_status qf_x86_pack_weights(qx_layout layout, const uint8_t *packed, int64_t rows, int64_t k,
+                              int bits, int64_t groups, void *dst, qf_x86_weights *out,
+                              qf_err *err) {
+    const char *who = "qf_x86_pack_weights";
+    int64_t nb;
+    size_t data_bytes;
+    if (!packed || !dst || !out || (bits != 8 && bits != 4 && bits != 2) ||
+        !layout_blocks(layout, rows, k, groups, &nb, &data_bytes))
+        return qf_errf(err, QF_ERR_INVALID_ARG, "%s: bad arguments (%lld x %lld, %d bits)", who,
+                       (long long)rows, (long long)k, bits);
+    int8_t *d = dst;
+    int32_t *wsum = (int32_t *)(void *)(d + ((data_bytes + 3) & ~(size_t)3));
+    memset(d, 0, data_bytes);
+    const int64_t k4 = (k + 3) / 4;
+    const size_t row_bytes = qf_ref_packed_row_bytes(k, bits);
+    const int64_t opg = rows / groups;
+    bool ok = true;
+    for (int64_t c = 0; c < rows; c++) {
+        const uint8_t *src = packed + (size_t)c * row_bytes;
+        int8_t *base;
+        int64_t lane_bytes; /* bytes between consecutive k4 groups */
+        if (layout == QX_LAYOUT_CONV8) {
+            const int64_t g = c / opg, r = c % opg;
+            const int64_t blk = g * nb + r / QX_CONV_ROWS;
+            base = d + (size_t)(blk * k4 * QX_CONV_ROWS * 4 + (r % QX_CONV_ROWS) * 4);
+            lane_bytes = QX_CONV_ROWS * 4;
+        } else {
+            const int64_t blk = c / QX_GEMM_BLOCK;
+            base = d + (size_t)(blk * k4 * QX_GEMM_BLOCK * 4 + (c % QX_GEMM_BLOCK) * 4);
+            lane_bytes = QX_GEMM_BLOCK * 4;
+        }
+        uint32_t sum = 0;
+        int32_t prev = 0;
+        for (int64_t t = 0; t < k; t++) {
+            const int32_t v = qf_ref_weight_get(src, t, bits);
+            base[(t / 4) * lane_bytes + (t % 4)] = (int8_t)v;
+            sum += (uint32_t)v;
+            /* vpmaddubsw adds the products of taps (0,1) and (2,3) */
+            if (t % 2 == 1) {
+                const int32_t a = prev < 0 ? -prev : prev, b = v < 0 ? -v : v;
+                if (255 * (a + b) > 32767) ok = false;
+            }
+            prev = v;
+        }
+        if (k % 2 == 1) {
+            const int32_t a = prev < 0 ? -prev : prev;
+            if (255 * a > 32767) ok = false;
+        }
+        wsum[c] = (int32_t)sum;
+    }
+    out->data = d;
+    out->wsum = wsum;
+    out->rows = (int32_t)rows;
+    out->k = (int32_t)k;
+    out->k4 = (int32_t)k4;
+    out->groups = (int32_t)groups;
+    out->nb = (int32_t)nb;
+    out->layout = layout;
+    out->maddubs_ok = ok;
+    out->kh = out->kw = 0;
+    return QF_OK;
+}
+
+size_t qf_x86_dw_weights_bytes(int64_t channels, int32_t kh, int32_t kw) {
+    if (channels < 1 || channels > INT32_MAX || kh < 1 || kw < 1 || kh > 64 || kw > 64) return 0;
+    const size_t per = (size_t)kh * (size_t)((kw + 3) / 4) * 4;
+    size_t n, total;
+    if (!qf_mul_size((size_t)channels, per + sizeof(int32_t), &n)) return 0;
+    if (!qf_add_size(n, 4, &total)) return 0;
+    return total;
+}
+
+qf_status qf_x86_pack_dw_weights(const uint8_t *packed, int64_t channels, int32_t kh, int32_t kw,
+                                 int bits, void *dst, qf_x86_weights *out, qf_err *err) {
+    if (!packed || !dst || !out || (bits != 8 && bits != 4 && bits != 2) ||
+        qf_x86_dw_weights_bytes(channels, kh, kw) == 0)
+        return qf_errf(err, QF_ERR_INVALID_ARG, "qf_x86_pack_dw_weights: bad arguments");
+    const int64_t gw = (kw + 3) / 4, per = (int64_t)kh * gw * 4;
+    int8_t *d = dst;
+    const size_t data = (size_t)(channels * per);
+    int32_t *wsum = (int32_t *)(void *)(d + ((data + 3) & ~(size_t)3));
+    memset(d, 0, data);
+    const int64_t k = (int64_t)kh * kw;
+    const size_t row_bytes = qf_ref_packed_row_bytes(k, bits);
+    for (int64_t c = 0; c < channels; c++) {
+        const uint8_t *src = packed + (size_t)c * row_bytes;
+        uint32_t sum = 0;
+        for (int64_t ky = 0; ky < kh; ky++)
+            for (int64_t kx = 0; kx < kw; kx++) {
+                const int32_t v = qf_ref_weight_get(src, ky * kw + kx, bits);
+                d[c * per + ky * gw * 4 + kx] = (int8_t)v; /* kx = 4 * group + byte */
+                sum += (uint32_t)v;
+            }
+        wsum[c] = (int32_t)sum;
+    }
+    memset(out, 0, sizeof *out);
+    out->data = d;
+    out->wsum = wsum;
+    out->rows = (int32_t)channels;
+    out->k = (int32_t)k;
+    out->k4 = (int32_t)(kh * gw);
+    out->groups = (int32_t)channels;
+    out->nb = 0;
+    out->layout = QX_LAYOUT_DW;
+    out->kh = kh;
+    out->kw = kw;
+    return QF_OK;
+}
+
+bool qf_x86_isa_usable(qf_isa isa) {
+    if (isa == QF_ISA_AVX512VNNI) return qx_ukernels_avx512vnni() && qf_isa_supported(isa);
+    if (isa == QF_ISA_AVX2) return qx_ukernels_avx2() && qf_isa_supported(isa);
+    return false;
+}

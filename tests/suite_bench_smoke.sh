@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# suite_bench_smoke.sh - smoke test of `qforge bench` and of the `make bench`
+# harness (bench/run.sh) on tiny models. No timing assertions: the checks are
+# on what the numbers must satisfy whatever the machine (counts, order of the
+# percentiles, throughput = batch / median, shapes, exit codes).
+# Usage: bash tests/suite_bench_smoke.sh BUILD
+set -uo pipefail
+BUILD=${1:-build}
+cd "$(dirname "$0")/.."
+QF=$PWD/$BUILD/qforge
+PY=/usr/bin/python3
+pass=0
+fail=0
+T=$(mktemp -d /tmp/qf_suite_bench.XXXXXX)
+trap 'rm -rf "$T"' EXIT
+
+ok() { pass=$((pass + 1)); echo "ok $1"; }
+bad() { fail=$((fail + 1)); echo "FAIL $1: $2"; }
+
+# A 2-layer MLP with a dynamic batch: X[N,16] -> MatMul(16x32) -> Relu ->
+# MatMul(32x4) = Y[N,4]; plus a model with a second dynamic axis.
+"$PY" - "$T" <<'EOF'
+import sys
+import numpy as np
+import onnx
+from onnx import helper, TensorProto, numpy_helper
+d = sys.argv[1]
+rng = np.random.default_rng(0)
+w1 = numpy_helper.from_array(rng.standard_normal((16, 32)).astype(np.float32), "w1")
+w2 = numpy_helper.from_array(rng.standard_normal((32, 4)).astype(np.float32), "w2")
+nodes = [helper.make_node("MatMul", ["x", "w1"], ["h"], name="mm1"),
+         helper.make_node("Relu", ["h"], ["r"], name="relu"),
+         helper.make_node("MatMul", ["r", "w2"], ["y"], name="mm2")]
+def save(name, xdims, ydims):
+    g = helper.make_graph(nodes, name,
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, xdims)],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ydims)],
+                          [w1, w2])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    onnx.checker.check_model(m)
+    onnx.save(m, f"{d}/{name}.onnx")
+save("mlp", ["N", 16], ["N", 4])
+save("mlp_dyn", ["N", "K", 16], ["N", "K", 4])
+EOF
+
+# check_json NAME FILE BATCH ITERS: the fields and their invariants.
+check_json() {
+  local name=$1 file=$2 batch=$3 iters=$4 msg
+  if msg=$("$PY" - "$file" "$batch" "$iters" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+batch, iters = int(sys.argv[2]), int(sys.argv[3])
+errs = []
+if r["batch"] != batch: errs.append(f"batch {r['batch']} != {batch}")
+if iters and r["iters"] != iters: errs.append(f"iters {r['iters']} != {iters}")
+if r["iters"] < 1: errs.append("no timed runs")
+if r["inputs"][0]["shape"][0] != batch: errs.append(f"input shape {r['inputs'][0]['shape']}")
+if not (0 < r["min_ms"] <= r["p10_ms"] <= r["median_ms"] <= r["p90_ms"] <= r["max_ms"]):
+    errs.append("percentiles out of order")
+if abs(r["items_per_s"] - batch * 1e3 / r["median_ms"]) > 1e-3 * r["items_per_s"] + 1e-3:
+    errs.append(f"items/s {r['items_per_s']} != batch / median")
+if "peak_rss_bytes" in r and not r["peak_rss_bytes"] > 0: errs.append("peak RSS not positive")
+if "arena_bytes" in r and r["arena_bytes"] < 0: errs.append("negative arena")
+print("; ".join(errs))
+sys.exit(1 if errs else 0)
+EOF
+  ); then ok "$name"; else bad "$name" "$msg"; fi
+}
+
+# ---- qforge bench -----------------------------------------------------------
+if "$QF" bench "$T/mlp.onnx" --batch 4 --iters 7 --warmup 1 --json >"$T/b.json" 2>"$T/err"; then
+  check_json "bench json (batch 4, 7 iters)" "$T/b.json" 4 7
+  # the arena must at least hold the hidden activation h (4 x 32 floats)
+  arena=$("$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["arena_bytes"])' \
+    "$T/b.json")
+  if ((arena >= 4 * 32 * 4)); then ok "arena holds the hidden layer"; else
+    bad "arena holds the hidden layer" "arena_bytes $arena < 512"; fi
+else
+  bad "bench json" "$(cat "$T/err")"
+fi
+if "$QF" bench "$T/mlp.onnx" --seconds 0.2 --warmup 0 --json >"$T/s.json" 2>"$T/err"; then
+  check_json "bench --seconds, no warm-up" "$T/s.json" 1 0
+else
+  bad "bench --seconds" "$(cat "$T/err")"
+fi
+if "$QF" bench "$T/mlp.onnx" --batch 3 --iters 3 --threads 2 >"$T/h.txt" 2>"$T/err" &&
+  grep -q '^latency *median [0-9.]* ms' "$T/h.txt" && grep -q '^throughput' "$T/h.txt" &&
+  grep -q 'x \[3, 16\] float32' "$T/h.txt"; then
+  ok "bench table"
+else
+  bad "bench table" "$(cat "$T/h.txt" "$T/err")"
+fi
+# bad usage and bad input: exit 2 with one stderr line
+expect_2() {
+  local name=$1; shift
+  "$QF" bench "$@" >/dev/null 2>"$T/err"
+  local rc=$?
+  if [[ $rc == 2 && $(wc -l <"$T/err") == 1 ]] && grep -q '^qforge: ' "$T/err"; then
+    ok "$name"
+  else
+    bad "$name" "rc $rc, stderr: $(cat "$T/err")"
+  fi
+}
+expect_2 "missing model" "$T/none.onnx"
+expect_2 "--iters with --seconds" "$T/mlp.onnx" --iters 2 --seconds 1
+expect_2 "bad --seconds" "$T/mlp.onnx" --seconds -1
+expect_2 "bad --batch" "$T/mlp.onnx" --batch 0
+expect_2 "dynamic axis 1" "$T/mlp_dyn.onnx"
+
+# ---- the harness: one tiny model through bench/run.sh ---------------------------
+if [[ ! -d tests/node/node_modules/onnxruntime-node ]]; then
+  echo "skip harness: onnxruntime-node is not installed in tests/node"
+elif ! "$PY" -c 'import torch, torchvision' 2>/dev/null; then
+  echo "skip harness: /usr/bin/python3 lacks torch/torchvision"
+else
+  if BUILD=$BUILD BENCH_NO_BUILD=1 BENCH_DIR="$T/bench" BENCH_REPORT="$T/B.md" \
+    BENCH_MODELS=fmnist_cnn BENCH_BATCHES="1 2" BENCH_THREADS=1 BENCH_REPS=1 \
+    BENCH_SECONDS=0.05 bash bench/run.sh >"$T/run.log" 2>&1; then
+    ok "bench/run.sh exits 0"
+  else
+    bad "bench/run.sh exits 0" "$(tail -5 "$T/run.log")"
+  fi
+  # 2 batches x 1 thread x 4 engines, all measured
+  n=$(grep -c '"result"' "$T/bench/results.jsonl" 2>/dev/null)
+  if [[ $n == 8 ]]; then ok "harness: 8 measurements"; else
+    bad "harness: 8 measurements" "$n results; $(grep -h error "$T/bench/results.jsonl")"; fi
+  # the table row for batch 2: four "ms · N/s" cells and two ratios
+  row='^\| 2 \| 1 \|( [0-9.]+ ms · [0-9.]+/s \|){4} [0-9.]+x \| [0-9.]+x \|$'
+  if grep -Eq "$row" "$T/B.md"; then
+    ok "harness: report row"
+  else
+    bad "harness: report row" "$(grep -E '^\| [12] \|' "$T/B.md")"
+  fi
+fi
+
+echo "bench smoke: $pass passed, $fail failed"
+[[ $fail -eq 0 ]]

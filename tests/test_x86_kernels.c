@@ -1,0 +1,710 @@
+/* test_x86_kernels.c - the x86 int8 kernels (kernels/x86/qx86.h) against the
+ * reference kernels of kernels/ref/qref.h, which are the specification.
+ *
+ * For every ISA this CPU runs (AVX2, AVX-512 VNNI; the others are counted
+ * and printed as skipped), every conv geometry case (1x1/3x3/5x5/7x7,
+ * strides 1/2, dilation, asymmetric pads, groups, batch 1/3, channel and
+ * pixel counts below/at/above the 8-channel x 32-slot tile, reductions not a
+ * multiple of 4/16/64) times every numerics case (input zero point
+ * -128/0/127, 8/4/2-bit weights, weights at +-127, weights at the AVX2
+ * vpmaddubsw saturation edge (both sides), fp32 and fixed requantization,
+ * tiny and large multipliers, active clamps, wrapping biases) must give the
+ * reference's bytes (memcmp), with 1 thread and with a 2-thread pool; the
+ * depthwise cases (3x3/5x5, stride 1/2, narrow and wide rows, asymmetric
+ * pads) also go through the VNNI depthwise kernel. Output
+ * guards and a scratch of exactly the reported size at an odd address catch
+ * overruns. Gemm: M 1..67 around the 4-row tile, N around the 32-channel
+ * tile, K 1..301. FIXED requantization alone: accumulators over the whole
+ * int32 range with multipliers and shifts over their whole domain. QConv
+ * and QGemm nodes through a session of 1 and of 2 threads. QF_ISA
+ * resolution: names, unknown names and unsupported
+ * ISAs fall back to the best one with a message.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/threadpool.h"
+#include "ir/graph.h"
+#include "kernels/dispatch.h"
+#include "kernels/ref/qref.h"
+#include "kernels/x86/qx86.h"
+#include "qtest.h"
+#include "runtime/runtime.h"
+
+static uint32_t rng = 77u;
+static int32_t rnd(int32_t lo, int32_t hi) { /* inclusive */
+    rng = rng * 1664525u + 1013904223u;
+    return lo + (int32_t)((uint64_t)(rng >> 8) * (uint64_t)((int64_t)hi - lo + 1) >> 24);
+}
+
+#define GUARD 64
+
+typedef enum { W_RANDOM, W_EXTREME, W_SAT_OK, W_SAT_OVER } wkind;
+typedef enum { S_TINY, S_NORMAL, S_LARGE } skind;
+
+typedef struct numerics {
+    const char *name;
+    int32_t in_zp, out_zp;
+    int w_bits;
+    wkind wk;
+    int fixed, per_channel, bias; /* bias: 0 none, 1 small, 2 wrapping */
+    skind scale;
+    int32_t act_min, act_max;
+} numerics;
+
+/* clang-format off */
+static const numerics num_cases[] = {
+    {"w8 fp32 zp0",            0,    0,   8, W_RANDOM,   0, 1, 1, S_NORMAL, -128, 127},
+    {"w8 fixed zp-128",        -128, -3,  8, W_RANDOM,   1, 1, 1, S_NORMAL, -128, 127},
+    {"w8 fp32 zp127 +-127",    127,  10,  8, W_EXTREME,  0, 0, 0, S_NORMAL, -128, 127},
+    {"w8 fixed +-127 clamp",   -128, 0,   8, W_EXTREME,  1, 1, 1, S_NORMAL, -20,  40},
+    {"w8 sat edge ok",         -128, 0,   8, W_SAT_OK,   0, 1, 1, S_NORMAL, -128, 127},
+    {"w8 sat edge over",       127,  0,   8, W_SAT_OVER, 0, 1, 1, S_NORMAL, -128, 127},
+    {"w4 fp32 relu",           5,    -128,4, W_RANDOM,   0, 1, 1, S_NORMAL, -128, 127},
+    {"w4 fixed per-tensor",    -128, 0,   4, W_EXTREME,  1, 0, 0, S_NORMAL, -128, 127},
+    {"w2 fp32 zp127",          127,  0,   2, W_RANDOM,   0, 1, 1, S_NORMAL, -128, 127},
+    {"tiny scale fp32",        -7,   3,   8, W_RANDOM,   0, 1, 1, S_TINY,   -128, 127},
+    {"tiny scale fixed",       -7,   3,   8, W_RANDOM,   1, 1, 1, S_TINY,   -128, 127},
+    {"large scale fp32 clamp", 0,    0,   8, W_RANDOM,   0, 1, 1, S_LARGE,  -100, 90},
+    {"large scale fixed",      100,  -50, 8, W_RANDOM,   1, 1, 1, S_LARGE,  -128, 127},
+    {"wrapping bias fp32",     -128, 0,   8, W_EXTREME,  0, 1, 2, S_NORMAL, -128, 127},
+    {"wrapping bias fixed w4", 127,  1,   4, W_RANDOM,   1, 1, 2, S_NORMAL, -128, 127},
+    {"wrapping bias large fixed", -5, 2,  8, W_EXTREME,  1, 1, 2, S_LARGE,  -128, 127},
+};
+
+typedef struct geom {
+    const char *name;
+    int batch, in_c, h, w, out_c, kh, kw, sh, sw, dh, dw, pt, pl, pb, pr, groups;
+} geom;
+
+static const geom geo_cases[] = {
+    {"1x1 tiny",            1, 1,  1,  1,  1,  1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1},
+    {"1x1 c17 oc9",         1, 17, 5,  7,  9,  1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1},
+    {"1x1 c64 oc8 32px",    1, 64, 4,  8,  8,  1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1},
+    {"1x1 c3 oc33 33px",    1, 3,  3,  11, 33, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1},
+    {"1x1 batch3",          3, 16, 6,  5,  16, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1},
+    {"1x1 stride2",         2, 8,  9,  9,  7,  1, 1, 2, 2, 1, 1, 0, 0, 0, 0, 1},
+    {"3x3 pad1",            1, 8,  7,  7,  16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},
+    {"3x3 pad1 K=63",       1, 7,  12, 13, 31, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},
+    {"3x3 stride2 batch3",  3, 5,  11, 10, 12, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1},
+    {"3x3 no pad",          1, 4,  6,  40, 8,  3, 3, 1, 1, 1, 1, 0, 0, 0, 0, 1},
+    {"3x3 asym pads",       2, 3,  8,  9,  10, 3, 3, 1, 2, 1, 1, 0, 2, 1, 0, 1},
+    {"3x3 dil2",            1, 6,  10, 10, 9,  3, 3, 1, 1, 2, 2, 2, 2, 2, 2, 1},
+    {"3x3 groups2",         1, 8,  6,  6,  12, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 2},
+    {"3x3 groups3 odd",     2, 9,  5,  7,  9,  3, 3, 2, 1, 1, 1, 1, 0, 1, 1, 3},
+    {"5x5 pad2",            1, 3,  9,  9,  17, 5, 5, 1, 1, 1, 1, 2, 2, 2, 2, 1},
+    {"7x7 stride2 pad3",    2, 3,  17, 19, 8,  7, 7, 2, 2, 1, 1, 3, 3, 3, 3, 1},
+    {"1x7 / 7x1 mix",       1, 5,  9,  11, 6,  1, 7, 1, 1, 1, 1, 0, 3, 0, 3, 1},
+    {"3x3 stride3",         1, 4,  13, 14, 5,  3, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1},
+    {"3x3 K=1152 bands",    1, 128,6,  6,  20, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},
+    {"1x1 many px bands",   2, 24, 40, 37, 10, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1},
+    {"dw 3x3 s1 p1 w7",     1, 5,  7,  7,  5,  3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 5},
+    {"dw 3x3 s1 p1 w17",    2, 3,  6,  17, 3,  3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 3},
+    {"dw 3x3 s2 p1 w33",    1, 4,  9,  33, 4,  3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 4},
+    {"dw 3x3 s2 asym",      1, 2,  8,  40, 2,  3, 3, 2, 2, 1, 1, 0, 0, 1, 1, 2},
+    {"dw 3x3 s1 no pad w70",1, 3,  5,  70, 3,  3, 3, 1, 1, 1, 1, 0, 0, 0, 0, 3},
+    {"dw 5x5 s1 p2 w16",    1, 3,  8,  16, 3,  5, 5, 1, 1, 1, 1, 2, 2, 2, 2, 3},
+    {"dw 5x5 s2 p2 w35",    2, 2,  11, 35, 2,  5, 5, 2, 2, 1, 1, 2, 2, 2, 2, 2},
+    {"dw 5x5 s1 tiny 2x3",  1, 6,  2,  3,  6,  5, 5, 1, 1, 1, 1, 2, 2, 2, 2, 6},
+    {"dw 3x3 s2 w1",        1, 3,  3,  1,  3,  3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 3},
+};
+
+typedef struct gcase {
+    int m, n, k;
+} gcase;
+
+static const gcase gemm_cases[] = {
+    {1, 1, 1},   {1, 31, 15},  {1, 32, 16},  {1, 33, 17},   {3, 16, 63},   {4, 32, 64},
+    {5, 17, 65}, {7, 40, 3},   {8, 64, 129}, {13, 100, 301}, {67, 33, 256}, {2, 1000, 36},
+};
+/* clang-format on */
+
+static const qf_isa isas[] = {QF_ISA_AVX2, QF_ISA_AVX512VNNI};
+static int n_skipped;
+static int n_dw_runs;
+
+/* Weights in [-wmax, wmax] following the case's pattern; k taps per row. */
+static void make_weights(const numerics *nc, int rows, int k, int8_t *w) {
+    const int wmax = (1 << (nc->w_bits - 1)) - 1;
+    for (int r = 0; r < rows; r++)
+        for (int t = 0; t < k; t++) {
+            int8_t *v = &w[r * k + t];
+            switch (nc->wk) {
+            case W_RANDOM: *v = (int8_t)rnd(-wmax, wmax); break;
+            case W_EXTREME:
+                *v = (int8_t)(rnd(0, 3) == 0 ? rnd(-wmax, wmax) : (rnd(0, 1) ? wmax : -wmax));
+                break;
+            /* |w0| + |w1| = 128 exactly: 255 * 128 = 32640 <= 32767 */
+            case W_SAT_OK: *v = (int8_t)(64 * (rnd(0, 1) ? 1 : -1)); break;
+            /* one pair (taps 0, 1 of the last row) at 64 + 65 = 129: the
+             * AVX2 kernel must take the exact path */
+            case W_SAT_OVER:
+                *v = (int8_t)((r == rows - 1 && t == 1) ? -65 : 64 * (rnd(0, 1) ? 1 : -1));
+                break;
+            }
+        }
+}
+
+typedef struct prepared {
+    qf_ref_rescale mult[1024];
+    int32_t bias[1024];
+} prepared;
+
+static void make_rq(const numerics *nc, int channels, int k, prepared *pp, qf_ref_requant *rq) {
+    const int nm = nc->per_channel ? channels : 1;
+    for (int c = 0; c < nm; c++) {
+        double base = nc->scale == S_TINY ? 1e-7 : nc->scale == S_LARGE ? 0.9 : 1.0 / (k * 20.0);
+        double M = base * (0.5 + rnd(0, 1000) / 1000.0);
+        qf_ref_rescale_init(M, &pp->mult[c]);
+    }
+    for (int c = 0; c < channels; c++)
+        pp->bias[c] = nc->bias == 2
+                          ? (rnd(0, 1) ? INT32_MAX - rnd(0, 1000) : INT32_MIN + rnd(0, 1000))
+                          : rnd(-5000, 5000);
+    rq->mode = nc->fixed ? QF_RQ_FIXED : QF_RQ_FP32;
+    rq->mult = pp->mult;
+    rq->n_mult = nm;
+    rq->out_zp = nc->out_zp;
+    rq->act_min = nc->act_min;
+    rq->act_max = nc->act_max;
+}
+
+static int guards_ok(const int8_t *buf, size_t n) {
+    for (size_t i = 0; i < GUARD; i++)
+        if (buf[i] != 0x5A || buf[GUARD + n + i] != 0x5A) return 0;
+    return 1;
+}
+
+/* Run one conv case on one ISA and thread count; 0 on success. */
+static int conv_one(qf_isa isa, qf_threadpool *pool, const geom *gc, const numerics *nc,
+                    char *msg, size_t msg_len) {
+    qf_ref_conv_params p;
+    memset(&p, 0, sizeof p);
+    p.batch = gc->batch;
+    p.in_c = gc->in_c;
+    p.in_h = gc->h;
+    p.in_w = gc->w;
+    p.out_c = gc->out_c;
+    p.k_h = gc->kh;
+    p.k_w = gc->kw;
+    p.stride_h = gc->sh;
+    p.stride_w = gc->sw;
+    p.dil_h = gc->dh;
+    p.dil_w = gc->dw;
+    p.pad_top = gc->pt;
+    p.pad_left = gc->pl;
+    p.pad_bottom = gc->pb;
+    p.pad_right = gc->pr;
+    p.groups = gc->groups;
+    p.out_h = qf_ref_conv_out_size(p.in_h, p.k_h, p.stride_h, p.dil_h, p.pad_top, p.pad_bottom);
+    p.out_w = qf_ref_conv_out_size(p.in_w, p.k_w, p.stride_w, p.dil_w, p.pad_left, p.pad_right);
+    p.in_zp = nc->in_zp;
+    p.w_bits = nc->w_bits;
+    const int k = (p.in_c / p.groups) * p.k_h * p.k_w;
+    prepared pp;
+    make_rq(nc, p.out_c, k, &pp, &p.rq);
+    const size_t n_in = (size_t)p.batch * p.in_c * p.in_h * p.in_w;
+    const size_t n_out = (size_t)p.batch * p.out_c * p.out_h * p.out_w;
+    int8_t *x = malloc(n_in);
+    int8_t *wv = malloc((size_t)p.out_c * k);
+    const size_t row_bytes = qf_ref_packed_row_bytes(k, nc->w_bits);
+    uint8_t *wp = malloc(row_bytes * p.out_c);
+    int8_t *want = malloc(n_out), *got = malloc(n_out + 2 * GUARD);
+    size_t wb = qf_x86_weights_bytes(QX_LAYOUT_CONV8, p.out_c, k, p.groups);
+    const size_t wb_dw = qf_x86_dw_weights_bytes(p.out_c, p.k_h, p.k_w);
+    if (wb_dw > wb) wb = wb_dw;
+    void *packed = malloc(wb + 1);
+    size_t sb = qf_x86_conv2d_s8_scratch_size(&p);
+    char *scr = malloc(sb + 1);
+    int rc = 1;
+    if (!x || !wv || !wp || !want || !got || !packed || !scr || !wb || !sb) {
+        snprintf(msg, msg_len, "setup failed (wb %zu sb %zu)", wb, sb);
+        goto done;
+    }
+    for (size_t i = 0; i < n_in; i++)
+        x[i] = (int8_t)(rnd(0, 7) == 0 ? p.in_zp : rnd(-128, 127));
+    make_weights(nc, p.out_c, k, wv);
+    qf_err e;
+    e.msg[0] = 0;
+    if (qf_ref_pack_weights(wv, p.out_c, k, nc->w_bits, wp, &e) != QF_OK ||
+        qf_ref_conv2d_s8(&p, x, wp, nc->bias ? pp.bias : NULL, want, &e) != QF_OK) {
+        snprintf(msg, msg_len, "reference: %s", e.msg);
+        goto done;
+    }
+    qf_x86_weights xw;
+    /* odd addresses: the kernels must not assume alignment */
+    if (qf_x86_pack_weights(QX_LAYOUT_CONV8, wp, p.out_c, k, nc->w_bits, p.groups,
+                            (char *)packed + 0, &xw, &e) != QF_OK) {
+        snprintf(msg, msg_len, "pack: %s", e.msg);
+        goto done;
+    }
+    if (nc->wk == W_SAT_OK && nc->w_bits == 8 && !xw.maddubs_ok) {
+        snprintf(msg, msg_len, "saturation-free weights flagged unsafe");
+        goto done;
+    }
+    if (nc->wk == W_SAT_OVER && k >= 2 && xw.maddubs_ok) {
+        snprintf(msg, msg_len, "a pair over the AVX2 limit was not flagged");
+        goto done;
+    }
+    /* the general kernel, then the depthwise one where it applies */
+    const int dw = isa == QF_ISA_AVX512VNNI && qf_x86_dwconv_supported(&p);
+    for (int pass = 0; pass < 1 + dw; pass++) {
+        memset(got, 0x5A, n_out + 2 * GUARD);
+        qf_status s;
+        if (pass == 0) {
+            s = qf_x86_conv2d_s8(pool, isa, &p, x, &xw, nc->bias ? pp.bias : NULL, got + GUARD,
+                                 scr + 1, sb, &e);
+        } else {
+            qf_x86_weights dww;
+            s = qf_x86_pack_dw_weights(wp, p.out_c, p.k_h, p.k_w, nc->w_bits, packed, &dww, &e);
+            if (s == QF_OK)
+                s = qf_x86_dwconv2d_s8(pool, isa, &p, x, &dww, nc->bias ? pp.bias : NULL,
+                                       got + GUARD, &e);
+        }
+        const char *which = pass ? "depthwise" : "general";
+        if (s != QF_OK) {
+            snprintf(msg, msg_len, "%s x86 kernel: %s", which, e.msg);
+            goto done;
+        }
+        if (!guards_ok(got, n_out)) {
+            snprintf(msg, msg_len, "%s: output guard overwritten", which);
+            goto done;
+        }
+        for (size_t i = 0; i < n_out; i++)
+            if (got[GUARD + i] != want[i]) {
+                snprintf(msg, msg_len, "%s: byte %zu: %d, reference %d", which, i, got[GUARD + i],
+                         want[i]);
+                goto done;
+            }
+        if (pass) n_dw_runs++;
+    }
+    rc = 0;
+done:
+    free(x);
+    free(wv);
+    free(wp);
+    free(want);
+    free(got);
+    free(packed);
+    free(scr);
+    return rc;
+}
+
+static qf_threadpool *pool2(void) {
+    static qf_threadpool *p;
+    if (!p) qf_threadpool_create(2, &p, NULL);
+    return p;
+}
+
+static void test_conv_matrix(void) {
+    int ran = 0;
+    for (size_t ii = 0; ii < QF_ARRAY_LEN(isas); ii++) {
+        if (!qf_x86_isa_usable(isas[ii])) {
+            printf("  skip conv on %s (not supported by this CPU)\n", qf_isa_name(isas[ii]));
+            n_skipped++;
+            continue;
+        }
+        for (size_t gi = 0; gi < QF_ARRAY_LEN(geo_cases); gi++)
+            for (size_t ni = 0; ni < QF_ARRAY_LEN(num_cases); ni++)
+                for (int th = 0; th < 2; th++) {
+                    char msg[200];
+                    uint32_t seed = rng;
+                    int rc = conv_one(isas[ii], th ? pool2() : NULL, &geo_cases[gi],
+                                      &num_cases[ni], msg, sizeof msg);
+                    CHECK_MSG(rc == 0, "%s, %s x %s, %d thread(s): %s (seed %u)",
+                              qf_isa_name(isas[ii]), geo_cases[gi].name, num_cases[ni].name,
+                              th + 1, msg, seed);
+                    ran++;
+                }
+    }
+    printf("  conv: %d runs bit-exact (%d also through the depthwise kernel)\n", ran, n_dw_runs);
+    if (qf_x86_isa_usable(QF_ISA_AVX512VNNI)) CHECK(n_dw_runs >= 9 * 15 * 2);
+}
+
+static int gemm_one(qf_isa isa, qf_threadpool *pool, const gcase *gc, const numerics *nc,
+                    char *msg, size_t msg_len) {
+    qf_ref_gemm_params p;
+    memset(&p, 0, sizeof p);
+    p.m = gc->m;
+    p.n = gc->n;
+    p.k = gc->k;
+    p.in_zp = nc->in_zp;
+    p.w_bits = nc->w_bits;
+    prepared pp;
+    make_rq(nc, p.n, p.k, &pp, &p.rq);
+    int8_t *x = malloc((size_t)p.m * p.k), *wv = malloc((size_t)p.n * p.k);
+    const size_t row_bytes = qf_ref_packed_row_bytes(p.k, nc->w_bits);
+    uint8_t *wp = malloc(row_bytes * p.n);
+    const size_t n_out = (size_t)p.m * p.n;
+    int8_t *want = malloc(n_out), *got = malloc(n_out + 2 * GUARD);
+    size_t wb = qf_x86_weights_bytes(QX_LAYOUT_GEMM16, p.n, p.k, 1);
+    void *packed = malloc(wb);
+    size_t sb = qf_x86_gemm_s8_scratch_size(&p);
+    char *scr = malloc(sb + 3);
+    int rc = 1;
+    qf_err e;
+    e.msg[0] = 0;
+    qf_x86_weights xw;
+    if (!x || !wv || !wp || !want || !got || !packed || !scr || !wb || !sb) {
+        snprintf(msg, msg_len, "setup failed");
+        goto done;
+    }
+    for (int i = 0; i < p.m * p.k; i++)
+        x[i] = (int8_t)rnd(-128, 127);
+    make_weights(nc, p.n, p.k, wv);
+    if (qf_ref_pack_weights(wv, p.n, p.k, nc->w_bits, wp, &e) != QF_OK ||
+        qf_ref_gemm_s8(&p, x, wp, nc->bias ? pp.bias : NULL, want, &e) != QF_OK ||
+        qf_x86_pack_weights(QX_LAYOUT_GEMM16, wp, p.n, p.k, nc->w_bits, 1, packed, &xw, &e) !=
+            QF_OK) {
+        snprintf(msg, msg_len, "setup: %s", e.msg);
+        goto done;
+    }
+    memset(got, 0x5A, n_out + 2 * GUARD);
+    if (qf_x86_gemm_s8(pool, isa, &p, x, &xw, nc->bias ? pp.bias : NULL, got + GUARD, scr + 3, sb,
+                       &e) != QF_OK) {
+        snprintf(msg, msg_len, "x86 kernel: %s", e.msg);
+        goto done;
+    }
+    if (!guards_ok(got, n_out)) {
+        snprintf(msg, msg_len, "output guard overwritten");
+        goto done;
+    }
+    for (size_t i = 0; i < n_out; i++)
+        if (got[GUARD + i] != want[i]) {
+            snprintf(msg, msg_len, "byte %zu: %d, reference %d", i, got[GUARD + i], want[i]);
+            goto done;
+        }
+    rc = 0;
+done:
+    free(x);
+    free(wv);
+    free(wp);
+    free(want);
+    free(got);
+    free(packed);
+    free(scr);
+    return rc;
+}
+
+static void test_gemm_matrix(void) {
+    int ran = 0;
+    for (size_t ii = 0; ii < QF_ARRAY_LEN(isas); ii++) {
+        if (!qf_x86_isa_usable(isas[ii])) {
+            printf("  skip gemm on %s (not supported by this CPU)\n", qf_isa_name(isas[ii]));
+            n_skipped++;
+            continue;
+        }
+        for (size_t gi = 0; gi < QF_ARRAY_LEN(gemm_cases); gi++)
+            for (size_t ni = 0; ni < QF_ARRAY_LEN(num_cases); ni++)
+                for (int th = 0; th < 2; th++) {
+                    char msg[200];
+                    int rc = gemm_one(isas[ii], th ? pool2() : NULL, &gemm_cases[gi],
+                                      &num_cases[ni], msg, sizeof msg);
+                    CHECK_MSG(rc == 0, "%s, gemm %dx%dx%d x %s, %d thread(s): %s",
+                              qf_isa_name(isas[ii]), gemm_cases[gi].m, gemm_cases[gi].n,
+                              gemm_cases[gi].k, num_cases[ni].name, th + 1, msg);
+                    ran++;
+                }
+    }
+    printf("  gemm: %d runs bit-exact\n", ran);
+}
+
+/* FIXED requantization in isolation: k = 1 gemms whose accumulators span
+ * the int32 range (biases anywhere, including INT32_MIN/MAX), with Q31
+ * multipliers and shifts drawn over their whole domain ([-31, 31] takes the
+ * vector epilogue; one pass with shifts down to -62 takes the lane-by-lane
+ * fallback), compared with the reference. */
+static void test_fixed_epilogue(void) {
+    enum { M = 37, N = 48 };
+    static qf_ref_rescale mult[N];
+    static int32_t bias[N];
+    int8_t x[M * 2], wv[N * 2], want[M * N], got[M * N];
+    char packed[4096];
+    static char scr[1 << 16];
+    int runs = 0;
+    for (size_t ii = 0; ii < QF_ARRAY_LEN(isas); ii++) {
+        if (!qf_x86_isa_usable(isas[ii])) continue;
+        for (int pass = 0; pass < 40; pass++) {
+            const int deep = pass == 39; /* shifts below -31 */
+            for (int c = 0; c < N; c++) {
+                int r = rnd(0, 9);
+                mult[c].mult_q = r == 0 ? 0 : r == 1 ? (1 << 30) : r == 2 ? INT32_MAX
+                                                                : rnd(1 << 30, INT32_MAX);
+                mult[c].shift = deep ? rnd(-62, 31) : rnd(-31, 31);
+                mult[c].mult_f = 1.0f;
+                r = rnd(0, 9);
+                bias[c] = r == 0 ? INT32_MIN : r == 1 ? INT32_MAX
+                                 : r < 5 ? rnd(-300, 300) : (int32_t)(rng ^ (rng << 7));
+            }
+            for (int i = 0; i < M * 2; i++) x[i] = (int8_t)rnd(-128, 127);
+            for (int i = 0; i < N * 2; i++) wv[i] = (int8_t)rnd(-127, 127);
+            qf_ref_gemm_params p;
+            memset(&p, 0, sizeof p);
+            p.m = M;
+            p.n = N;
+            p.k = 2;
+            p.in_zp = rnd(-128, 127);
+            p.w_bits = 8;
+            p.rq.mode = QF_RQ_FIXED;
+            p.rq.mult = mult;
+            p.rq.n_mult = N;
+            p.rq.out_zp = rnd(-128, 127);
+            p.rq.act_min = rnd(0, 1) ? -128 : rnd(-128, 0);
+            p.rq.act_max = rnd(0, 1) ? 127 : rnd(p.rq.act_min, 127);
+            qf_err e;
+            qf_x86_weights xw;
+            CHECK(qf_x86_weights_bytes(QX_LAYOUT_GEMM16, N, 2, 1) <= sizeof packed);
+            CHECK(qf_x86_gemm_s8_scratch_size(&p) <= sizeof scr);
+            CHECK_OK(qf_ref_gemm_s8(&p, x, (const uint8_t *)wv, bias, want, &e));
+            CHECK_OK(qf_x86_pack_weights(QX_LAYOUT_GEMM16, (const uint8_t *)wv, N, 2, 8, 1, packed,
+                                         &xw, &e));
+            CHECK_OK(qf_x86_gemm_s8(NULL, isas[ii], &p, x, &xw, bias, got, scr, sizeof scr, &e));
+            for (int i = 0; i < M * N; i++)
+                CHECK_MSG(got[i] == want[i], "%s pass %d [%d][%d]: %d, reference %d (m %d s %d)",
+                          qf_isa_name(isas[ii]), pass, i / N, i % N, got[i], want[i],
+                          (int)mult[i % N].mult_q, (int)mult[i % N].shift);
+            runs++;
+        }
+    }
+    printf("  fixed epilogue: %d runs bit-exact\n", runs);
+}
+
+/* ---- through the runtime ------------------------------------------------- */
+
+/* One QConv (general, depthwise 3x3/5x5, strided) or QGemm node in a
+ * session of 1 and of 2 threads: the bytes of the reference kernel either
+ * way (the active ISA's path: x86 packing at parse, the pool from the
+ * session options). */
+typedef struct sess_case {
+    const char *name;
+    int gemm, n, c, h, w, oc, k, stride, pad, group;
+} sess_case;
+
+static const sess_case sess_cases[] = {
+    {"conv 3x3", 0, 3, 16, 9, 11, 24, 3, 1, 1, 1},
+    {"conv 1x1 stride 2", 0, 2, 12, 8, 8, 20, 1, 2, 0, 1},
+    {"depthwise 3x3", 0, 2, 16, 10, 19, 16, 3, 1, 1, 16},
+    {"depthwise 5x5 stride 2", 0, 1, 8, 13, 21, 8, 5, 2, 2, 8},
+    {"gemm", 1, 5, 40, 0, 0, 20, 0, 0, 0, 1},
+};
+
+static int sess_add_value(qf_graph *g, const char *name, qf_dtype dt, int rank,
+                          const int64_t *dims, const void *data, float scale, int32_t zp) {
+    int v = qf_graph_add_value(g, name, dt, data ? rank : -1, data ? dims : NULL);
+    if (v < 0) return -1;
+    if (data) {
+        qf_tensor t;
+        memset(&t, 0, sizeof t);
+        t.dtype = dt;
+        t.rank = rank;
+        for (int i = 0; i < rank; i++) t.dims[i] = dims[i];
+        t.data = (void *)data;
+        if (qf_graph_set_const(g, v, &t, NULL) != QF_OK) return -1;
+    } else {
+        qf_value_set_qparams(g, v, 8, -1, 1, &scale, &zp);
+    }
+    return v;
+}
+
+/* Build, run with `threads`, copy the output into y (n_y bytes). */
+static qf_status sess_run(const sess_case *c, const int8_t *x, const int8_t *w,
+                          const int32_t *bias, const float *wscale, int threads, int8_t *y,
+                          size_t n_y, qf_err *e) {
+    qf_graph *g = qf_graph_create();
+    if (!g) return QF_ERR_NOMEM;
+    const int cpg = c->c / c->group;
+    int64_t wdims[4] = {c->oc, c->gemm ? c->c : cpg, c->k, c->k};
+    int64_t bdims[1] = {c->oc};
+    int vx = sess_add_value(g, "x", QF_DT_I8, 0, NULL, NULL, 0.05f, -3);
+    int vw = sess_add_value(g, "w", QF_DT_I8, c->gemm ? 2 : 4, wdims, w, 0, 0);
+    int vb = sess_add_value(g, "b", QF_DT_I32, 1, bdims, bias, 0, 0);
+    int vy = sess_add_value(g, "y", QF_DT_I8, 0, NULL, NULL, 0.5f, 4);
+    int32_t zeros[64] = {0};
+    if (vx < 0 || vw < 0 || vb < 0 || vy < 0) {
+        qf_graph_free(g);
+        return QF_ERR_INTERNAL;
+    }
+    qf_value_set_qparams(g, vw, 8, 0, c->oc, wscale, zeros);
+    qf_graph_add_input(g, vx);
+    qf_graph_add_output(g, vy);
+    int64_t pads[4] = {c->pad, c->pad, c->pad, c->pad}, strides[2] = {c->stride, c->stride};
+    qf_attr at[3] = {
+        {.name = "pads", .type = QF_ATTR_INTS, .ints = pads, .n = 4},
+        {.name = "strides", .type = QF_ATTR_INTS, .ints = strides, .n = 2},
+        {.name = "group", .type = QF_ATTR_INT, .i = c->group},
+    };
+    int ins[3] = {vx, vw, vb};
+    qf_status st = QF_OK;
+    if (qf_graph_add_node(g, "layer", c->gemm ? "QGemm" : "QConv", "qforge", 1, ins, 3, &vy, 1,
+                          at, c->gemm ? 0 : 3) < 0 ||
+        (st = qf_graph_toposort(g, e)) || (st = qf_graph_parse_ops(g, e))) {
+        qf_graph_free(g);
+        return st ? st : QF_ERR_INTERNAL;
+    }
+    qf_model *m = NULL;
+    qf_session *s = NULL;
+    if ((st = qf_model_from_graph(g, "x86.qfm", &m, e))) {
+        qf_graph_free(g);
+        return st;
+    }
+    qf_session_options opt = {.num_threads = threads};
+    qf_tensor xt, yt;
+    memset(&xt, 0, sizeof xt);
+    xt.dtype = QF_DT_I8;
+    xt.rank = c->gemm ? 2 : 4;
+    xt.dims[0] = c->n;
+    xt.dims[1] = c->c;
+    xt.dims[2] = c->h;
+    xt.dims[3] = c->w;
+    xt.data = (void *)x;
+    if (!(st = qf_session_create(m, &opt, &s, e)) && !(st = qf_session_run(s, &xt, 1, &yt, 1, e))) {
+        if ((size_t)qf_tensor_numel(&yt) != n_y)
+            st = QF_ERR_INTERNAL;
+        else
+            memcpy(y, yt.data, n_y);
+    }
+    qf_session_free(s);
+    qf_model_free(m);
+    return st;
+}
+
+static void test_session_threads(void) {
+    for (size_t ci = 0; ci < QF_ARRAY_LEN(sess_cases); ci++) {
+        const sess_case *c = &sess_cases[ci];
+        const int cpg = c->c / c->group;
+        const int k = c->gemm ? c->c : cpg * c->k * c->k;
+        const int oh = c->gemm ? 1 : (c->h + 2 * c->pad - c->k) / c->stride + 1;
+        const int ow = c->gemm ? 1 : (c->w + 2 * c->pad - c->k) / c->stride + 1;
+        const size_t n_x = (size_t)c->n * c->c * (c->gemm ? 1 : c->h * c->w);
+        const size_t n_y = (size_t)c->n * c->oc * oh * ow;
+        int8_t *x = malloc(n_x), *w = malloc((size_t)c->oc * k);
+        int8_t *want = malloc(n_y), *y1 = malloc(n_y), *y2 = malloc(n_y);
+        int32_t bias[64];
+        float wscale[64];
+        qf_ref_rescale mult[64];
+        CHECK(x && w && want && y1 && y2 && c->oc <= 64);
+        for (size_t i = 0; i < n_x; i++) x[i] = (int8_t)rnd(-128, 127);
+        for (int i = 0; i < c->oc * k; i++) w[i] = (int8_t)rnd(-127, 127);
+        for (int o = 0; o < c->oc; o++) {
+            bias[o] = rnd(-3000, 3000);
+            wscale[o] = 0.002f * (float)(1 + o % 5) / (float)k;
+        }
+        qf_err e;
+        e.msg[0] = 0;
+        qf_status st = qf_ref_rescale_channels(0.05f, wscale, c->oc, 0.5f, mult, &e);
+        qf_ref_requant rq = {.mode = QF_RQ_FP32, .mult = mult, .n_mult = c->oc, .out_zp = 4,
+                             .act_min = -128, .act_max = 127};
+        if (!st && c->gemm) {
+            qf_ref_gemm_params p = {.m = c->n, .n = c->oc, .k = k, .in_zp = -3, .w_bits = 8,
+                                    .rq = rq};
+            st = qf_ref_gemm_s8(&p, x, (const uint8_t *)w, bias, want, &e);
+        } else if (!st) {
+            qf_ref_conv_params p = {.batch = c->n, .in_c = c->c, .in_h = c->h, .in_w = c->w,
+                                    .out_c = c->oc, .out_h = oh, .out_w = ow, .k_h = c->k,
+                                    .k_w = c->k, .stride_h = c->stride, .stride_w = c->stride,
+                                    .dil_h = 1, .dil_w = 1, .pad_top = c->pad,
+                                    .pad_left = c->pad, .pad_bottom = c->pad,
+                                    .pad_right = c->pad, .groups = c->group, .in_zp = -3,
+                                    .w_bits = 8, .rq = rq};
+            st = qf_ref_conv2d_s8(&p, x, (const uint8_t *)w, bias, want, &e);
+        }
+        if (!st) st = sess_run(c, x, w, bias, wscale, 1, y1, n_y, &e);
+        if (!st) st = sess_run(c, x, w, bias, wscale, 2, y2, n_y, &e);
+        const int same1 = !st && memcmp(y1, want, n_y) == 0;
+        const int same2 = !st && memcmp(y2, want, n_y) == 0;
+        int distinct = 0;
+        for (size_t i = 1; !st && i < n_y && !distinct; i++) distinct = want[i] != want[0];
+        free(x), free(w), free(want), free(y1), free(y2);
+        CHECK_MSG(st == QF_OK, "%s: status %d %s", c->name, (int)st, e.msg);
+        CHECK_MSG(same1, "%s: 1 thread differs from the reference", c->name);
+        CHECK_MSG(same2, "%s: 2 threads differ from the reference", c->name);
+        CHECK_MSG(distinct, "%s: degenerate output", c->name);
+    }
+    printf("  session (ISA %s): %d layers bit-exact with 1 and 2 threads\n",
+           qf_isa_name(qf_isa_active()), (int)QF_ARRAY_LEN(sess_cases));
+}
+
+/* QF_ISA values: names, unknown names and unsupported ISAs. */
+static void test_isa_resolve(void) {
+    char msg[160];
+    const qf_isa best = qf_isa_best();
+    CHECK(qf_isa_supported(QF_ISA_SCALAR));
+    CHECK(qf_isa_supported(best));
+    CHECK_EQ_INT(qf_isa_resolve(NULL, msg, sizeof msg), best);
+    CHECK(msg[0] == 0);
+    CHECK_EQ_INT(qf_isa_resolve("", msg, sizeof msg), best);
+    CHECK_EQ_INT(qf_isa_resolve("scalar", msg, sizeof msg), QF_ISA_SCALAR);
+    CHECK(msg[0] == 0);
+    CHECK_EQ_INT(qf_isa_resolve("sse9", msg, sizeof msg), best);
+    CHECK(strstr(msg, "unknown") != NULL);
+    for (int i = 0; i < QF_ISA_COUNT; i++) {
+        qf_isa got = qf_isa_resolve(qf_isa_name((qf_isa)i), msg, sizeof msg);
+        if (qf_isa_supported((qf_isa)i)) {
+            CHECK_EQ_INT(got, i);
+            CHECK(msg[0] == 0);
+        } else {
+            CHECK_EQ_INT(got, best);
+            CHECK(strstr(msg, "cannot run") != NULL);
+            printf("  %s unsupported here: falls back to %s\n", qf_isa_name((qf_isa)i),
+                   qf_isa_name(best));
+        }
+    }
+    /* best is the highest supported */
+    for (int i = best + 1; i < QF_ISA_COUNT; i++)
+        CHECK(!qf_isa_supported((qf_isa)i));
+    /* the active ISA follows QF_ISA when the process was started with it */
+    const char *env = getenv("QF_ISA");
+    CHECK_EQ_INT(qf_isa_active(), qf_isa_resolve(env, msg, sizeof msg));
+    printf("  active ISA: %s (QF_ISA=%s)\n", qf_isa_name(qf_isa_active()), env ? env : "");
+}
+
+/* Refusals: mismatched packing, unusable ISA, short scratch. */
+static void test_bad_arguments(void) {
+    qf_ref_gemm_params p;
+    memset(&p, 0, sizeof p);
+    p.m = 2;
+    p.n = 3;
+    p.k = 5;
+    qf_ref_rescale r;
+    qf_ref_rescale_init(0.01, &r);
+    p.rq.mult = &r;
+    p.rq.n_mult = 1;
+    p.rq.act_min = -128;
+    p.rq.act_max = 127;
+    p.w_bits = 8;
+    int8_t x[10] = {0}, wv[15] = {0}, y[6];
+    char packed[4096], scr[8192];
+    qf_x86_weights xw;
+    qf_err e;
+    CHECK(qf_x86_weights_bytes(QX_LAYOUT_GEMM16, 3, 5, 1) <= sizeof packed);
+    CHECK_OK(qf_x86_pack_weights(QX_LAYOUT_GEMM16, (const uint8_t *)wv, 3, 5, 8, 1, packed, &xw,
+                                 &e));
+    size_t sb = qf_x86_gemm_s8_scratch_size(&p);
+    CHECK(sb > 0 && sb <= sizeof scr);
+    qf_isa isa = qf_isa_best();
+    if (!qf_x86_isa_usable(isa)) {
+        printf("  skip bad-argument checks (no x86 ISA)\n");
+        n_skipped++;
+        CHECK(qf_x86_gemm_s8(NULL, isa, &p, x, &xw, NULL, y, scr, sb, &e) != QF_OK);
+        return;
+    }
+    CHECK_OK(qf_x86_gemm_s8(NULL, isa, &p, x, &xw, NULL, y, scr, sb, &e));
+    CHECK(qf_x86_gemm_s8(NULL, isa, &p, x, &xw, NULL, y, scr, sb - 1, &e) == QF_ERR_INVALID_ARG);
+    CHECK(qf_x86_gemm_s8(NULL, QF_ISA_SCALAR, &p, x, &xw, NULL, y, scr, sb, &e) ==
+          QF_ERR_UNSUPPORTED);
+    p.k = 6;
+    CHECK(qf_x86_gemm_s8(NULL, isa, &p, x, &xw, NULL, y, scr, sizeof scr, &e) ==
+          QF_ERR_INVALID_ARG);
+    CHECK(qf_x86_weights_bytes(QX_LAYOUT_CONV8, 6, 5, 4) == 0); /* 4 does not divide 6 */
+    CHECK(qf_x86_weights_bytes(QX_LAYOUT_GEMM16, 6, 5, 2) == 0);
+}
+
+static void test_report_skips(void) {
+    printf("  ISAs skipped: %d\n", n_skipped);
+    CHECK(n_skipped >= 0);
+}
+
+QT_MAIN(QT_CASE(test_isa_resolve), QT_CASE(test_conv_matrix), QT_CASE(test_gemm_matrix),
+        QT_CASE(test_fixed_epilogue), QT_CASE(test_session_threads),
+        QT_CASE(test_bad_arguments), QT_CASE(test_report_skips))
