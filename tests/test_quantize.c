@@ -9,6 +9,7 @@
 #include "io/qfm.h"
 #include "ir/graph.h"
 #include "qtest.h"
+#include "kernels/ref/qref.h"
 #include "quant/quantize.h"
 #include "runtime/runtime.h"
 
@@ -241,6 +242,63 @@ static void four_bit_weights_and_methods(void) {
     qf_dataset_free(ds);
 }
 
+
+/* Bias correction: the quantized conv1's bias equals the float bias minus
+ * (W_q - W) . E[x], computed here from the dequantized weights and the mean
+ * of the calibration images (x in [0, 1): E[x] ~ 0.5, far from 0). */
+static void bias_correction_matches_formula(void) {
+    qf_graph *g = small_net();
+    qf_dataset *ds = make_dataset(256, 1, 8, 8);
+    CHECK(g && ds);
+    /* E[x] over the calibration samples (all 256) */
+    float *x = malloc(sizeof(float) * 256 * 64);
+    qf_err e;
+    CHECK_OK(qf_dataset_fill(ds, 0, 256, x, NULL, &e));
+    double mean = 0;
+    for (int i = 0; i < 256 * 64; i++) mean += x[i];
+    mean /= 256.0 * 64;
+    free(x);
+    const qf_value *fw = &g->values[qf_graph_find_value(g, "w1")];
+    const qf_value *fb = &g->values[qf_graph_find_value(g, "b1")];
+    int meaningful = 0;
+    for (int bc = 0; bc < 2; bc++) {
+        qf_qconfig_default(&cfg);
+        cfg.default_w_bits = 3;
+        cfg.per_channel = false;
+        cfg.calib = QF_CALIB_MINMAX;
+        cfg.bias_correction = bc;
+        qf_quant_options o = {.calib_limit = 256};
+        qf_graph *qg = NULL;
+        CHECK_OK(qf_quantize(g, ds, &cfg, &o, &qg, NULL, &e));
+        const qf_node *n = NULL;
+        for (int i = 0; i < qg->n_nodes; i++)
+            if (strcmp(qg->nodes[i].name, "conv1") == 0) n = &qg->nodes[i];
+        CHECK(n != NULL && n->op == QF_OP_QCONV);
+        const qf_value *xv = &qg->values[n->inputs[0]], *wv = &qg->values[n->inputs[1]],
+                       *bv = &qg->values[n->inputs[2]];
+        int wbits = (int)qf_node_attr_int(n, "w_bits", 8);
+        int8_t wq[8 * 9];
+        CHECK_OK(qf_ref_unpack_weights(wv->data, 8, 9, wbits, wq, &e));
+        for (int r = 0; r < 8; r++) {
+            double ws = wv->qp->scale[wv->qp->n == 1 ? 0 : r], in_s = xv->qp->scale[0];
+            double delta = 0;
+            for (int k = 0; k < 9; k++)
+                delta += (wq[r * 9 + k] * ws - ((const float *)fw->data)[r * 9 + k]) * mean;
+            double got = ((const int32_t *)bv->data)[r] * in_s * ws;
+            double want = ((const float *)fb->data)[r] - (bc ? delta : 0.0);
+            double tol = 0.5 * in_s * ws + 1e-3 * fabs(delta) + 1e-6;
+            CHECK_MSG(fabs(got - want) <= tol, "bc %d channel %d: bias %.6f want %.6f (delta %.6f)",
+                      bc, r, got, want, delta);
+            if (fabs(delta) > 4 * tol) meaningful++;
+        }
+        qf_graph_free(qg);
+    }
+    CHECK_MSG(meaningful >= 4, "only %d channels with a correction above the tolerance",
+              meaningful);
+    qf_graph_free(g);
+    qf_dataset_free(ds);
+}
+
 static void per_layer_bits_from_config(void) {
     qf_graph *g = small_net();
     qf_dataset *ds = make_dataset(64, 1, 8, 8);
@@ -333,5 +391,5 @@ static void pad_and_resize_lowered(void) {
     qf_dataset_free(ds);
 }
 
-QT_MAIN(QT_CASE(pad_and_resize_lowered), QT_CASE(int8_lowering_and_accuracy), QT_CASE(four_bit_weights_and_methods),
+QT_MAIN(QT_CASE(bias_correction_matches_formula), QT_CASE(pad_and_resize_lowered), QT_CASE(int8_lowering_and_accuracy), QT_CASE(four_bit_weights_and_methods),
         QT_CASE(per_layer_bits_from_config), QT_CASE(bad_calibration_data))

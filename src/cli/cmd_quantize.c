@@ -20,6 +20,8 @@ static const cli_opt quantize_opts[] = {
     {"bits", 0, "B", "weight bits for every layer, 2..8 (overrides the config default)"},
     {"percentile", 0, "P", "percentile for --method percentile (default 99.99)"},
     {"per-tensor", 0, NULL, "one weight scale per layer instead of per output channel"},
+    {"bias-correction", 0, NULL,
+     "correct each layer's bias for the mean error its weight quantization adds"},
     {"requant", 0, "fp32|fixed", "requantization arithmetic (default fp32)"},
     {"split", 0, "test|train", "split of a named dataset or directory (default train)"},
     {"limit", 'n', "N", "calibration samples (default 1000)"},
@@ -144,6 +146,7 @@ static int quantize_run(const cli_args *a) {
         cfg.percentile = (float)v;
     }
     if (cli_flag(a, "per-tensor")) cfg.per_channel = false;
+    if (cli_flag(a, "bias-correction")) cfg.bias_correction = true;
     const char *rq = cli_get(a, "requant");
     if (rq) {
         if (strcmp(rq, "fp32") == 0)

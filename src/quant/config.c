@@ -132,11 +132,14 @@ qf_status qf_qconfig_parse_json(qf_qconfig *c, const char *text, size_t len, con
                     st = qf_errf(err, QF_ERR_INVALID_ARG,
                                  "%s: \"%s\".\"%s\": activation bits must be 2..8 or 16", path, k,
                                  c->act[i].name);
-        } else if (strcmp(k, "per_channel") == 0 || strcmp(k, "symmetric") == 0) {
+        } else if (strcmp(k, "per_channel") == 0 || strcmp(k, "symmetric") == 0 ||
+                   strcmp(k, "bias_correction") == 0) {
             if (!cJSON_IsBool(it)) {
                 st = qf_errf(err, QF_ERR_INVALID_ARG, "%s: \"%s\" must be true or false", path, k);
             } else if (k[0] == 'p') {
                 c->per_channel = cJSON_IsTrue(it);
+            } else if (k[0] == 'b') {
+                c->bias_correction = cJSON_IsTrue(it);
             } else {
                 c->symmetric_weights = cJSON_IsTrue(it);
             }
@@ -162,7 +165,7 @@ qf_status qf_qconfig_parse_json(qf_qconfig *c, const char *text, size_t len, con
         } else {
             st = qf_errf(err, QF_ERR_INVALID_ARG,
                          "%s: unknown key \"%s\" (known: num_bits, act_bits, per_channel, "
-                         "symmetric, calibration, percentile, requant)",
+                         "symmetric, calibration, percentile, requant, bias_correction)",
                          path, k);
         }
         if (st) goto out;

@@ -32,7 +32,7 @@ typedef struct qf_qconfig_entry {
 
 typedef struct qf_qconfig {
     int default_w_bits;      /* 2..8, default 8 */
-    int default_act_bits;    /* 8 or 16, default 8 */
+    int default_act_bits;    /* 2..8 or 16, default 8 */
     bool w_list;             /* num_bits given as a list */
     int n_w;                 /* entries in w (list or named) */
     qf_qconfig_entry w[QF_QCONFIG_MAX_LAYERS];
@@ -43,6 +43,11 @@ typedef struct qf_qconfig {
     qf_calib_method calib;   /* default entropy... see qf_qconfig_default */
     float percentile;        /* default 99.99 */
     qf_requant_mode requant; /* default fp32 */
+    /* Empirical bias correction (Nagel et al. 2019): subtract from each
+     * output channel's bias the mean error the weight quantization adds,
+     * (W_q - W) . E[x], with E[x] per input channel from the calibration
+     * data. Default false. */
+    bool bias_correction;
 } qf_qconfig;
 
 /* Defaults: 8-bit per-channel symmetric weights, 8-bit activations,

@@ -45,7 +45,21 @@ typedef struct qctx {
     qf_quant_report *rep;
     qf_err *err;
     int uniq;
+    /* bias correction: per fg value, per-channel sums of the calibration
+     * activations (channel axis 1) and the count of values per channel */
+    double **ch_sum;
+    int64_t *ch_cnt;
 } qctx;
+
+/* What quantize_weights needs to compute a layer's bias correction:
+ * delta[r] = sum_k (q[r][k] * s[r] - w[r][k]) * mean[channel(r, k)]. */
+typedef struct bias_corr {
+    const double *mean; /* per input channel */
+    int64_t cin_g;      /* input channels per group */
+    int64_t spatial;    /* weights per input channel in a row (kh * kw) */
+    int64_t groups;
+    float *delta;       /* out: rows */
+} bias_corr;
 
 void qf_quant_report_free(qf_quant_report *r) {
     if (!r) return;
@@ -270,6 +284,25 @@ static qf_status make_q_output(qctx *c, int v, int *out) { return make_q_output_
 
 /* ---- calibration ------------------------------------------------------- */
 
+/* Per-channel (axis 1) sums of a calibration activation, for bias correction. */
+static void accumulate_means(qctx *c, int v, const qf_tensor *t) {
+    if (!c->ch_sum || !c->ch_sum[v] || t->rank < 2) return;
+    const qf_value *fv = &c->fg->values[v];
+    int64_t ch = t->dims[1], inner = 1;
+    if (fv->rank < 2 || ch != fv->dims[1]) return;
+    for (int d = 2; d < t->rank; d++) inner *= t->dims[d];
+    const float *x = t->data;
+    double *sum = c->ch_sum[v];
+    for (int64_t b = 0; b < t->dims[0]; b++)
+        for (int64_t k = 0; k < ch; k++) {
+            const float *p = x + (b * ch + k) * inner;
+            double acc = 0;
+            for (int64_t i = 0; i < inner; i++) acc += p[i];
+            sum[k] += acc;
+        }
+    c->ch_cnt[v] += t->dims[0] * inner;
+}
+
 static qf_status observe_cb(void *user, const qf_graph *g, int node, const qf_tensor *out,
                             int n_out) {
     qctx *c = user;
@@ -279,6 +312,7 @@ static qf_status observe_cb(void *user, const qf_graph *g, int node, const qf_te
         if (v < 0 || !out[j].data || out[j].dtype != QF_DT_F32 || !c->obs[v]) continue;
         qf_status s = qf_observer_observe_tensor(c->obs[v], &out[j], c->err);
         if (s) return s;
+        accumulate_means(c, v, &out[j]);
     }
     return QF_OK;
 }
@@ -351,6 +385,7 @@ static qf_status calibrate(qctx *c, const qf_dataset *ds, const qf_quant_options
         if (c->obs[g->inputs[0]]) {
             st = qf_observer_observe_tensor(c->obs[g->inputs[0]], &t, c->err);
             if (st) break;
+            accumulate_means(c, g->inputs[0], &t);
         }
         st = qf_session_run(s, &t, 1, outs, QF_MIN(n_out, QF_MAX_NODE_IO), c->err);
         if (c->rep) c->rep->calib_samples = i + cnt;
@@ -507,7 +542,8 @@ static void clamp_bounds(const act_q *a, float lo, float hi, int64_t *qlo, int64
 /* Weights of a Conv ([O, ...]) or of a Gemm/MatMul as rows [N, K]. */
 static qf_status quantize_weights(qctx *c, const char *layer, const float *w, int64_t rows,
                                   int64_t cols, int bits, const int64_t *shape, int rank,
-                                  int *wv_out, float *scales, int *container_bits) {
+                                  int *wv_out, float *scales, int *container_bits,
+                                  const bias_corr *bc) {
     qf_tensor wt = {.dtype = QF_DT_F32, .rank = 2, .dims = {rows, cols}, .data = (void *)w};
     /* min/max weight ranges for the plain minmax scheme; every other scheme
      * also clips weights where it lowers the quantization error, which
@@ -539,6 +575,16 @@ static qf_status quantize_weights(qctx *c, const char *layer, const float *w, in
         for (int64_t k = 0; k < cols; k++) {
             double x = nearbyint((double)w[r * cols + k] / scales[r]);
             q[r * cols + k] = (int8_t)QF_MAX(-qmax, QF_MIN(qmax, x));
+        }
+    if (bc) /* the mean output error the rounding and clipping add */
+        for (int64_t r = 0; r < rows; r++) {
+            int64_t g0 = (r / QF_MAX((int64_t)1, rows / bc->groups)) * bc->cin_g;
+            double d = 0;
+            for (int64_t k = 0; k < cols; k++) {
+                double err = (double)q[r * cols + k] * scales[r] - (double)w[r * cols + k];
+                d += err * bc->mean[g0 + k / bc->spatial];
+            }
+            bc->delta[r] = (float)d;
         }
     int cb = bits > 4 ? 8 : (bits > 2 ? 4 : 2);
     *container_bits = cb;
@@ -623,6 +669,20 @@ static qf_status out_and_clamp(qctx *c, const qf_node *n, int node_idx, int *out
     return QF_OK;
 }
 
+/* Mean of the calibration activation v per channel, or NULL (no bias
+ * correction, or the channel count is not `channels`). */
+static const double *channel_means(qctx *c, int v, int64_t channels) {
+    if (!c->ch_sum || !c->ch_sum[v] || c->ch_cnt[v] == 0) return NULL;
+    const qf_value *fv = &c->fg->values[v];
+    if (fv->rank < 2 || fv->dims[1] != channels) return NULL;
+    double *m = c->ch_sum[v];
+    if (c->ch_cnt[v] > 0) { /* turn the sums into means once (ch_cnt: values per channel) */
+        for (int64_t k = 0; k < channels; k++) m[k] /= (double)c->ch_cnt[v];
+        c->ch_cnt[v] = -1;
+    }
+    return m;
+}
+
 static qf_status lower_conv(qctx *c, int idx, lowered *lw) {
     const qf_node *n = &c->fg->nodes[idx];
     const qf_value *w = &c->fg->values[n->inputs[1]];
@@ -635,14 +695,26 @@ static qf_status lower_conv(qctx *c, int idx, lowered *lw) {
     qf_status s = wide ? get_q16(c, n->inputs[0], &x) : get_q(c, n->inputs[0], &x);
     float in_s = wide ? c->aq16[n->inputs[0]].scale : c->aq[n->inputs[0]].scale;
     int wv = -1, bv = -1, cb = 8;
+    int64_t groups = qf_node_attr_int(n, "group", 1), cin_g = w->rank > 1 ? w->dims[1] : 1;
+    const double *mean = c->cfg->bias_correction && groups >= 1
+                             ? channel_means(c, n->inputs[0], cin_g * groups)
+                             : NULL;
+    float *bfix = mean ? qf_calloc((size_t)rows * 2 + 1, sizeof(float)) : NULL;
+    bias_corr bc = {mean, cin_g, cols / QF_MAX(cin_g, (int64_t)1), groups, bfix};
     if (!s)
         s = quantize_weights(c, n->name, w->data, rows, cols, c->w_bits[idx], w->dims, w->rank,
-                             &wv, scales, &cb);
+                             &wv, scales, &cb, bfix ? &bc : NULL);
     const float *bias = n->n_inputs > 2 && is_const(c->fg, n->inputs[2])
                             ? c->fg->values[n->inputs[2]].data
                             : NULL;
+    if (!s && bfix) { /* corrected bias = bias - delta */
+        float *cb_bias = bfix + rows;
+        for (int64_t r = 0; r < rows; r++) cb_bias[r] = (bias ? bias[r] : 0.0f) - bfix[r];
+        bias = cb_bias;
+    }
     if (!s) s = quantize_bias(c, n->name, bias, rows, in_s, scales, &bv);
     qf_free(scales);
+    qf_free(bfix);
     if (s) return s;
     qf_attr attrs[24];
     static const char *const skip[] = {"act_min"};
@@ -658,6 +730,9 @@ static qf_status lower_conv(qctx *c, int idx, lowered *lw) {
     lw->name = "QConv";
     return QF_OK;
 }
+
+/* Bias correction of a Gemm/MatMul needs its input as [M, K] rows. */
+static bool g_in_rank2(const qctx *c, int v) { return c->fg->values[v].rank == 2; }
 
 /* Gemm (transA = 0, constant B, optional constant C) and MatMul with a
  * constant 2-D weight become QGemm with weight rows [N, K]. */
@@ -693,8 +768,17 @@ static qf_status lower_gemm(qctx *c, int idx, lowered *lw) {
     float in_s = wide ? c->aq16[n->inputs[0]].scale : c->aq[n->inputs[0]].scale;
     int64_t shape[2] = {N, K};
     int wv, bv, cb;
-    if ((s = quantize_weights(c, n->name, w, N, K, c->w_bits[idx], shape, 2, &wv, scales, &cb)))
-        goto out;
+    const double *mean =
+        c->cfg->bias_correction && g_in_rank2(c, n->inputs[0]) ? channel_means(c, n->inputs[0], K)
+                                                                 : NULL;
+    float *delta = mean ? qf_calloc((size_t)N + 1, sizeof(float)) : NULL;
+    bias_corr bc = {mean, K, 1, 1, delta};
+    s = quantize_weights(c, n->name, w, N, K, c->w_bits[idx], shape, 2, &wv, scales, &cb,
+                         delta ? &bc : NULL);
+    if (!s && delta)
+        for (int64_t r = 0; r < N; r++) bias[r] -= delta[r];
+    qf_free(delta);
+    if (s) goto out;
     if ((s = quantize_bias(c, n->name, bias, N, in_s, scales, &bv))) goto out;
     qf_attr attrs[8];
     int na = 0;
@@ -1149,6 +1233,24 @@ qf_status qf_quantize(const qf_graph *src, const qf_dataset *calib, const qf_qco
             (s = qf_observer_create(NULL, g->values[n->inputs[0]].name, &c.obs[n->inputs[0]], err)))
             goto done;
     }
+    if (cfg->bias_correction) { /* per-channel input means of the weighted layers */
+        c.ch_sum = qf_calloc((size_t)nv + 1, sizeof(double *));
+        c.ch_cnt = qf_calloc((size_t)nv + 1, sizeof(int64_t));
+        if (!c.ch_sum || !c.ch_cnt) {
+            s = nomem(&c);
+            goto done;
+        }
+        for (int i = 0; i < nn; i++) {
+            if (kind[i] != K_CONV && kind[i] != K_GEMM) continue;
+            int v = g->nodes[i].inputs[0];
+            const qf_value *fv = &g->values[v];
+            if (!c.obs[v] || c.ch_sum[v] || fv->rank < 2 || fv->dims[1] <= 0) continue;
+            if (!(c.ch_sum[v] = qf_calloc((size_t)fv->dims[1], sizeof(double)))) {
+                s = nomem(&c);
+                goto done;
+            }
+        }
+    }
     if ((s = calibrate(&c, calib, opt))) goto done;
     /* input activations that are not produced by a lowered node */
     for (int v = 0; v < nv; v++)
@@ -1264,6 +1366,9 @@ done:
     qf_free(c.aq16);
     qf_free(c.q16_of);
     qf_free(c.act16);
+    for (int v = 0; c.ch_sum && v < nv; v++) qf_free(c.ch_sum[v]);
+    qf_free(c.ch_sum);
+    qf_free(c.ch_cnt);
     qf_free(c.fused_into);
     qf_free(c.fused_act);
     qf_free(kind);
