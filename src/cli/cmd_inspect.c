@@ -73,6 +73,7 @@ static const char *encoding_name(uint32_t e) {
     case QF_QFM_ENC_SPARSE_BITMASK: return "sparse";
     case QF_QFM_ENC_ZSTD: return "zstd";
     case QF_QFM_ENC_SPARSE_BITMASK_ZSTD: return "sparse+zstd";
+    case QF_QFM_ENC_PALETTE: return "palette";
     default: return "?";
     }
 }

@@ -54,7 +54,8 @@ enum {
     QF_QFM_ENC_RAW = 0,
     QF_QFM_ENC_SPARSE_BITMASK = 1,
     QF_QFM_ENC_ZSTD = 2,
-    QF_QFM_ENC_SPARSE_BITMASK_ZSTD = 3
+    QF_QFM_ENC_SPARSE_BITMASK_ZSTD = 3,
+    QF_QFM_ENC_PALETTE = 4 /* codebook of <= 256 values + packed indices */
 };
 
 /* Fixed record sizes (bytes). */
@@ -75,8 +76,8 @@ qf_status qf_qfm_write(const qf_graph *g, const char *metadata_json, const char 
 /* How the writer stores things. qf_qfm_write uses the defaults (all zero):
  * compressed metadata sections, RAW tensors (used in place from the
  * mapping). QF_QFM_STORE_AUTO stores each tensor in the smallest of RAW,
- * ZSTD, SPARSE_BITMASK and SPARSE_BITMASK_ZSTD (RAW unless another saves at
- * least 64 bytes): smaller files, tensors decoded at load. */
+ * ZSTD, SPARSE_BITMASK, SPARSE_BITMASK_ZSTD and PALETTE (RAW unless another
+ * saves at least 64 bytes): smaller files, tensors decoded at load. */
 typedef enum qf_qfm_tensor_store {
     QF_QFM_STORE_RAW = 0,
     QF_QFM_STORE_AUTO = 1

@@ -521,9 +521,9 @@ static qf_status parse_tensors(rctx *c) {
                     seen[vi] ? "stored twice" : "not a constant");
             break;
         }
-        uint32_t max_enc = c->version >= 2 ? QF_QFM_ENC_SPARSE_BITMASK_ZSTD : QF_QFM_ENC_RAW;
+        uint32_t max_enc = c->version >= 2 ? QF_QFM_ENC_PALETTE : QF_QFM_ENC_RAW;
         if (enc > max_enc) {
-            s = enc <= QF_QFM_ENC_SPARSE_BITMASK_ZSTD
+            s = enc <= QF_QFM_ENC_PALETTE
                     ? fail(c, QF_ERR_UNSUPPORTED,
                            "tensor '%s': encoding %u is not allowed in a version %u file", v->name,
                            enc, c->version)

@@ -462,7 +462,7 @@ typedef struct wtensor {
 static qf_status choose_encodings(const qf_graph *g, const qf_qfm_write_options *o, wtensor *wt,
                                   qf_err *err) {
     static const uint32_t encs[] = {QF_QFM_ENC_ZSTD, QF_QFM_ENC_SPARSE_BITMASK,
-                                    QF_QFM_ENC_SPARSE_BITMASK_ZSTD};
+                                    QF_QFM_ENC_SPARSE_BITMASK_ZSTD, QF_QFM_ENC_PALETTE};
     int level = o->zstd_level ? o->zstd_level : 12;
     for (int i = 0; i < g->n_values; i++) {
         const qf_value *v = &g->values[i];
@@ -475,6 +475,7 @@ static qf_status choose_encodings(const qf_graph *g, const qf_qfm_write_options 
             size_t len;
             qf_status s = qf_qfm_tensor_encode(encs[k], v->data, v->nbytes, es, level, &buf, &len,
                                                err);
+            if (s == QF_ERR_UNSUPPORTED) continue; /* e.g. more than 256 values: no palette */
             if (s) return s;
             if (len + QF_QFM_ALIGN <= wt[i].len) {
                 qf_free(wt[i].owned);
