@@ -723,6 +723,72 @@ static void test_conv_vs_float(void) {
     }
 }
 
+
+/* Asymmetric weights: a hand example, then (w, w_zp) must give exactly what
+ * the symmetric kernel gives for the shifted weights w - w_zp, for conv
+ * (grouped, padded, strided) and gemm. */
+static void test_weight_zero_points(void) {
+    qf_err e;
+    /* 1x1 conv, 2 input channels: x = [3, 5], in_zp 1, w = [4, -2], w_zp 1:
+     * acc = (3-1)(4-1) + (5-1)(-2-1) = 6 - 12 = -6; M = 1 -> -6 */
+    int8_t hx[2] = {3, 5}, ho[1];
+    uint8_t hw[2] = {4, (uint8_t)(int8_t)-2};
+    int32_t hz[1] = {1};
+    qf_ref_rescale one;
+    CHECK_OK(qf_ref_rescale_init(1.0, &one));
+    qf_ref_conv_params hp = {.batch = 1, .in_c = 2, .in_h = 1, .in_w = 1, .out_c = 1,
+                             .out_h = 1, .out_w = 1, .k_h = 1, .k_w = 1, .stride_h = 1,
+                             .stride_w = 1, .dil_h = 1, .dil_w = 1, .groups = 1, .in_zp = 1,
+                             .w_bits = 8,
+                             .rq = {.mult = &one, .n_mult = 1, .act_min = -128, .act_max = 127},
+                             .w_zp = hz};
+    CHECK_OK(qf_ref_conv2d_s8(&hp, hx, hw, NULL, ho, &e));
+    CHECK_EQ_INT(ho[0], -6);
+    hz[0] = 128; /* outside the 8-bit container */
+    CHECK(qf_ref_conv2d_s8(&hp, hx, hw, NULL, ho, &e) == QF_ERR_INVALID_ARG);
+
+    enum { B = 2, C = 4, H = 7, W = 6, O = 6, K = 3, G = 2 };
+    uint32_t st = 99;
+#define RND(lo, hi) ((st = st * 1664525u + 1013904223u), (lo) + (int)((st >> 8) % ((hi) - (lo) + 1)))
+    static int8_t x[B * C * H * W], y1[B * O * 4 * 2], y2[B * O * 4 * 2];
+    int8_t w[O * (C / G) * K * K], ws[O * (C / G) * K * K];
+    int32_t zp[O], bias[O];
+    for (size_t i = 0; i < sizeof x; i++) x[i] = (int8_t)RND(-128, 127);
+    for (int o = 0; o < O; o++) zp[o] = RND(-20, 20), bias[o] = RND(-500, 500);
+    for (int i = 0; i < O * (C / G) * K * K; i++) {
+        w[i] = (int8_t)RND(-100, 100);
+        ws[i] = (int8_t)(w[i] - zp[i / ((C / G) * K * K)]);
+    }
+    qf_ref_rescale m[O];
+    for (int o = 0; o < O; o++) CHECK_OK(qf_ref_rescale_init(0.002 + 0.001 * o, &m[o]));
+    for (int mode = 0; mode < 2; mode++) {
+        qf_ref_conv_params p = {.batch = B, .in_c = C, .in_h = H, .in_w = W, .out_c = O,
+                                .out_h = 4, .out_w = 2, .k_h = K, .k_w = K, .stride_h = 2,
+                                .stride_w = 2, .dil_h = 1, .dil_w = 1, .pad_top = 1,
+                                .pad_left = 0, .pad_bottom = 1, .pad_right = 0, .groups = G,
+                                .in_zp = -7, .w_bits = 8,
+                                .rq = {.mode = (qf_ref_rq_mode)mode, .mult = m, .n_mult = O,
+                                       .out_zp = 3, .act_min = -128, .act_max = 127}};
+        CHECK_OK(qf_ref_conv2d_s8(&p, x, (const uint8_t *)ws, bias, y1, &e));
+        p.w_zp = zp;
+        CHECK_OK(qf_ref_conv2d_s8(&p, x, (const uint8_t *)w, bias, y2, &e));
+        CHECK(memcmp(y1, y2, sizeof y1) == 0);
+        /* gemm: x as [12, 14] rows, W [O, 14] */
+        qf_ref_gemm_params gp = {.m = 12, .n = O, .k = 14, .in_zp = 5, .w_bits = 8,
+                                 .rq = {.mode = (qf_ref_rq_mode)mode, .mult = m, .n_mult = O,
+                                        .out_zp = -2, .act_min = -128, .act_max = 127}};
+        static int8_t g1[12 * O], g2[12 * O];
+        int8_t gw[O * 14], gws[O * 14];
+        for (int i = 0; i < O * 14; i++) gw[i] = w[i % (O * (C / G) * K * K)];
+        for (int i = 0; i < O * 14; i++) gws[i] = (int8_t)(gw[i] - zp[i / 14]);
+        CHECK_OK(qf_ref_gemm_s8(&gp, x, (const uint8_t *)gws, bias, g1, &e));
+        gp.w_zp = zp;
+        CHECK_OK(qf_ref_gemm_s8(&gp, x, (const uint8_t *)gw, bias, g2, &e));
+        CHECK(memcmp(g1, g2, sizeof g1) == 0);
+    }
+#undef RND
+}
+
 static void test_conv_bad_params(void) {
     int8_t x[16] = {0}, o[16];
     uint8_t w[9] = {0};
@@ -1780,7 +1846,7 @@ static void test_golden_checksum(void) {
     CHECK_MSG(crc == GOLDEN_CRC, "crc 0x%08x, want 0x%08x", (unsigned)crc, (unsigned)GOLDEN_CRC);
 }
 
-QT_MAIN(QT_CASE(test_round_half_even), QT_CASE(test_quantize_roundtrip),
+QT_MAIN(QT_CASE(test_weight_zero_points), QT_CASE(test_round_half_even), QT_CASE(test_quantize_roundtrip),
         QT_CASE(test_quantize_multiplier), QT_CASE(test_gemmlowp_edges),
         QT_CASE(test_fixed_requant_vs_exact), QT_CASE(test_fp32_requant_vs_exact),
         QT_CASE(test_rescale_q), QT_CASE(test_pack_layout), QT_CASE(test_conv_vs_float),

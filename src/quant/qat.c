@@ -262,6 +262,11 @@ qf_status qf_qat(const qf_graph *fg, const qf_dataset *train, const qf_dataset *
     *out = NULL;
     memset(res, 0, sizeof *res);
     res->ptq_val_accuracy = res->fq_val_accuracy = -1;
+    if (!cfg->symmetric_weights)
+        return qf_errf(err, QF_ERR_UNSUPPORTED,
+                       "%s: QAT trains symmetric weights (\"symmetric\": true); asymmetric "
+                       "weights are a post-training option",
+                       o->config_path ? o->config_path : "config");
     qat_ctx c = {.err = err, .lsq = o->lsq};
     qf_graph *qg0 = NULL;
     qf_quant_options qo = {.calib_limit = o->calib_limit,

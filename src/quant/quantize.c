@@ -569,11 +569,32 @@ static qf_status quantize_weights(qctx *c, const char *layer, const float *w, in
                                c->fg->source_path, (double)scales[r], layer, (long long)r);
     size_t n = (size_t)rows * (size_t)cols;
     int8_t *q = qf_malloc(n ? n : 1);
-    if (!q) return nomem(c);
+    int32_t *zps = qf_calloc((size_t)rows + 1, sizeof(int32_t));
+    if (!q || !zps) {
+        qf_free(q);
+        qf_free(zps);
+        return nomem(c);
+    }
     int32_t qmax = (1 << (bits - 1)) - 1;
+    if (!c->cfg->symmetric_weights) {
+        /* asymmetric: [min, max] of the channel (or the tensor) onto the
+         * restricted range [-qmax, qmax], zero exactly representable */
+        double tlo = 0, thi = 0;
+        for (size_t i = 0; i < n; i++) tlo = QF_MIN(tlo, w[i]), thi = QF_MAX(thi, w[i]);
+        for (int64_t r = 0; r < rows; r++) {
+            double lo = 0, hi = 0;
+            for (int64_t k = 0; k < cols && c->cfg->per_channel; k++)
+                lo = QF_MIN(lo, w[r * cols + k]), hi = QF_MAX(hi, w[r * cols + k]);
+            if (!c->cfg->per_channel) lo = tlo, hi = thi;
+            double sc = (hi - lo) / (2.0 * qmax);
+            scales[r] = sc > 0 ? (float)sc : 1.0f;
+            double z = nearbyint(-qmax - lo / scales[r]);
+            zps[r] = (int32_t)QF_MAX(-qmax, QF_MIN(qmax, z));
+        }
+    }
     for (int64_t r = 0; r < rows; r++)
         for (int64_t k = 0; k < cols; k++) {
-            double x = nearbyint((double)w[r * cols + k] / scales[r]);
+            double x = nearbyint((double)w[r * cols + k] / scales[r]) + zps[r];
             q[r * cols + k] = (int8_t)QF_MAX(-qmax, QF_MIN(qmax, x));
         }
     if (bc) /* the mean output error the rounding and clipping add */
@@ -581,7 +602,8 @@ static qf_status quantize_weights(qctx *c, const char *layer, const float *w, in
             int64_t g0 = (r / QF_MAX((int64_t)1, rows / bc->groups)) * bc->cin_g;
             double d = 0;
             for (int64_t k = 0; k < cols; k++) {
-                double err = (double)q[r * cols + k] * scales[r] - (double)w[r * cols + k];
+                double err = (double)(q[r * cols + k] - zps[r]) * scales[r] -
+                             (double)w[r * cols + k];
                 d += err * bc->mean[g0 + k / bc->spatial];
             }
             bc->delta[r] = (float)d;
@@ -606,13 +628,15 @@ static qf_status quantize_weights(qctx *c, const char *layer, const float *w, in
         qf_free(p);
         if (s) {
             qf_free(q);
+            qf_free(zps);
             return s;
         }
     }
     qf_free(q);
-    if (wv < 0) return nomem(c);
-    int32_t *zps = qf_calloc((size_t)rows, sizeof(int32_t));
-    if (!zps) return nomem(c);
+    if (wv < 0) {
+        qf_free(zps);
+        return nomem(c);
+    }
     s = qf_value_set_qparams(c->qg, wv, bits, 0, (int)rows, scales, zps);
     qf_free(zps);
     if (s) return nomem(c);
@@ -1173,14 +1197,6 @@ qf_status qf_quantize(const qf_graph *src, const qf_dataset *calib, const qf_qco
     if (!c.w_bits || !c.act_bits || !c.fused_into || !c.fused_act || !kind || !c.obs || !c.aq ||
         !c.q_of || !c.f_of || !c.rep->layers || !c.aq16 || !c.q16_of || !c.act16) {
         s = nomem(&c);
-        goto done;
-    }
-    if (!cfg->symmetric_weights) {
-        /* the integer kernels take weight zero point 0 (DESIGN.md numerics) */
-        s = qf_errf(err, QF_ERR_UNSUPPORTED,
-                    "%s: asymmetric weights (\"symmetric\": false) are not supported: weights "
-                    "are quantized symmetrically with zero point 0",
-                    opt && opt->config_path ? opt->config_path : "config");
         goto done;
     }
     for (int i = 0; i < nn; i++) c.fused_into[i] = c.fused_act[i] = -1;

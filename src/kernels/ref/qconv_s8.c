@@ -60,6 +60,13 @@ static qf_status conv_check(const qf_ref_conv_params *p, const void *in, const u
     if (!dims_product(din, 4, &n_in) || !dims_product(dout, 4, &n_out) ||
         !dims_product(dk, 3, &k) || n_in > (size_t)INT64_MAX || n_out > (size_t)INT64_MAX)
         return qf_errf(err, QF_ERR_INVALID_ARG, "%s: tensor sizes overflow", who);
+    if (p->w_zp) {
+        int32_t half = 1 << (p->w_bits - 1);
+        for (int32_t c = 0; c < p->out_c; c++)
+            if (p->w_zp[c] < -half || p->w_zp[c] >= half)
+                return qf_errf(err, QF_ERR_INVALID_ARG, "%s: w_zp[%d] = %d outside %d-bit range",
+                               who, (int)c, (int)p->w_zp[c], (int)p->w_bits);
+    }
     return qr_check_requant(&p->rq, p->out_c, tmin, tmax, who, err);
 }
 
@@ -75,6 +82,7 @@ static void conv_run(const qf_ref_conv_params *p, const conv_io *io, const uint8
             const int64_t ic0 = (oc / opg) * cpg;
             const uint8_t *row = w + (size_t)oc * row_bytes;
             const qf_ref_rescale *r = qr_mult_of(&p->rq, oc);
+            const int32_t wz = p->w_zp ? p->w_zp[oc] : 0;
             for (int64_t oy = 0; oy < p->out_h; oy++) {
                 for (int64_t ox = 0; ox < p->out_w; ox++) {
                     int32_t acc = bias ? bias[oc] : 0;
@@ -89,7 +97,8 @@ static void conv_run(const qf_ref_conv_params *p, const conv_io *io, const uint8
                                 const int64_t at = (plane + iy) * p->in_w + ix;
                                 int32_t x = (io->in8 ? io->in8[at] : io->in16[at]) - zp;
                                 int32_t wv = qf_ref_weight_get(
-                                    row, (ic * p->k_h + ky) * p->k_w + kx, p->w_bits);
+                                                 row, (ic * p->k_h + ky) * p->k_w + kx, p->w_bits) -
+                                             wz;
                                 acc = qr_wrap_add(acc, x * wv);
                             }
                         }

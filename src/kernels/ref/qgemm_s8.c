@@ -23,6 +23,13 @@ static qf_status gemm_check(const qf_ref_gemm_params *p, const void *x, const ui
         return qf_errf(err, QF_ERR_INVALID_ARG, "%s: w_bits %d not 8, 4 or 2", who, (int)p->w_bits);
     if (!qr_in_range(p->in_zp, tmin, tmax))
         return qf_errf(err, QF_ERR_INVALID_ARG, "%s: in_zp %d out of range", who, (int)p->in_zp);
+    if (p->w_zp) {
+        int32_t half = 1 << (p->w_bits - 1);
+        for (int32_t c = 0; c < p->n; c++)
+            if (p->w_zp[c] < -half || p->w_zp[c] >= half)
+                return qf_errf(err, QF_ERR_INVALID_ARG, "%s: w_zp[%d] = %d outside %d-bit range",
+                               who, (int)c, (int)p->w_zp[c], (int)p->w_bits);
+    }
     return qr_check_requant(&p->rq, p->n, tmin, tmax, who, err);
 }
 
@@ -32,11 +39,12 @@ static void gemm_run(const qf_ref_gemm_params *p, const gemm_io *io, const uint8
     for (int64_t i = 0; i < p->m; i++) {
         for (int64_t j = 0; j < p->n; j++) {
             const uint8_t *row = w + (size_t)j * row_bytes;
+            const int32_t wz = p->w_zp ? p->w_zp[j] : 0;
             int32_t acc = bias ? bias[j] : 0;
             for (int64_t t = 0; t < p->k; t++) {
                 const int64_t at = i * p->k + t;
                 int32_t x = (io->x8 ? io->x8[at] : io->x16[at]) - p->in_zp;
-                acc = qr_wrap_add(acc, x * qf_ref_weight_get(row, t, p->w_bits));
+                acc = qr_wrap_add(acc, x * (qf_ref_weight_get(row, t, p->w_bits) - wz));
             }
             int32_t q = qf_ref_requantize(p->rq.mode, acc, qr_mult_of(&p->rq, j), p->rq.out_zp,
                                           p->rq.act_min, p->rq.act_max);

@@ -248,6 +248,10 @@ typedef struct qf_ref_conv_params {
     int32_t in_zp;                                    /* s8: [-128, 127]; s16: [-32768, 32767] */
     int32_t w_bits;                                   /* weight container: 8, 4 or 2 */
     qf_ref_requant rq;                                /* n_mult 1 or out_c */
+    /* Asymmetric weights: out_c zero points (within the container's signed
+     * range), acc = bias + sum (q_x - in_zp) * (w - w_zp[c]). NULL: all 0,
+     * the symmetric default (DESIGN.md); fast kernels handle only that. */
+    const int32_t *w_zp;
 } qf_ref_conv_params;
 
 qf_status qf_ref_conv2d_s8(const qf_ref_conv_params *p, const int8_t *in, const uint8_t *w,
@@ -268,6 +272,7 @@ typedef struct qf_ref_gemm_params {
     int32_t in_zp;     /* within the input type */
     int32_t w_bits;    /* 8, 4 or 2 */
     qf_ref_requant rq; /* n_mult 1 or n */
+    const int32_t *w_zp; /* n weight zero points (asymmetric weights) or NULL */
 } qf_ref_gemm_params;
 
 qf_status qf_ref_gemm_s8(const qf_ref_gemm_params *p, const int8_t *x, const uint8_t *w,
