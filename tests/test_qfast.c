@@ -28,7 +28,9 @@
 
 #include "ir/graph.h"
 #include "ir/ops.h"
+#include "kernels/dispatch.h"
 #include "kernels/portable/qfast.h"
+#include "kernels/x86/qx86.h"
 #include "kernels/ref/qref.h"
 #include "qtest.h"
 #include "runtime/runtime.h"
@@ -837,7 +839,10 @@ static void test_ops_run_paths(void) {
         if (!st) { /* what the fast kernels ask for, from parameters built here */
             if (c->gemm) {
                 qf_ref_gemm_params gp = {.m = c->n, .n = c->oc, .k = c->c};
-                want_bytes = qf_fast_gemm_s8_scratch_size(&gp);
+                /* with an x86 ISA active the op runs the x86 kernels */
+                want_bytes = qf_x86_isa_usable(qf_isa_active())
+                                 ? qf_x86_gemm_s8_scratch_size(&gp)
+                                 : qf_fast_gemm_s8_scratch_size(&gp);
             } else {
                 qf_ref_conv_params cp = {.batch = c->n,
                                          .in_c = c->c,
@@ -857,7 +862,10 @@ static void test_ops_run_paths(void) {
                                          .groups = c->group};
                 cp.out_h = c->h + 2 * c->pad - c->kh + 1;
                 cp.out_w = c->w + 2 * c->pad - c->kw + 1;
-                want_bytes = qf_fast_conv2d_s8_scratch_size(&cp);
+                /* depthwise layers keep the portable kernel's scratch */
+                want_bytes = qf_x86_isa_usable(qf_isa_active()) && c->c / c->group > 1
+                                 ? qf_x86_conv2d_s8_scratch_size(&cp)
+                                 : qf_fast_conv2d_s8_scratch_size(&cp);
             }
         }
         if (!st) {

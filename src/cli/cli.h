@@ -119,5 +119,6 @@ extern const cli_cmd cli_cmd_train, cli_cmd_distill, cli_cmd_qat;
 extern const cli_cmd cli_cmd_bench;
 extern const cli_cmd cli_cmd_check;
 extern const cli_cmd cli_cmd_prune, cli_cmd_cluster;
+extern const cli_cmd cli_cmd_compress;
 
 #endif /* QF_CLI_H */

@@ -8,7 +8,7 @@
 static const cli_cmd *const commands[] = {
     &cli_cmd_inspect, &cli_cmd_check,    &cli_cmd_train,  &cli_cmd_distill,
     &cli_cmd_prune,   &cli_cmd_cluster,  &cli_cmd_quantize, &cli_cmd_qat, &cli_cmd_eval,
-    &cli_cmd_export,  &cli_cmd_run,      &cli_cmd_bench};
+    &cli_cmd_compress, &cli_cmd_export,  &cli_cmd_run,      &cli_cmd_bench};
 
 static void print_main_help(FILE *f) {
     fprintf(f, "usage: qforge <command> [options]\n\n"

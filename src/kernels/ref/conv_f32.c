@@ -8,9 +8,18 @@
  * depthwise-like groups (one input channel per group, few outputs) run a
  * direct loop that needs no scratch. The GEMMs go through
  * qf_sgemm_f32_auto: OpenBLAS for large ones, the portable kernel else.
+ *
+ * Batches of small images (training: 28x28 and smaller, one band per
+ * image) put the im2col matrices of several images side by side so one
+ * GEMM covers the chunk: a per-image GEMM is too small for OpenBLAS to use
+ * two threads well, and its call overhead dominates. The chunk's result is
+ * then scattered into Y (bias added on the way), image by image on the
+ * thread pool.
  */
 #include <string.h>
+#include <stdlib.h> /*TMPHACK*/
 
+#include "base/threadpool.h"
 #include "kernels/blas/sgemm_blas.h"
 #include "kernels/ref/sgemm.h"
 #include "kernels/ref/spatial.h"
@@ -22,12 +31,15 @@ typedef struct conv_params {
 
 /* im2col band budget in floats (8 MiB) */
 #define COL_BUDGET ((size_t)2 << 20)
+/* Floats of im2col matrix plus GEMM result per batched chunk (8 MiB). */
+#define BATCH_BUDGET ((int64_t)2 << 20)
 
 typedef struct conv_plan {
     qf_spatial_geom g;
     int64_t n, c, m, cg, mg, kk; /* batch, channels, outputs, per group, kernel size */
     bool pointwise, direct;
     int64_t band_rows; /* output rows (of out[2] columns) per im2col band */
+    int64_t chunk;     /* images per batched GEMM (>= 2), or 0: image by image */
 } conv_plan;
 
 static qf_status conv_parse(qf_graph *g, qf_node *n, qf_err *err) {
@@ -91,6 +103,12 @@ static qf_status conv_make_plan(const qf_node *n, const qf_tensor *in, int n_in,
     int64_t band = (int64_t)(COL_BUDGET / (size_t)(k * g->out[2] > 0 ? k * g->out[2] : 1));
     if (band < 1) band = 1;
     pl->band_rows = band < rows ? band : rows;
+    if (!pl->pointwise && !pl->direct && pl->band_rows == rows && pl->n > 1) {
+        int64_t per = (k + pl->mg) * rows * g->out[2];
+        int64_t nb = per > 0 ? BATCH_BUDGET / per : 0;
+        if (nb > pl->n) nb = pl->n;
+        pl->chunk = nb >= 2 && !getenv("QF_NOBATCH") ? nb : 0; /*TMPHACK*/
+    }
     return QF_OK;
 }
 
@@ -114,6 +132,12 @@ static size_t conv_scratch(const qf_node *n, const qf_tensor *in, int n_in, cons
     if (conv_make_plan(n, in, n_in, &pl, NULL)) return 0;
     if (pl.direct) return 0;
     size_t k = (size_t)(pl.cg * pl.kk);
+    if (pl.chunk) {
+        /* col (k x chunk*hwo) and the GEMM result (mg x chunk*hwo) */
+        size_t cols = (size_t)(pl.chunk * qf_spatial_prod(pl.g.out));
+        return (k + (size_t)pl.mg) * cols * sizeof(float) + 64 +
+               qf_sgemm_f32_scratch((size_t)pl.mg, cols, k);
+    }
     size_t cols =
         pl.pointwise ? (size_t)qf_spatial_prod(pl.g.out) : (size_t)(pl.band_rows * pl.g.out[2]);
     size_t gemm = qf_sgemm_f32_scratch((size_t)pl.mg, cols, k);
@@ -122,16 +146,18 @@ static size_t conv_scratch(const qf_node *n, const qf_tensor *in, int n_in, cons
 }
 
 /* Build the im2col band for output rows [r0, r1) (row = (od, oh) pair):
- * col[(c, kd, kh, kw)][(row - r0) * out2 + ow]. */
-static void im2col_band(const conv_plan *pl, const float *x, int64_t r0, int64_t r1, float *col) {
+ * col[(c, kd, kh, kw) * ld + (row - r0) * out2 + ow]; ld >= the band's
+ * columns (larger when several images sit side by side). */
+static void im2col_band(const conv_plan *pl, const float *x, int64_t r0, int64_t r1, float *col,
+                        int64_t ld) {
     const qf_spatial_geom *g = &pl->g;
-    int64_t wo = g->out[2], cols = (r1 - r0) * wo;
+    int64_t wo = g->out[2];
     int64_t in_hw = g->in[1] * g->in[2];
     float *dst = col;
     for (int64_t c = 0; c < pl->cg; c++)
         for (int64_t kd = 0; kd < g->kernel[0]; kd++)
             for (int64_t kh = 0; kh < g->kernel[1]; kh++)
-                for (int64_t kw = 0; kw < g->kernel[2]; kw++, dst += cols) {
+                for (int64_t kw = 0; kw < g->kernel[2]; kw++, dst += ld) {
                     int64_t iw0 = kw * g->dil[2] - g->pad_b[2], lo, hi;
                     qf_spatial_valid_range(iw0, g->stride[2], g->in[2], wo, &lo, &hi);
                     for (int64_t r = r0; r < r1; r++) {
@@ -197,11 +223,71 @@ static void conv_direct_channel(const qf_spatial_geom *g, const float *restrict 
         }
 }
 
+/* One chunk of images and one group of the batched path; tasks are images. */
+typedef struct conv_batch {
+    const conv_plan *pl;
+    const float *x, *bias;
+    float *y, *col, *res;
+    int64_t b0, gi, nb, hwi, hwo;
+} conv_batch;
+
+static void batch_im2col_task(void *ctx, int64_t i, int tid) {
+    (void)tid;
+    const conv_batch *j = ctx;
+    const conv_plan *pl = j->pl;
+    const float *xg = j->x + ((j->b0 + i) * pl->c + j->gi * pl->cg) * j->hwi;
+    im2col_band(pl, xg, 0, pl->g.out[0] * pl->g.out[1], j->col + i * j->hwo, j->nb * j->hwo);
+}
+
+static void batch_scatter_task(void *ctx, int64_t i, int tid) {
+    (void)tid;
+    const conv_batch *j = ctx;
+    const conv_plan *pl = j->pl;
+    int64_t ld = j->nb * j->hwo;
+    for (int64_t m = 0; m < pl->mg; m++) {
+        const float *restrict src = j->res + m * ld + i * j->hwo;
+        float *restrict dst = j->y + ((j->b0 + i) * pl->m + j->gi * pl->mg + m) * j->hwo;
+        float bv = j->bias ? j->bias[j->gi * pl->mg + m] : 0.0f;
+        for (int64_t p = 0; p < j->hwo; p++)
+            dst[p] = src[p] + bv;
+    }
+}
+
+static void conv_run_batched(const qf_exec_ctx *ctx, const conv_plan *pl, const float *x,
+                             const float *w, const float *bias, float *y, void *scratch) {
+    int64_t k = pl->cg * pl->kk, group = pl->c / pl->cg;
+    conv_batch j = {.pl = pl, .x = x, .bias = bias, .y = y};
+    j.hwi = qf_spatial_prod(pl->g.in);
+    j.hwo = qf_spatial_prod(pl->g.out);
+    j.col = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
+    j.res = j.col + k * pl->chunk * j.hwo;
+    void *gemm_scratch = j.res + pl->mg * pl->chunk * j.hwo;
+    qf_threadpool *pool = ctx ? ctx->pool : NULL;
+    for (int64_t b0 = 0; b0 < pl->n; b0 += pl->chunk) {
+        j.b0 = b0;
+        j.nb = pl->n - b0 < pl->chunk ? pl->n - b0 : pl->chunk;
+        size_t cols = (size_t)(j.nb * j.hwo);
+        for (int64_t gi = 0; gi < group; gi++) {
+            j.gi = gi;
+            qf_parallel_for(pool, j.nb, batch_im2col_task, &j);
+            qf_sgemm_f32_auto(ctx, false, false, (size_t)pl->mg, cols, (size_t)k, 1.0f,
+                              w + gi * pl->mg * k, (size_t)k, j.col, cols, 0.0f, j.res, cols,
+                              gemm_scratch);
+            qf_parallel_for(pool, j.nb, batch_scatter_task, &j);
+        }
+    }
+}
+
 static qf_status conv_run(const qf_exec_ctx *ctx, const qf_node *n, const qf_tensor *in, int n_in,
                           qf_tensor *out, int n_out, void *scratch, qf_err *err) {
     conv_plan pl;
     qf_status s = conv_make_plan(n, in, n_in, &pl, err);
     if (s) return s;
+    if (pl.chunk) {
+        const float *bias = n_in > 2 && in[2].dtype != QF_DT_UNDEF ? in[2].data : NULL;
+        conv_run_batched(ctx, &pl, in[0].data, in[1].data, bias, out[0].data, scratch);
+        return QF_OK;
+    }
     const qf_spatial_geom *g = &pl.g;
     const float *x = in[0].data, *w = in[1].data;
     const float *bias = n_in > 2 && in[2].dtype != QF_DT_UNDEF ? in[2].data : NULL;
@@ -240,7 +326,7 @@ static qf_status conv_run(const qf_exec_ctx *ctx, const qf_node *n, const qf_ten
                 for (int64_t r0 = 0; r0 < rows; r0 += pl.band_rows) {
                     int64_t r1 = r0 + pl.band_rows < rows ? r0 + pl.band_rows : rows;
                     int64_t cols = (r1 - r0) * g->out[2];
-                    im2col_band(&pl, xg, r0, r1, col);
+                    im2col_band(&pl, xg, r0, r1, col, cols);
                     qf_sgemm_f32_auto(ctx, false, false, (size_t)pl.mg, (size_t)cols, (size_t)k,
                                       1.0f, wg, (size_t)k, col, (size_t)cols, beta,
                                       yg + r0 * g->out[2], (size_t)hwo, gemm_scratch);

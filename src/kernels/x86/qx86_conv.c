@@ -130,8 +130,9 @@ typedef struct conv_job {
     const uint8_t *src; /* planes or the input */
     int64_t src_len;
     int64_t tap_max; /* largest tap offset */
-    /* current group and band */
-    int64_t g, s0, n_pairs, n_cc, cb;
+    /* current group and band: tasks are n_pt runs of ppt slot pairs times
+     * n_cc chunks of cb channel blocks */
+    int64_t g, s0, n_pairs, ppt, n_pt, n_cc, cb;
 } conv_job;
 
 /* Fill the stride-phase planes of input channel ic of image b. */
@@ -260,20 +261,20 @@ static void make_store(const qf_ref_conv_params *p, const cplan *pl, int64_t s,
     }
 }
 
+/* Tiles of a run of consecutive slot pairs and a chunk of channel blocks.
+ * Runs rather than single pairs: neighbouring pairs write into the same
+ * output cache lines, and two threads taking turns on them would pass the
+ * lines back and forth. */
 static void compute_task(void *ctx, int64_t task, int tid) {
     (void)tid;
     const conv_job *j = ctx;
     const qf_ref_conv_params *p = j->p;
     const cplan *pl = j->pl;
-    const int64_t pair = task / j->n_cc, cc = task % j->n_cc;
-    const int64_t s = j->s0 + pair * QX_CONV_SLOTS;
-    qx_vec_store st[2];
-    make_store(p, pl, s, &st[0]);
-    make_store(p, pl, s + 16, &st[1]);
-    if (st[0].n_seg == 0 && st[1].n_seg == 0) return;
+    const int64_t run = task / j->n_cc, cc = task % j->n_cc;
+    const int64_t pair_end = (run + 1) * j->ppt < j->n_pairs ? (run + 1) * j->ppt : j->n_pairs;
     const int64_t blk_end = (cc + 1) * j->cb < pl->nb ? (cc + 1) * j->cb : pl->nb;
+    qx_vec_store st[2];
     qx_conv_tile t;
-    t.a = j->band + 2 * pair * pl->k4 * 64;
     t.a_stride = (size_t)pl->k4 * 64;
     t.k4 = (int32_t)pl->k4;
     t.maddubs_ok = j->w->maddubs_ok;
@@ -282,17 +283,24 @@ static void compute_task(void *ctx, int64_t task, int tid) {
     t.st = st;
     t.e.rq = &p->rq;
     t.e.fixed_vec = j->fixed_vec;
-    for (int64_t blk = cc * j->cb; blk < blk_end; blk++) {
-        const int64_t pr = (j->g * pl->nb + blk) * QX_CONV_ROWS;
-        t.w = j->w->data + pr * pl->k4 * 4;
-        const int64_t left = pl->opg - blk * QX_CONV_ROWS;
-        t.n_rows = (int32_t)(left < QX_CONV_ROWS ? left : QX_CONV_ROWS);
-        t.ch0 = (int32_t)(j->g * pl->opg + blk * QX_CONV_ROWS);
-        t.e.corr = j->corr + pr;
-        t.e.mult_f = j->mult + pr;
-        t.e.mult_q = j->mq + pr;
-        t.e.shift = j->shift + pr;
-        j->uk->conv_tile(&t);
+    for (int64_t pair = run * j->ppt; pair < pair_end; pair++) {
+        const int64_t s = j->s0 + pair * QX_CONV_SLOTS;
+        make_store(p, pl, s, &st[0]);
+        make_store(p, pl, s + 16, &st[1]);
+        if (st[0].n_seg == 0 && st[1].n_seg == 0) continue;
+        t.a = j->band + 2 * pair * pl->k4 * 64;
+        for (int64_t blk = cc * j->cb; blk < blk_end; blk++) {
+            const int64_t pr = (j->g * pl->nb + blk) * QX_CONV_ROWS;
+            t.w = j->w->data + pr * pl->k4 * 4;
+            const int64_t left = pl->opg - blk * QX_CONV_ROWS;
+            t.n_rows = (int32_t)(left < QX_CONV_ROWS ? left : QX_CONV_ROWS);
+            t.ch0 = (int32_t)(j->g * pl->opg + blk * QX_CONV_ROWS);
+            t.e.corr = j->corr + pr;
+            t.e.mult_f = j->mult + pr;
+            t.e.mult_q = j->mq + pr;
+            t.e.shift = j->shift + pr;
+            j->uk->conv_tile(&t);
+        }
     }
 }
 
@@ -388,14 +396,18 @@ qf_status qf_x86_conv2d_s8(qf_threadpool *pool, qf_isa isa, const qf_ref_conv_pa
             if (n > pl.band_slots) n = pl.band_slots;
             qf_parallel_for(pool, n / 16, pack_task, &j);
             j.n_pairs = n / QX_CONV_SLOTS;
-            /* split channels too when there are few slot pairs */
+            /* about 4 tasks per thread: runs of pairs, and channel chunks
+             * too when there are few pairs */
             const int64_t want = 4 * nthreads;
             int64_t n_cc = 1;
             if (nthreads > 1 && j.n_pairs < want) n_cc = (want + j.n_pairs - 1) / j.n_pairs;
             if (n_cc > pl.nb) n_cc = pl.nb;
             j.cb = (pl.nb + n_cc - 1) / n_cc;
             j.n_cc = (pl.nb + j.cb - 1) / j.cb;
-            qf_parallel_for(pool, j.n_pairs * j.n_cc, compute_task, &j);
+            const int64_t runs = nthreads > 1 ? (want + j.n_cc - 1) / j.n_cc : 1;
+            j.ppt = (j.n_pairs + runs - 1) / runs;
+            j.n_pt = (j.n_pairs + j.ppt - 1) / j.ppt;
+            qf_parallel_for(pool, j.n_pt * j.n_cc, compute_task, &j);
         }
     }
     return QF_OK;
