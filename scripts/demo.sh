@@ -1,97 +1,79 @@
 #!/usr/bin/env bash
-# demo.sh BUILD - the Fashion-MNIST showcase (`make demo`).
+# demo.sh BUILD - the showcase (`make demo`): one command from a trained float
+# network to a small integer model that keeps to an accuracy budget.
 #
-# 1. Trains a small CNN with PyTorch (tests/fixtures/train_fmnist.py) into
-#    out/fmnist_cnn.onnx, unless that model and its out/fmnist_cnn.json
-#    (PyTorch's own test accuracy) are already there.
-# 2. Shows it with `qforge inspect` and evaluates it on the 10,000 test
-#    images with `qforge eval`.
-# 3. Compares PyTorch's accuracy with qforge's: they must agree to within
-#    0.05 percentage points (5 images), else the script fails (exit 1).
+# 1. Trains resnet8 on Fashion-MNIST with `qforge train --arch resnet8`
+#    (3 epochs on the first 30,000 training images, 2 threads) into
+#    out/resnet8_fmnist.onnx, unless that file is there already (delete it
+#    to train again).
+# 2. `qforge compress` with --max-drop 0.5: check, int8 PTQ with each
+#    calibrator, per-layer sensitivity, mixed-precision bits, verify, and
+#    escalation if the drop is too large; HTML report in out/.
+# 3. Runs the compressed model with the integer runtime (`qforge eval` on
+#    the 10,000 test images) and times both models (`qforge bench`).
+# 4. Prints accuracy, size and speed before and after, and the report path.
+# Exit status: that of `qforge compress` when it misses the target (1), else 0.
 set -euo pipefail
 BUILD=${1:-build}
 cd "$(dirname "$0")/.."
 PY=/usr/bin/python3
 QF="$BUILD/qforge"
 OUT=out
-MODEL="$OUT/fmnist_cnn.onnx"
-META="$OUT/fmnist_cnn.json"
-TOL_POINTS=0.05
+MODEL="$OUT/resnet8_fmnist.onnx"
+QMODEL="$OUT/resnet8_fmnist.qfm"
+REPORT="$OUT/resnet8_compress.html"
+THREADS=${QF_DEMO_THREADS:-2}
 
 if [[ ! -x $QF ]]; then
   echo "demo: $QF not built (make BUILD=$BUILD all)" >&2
   exit 2
 fi
 mkdir -p "$OUT"
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+t_start=$(date +%s)
 
-echo "== 1. model"
-if [[ -f $MODEL && -f $META ]]; then
+echo "== 1. float model: resnet8 on Fashion-MNIST"
+if [[ -f $MODEL ]]; then
   echo "reusing $MODEL (delete it to train again)"
 else
-  echo "training a small CNN on Fashion-MNIST with PyTorch (2 epochs, 2 threads)..."
-  OMP_NUM_THREADS=2 "$PY" tests/fixtures/train_fmnist.py "$MODEL"
+  "$QF" train --arch resnet8 --data fashion-mnist --epochs 3 --limit 30000 \
+    --threads "$THREADS" -o "$MODEL"
 fi
-torch_acc=$("$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["test_accuracy"])' \
-  "$META")
 
 echo
-echo "== 2. qforge inspect $MODEL"
-"$QF" inspect "$MODEL"
+echo "== 2. qforge compress $MODEL --max-drop 0.5"
+set +e
+"$QF" compress "$MODEL" --data fashion-mnist --max-drop 0.5 --threads "$THREADS" \
+  --val-limit 5000 --report "$REPORT" -o "$QMODEL"
+rc=$?
+set -e
+if [[ $rc -ne 0 ]]; then
+  echo "demo: qforge compress did not meet the target (exit $rc); see $REPORT" >&2
+  exit "$rc"
+fi
 
 echo
-echo "== 3. qforge eval $MODEL --data fashion-mnist"
-log=$(mktemp)
-trap 'rm -f "$log"' EXIT
-"$QF" eval "$MODEL" --data fashion-mnist | tee "$log"
-# "top-1:  90.50% (9050/10000)": take the exact counts, not the rounded %.
-counts=$(sed -nE 's/^top-1:.*\(([0-9]+)\/([0-9]+)\).*/\1 \2/p' "$log" | head -1)
-if [[ -z $counts ]]; then
-  echo "demo: could not read qforge's top-1 accuracy from its output" >&2
-  exit 1
-fi
-read -r correct total <<<"$counts"
+echo "== 3. integer runtime: qforge eval $QMODEL (10,000 test images)"
+"$QF" eval "$QMODEL" --data fashion-mnist --json >"$T/eval.json"
+"$QF" eval "$QMODEL" --data fashion-mnist | head -4
+echo
+echo "== 4. speed: qforge bench (batch 1, 1 thread)"
+"$QF" bench "$MODEL" --seconds 2 --json >"$T/bench_f.json"
+"$QF" bench "$QMODEL" --seconds 2 --json >"$T/bench_q.json"
 
 echo
 echo "== summary"
-"$PY" - "$torch_acc" "$correct" "$total" "$TOL_POINTS" <<'EOF'
-import sys
-torch_acc, correct, total, tol = float(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), \
-    float(sys.argv[4])
-qf_pts = 100.0 * correct / total
-pt_pts = 100.0 * torch_acc
-diff = abs(qf_pts - pt_pts)
-print(f"PyTorch test accuracy: {pt_pts:6.2f}%")
-print(f"qforge  test accuracy: {qf_pts:6.2f}%  ({correct}/{total})")
-ok = diff <= tol + 1e-9
-print(f"difference: {diff:.2f} points (limit {tol:.2f}): {'agree' if ok else 'DISAGREE'}")
-sys.exit(0 if ok else 1)
-EOF
-
-echo
-echo "== 4. compress: qforge quantize (calibration: 1000 training images)"
-"$QF" quantize "$MODEL" --calib fashion-mnist --method minmax -o "$OUT/fmnist_cnn_int8.qfm"
-"$QF" quantize "$MODEL" --calib fashion-mnist --bits 4 --method mse -q -o "$OUT/fmnist_cnn_w4.qfm"
-
-echo
-echo "== 5. verify: float vs int8 (integer runtime) on the 10,000 test images"
-"$QF" eval "$OUT/fmnist_cnn_int8.qfm" --data fashion-mnist
-"$QF" eval "$OUT/fmnist_cnn_w4.qfm" --data fashion-mnist --json >"$log"
-
-echo
-echo "== 6. export: ONNX QDQ for other runtimes"
-"$QF" export "$OUT/fmnist_cnn_int8.qfm" --format onnx -o "$OUT/fmnist_cnn_int8.qdq.onnx"
-
-echo
-echo "== compressed models"
-"$PY" - "$MODEL" "$OUT/fmnist_cnn_int8.qfm" "$OUT/fmnist_cnn_w4.qfm" "$log" "$correct" "$total" <<'EOF2'
+"$PY" - "$MODEL" "$QMODEL" "$T/eval.json" "$T/bench_f.json" "$T/bench_q.json" <<'EOF'
 import json, os, sys
-model, q8, q4, w4json, correct, total = sys.argv[1:7]
-f = os.path.getsize(model)
-w4 = json.load(open(w4json))
-print(f"{'model':34s} {'bytes':>10s} {'of float':>9s}")
-for path in (model, q8, q4):
-    s = os.path.getsize(path)
-    print(f"{path:34s} {s:10d} {100.0 * s / f:8.1f}%")
-print(f"4-bit weights / 8-bit activations: top-1 {100 * w4['top1_quant']:.2f}% "
-      f"(float {100 * w4['top1_float']:.2f}%, agreement {100 * w4['agreement']:.2f}%)")
-EOF2
+model, qmodel, evj, bfj, bqj = sys.argv[1:6]
+ev, bf, bq = (json.load(open(p)) for p in (evj, bfj, bqj))
+fs, qs = os.path.getsize(model), os.path.getsize(qmodel)
+print(f"{'':12s} {'top-1':>8s} {'bytes':>10s} {'latency':>10s}")
+print(f"{'float ONNX':12s} {100 * ev['top1_float']:7.2f}% {fs:10d} {bf['median_ms']:8.3f}ms")
+print(f"{'compressed':12s} {100 * ev['top1_quant']:7.2f}% {qs:10d} {bq['median_ms']:8.3f}ms")
+print(f"drop {100 * (ev['top1_float'] - ev['top1_quant']):.2f} points on {ev['samples']} test "
+      f"images; {fs / qs:.1f}x smaller; {bf['median_ms'] / bq['median_ms']:.2f}x the speed")
+EOF
+echo "report: $REPORT"
+echo "demo took $(( $(date +%s) - t_start )) s"

@@ -4,6 +4,7 @@
 # BUILD/fixtures), quantized with 1,000 training images, checked for
 #   - int8 (per-channel weights): top-1 within 0.15 points of float
 #   - 4-bit weights / 8-bit activations (best calibrator): within 1.0 point
+#   - 16-bit activations on the first/last layer; asymmetric 4-bit weights
 #   - qfm size <= 26% (int8) and <= 14% (4-bit) of the float ONNX file
 #   - (reported, not asserted) quantize time, calibration included
 #   - the exported QDQ model in ONNX Runtime within 1 step of qforge (>= 99.9%)
@@ -48,6 +49,8 @@ with gzip.open('/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz') as
 np.save(sys.argv[1], d[:256].astype(np.float32) / 255.0)
 EOF
 
+echo '{"num_bits": 4, "symmetric": false, "calibration": "minmax"}' >"$T/asym.json"
+
 for model in cnn resnet; do
   onnx="$FIX/fmnist_${model}${SUFFIX}.onnx"
   [[ -f $onnx ]] || { bad "$model: fixture $onnx missing"; continue; }
@@ -61,8 +64,9 @@ EOF
   # name, extra quantize flags, max drop (points), max size ratio
   # a16: 16-bit activations on the first and last layer (int16 kernels where
   # the int32 accumulator allows it, else that layer stays float)
+  # w4asym: asymmetric 4-bit weights (per-channel zero points), plain min/max
   for cfg in "int8|--method minmax|0.15|0.26" "w4|--bits 4 --method mse|1.0|0.14" \
-    "a16|--config $T/a16.json|0.15|0.27"; do
+    "a16|--config $T/a16.json|0.15|0.27" "w4asym|--config $T/asym.json|1.0|0.14"; do
     IFS='|' read -r name flags maxdrop maxratio <<<"$cfg"
     out="$T/${model}_$name.qfm"
     t0=$(date +%s.%N)

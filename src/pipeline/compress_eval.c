@@ -65,9 +65,8 @@ qf_status qf_compress_check_data(const qf_graph *fg, const qf_dataset *d, const 
     qf_status st = QF_OK;
     if (ov->rank >= 1 && ov->dims[ov->rank - 1] > 0 && d->num_classes > ov->dims[ov->rank - 1])
         st = qf_errf(err, QF_ERR_SHAPE,
-                       "%s (%s): labels go up to %d but the model's output '%s' has %lld classes",
-                       what, src, d->num_classes - 1, ov->name,
-                       (long long)ov->dims[ov->rank - 1]);
+                     "%s (%s): labels go up to %d but the model's output '%s' has %lld classes",
+                     what, src, d->num_classes - 1, ov->name, (long long)ov->dims[ov->rank - 1]);
     qf_graph_free(c);
     return st;
 }

@@ -230,7 +230,8 @@ qf_status qf_cle_apply(qf_graph *g, int iterations, qf_cle_stats *stats, qf_err 
     for (int k = 0; k < npairs; k++)
         for (int64_t i = 0; i < pairs[k].out.n_chan; i++) {
             double r1 = visit(&pairs[k].out, i, 1.0f), r2 = visit(&pairs[k].in, i, 1.0f);
-            if (r1 > 0 && r2 > 0) s.imbalance_after = QF_MAX(s.imbalance_after, QF_MAX(r1 / r2, r2 / r1));
+            if (r1 > 0 && r2 > 0)
+                s.imbalance_after = QF_MAX(s.imbalance_after, QF_MAX(r1 / r2, r2 / r1));
         }
     s.n_pairs = npairs;
     qf_free(pairs);

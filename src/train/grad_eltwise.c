@@ -43,6 +43,13 @@ static qf_status binary_backward(const qf_grad_args *a, bin_kind kind, qf_err *e
                        qf_node_desc(a->node, d, sizeof d));
     }
     const float *av = A->data, *bv = B->data, *yv = Y->data;
+    int64_t ny = qf_tensor_numel(Y);
+    if (kind == BIN_ADD && qf_tensor_numel(A) == ny && qf_tensor_numel(B) == ny) {
+        /* no broadcast (a residual Add): both gradients are dy itself */
+        if (da) qf_grad_add(da, dy, ny);
+        if (db) qf_grad_add(db, dy, ny);
+        return QF_OK;
+    }
     int r = Y->rank;
     int64_t sa[QF_MAX_DIMS] = {0}, sb[QF_MAX_DIMS] = {0}, idx[QF_MAX_DIMS] = {0};
     bcast_strides(A, Y, sa);
@@ -138,20 +145,22 @@ static void clip_bounds(const qf_grad_args *a, float *lo, float *hi) {
 
 /* dx += dy where x > 0. Random signs make a branchy loop mispredict half
  * the time and GCC at -O2 does not vectorise selects, so with GCC/Clang the
- * mask is applied with generic vectors (8 floats, any ISA). */
+ * mask is applied with generic vectors (4 floats). */
 static void relu_backward_f32(float *restrict dx, const float *restrict x, const float *restrict dy,
                               int64_t n) {
     int64_t i = 0;
 #if defined(__GNUC__)
-    typedef float v8f __attribute__((vector_size(32)));
-    typedef int32_t v8i __attribute__((vector_size(32)));
-    for (; i + 8 <= n; i += 8) {
-        v8f vx, vg, vd;
+    /* 16-byte vectors: native on the x86-64 baseline (SSE2); wider ones
+     * are split through the stack there */
+    typedef float v4f __attribute__((vector_size(16)));
+    typedef int32_t v4i __attribute__((vector_size(16)));
+    for (; i + 4 <= n; i += 4) {
+        v4f vx, vg, vd;
         memcpy(&vx, x + i, sizeof vx);
         memcpy(&vg, dy + i, sizeof vg);
         memcpy(&vd, dx + i, sizeof vd);
-        v8i keep = vx > 0.0f;
-        vd += (v8f)((v8i)vg & keep);
+        v4i keep = vx > 0.0f;
+        vd += (v4f)((v4i)vg & keep);
         memcpy(dx + i, &vd, sizeof vd);
     }
 #endif

@@ -42,6 +42,28 @@ static float dotdev_f32(const float *g, const float *p, int64_t n, float m) {
     return s;
 }
 
+/* q = p * a + b. Blocks of 8 with restrict pointers let GCC's SLP
+ * vectoriser use SIMD at -O2 (see qf_grad_add). */
+static void affine_f32(float *restrict q, const float *restrict p, int64_t n, float a, float b) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++)
+            q[i + k] = p[i + k] * a + b;
+    for (; i < n; i++)
+        q[i] = p[i] * a + b;
+}
+
+/* q += k * (g - cm - (p - mean) * inv * cx): BN's input gradient. */
+static void bn_dx_f32(float *restrict q, const float *restrict g, const float *restrict p,
+                      int64_t n, float mean, float inv, float k, float cm, float cx) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int t = 0; t < 8; t++)
+            q[i + t] += k * (g[i + t] - cm - (p[i + t] - mean) * inv * cx);
+    for (; i < n; i++)
+        q[i] += k * (g[i] - cm - (p[i] - mean) * inv * cx);
+}
+
 /* ---- BatchNormalization ------------------------------------------------- */
 
 typedef struct bn_shape {
@@ -105,12 +127,8 @@ static void bn_train_channel(void *ctx, int64_t c, int tid) {
     j->smean[c] = fm;
     j->sinv[c] = inv;
     float a = j->scale[c] * inv, bb = j->bias[c] - fm * a;
-    for (int64_t b = 0; b < sh.n; b++) {
-        const float *p = j->x + (b * sh.c + c) * sh.hw;
-        float *q = j->y + (b * sh.c + c) * sh.hw;
-        for (int64_t i = 0; i < sh.hw; i++)
-            q[i] = p[i] * a + bb;
-    }
+    for (int64_t b = 0; b < sh.n; b++)
+        affine_f32(j->y + (b * sh.c + c) * sh.hw, j->x + (b * sh.c + c) * sh.hw, sh.hw, a, bb);
     j->rmean[c] = j->rmean[c] * j->mom + fm * (1.0f - j->mom);
     j->rvar[c] = j->rvar[c] * j->mom + (float)var * (1.0f - j->mom);
 }
@@ -169,11 +187,7 @@ static void bn_backward_channel(void *ctx, int64_t c, int tid) {
     float cx = j->training ? (float)(sdyx / (double)m) : 0.0f;
     for (int64_t b = 0; b < sh.n; b++) {
         const float *p = j->x + (b * sh.c + c) * sh.hw, *g = j->dy + (b * sh.c + c) * sh.hw;
-        float *q = j->dx + (b * sh.c + c) * sh.hw;
-        for (int64_t i = 0; i < sh.hw; i++) {
-            float xh = (p[i] - mean) * inv;
-            q[i] += k * (g[i] - cm - xh * cx);
-        }
+        bn_dx_f32(j->dx + (b * sh.c + c) * sh.hw, g, p, sh.hw, mean, inv, k, cm, cx);
     }
 }
 

@@ -63,6 +63,6 @@ void qf_grad_sgemm(const qf_exec_ctx *ctx, bool trans_a, bool trans_b, size_t m,
                    float alpha, const float *a, size_t lda, const float *b, size_t ldb, float beta,
                    float *c, size_t ldc) {
     if (m == 0 || n == 0) return;
-    qf_sgemm_f32_blas(ctx ? ctx->num_threads : 1, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb,
-                      beta, c, ldc);
+    /* panels on the tape's pool rather than OpenBLAS threads (sgemm_blas.h) */
+    qf_sgemm_f32_pooled(ctx, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }

@@ -32,12 +32,25 @@ void qf_sgemm_f32_blas(int num_threads, bool trans_a, bool trans_b, size_t m, si
 /* True when qf_sgemm_f32_auto would call OpenBLAS for these sizes. */
 bool qf_sgemm_f32_blas_worthwhile(size_t m, size_t n, size_t k);
 
-/* OpenBLAS for large problems (ctx->num_threads threads from
+/* OpenBLAS for large problems (split on ctx->pool as qf_sgemm_f32_pooled
+ * does when ctx has a pool; else ctx->num_threads OpenBLAS threads from
  * QF_SGEMM_BLAS_MT_MIN_FLOPS on, one below; ctx may be NULL = 1), else
  * qf_sgemm_f32 with `scratch` of qf_sgemm_f32_scratch(m, n, k) bytes
  * (unused on the OpenBLAS path). */
 void qf_sgemm_f32_auto(const qf_exec_ctx *ctx, bool trans_a, bool trans_b, size_t m, size_t n,
                        size_t k, float alpha, const float *a, size_t lda, const float *b,
                        size_t ldb, float beta, float *c, size_t ldc, void *scratch);
+
+/* Added for training speed: OpenBLAS on one thread per call, with a large
+ * product (from QF_SGEMM_BLAS_POOL_MIN_FLOPS on) cut into panels of C that
+ * run as tasks on ctx->pool. The pool hands panels out dynamically and never
+ * waits for a worker the OS has not scheduled, so unlike OpenBLAS's own
+ * threads (static split, spin-waiting workers) it does not slow down on a
+ * loaded machine. Without a pool (or ctx NULL) it is qf_sgemm_f32_blas with
+ * ctx->num_threads threads. Always OpenBLAS, whatever the size. */
+#define QF_SGEMM_BLAS_POOL_MIN_FLOPS ((size_t)1 << 22)
+void qf_sgemm_f32_pooled(const qf_exec_ctx *ctx, bool trans_a, bool trans_b, size_t m, size_t n,
+                         size_t k, float alpha, const float *a, size_t lda, const float *b,
+                         size_t ldb, float beta, float *c, size_t ldc);
 
 #endif /* QF_KERNELS_BLAS_SGEMM_BLAS_H */

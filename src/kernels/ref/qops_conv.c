@@ -41,6 +41,10 @@ typedef struct qweighted {
     qf_dtype w_dtype;             /* I8 (8-bit) or U8 (packed) */
     int64_t w_dims[2];            /* stored shape when packed: [out_ch, row_bytes] */
     bool has_bias;
+    /* asymmetric weights: out_ch zero points (graph arena), NULL when all
+     * are 0; such layers run the reference kernels (the fast and x86 ones
+     * assume symmetric weights) */
+    const int32_t *w_zp;
     qo_act in, out;
     qf_ref_requant rq; /* rq.mult points into the graph arena */
     /* fast int8 path: fast.data is the widened copy (graph arena) of the
@@ -167,12 +171,23 @@ static qf_status parse_weights(qf_graph *g, const qf_node *n, int min_rank, int 
         return qf_errf(err, QF_ERR_FORMAT,
                        "%s: weight '%s' has %d scales on axis %d; expected 1 or %lld on axis 0", d,
                        w->name, wq->n, wq->axis, (long long)p->out_ch);
-    for (int c = 0; c < wq->n; c++)
-        if (wq->zero_point[c] != 0)
-            return qf_errf(err, QF_ERR_FORMAT, "%s: weight '%s' zero point[%d] = %d (must be 0)", d,
-                           w->name, c, (int)wq->zero_point[c]);
     /* the overflow bound assumes the restricted symmetric range */
     const int32_t wmax = (1 << (wq->bits - 1)) - 1;
+    bool asym = false;
+    for (int c = 0; c < wq->n; c++) {
+        if (wq->zero_point[c] < -wmax || wq->zero_point[c] > wmax)
+            return qf_errf(err, QF_ERR_FORMAT,
+                           "%s: weight '%s' zero point[%d] = %d outside [%d, %d]", d, w->name, c,
+                           (int)wq->zero_point[c], (int)-wmax, (int)wmax);
+        asym |= wq->zero_point[c] != 0;
+    }
+    p->w_zp = NULL;
+    if (asym) {
+        int32_t *z = qf_graph_alloc(g, sizeof(int32_t) * (size_t)p->out_ch);
+        if (!z) return qo_nomem(n, err);
+        for (int64_t c = 0; c < p->out_ch; c++) z[c] = wq->zero_point[wq->n == 1 ? 0 : c];
+        p->w_zp = z;
+    }
     const uint8_t *wd = w->data;
     for (int64_t r = 0; r < p->out_ch; r++) {
         const uint8_t *row = wd + (size_t)r * p->row_bytes;
@@ -218,7 +233,8 @@ static qf_status parse_weights(qf_graph *g, const qf_node *n, int min_rank, int 
                        "%s: input '%s' is %s but output '%s' is %s (both must have the same type)",
                        d, qo_vname(g, n->inputs[0]), qf_dtype_name(p->in.dtype),
                        qo_vname(g, n->outputs[0]), qf_dtype_name(p->out.dtype));
-    int64_t bound = qf_ref_accum_bound(k, p->in.bits, wq->bits);
+    /* w - w_zp spans twice the symmetric range: one more bit */
+    int64_t bound = qf_ref_accum_bound(k, p->in.bits, wq->bits + (asym ? 1 : 0));
     if (bound < 0 || bound > INT32_MAX - max_bias)
         return qf_errf(err, QF_ERR_UNSUPPORTED,
                        "%s: the int32 accumulator could overflow (reduction of %lld terms of "
@@ -367,11 +383,13 @@ static qf_status qconv_parse(qf_graph *g, qf_node *n, qf_err *err) {
                        qf_node_desc(n, d, sizeof d), (long long)p->group, (long long)p->w.out_ch);
     /* depthwise (one input channel per group) stays on the portable kernel */
     bool packed = false;
-    if (p->w.w_shape[1] > 1 &&
-        (s = prepare_x86(g, n, &p->w, QX_LAYOUT_CONV8, p->group, &packed, err)))
-        return s;
-    if (p->w.w_shape[1] == 1 && (s = prepare_dw(g, n, p, err))) return s;
-    if (!packed && (s = prepare_fast(g, n, &p->w, &g->values[n->inputs[1]], err))) return s;
+    if (!p->w.w_zp) {
+        if (p->w.w_shape[1] > 1 &&
+            (s = prepare_x86(g, n, &p->w, QX_LAYOUT_CONV8, p->group, &packed, err)))
+            return s;
+        if (p->w.w_shape[1] == 1 && (s = prepare_dw(g, n, p, err))) return s;
+        if (!packed && (s = prepare_fast(g, n, &p->w, &g->values[n->inputs[1]], err))) return s;
+    }
     n->params = p;
     return QF_OK;
 }
@@ -423,6 +441,7 @@ static qf_status qconv_setup(const qf_node *n, const qf_tensor *in, int n_in,
     cp->in_zp = p->w.in.zp;
     cp->w_bits = p->w.w_bits;
     cp->rq = p->w.rq;
+    cp->w_zp = p->w.w_zp;
     out_dims[0] = x->dims[0];
     out_dims[1] = p->w.out_ch;
     for (int i = 0; i < geo.nsp; i++)
@@ -499,8 +518,9 @@ static qf_status qgemm_parse(qf_graph *g, qf_node *n, qf_err *err) {
     if (!p) return qo_nomem(n, err);
     if ((s = parse_weights(g, n, 2, 2, p, err))) return s;
     bool packed = false;
-    if ((s = prepare_x86(g, n, p, QX_LAYOUT_GEMM16, 1, &packed, err))) return s;
-    if (!packed && (s = prepare_fast(g, n, p, &g->values[n->inputs[1]], err))) return s;
+    if (!p->w_zp && (s = prepare_x86(g, n, p, QX_LAYOUT_GEMM16, 1, &packed, err))) return s;
+    if (!p->w_zp && !packed && (s = prepare_fast(g, n, p, &g->values[n->inputs[1]], err)))
+        return s;
     n->params = p;
     return QF_OK;
 }
@@ -534,6 +554,7 @@ static qf_status qgemm_setup(const qf_node *n, const qf_tensor *in, int n_in,
     gp->in_zp = p->in.zp;
     gp->w_bits = p->w_bits;
     gp->rq = p->rq;
+    gp->w_zp = p->w_zp;
     *m_out = m;
     return QF_OK;
 }
