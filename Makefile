@@ -121,3 +121,4 @@ fuzz:
 # BENCH_MODELS=a,b and the other knobs are described in bench/run.sh.
 bench:
 	BUILD=$(BUILD) bash bench/run.sh
+	bash bench/train_bench.sh $(BUILD) --write

@@ -257,9 +257,11 @@ static qf_status run_finetune(const cli_args *a, qf_graph *g, finetune *f, int e
     o.after_step_user = f;
     o.epoch_done = quiet ? NULL : ft_epoch;
     if (!st && f->gradual) {
-        int64_t total = (train->n + o.batch - 1) / o.batch * epochs;
+        int64_t spe = (train->n + o.batch - 1) / o.batch, total = spe * epochs;
         f->n_events = 10;
         f->dt = QF_MAX((int64_t)1, total * 2 / 3 / f->n_events);
+        /* the best model is one with the final sparsity: after the ramp */
+        o.best_from_epoch = (int)((f->dt * f->n_events + spe - 1) / spe);
     }
     qf_train_result r;
     if (!st) {

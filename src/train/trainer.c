@@ -323,7 +323,7 @@ static qf_status run_epochs(trainer *tr, const qf_dataset *train, const qf_datas
                             el > 0 ? (double)done / el : 0, false};
         if (val) {
             if ((s = eval_set(tr, val, o->val_limit, &e.val_accuracy))) break;
-            if (e.val_accuracy > res->best_val_accuracy) {
+            if (ep >= o->best_from_epoch && e.val_accuracy > res->best_val_accuracy) {
                 e.best = true;
                 res->best_val_accuracy = e.val_accuracy;
                 res->best_epoch = ep;

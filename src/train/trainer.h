@@ -65,6 +65,9 @@ typedef struct qf_train_options {
     void (*epoch_done)(void *user, const qf_train_epoch *e);
     void *user;
     const char *const *frozen; /* values not trained (autograd.h) */
+    /* Only epochs from this one (1-based) compete for "best" (e.g. after a
+     * gradual pruning ramp, whose early epochs are denser); 0 = all. */
+    int best_from_epoch;
 } qf_train_options;
 
 /* Defaults: 10 epochs, batch 64, SGD momentum 0.9 Nesterov, weight decay
