@@ -3,9 +3,9 @@
 # network to a small integer model that keeps to an accuracy budget.
 #
 # 1. Trains resnet8 on Fashion-MNIST with `qforge train --arch resnet8`
-#    (3 epochs on the first 30,000 training images, 2 threads) into
-#    out/resnet8_fmnist.onnx, unless that file is there already (delete it
-#    to train again).
+#    (3 epochs on the first 30,000 training images, 2 threads: about 89.6%
+#    test top-1) into out/resnet8_fmnist.onnx, unless that file is there
+#    already (delete it to train again).
 # 2. `qforge compress` with --max-drop 0.5: check, int8 PTQ with each
 #    calibrator, per-layer sensitivity, mixed-precision bits, verify, and
 #    escalation if the drop is too large; HTML report in out/.
@@ -45,7 +45,7 @@ echo
 echo "== 2. qforge compress $MODEL --max-drop 0.5"
 set +e
 "$QF" compress "$MODEL" --data fashion-mnist --max-drop 0.5 --threads "$THREADS" \
-  --val-limit 5000 --report "$REPORT" -o "$QMODEL"
+  --report "$REPORT" -o "$QMODEL"
 rc=$?
 set -e
 if [[ $rc -ne 0 ]]; then
@@ -56,7 +56,12 @@ fi
 echo
 echo "== 3. integer runtime: qforge eval $QMODEL (10,000 test images)"
 "$QF" eval "$QMODEL" --data fashion-mnist --json >"$T/eval.json"
-"$QF" eval "$QMODEL" --data fashion-mnist | head -4
+"$PY" - "$T/eval.json" <<'EOF'
+import json, sys
+e = json.load(open(sys.argv[1]))
+print(f"top-1 float {100 * e['top1_float']:.2f}%, integer {100 * e['top1_quant']:.2f}%, "
+      f"agreement {100 * e['agreement']:.2f}%, output SQNR {e['output_sqnr_db']:.1f} dB")
+EOF
 echo
 echo "== 4. speed: qforge bench (batch 1, 1 thread)"
 "$QF" bench "$MODEL" --seconds 2 --json >"$T/bench_f.json"

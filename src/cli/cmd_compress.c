@@ -327,8 +327,8 @@ const cli_cmd cli_cmd_compress = {
         "(8/4/2, greedy on estimated loss per byte saved) -> verify, and while the top-1\n"
         "drop exceeds --max-drop escalates: cross-layer equalisation, bias correction,\n"
         "raising the bits of the most sensitive layers (weights to 8, then activations to\n"
-        "16), quantization-aware training. Without --size-budget it lowers bits only while\n"
-        "the estimated loss stays within half the allowed drop.\n"
+        "16), quantization-aware training. Without --size-budget, bits are lowered in the\n"
+        "greedy order as far as the measured drop (binary search) stays within --max-drop.\n"
         "The model is written (weights stored compressed) only when the target is met;\n"
         "otherwise the exit status is 1 and --keep-best writes the best result under\n"
         "OUT.best.qfm. Bad data (wrong sample size, unlabelled, labels beyond the model's\n"
@@ -337,10 +337,10 @@ const cli_cmd cli_cmd_compress = {
     .n_opts = (int)QF_ARRAY_LEN(compress_opts),
     .min_pos = 1,
     .max_pos = 1,
-    .example = "qforge compress resnet8.onnx --data fashion-mnist --max-drop 0.5 -o r8.qfm\n"
-               "qforge compress cnn.onnx --data fashion-mnist --max-drop 1 --size-budget 10% \\\n"
-               "    --report r.html -o cnn.qfm\n"
-               "qforge compress cnn.onnx --data train/ --val val/ --max-drop 0 --keep-best "
+    .example = "  qforge compress resnet8.onnx --data fashion-mnist --max-drop 0.5 -o r8.qfm\n"
+               "  qforge compress cnn.onnx --data fashion-mnist --max-drop 1 --size-budget 10% \\\n"
+               "      --report r.html -o cnn.qfm\n"
+               "  qforge compress cnn.onnx --data train/ --val val/ --max-drop 0 --keep-best "
                "-o cnn.qfm",
     .run = compress_run,
 };

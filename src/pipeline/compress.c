@@ -21,10 +21,6 @@
 static const int sens_bits[SENS_BITS_N] = {4, 2};
 #define MAX_RAISES 6        /* bit-raising escalation rounds */
 #define REPORT_HIST_LAYERS 8
-/* Without a size budget, bits are lowered while the summed per-layer
- * estimates stay below this share of max_drop: the estimates are measured
- * one layer at a time and errors of several layers add up, so keep slack. */
-#define MIXED_LOSS_SHARE 0.5
 
 static double now_s(void) {
     struct timespec ts;
@@ -65,7 +61,35 @@ typedef struct cp_ctx {
     bool best_ok, best_size_ok;
     /* summary text */
     size_t sum_len;
+    /* configurations tried, added to the report at the end so that the one
+     * returned can be marked chosen */
+    struct cp_config *cfgs;
+    int n_cfgs, cap_cfgs, best_cfg;
 } cp_ctx;
+
+typedef struct cp_config {
+    char label[300];
+    int64_t size;
+    double acc;
+} cp_config;
+
+static qf_status record_config(cp_ctx *c, const char *label, int64_t size, double acc) {
+    if (c->n_cfgs == c->cap_cfgs) {
+        int cap = c->cap_cfgs ? 2 * c->cap_cfgs : 32;
+        size_t bytes;
+        if (!qf_mul_size((size_t)cap, sizeof(cp_config), &bytes))
+            return qf_errf(c->err, QF_ERR_NOMEM, "compress: out of memory");
+        cp_config *n = qf_realloc(c->cfgs, bytes);
+        if (!n) return qf_errf(c->err, QF_ERR_NOMEM, "compress: out of memory");
+        c->cfgs = n;
+        c->cap_cfgs = cap;
+    }
+    cp_config *k = &c->cfgs[c->n_cfgs++];
+    snprintf(k->label, sizeof k->label, "%s", label);
+    k->size = size;
+    k->acc = acc;
+    return QF_OK;
+}
 
 static void say(cp_ctx *c, const char *fmt, ...) QF_PRINTF(2, 3);
 static void say(cp_ctx *c, const char *fmt, ...) {
@@ -113,7 +137,11 @@ static bool better(const cp_ctx *c, double acc, int64_t size) {
     if (!c->best) return true;
     bool ok = acc_ok(c, acc) && size_ok(c, size), sok = size_ok(c, size);
     if (ok != c->best_ok) return ok;
-    if (ok) return size < c->best_size || (size == c->best_size && acc > c->best_acc);
+    if (ok) { /* sizes within 1% count as equal: then the more accurate wins */
+        if ((double)size < 0.99 * (double)c->best_size) return true;
+        if ((double)size > 1.01 * (double)c->best_size) return false;
+        return acc > c->best_acc || (acc == c->best_acc && size < c->best_size);
+    }
     if (sok != c->best_size_ok) return sok;
     return acc > c->best_acc || (acc == c->best_acc && size < c->best_size);
 }
@@ -181,14 +209,12 @@ static qf_status consider(cp_ctx *c, qf_graph *qg, const char *label, double *ac
     say(c, "  %-28s top-1 %6.2f%% (drop %5.2f pts)  %8lld bytes  SQNR %5.1f dB%s", label,
         100 * acc, 100 * (c->ev.float_acc - acc), (long long)size, sqnr,
         acc_ok(c, acc) && size_ok(c, size) ? "  meets target" : "");
-    if (c->rep) {
-        qf_report_config rc = {.label = label, .size_bytes = size, .accuracy = acc};
-        if ((st = qf_report_add_config(c->rep, &rc, c->err))) {
-            qf_graph_free(qg);
-            return st;
-        }
+    if ((st = record_config(c, label, size, acc))) {
+        qf_graph_free(qg);
+        return st;
     }
     if (better(c, acc, size)) {
+        c->best_cfg = c->n_cfgs - 1;
         qf_graph_free(c->best);
         c->best = qg;
         c->best_acc = acc;
@@ -330,9 +356,10 @@ static qf_status find_layers(cp_ctx *c) {
     return st;
 }
 
-static qf_status step_ptq(cp_ctx *c) {
+static qf_status step_ptq(cp_ctx *c, double *acc_out, int64_t *size_out) {
     unsigned mask = c->o->calibrators ? c->o->calibrators : 0xFu;
     double best_acc = -1;
+    int64_t best_size = 0;
     qf_calib_method best = QF_CALIB_MINMAX;
     for (int m = QF_CALIB_MINMAX; m <= QF_CALIB_MSE; m++) {
         if (!(mask & (1u << m))) continue;
@@ -347,10 +374,13 @@ static qf_status step_ptq(cp_ctx *c) {
             return st;
         if (acc > best_acc) {
             best_acc = acc;
+            best_size = size;
             best = c->calib;
         }
     }
     c->calib = best;
+    *acc_out = best_acc;
+    *size_out = best_size;
     say(c, "calibrator kept: %s (%.2f%%)", qf_calib_method_name(best), 100 * best_acc);
     summary_add(c, "PTQ int8: best calibrator %s, %.2f%% (float %.2f%%)\n",
                 qf_calib_method_name(best), 100 * best_acc, 100 * c->ev.float_acc);
@@ -428,10 +458,10 @@ static int64_t predict_size(const cp_ctx *c, int64_t size8) {
 /* Lower bits greedily, cheapest estimated loss per byte saved first, until
  * the predicted size reaches `target` (> 0) or, without a target, while the
  * summed estimate stays within the loss cap. Returns the moves made. */
-static int greedy_lower(cp_ctx *c, int64_t size8, int64_t target, double *loss) {
-    double cap = MIXED_LOSS_SHARE * c->o->max_drop;
+static int greedy_lower(cp_ctx *c, int64_t size8, int64_t target, double *loss, double cap,
+                        int max_moves) {
     int moves = 0;
-    for (;;) {
+    while (moves < max_moves) {
         if (target > 0 && predict_size(c, size8) <= target) break;
         int best = -1;
         double best_ratio = INFINITY, best_dl = 0, best_saved = 0;
@@ -461,6 +491,75 @@ static int greedy_lower(cp_ctx *c, int64_t size8, int64_t target, double *loss) 
 
 #define MIXED_ROUNDS 4
 
+static void apply_moves(cp_ctx *c, const int *moves, int k) {
+    for (int i = 0; i < c->n_layers; i++)
+        c->layers[i].w_bits = 8;
+    for (int j = 0; j < k; j++)
+        c->layers[moves[j]].w_bits = lower_bits(c->layers[moves[j]].w_bits);
+}
+
+/* Without a size budget: the greedy order of moves all the way down to 2
+ * bits, then a binary search, measuring each probe on the validation set,
+ * for the longest prefix that still meets the accuracy target. The
+ * per-layer estimates only order the moves; the measurements decide how
+ * far to go (they do not add up exactly across layers). */
+static qf_status search_prefix(cp_ctx *c, int64_t size8, double *loss, bool *tried, double *acc,
+                               int64_t *size) {
+    int n = 0, cap_moves = 2 * c->n_layers;
+    int *moves = qf_malloc(sizeof(int) * (size_t)(cap_moves + 1));
+    double *cum = qf_malloc(sizeof(double) * (size_t)(cap_moves + 1));
+    if (!moves || !cum) {
+        qf_free(moves);
+        qf_free(cum);
+        return qf_errf(c->err, QF_ERR_NOMEM, "compress: out of memory");
+    }
+    int *before = qf_malloc(sizeof(int) * (size_t)c->n_layers);
+    double l = 0;
+    cum[0] = 0;
+    for (; before && n < cap_moves; n++) {
+        for (int i = 0; i < c->n_layers; i++)
+            before[i] = c->layers[i].w_bits;
+        if (greedy_lower(c, size8, 0, &l, INFINITY, 1) != 1) break;
+        for (int i = 0; i < c->n_layers; i++)
+            if (c->layers[i].w_bits != before[i]) moves[n] = i;
+        cum[n + 1] = l;
+    }
+    qf_free(before);
+    qf_status st = QF_OK;
+    int lo = 0, hi = n;
+    double lo_acc = 0;
+    int64_t lo_size = 0;
+    char label[256], clabel[300];
+    say(c, "mixed precision: %d moves in greedy order; searching the longest that meets the "
+        "target", n);
+    while (lo < hi && !st) {
+        int mid = (lo + hi + 1) / 2;
+        apply_moves(c, moves, mid);
+        bits_label(c, label, sizeof label);
+        snprintf(clabel, sizeof clabel, "mixed %s", label);
+        double a = 0;
+        int64_t sz = 0;
+        st = try_current(c, clabel, &a, &sz);
+        if (!st && acc_ok(c, a)) {
+            lo = mid;
+            lo_acc = a;
+            lo_size = sz;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    apply_moves(c, moves, lo);
+    *loss = cum[lo];
+    if (lo > 0) {
+        *tried = true;
+        *acc = lo_acc;
+        *size = lo_size;
+    }
+    qf_free(moves);
+    qf_free(cum);
+    return st;
+}
+
 static qf_status step_mixed(cp_ctx *c, int64_t size8, bool *tried, double *acc_out,
                             int64_t *size_out) {
     double t0 = now_s(), loss = 0, acc = 0;
@@ -468,11 +567,15 @@ static qf_status step_mixed(cp_ctx *c, int64_t size8, bool *tried, double *acc_o
     int moves = 0;
     char label[256], note[320], clabel[300];
     qf_status st = QF_OK;
+    if (c->budget <= 0) {
+        st = search_prefix(c, size8, &loss, tried, &acc, &size);
+        if (st) return st;
+    }
     /* The prediction scales weight bytes linearly, but packed sub-8-bit
      * weights compress worse than int8 ones: when the measured size still
      * exceeds the budget, aim lower by the miss and go on. */
-    for (int round = 0; round < MIXED_ROUNDS && !st; round++) {
-        int m = greedy_lower(c, size8, target, &loss);
+    for (int round = 0; c->budget > 0 && round < MIXED_ROUNDS && !st; round++) {
+        int m = greedy_lower(c, size8, target, &loss, INFINITY, 1 << 20);
         moves += m;
         if (moves == 0 || (round > 0 && m == 0)) break;
         pred = predict_size(c, size8);
@@ -708,7 +811,7 @@ static qf_status report_layers(cp_ctx *c) {
         char msg[320];
         snprintf(msg, sizeof msg,
                  "rank %d: quantized alone to 4 bits drops %.2f pts (SQNR %.1f dB), to 2 bits "
-                 "%.2f pts (%.1f dB); %lld weights; assigned w%d a%d",
+                 "%.2f pts (%.1f dB); %lld weights; last assignment tried w%d a%d",
                  r + 1, L->sens[0], L->sqnr[0], L->sens[1], L->sqnr[1], (long long)L->params,
                  L->w_bits, L->act_bits);
         qf_report_finding f = {.severity = QF_SEV_OK,
@@ -783,18 +886,15 @@ static qf_status run(cp_ctx *c, const qf_graph *fg) {
     if ((st = add_step(c, "float", c->ev.float_acc, o->float_size > 0 ? o->float_size : -1,
                        now_s() - t0, "input model, fp32 runtime")))
         return st;
-    if (c->rep) {
-        qf_report_config rc = {
-            .label = "float", .size_bytes = o->float_size > 0 ? o->float_size : -1,
-            .accuracy = c->ev.float_acc};
-        if ((st = qf_report_add_config(c->rep, &rc, c->err))) return st;
-    }
+    if ((st = record_config(c, "float", o->float_size > 0 ? o->float_size : -1,
+                            c->ev.float_acc)))
+        return st;
     if ((st = qf_graph_clone(fg, &c->work, c->err))) return st;
     if (o->prune_sparsity > 0 && (st = step_prune(c))) return st;
     if ((st = find_layers(c))) return st;
-    if ((st = step_ptq(c))) return st;
-    int64_t size8 = c->best_size;
-    double acc8 = c->best_acc;
+    int64_t size8 = 0;
+    double acc8 = 0;
+    if ((st = step_ptq(c, &acc8, &size8))) return st;
     bool need_mixed = c->budget > 0 ? size8 > c->budget : acc_ok(c, acc8);
     bool mixed_tried = false;
     double acc = acc8;
@@ -865,9 +965,13 @@ qf_status qf_compress(const qf_graph *fg, const qf_dataset *train, const qf_data
         res->met = c.best_ok && res->latency_met;
         if (!st) st = report_layers(&c);
         if (!st && rep) {
-            for (int i = 0; i < rep->n_configs; i++)
-                if (strcmp(rep->configs[i].label, res->best_label) == 0)
-                    rep->configs[i].chosen = true; /* the one returned */
+            for (int i = 0; i < c.n_cfgs && !st; i++) {
+                qf_report_config rc = {.label = c.cfgs[i].label,
+                                       .size_bytes = c.cfgs[i].size,
+                                       .accuracy = c.cfgs[i].acc,
+                                       .chosen = i == c.best_cfg};
+                st = qf_report_add_config(rep, &rc, err);
+            }
             char msg[300];
             snprintf(msg, sizeof msg, "%s: %s, top-1 %.2f%% (drop %.2f pts, limit %.2f), "
                      "%lld bytes", res->met ? "target met" : "target missed", res->best_label,
@@ -880,7 +984,7 @@ qf_status qf_compress(const qf_graph *fg, const qf_dataset *train, const qf_data
                                    .remedy = res->met ? NULL
                                                       : "allow a larger drop or size, more QAT "
                                                         "epochs, or a larger float model"};
-            st = qf_report_add_finding(rep, &f, err);
+            if (!st) st = qf_report_add_finding(rep, &f, err);
         }
         summary_add(&c, "result: %s (%s)\n", res->met ? "met" : "not met", res->best_label);
     }
@@ -892,6 +996,7 @@ qf_status qf_compress(const qf_graph *fg, const qf_dataset *train, const qf_data
     qf_graph_free(c.work);
     qf_free(c.layers);
     qf_free(c.cfg);
+    qf_free(c.cfgs);
     qf_cp_eval_free(&c.ev);
     return st;
 }

@@ -6,7 +6,9 @@
  *
  *   check -> [prune + fine-tune (+ distill)] -> PTQ int8, each calibrator
  *   -> per-layer sensitivity (one layer at 4 and 2 bits, the rest 8-bit)
- *   -> mixed precision (greedy on estimated loss per byte saved)
+ *   -> mixed precision (greedy on estimated loss per byte saved; with a
+ *      size budget down to it, without one as far as the measured drop
+ *      allows, found by binary search over the greedy order)
  *   -> verify -> escalate while the drop is too large: cross-layer
  *   equalisation, raising bits of the most sensitive layers, QAT.
  *
