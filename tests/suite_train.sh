@@ -41,7 +41,7 @@ val_of() { sed -nE 's/^best validation top-1 ([0-9.]+)%.*/\1/p' "$1"; }
 
 # ---- train a built-in architecture -------------------------------------------
 if "$Q" train --arch lenet --data fashion-mnist --epochs 1 --limit 4000 --val-limit 1000 \
-  --seed 3 -o "$T/lenet.onnx" >"$T/train.log" 2>"$T/train.err"; then
+  --batch 64 --lr 0.05 --seed 3 -o "$T/lenet.onnx" >"$T/train.log" 2>"$T/train.err"; then
   v=$(val_of "$T/train.log")
   if le 65 "$v"; then ok "train lenet: validation top-1 $v% after 4,000 samples"
   else bad "train lenet: validation top-1 $v% (expected >= 65)"; fi
@@ -64,7 +64,7 @@ if [[ -f $T/lenet.onnx ]]; then
     else bad "fine-tune (--init): validation top-1 $v%"; fi
   else bad "fine-tune failed: $(tail -1 "$T/e")"; fi
   if "$Q" distill --teacher "$T/lenet.onnx" --arch lenet --data fashion-mnist --epochs 1 \
-    --limit 4000 --val-limit 1000 -T 4 --alpha 0.7 -o "$T/student.onnx" >"$T/kd.log" 2>"$T/e"; then
+    --batch 64 --lr 0.05 --limit 4000 --val-limit 1000 -T 4 --alpha 0.7 -o "$T/student.onnx" >"$T/kd.log" 2>"$T/e"; then
     v=$(val_of "$T/kd.log")
     if le 60 "$v"; then ok "distill: student validation top-1 $v%"
     else bad "distill: student validation top-1 $v%"; fi

@@ -1179,7 +1179,7 @@ static const err_case err_cases[] = {
     {"packed gemm weight wrong size", E_PACKED_SIZE, 1, QF_ERR_FORMAT, "'w'"},
     {"act_min > act_max", E_ACT_ORDER, 0, QF_ERR_INVALID_ARG, "act_min"},
     {"w_bits 3", E_WBITS3, 1, QF_ERR_UNSUPPORTED, "w_bits 3"},
-    {"weight zero point", E_WEIGHT_ZP, 0, QF_ERR_FORMAT, "zero point"},
+    {"weight zero point out of range", E_WEIGHT_ZP, 0, QF_ERR_FORMAT, "zero point[2] = 200"},
     {"per-channel count", E_CHANNELS, 1, QF_ERR_FORMAT, "'w'"},
     {"int32 overflow", E_OVERFLOW, 1, QF_ERR_UNSUPPORTED, "overflow"},
     {"weight outside restricted range", E_WEIGHT_RANGE, 0, QF_ERR_FORMAT, "'w'"},
@@ -1215,7 +1215,9 @@ static void test_errors(void) {
             w = cnst(g, "w", QF_DT_I8, wrank, wshape, wv);
         }
         float ws[5] = {0.01f, 0.02f, 0.03f, 0.04f, 0.05f};
-        int32_t wz[5] = {0, 0, c->kind == E_WEIGHT_ZP ? 1 : 0, 0, 0};
+        /* asymmetric weights are allowed; a zero point outside the weight
+         * range [-(2^(b-1)-1), 2^(b-1)-1] is not */
+        int32_t wz[5] = {0, 0, c->kind == E_WEIGHT_ZP ? 200 : 0, 0, 0};
         if (c->kind != E_NO_WEIGHT_QP)
             qf_value_set_qparams(g, w, bits, 0, c->kind == E_CHANNELS ? 5 : O, ws, wz);
         int y = act(g, "y", adt, c->kind == E_NO_OUTPUT_QP ? 0 : 0.2f, 0, in_bits);

@@ -22,9 +22,11 @@
      "labelled training data: fashion-mnist, mnist, a directory of IDX/NPY files or an image "   \
      "folder (DIR/<class>/<image>); its train split trains, its test split validates"},          \
         {"val", 0, "V", "validation data (default: the test split of --data; 'none' to skip)"},   \
-        {"epochs", 'e', "E", "training epochs (default 10)"},                                     \
-        {"batch", 'b', "B", "mini-batch size (default 64)"},                                      \
-        {"lr", 0, "LR", "peak learning rate (default 0.05 for sgd, 0.001 for adam/adamw)"},      \
+        {"epochs", 'e', "E", "training epochs (default 10; resnet8 8; fine-tuning/QAT 3)"},       \
+        {"batch", 'b', "B", "mini-batch size (default 128 with --arch, else 64)"},               \
+        {"lr", 0, "LR",                                                                           \
+         "peak learning rate (sgd: 0.1 with --arch, 0.05 with --init, 0.005 for QAT; "          \
+         "adam/adamw: 0.001)"},                                                                  \
         {"optimizer", 0, "sgd|adam|adamw", "optimizer (default sgd with Nesterov momentum)"},     \
         {"momentum", 0, "M", "SGD momentum (default 0.9)"},                                       \
         {"wd", 0, "W", "weight decay (default 5e-4 for sgd, 0.01 for adamw, 0 for adam)"},        \
@@ -127,9 +129,16 @@ static bool get_float(const cli_args *a, const char *name, double lo, double hi,
 /* Options shared by train and distill -> trainer options. */
 static bool parse_train_options(const cli_args *a, qf_train_options *o, bool finetune) {
     qf_train_options_default(o);
+    /* Default recipe from scratch: batch 128 (bigger GEMMs, half the thread
+     * synchronisations per image) with the lr scaled to match; resnet8 gets
+     * 8 epochs so a Fashion-MNIST run fits in about 10 minutes on two cores
+     * (measured: lenet 91.79% in 6 min, resnet8 92.76% in 8 epochs). */
+    const char *arch = cli_get(a, "arch");
+    bool scratch = !finetune && arch;
+    bool r8 = scratch && strcmp(arch, "resnet8") == 0;
     long long epochs, batch, threads, seed, pad, vlimit;
-    if (!cli_get_int(a, "epochs", 1, 100000, finetune ? 3 : 10, &epochs) ||
-        !cli_get_int(a, "batch", 1, 1 << 16, 64, &batch) ||
+    if (!cli_get_int(a, "epochs", 1, 100000, finetune ? 3 : (r8 ? 8 : 10), &epochs) ||
+        !cli_get_int(a, "batch", 1, 1 << 16, scratch ? 128 : 64, &batch) ||
         !cli_get_int(a, "threads", 1, 256, 2, &threads) ||
         !cli_get_int(a, "seed", 0, INT64_MAX, 1, &seed) ||
         !cli_get_int(a, "pad", 0, 64, 0, &pad) ||
@@ -160,7 +169,8 @@ static bool parse_train_options(const cli_args *a, qf_train_options *o, bool fin
     if (!get_float(a, "momentum", 0, 0.999, 0.9, &mom) ||
         !get_float(a, "wd", 0, 1, sgd ? 5e-4 : (kind == QF_OPTIM_ADAMW ? 0.01 : 0),
                    &o->optim.weight_decay) ||
-        !get_float(a, "lr", 1e-8, 10, sgd ? (finetune ? 0.005 : 0.05) : (finetune ? 1e-4 : 0.001),
+        !get_float(a, "lr", 1e-8, 10,
+                   sgd ? (finetune ? 0.005 : (scratch ? 0.1 : 0.05)) : (finetune ? 1e-4 : 0.001),
                    &o->lr.base_lr) ||
         !get_float(a, "warmup", 0, 1000, finetune ? 0 : 1, &o->warmup_epochs) ||
         !get_float(a, "label-smoothing", 0, 0.999, 0, &o->label_smoothing))

@@ -8,12 +8,14 @@
  * back. Conv:  dW_g += dY_g col(X)^T,  dcol = W_g^T dY_g -> col2im -> dX.
  * ConvTranspose: col = col(dY),  dX_g += W_g col,  dW_g += X_g col^T.
  * Conv's backward puts the col matrices of a chunk of images side by side
- * so each GEMM is large (scratch: about 2 MiB plus the chunk's dY); depthwise
+ * so each GEMM is large, chunks running in parallel (scratch: a slice of
+ * about 2 MiB plus the chunk's dY per task, see conv_slice_task); depthwise
  * convolutions run direct loops instead of tiny GEMMs.
  */
 #include <string.h>
 
 #include "base/threadpool.h"
+#include "kernels/blas/sgemm_blas.h"
 #include "kernels/ref/spatial.h"
 #include "train/grad.h"
 
@@ -34,8 +36,8 @@ static void inner_range(const win *w, int64_t k2, int64_t *base, int64_t *lo, in
 /* dst[0, lo) = 0, dst[lo, hi) = s[0, hi - lo), dst[hi, n) = 0. Rows are
  * short (a feature map's width), so inline loops beat memcpy/memset calls;
  * blocks of 8 let -O2 vectorise the copy. */
-static inline void gather_row(float *restrict dst, const float *restrict s, int64_t lo,
-                              int64_t hi, int64_t n) {
+static inline void gather_row(float *restrict dst, const float *restrict s, int64_t lo, int64_t hi,
+                              int64_t n) {
     for (int64_t p = 0; p < lo; p++)
         dst[p] = 0.0f;
     float *d = dst + lo;
@@ -118,6 +120,8 @@ static void col2im(const win *w, int64_t ch, const float *col, int64_t ld, float
  * whose col matrices fit this budget (2 MiB, so the matrix im2col writes is
  * still in cache when the GEMM reads it), one GEMM per chunk. */
 #define COL_BUDGET ((int64_t)1 << 19)
+/* Most tasks (scratch slices) the backward runs in parallel. */
+#define CONV_SLICES 4
 
 static int64_t chunk_images(int64_t n, int64_t rows, int64_t ps) {
     int64_t per = rows * ps > 0 ? rows * ps : 1;
@@ -168,17 +172,27 @@ static qf_status conv_geo_of(const qf_node *n, const qf_tensor *in, int n_in, co
     return QF_OK;
 }
 
+/* Floats of one task's scratch slice: col (rows x nb*ps), the chunk's dY
+ * gathered as Mg x nb*ps, and the task's private dW (M x rows). */
+static bool conv_slice_floats(const conv_geo *cg, int64_t chunk, size_t *out) {
+    int64_t rows = cg->cg * cg->kk, ps = prod3(cg->w.pos);
+    size_t f1, f2, f3, t;
+    if (!qf_mul_size((size_t)rows, (size_t)(chunk * ps), &f1) ||
+        !qf_mul_size((size_t)cg->mg, (size_t)(chunk * ps), &f2) ||
+        !qf_mul_size((size_t)cg->m, (size_t)rows, &f3) || !qf_add_size(f1, f2, &t) ||
+        !qf_add_size(t, f3, &t) || !qf_add_size(t, 15, &t))
+        return false;
+    *out = t / 16 * 16; /* slices stay 64-byte aligned */
+    return true;
+}
+
 static size_t conv_scratch(const qf_node *n, const qf_tensor *in, int n_in, const qf_tensor *out,
                            int n_out) {
     conv_geo cg;
     if (conv_geo_of(n, in, n_in, &cg, NULL)) return 0;
-    int64_t rows = cg.cg * cg.kk, ps = prod3(cg.w.pos);
-    int64_t nb = chunk_images(cg.n, rows, ps);
-    /* col (rows x nb*ps) and the chunk's dY gathered as Mg x nb*ps */
-    size_t f1, f2, tot, b;
-    if (!qf_mul_size((size_t)rows, (size_t)(nb * ps), &f1) ||
-        !qf_mul_size((size_t)cg.mg, (size_t)(nb * ps), &f2) || !qf_add_size(f1, f2, &tot) ||
-        !qf_mul_size(tot, sizeof(float), &b))
+    int64_t nb = chunk_images(cg.n, cg.cg * cg.kk, prod3(cg.w.pos));
+    size_t f, b;
+    if (!conv_slice_floats(&cg, nb, &f) || !qf_mul_size(f, CONV_SLICES * sizeof(float), &b))
         return 0;
     return b;
 }
@@ -224,42 +238,19 @@ static void depthwise_backward(const win *w, const float *x, const float *wk, co
     }
 }
 
-/* Per-image (or per-group) pieces of the conv backward, run on ctx->pool:
- * every task writes its own images' col columns or dX planes, or (depthwise)
- * its own group's dW. */
+/* The conv backward's parallel work: depthwise convolutions one group per
+ * task; the others as chunks of images dealt out round-robin to at most
+ * CONV_SLICES tasks, each with its own scratch slice, single-threaded GEMMs
+ * and a private dW that is summed into dW at the end. One pool call per
+ * node keeps synchronisations few (each can stall on a descheduled worker
+ * when the machine is busy). */
 typedef struct conv_job {
     const conv_geo *cg;
     const float *x, *w, *dy;
-    float *col, *dyt, *dx, *dw;
-    int64_t b0, g, ld, is, ps, rows;
+    float *dx, *dw, *slices;
+    size_t slice_floats;
+    int64_t chunk, n_tasks, is, ps, rows;
 } conv_job;
-
-static void conv_im2col_task(void *ctx, int64_t i, int tid) {
-    (void)tid;
-    const conv_job *j = ctx;
-    const conv_geo *cg = j->cg;
-    im2col(&cg->w, cg->cg, j->x + ((j->b0 + i) * cg->c + j->g * cg->cg) * j->is, j->col + i * j->ps,
-           j->ld);
-}
-
-static void conv_col2im_task(void *ctx, int64_t i, int tid) {
-    (void)tid;
-    const conv_job *j = ctx;
-    const conv_geo *cg = j->cg;
-    col2im(&cg->w, cg->cg, j->col + i * j->ps, j->ld,
-           j->dx + ((j->b0 + i) * cg->c + j->g * cg->cg) * j->is);
-}
-
-static void conv_dyt_task(void *ctx, int64_t m, int tid) {
-    (void)tid;
-    const conv_job *j = ctx;
-    const conv_geo *cg = j->cg;
-    int64_t nb = j->ld / j->ps;
-    for (int64_t i = 0; i < nb; i++)
-        memcpy(j->dyt + m * j->ld + i * j->ps,
-               j->dy + ((j->b0 + i) * cg->m + j->g * cg->mg + m) * j->ps,
-               sizeof(float) * (size_t)j->ps);
-}
 
 static void conv_depthwise_task(void *ctx, int64_t g, int tid) {
     (void)tid;
@@ -270,6 +261,47 @@ static void conv_depthwise_task(void *ctx, int64_t g, int tid) {
                            j->dy + (b * cg->m + g * cg->mg) * j->ps,
                            j->dx ? j->dx + (b * cg->c + g) * j->is : NULL,
                            j->dw ? j->dw + g * cg->mg * j->rows : NULL, cg->mg);
+}
+
+/* Images [b0, b0 + nb) of group g: dW_g += dY col^T, dX += col2im(W_g^T dY). */
+static void conv_chunk(const conv_job *j, int64_t b0, int64_t nb, int64_t g, float *col, float *dyt,
+                       float *dwp) {
+    const conv_geo *cg = j->cg;
+    int64_t ps = j->ps, rows = j->rows, ld = nb * ps;
+    for (int64_t i = 0; i < nb; i++)
+        for (int64_t m = 0; m < cg->mg; m++)
+            memcpy(dyt + m * ld + i * ps, j->dy + ((b0 + i) * cg->m + g * cg->mg + m) * ps,
+                   sizeof(float) * (size_t)ps);
+    if (j->dw) {
+        for (int64_t i = 0; i < nb; i++)
+            im2col(&cg->w, cg->cg, j->x + ((b0 + i) * cg->c + g * cg->cg) * j->is, col + i * ps,
+                   ld);
+        qf_sgemm_f32_blas(1, false, true, (size_t)cg->mg, (size_t)rows, (size_t)ld, 1.0f, dyt,
+                          (size_t)ld, col, (size_t)ld, 1.0f, dwp + g * cg->mg * rows, (size_t)rows);
+    }
+    if (j->dx) {
+        qf_sgemm_f32_blas(1, true, false, (size_t)rows, (size_t)ld, (size_t)cg->mg, 1.0f,
+                          j->w + g * cg->mg * rows, (size_t)rows, dyt, (size_t)ld, 0.0f, col,
+                          (size_t)ld);
+        for (int64_t i = 0; i < nb; i++)
+            col2im(&cg->w, cg->cg, col + i * ps, ld,
+                   j->dx + ((b0 + i) * cg->c + g * cg->cg) * j->is);
+    }
+}
+
+static void conv_slice_task(void *ctx, int64_t t, int tid) {
+    (void)tid;
+    const conv_job *j = ctx;
+    const conv_geo *cg = j->cg;
+    float *col = j->slices + (size_t)t * j->slice_floats;
+    float *dyt = col + j->rows * j->chunk * j->ps;
+    float *dwp = dyt + cg->mg * j->chunk * j->ps;
+    if (j->dw) memset(dwp, 0, sizeof(float) * (size_t)(cg->m * j->rows));
+    for (int64_t b0 = t * j->chunk; b0 < cg->n; b0 += j->n_tasks * j->chunk) {
+        int64_t nb = cg->n - b0 < j->chunk ? cg->n - b0 : j->chunk;
+        for (int64_t g = 0; g < cg->group; g++)
+            conv_chunk(j, b0, nb, g, col, dyt, dwp);
+    }
 }
 
 static qf_status conv_backward(const qf_grad_args *a, qf_err *err) {
@@ -286,7 +318,7 @@ static qf_status conv_backward(const qf_grad_args *a, qf_err *err) {
         for (int64_t b = 0; b < cg.n; b++)
             for (int64_t m = 0; m < cg.m; m++)
                 db[m] += qf_grad_sum(dy + (b * cg.m + m) * ps, ps);
-    if ((!dx && !dw) || rows == 0 || ps == 0 || cg.mg == 0) return QF_OK;
+    if ((!dx && !dw) || rows == 0 || ps == 0 || cg.mg == 0 || cg.n == 0) return QF_OK;
     conv_job j = {.cg = &cg,
                   .x = a->in[0].data,
                   .w = a->in[1].data,
@@ -300,35 +332,27 @@ static qf_status conv_backward(const qf_grad_args *a, qf_err *err) {
         qf_parallel_for(pool, cg.group, conv_depthwise_task, &j);
         return QF_OK;
     }
-    /* chunks of images side by side: one GEMM per chunk and group */
-    int64_t chunk = chunk_images(cg.n, rows, ps);
-    float *col = a->scratch, *dyt = col + rows * chunk * ps;
-    j.col = col;
-    j.dyt = dyt;
-    for (int64_t b0 = 0; b0 < cg.n; b0 += chunk) {
-        int64_t nb = cg.n - b0 < chunk ? cg.n - b0 : chunk, ld = nb * ps;
-        for (int64_t g = 0; g < cg.group; g++) {
-            const float *wg = j.w + g * cg.mg * rows;
-            j.b0 = b0;
-            j.g = g;
-            j.ld = ld;
-            /* dY of the chunk gathered as Mg x nb*ps */
-            qf_parallel_for(pool, cg.mg, conv_dyt_task, &j);
-            if (dw) {
-                qf_parallel_for(pool, nb, conv_im2col_task, &j);
-                /* dW_g (Mg x rows) += dY (Mg x nb*ps) col^T */
-                qf_grad_sgemm(a->ctx, false, true, (size_t)cg.mg, (size_t)rows, (size_t)ld, 1.0f,
-                              dyt, (size_t)ld, col, (size_t)ld, 1.0f, dw + g * cg.mg * rows,
-                              (size_t)rows);
-            }
-            if (dx) {
-                /* dcol (rows x nb*ps) = W_g^T dY, then scatter back */
-                qf_grad_sgemm(a->ctx, true, false, (size_t)rows, (size_t)ld, (size_t)cg.mg, 1.0f,
-                              wg, (size_t)rows, dyt, (size_t)ld, 0.0f, col, (size_t)ld);
-                qf_parallel_for(pool, nb, conv_col2im_task, &j);
-            }
-        }
+    j.chunk = chunk_images(cg.n, rows, ps);
+    size_t total;
+    /* the same sizes as conv_scratch, which returned 0 if they overflow */
+    if (!conv_slice_floats(&cg, j.chunk, &j.slice_floats) ||
+        !qf_mul_size(j.slice_floats, CONV_SLICES * sizeof(float), &total) || !a->scratch) {
+        char d[200];
+        return qf_errf(err, QF_ERR_NOMEM, "%s: backward scratch size overflows",
+                       qf_node_desc(a->node, d, sizeof d));
     }
+    j.slices = a->scratch;
+    int64_t chunks = (cg.n + j.chunk - 1) / j.chunk;
+    j.n_tasks = qf_threadpool_size(pool);
+    if (j.n_tasks > CONV_SLICES) j.n_tasks = CONV_SLICES;
+    if (j.n_tasks > chunks) j.n_tasks = chunks;
+    qf_parallel_for(pool, j.n_tasks, conv_slice_task, &j);
+    if (dw) /* the tasks' private dW, in task order (deterministic) */
+        for (int64_t t = 0; t < j.n_tasks; t++)
+            qf_grad_add(dw,
+                        j.slices + (size_t)t * j.slice_floats + rows * j.chunk * ps +
+                            cg.mg * j.chunk * ps,
+                        cg.m * rows);
     return QF_OK;
 }
 

@@ -80,9 +80,9 @@ static void gemm_panel(void *ctx, int64_t t, int tid) {
         c += lo * j->ldc;
         m = hi - lo;
     }
-    cblas_sgemm(CblasRowMajor, j->ta ? CblasTrans : CblasNoTrans,
-                j->tb ? CblasTrans : CblasNoTrans, (blasint)m, (blasint)n, (blasint)j->k,
-                j->alpha, a, (blasint)j->lda, b, (blasint)j->ldb, j->beta, c, (blasint)j->ldc);
+    cblas_sgemm(CblasRowMajor, j->ta ? CblasTrans : CblasNoTrans, j->tb ? CblasTrans : CblasNoTrans,
+                (blasint)m, (blasint)n, (blasint)j->k, j->alpha, a, (blasint)j->lda, b,
+                (blasint)j->ldb, j->beta, c, (blasint)j->ldc);
 }
 
 void qf_sgemm_f32_pooled(const qf_exec_ctx *ctx, bool trans_a, bool trans_b, size_t m, size_t n,
@@ -93,16 +93,27 @@ void qf_sgemm_f32_pooled(const qf_exec_ctx *ctx, bool trans_a, bool trans_b, siz
     int threads = qf_threadpool_size(pool);
     if (threads <= 1 || m > INT_MAX || n > INT_MAX || k > INT_MAX ||
         (double)m * (double)n * (double)k < (double)QF_SGEMM_BLAS_POOL_MIN_FLOPS) {
-        qf_sgemm_f32_blas(pool ? 1 : (ctx ? ctx->num_threads : 1), trans_a, trans_b, m, n, k,
-                          alpha, a, lda, b, ldb, beta, c, ldc);
+        qf_sgemm_f32_blas(pool ? 1 : (ctx ? ctx->num_threads : 1), trans_a, trans_b, m, n, k, alpha,
+                          a, lda, b, ldb, beta, c, ldc);
         return;
     }
     set_threads(1);
     /* two panels per thread: a thread the OS deschedules leaves its second
      * panel to the others; panels of at least 64 columns or 16 rows keep
      * OpenBLAS's per-call packing cost small */
-    gemm_job j = {.ta = trans_a, .tb = trans_b, .m = m, .n = n, .k = k, .lda = lda,
-                  .ldb = ldb, .ldc = ldc, .alpha = alpha, .beta = beta, .a = a, .b = b, .c = c};
+    gemm_job j = {.ta = trans_a,
+                  .tb = trans_b,
+                  .m = m,
+                  .n = n,
+                  .k = k,
+                  .lda = lda,
+                  .ldb = ldb,
+                  .ldc = ldc,
+                  .alpha = alpha,
+                  .beta = beta,
+                  .a = a,
+                  .b = b,
+                  .c = c};
     j.split_n = n >= 4 * m || n >= 256;
     j.total = j.split_n ? n : m;
     size_t align = j.split_n ? 64 : 16, panels = (size_t)threads * 2;

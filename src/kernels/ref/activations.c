@@ -59,8 +59,9 @@ static inline double clamp01(double v) {
 
 /* Relu is the hot activation of training: random signs make the scalar
  * select a mispredicted branch, and GCC at -O2 does not vectorise selects,
- * so with GCC/Clang 8 floats at a time go through generic vectors. x < 0 -> 0 keeps NaN (the comparison is false). Each block is
- * loaded before it is stored, so x == y (in place) is fine. */
+ * so with GCC/Clang 8 floats at a time go through generic vectors. x < 0
+ * -> 0 keeps NaN (the comparison is false). Each block is loaded before it
+ * is stored, so x == y (in place) is fine. */
 static void relu_f32(const void *vx, void *vy, int64_t n, const void *vp) {
     (void)vp;
     const float *xs = vx;

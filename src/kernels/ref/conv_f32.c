@@ -11,10 +11,9 @@
  *
  * Batches of small images (training: 28x28 and smaller, one band per
  * image) put the im2col matrices of several images side by side so one
- * GEMM covers the chunk: a per-image GEMM is too small for OpenBLAS to use
- * two threads well, and its call overhead dominates. The chunk's result is
- * then scattered into Y (bias added on the way), image by image on the
- * thread pool.
+ * GEMM covers the chunk (a per-image GEMM is small enough for OpenBLAS's
+ * call overhead to dominate); the chunk's result is then scattered into Y
+ * with the bias added. Chunks run in parallel on the thread pool.
  */
 #include <string.h>
 
@@ -31,15 +30,17 @@ typedef struct conv_params {
 /* im2col band budget in floats (8 MiB) */
 #define COL_BUDGET ((size_t)2 << 20)
 /* Floats of im2col matrix plus GEMM result per batched chunk (2 MiB:
- * still in cache between im2col, the GEMM and the scatter). */
+ * still in cache between im2col, the GEMM and the scatter), and the most
+ * tasks (scratch slices) the batched path runs in parallel. */
 #define BATCH_BUDGET ((int64_t)1 << 19)
+#define CONV_SLICES 4
 
 typedef struct conv_plan {
     qf_spatial_geom g;
     int64_t n, c, m, cg, mg, kk; /* batch, channels, outputs, per group, kernel size */
     bool pointwise, direct;
     int64_t band_rows; /* output rows (of out[2] columns) per im2col band */
-    int64_t chunk;     /* images per batched GEMM (>= 2), or 0: image by image */
+    int64_t chunk;     /* images per batched GEMM (>= 1), or 0: not batched */
 } conv_plan;
 
 static qf_status conv_parse(qf_graph *g, qf_node *n, qf_err *err) {
@@ -107,7 +108,7 @@ static qf_status conv_make_plan(const qf_node *n, const qf_tensor *in, int n_in,
         int64_t per = (k + pl->mg) * rows * g->out[2];
         int64_t nb = per > 0 ? BATCH_BUDGET / per : 0;
         if (nb > pl->n) nb = pl->n;
-        pl->chunk = nb >= 2 ? nb : 0;
+        pl->chunk = nb >= 1 ? nb : 0;
     }
     return QF_OK;
 }
@@ -126,18 +127,16 @@ static qf_status conv_infer(const qf_node *n, const qf_tensor *in, int n_in, qf_
     return QF_OK;
 }
 
+static size_t batch_slice_bytes(const conv_plan *pl);
+
 static size_t conv_scratch(const qf_node *n, const qf_tensor *in, int n_in, const qf_tensor *out,
                            int n_out) {
     conv_plan pl;
     if (conv_make_plan(n, in, n_in, &pl, NULL)) return 0;
     if (pl.direct) return 0;
     size_t k = (size_t)(pl.cg * pl.kk);
-    if (pl.chunk) {
-        /* col (k x chunk*hwo) and the GEMM result (mg x chunk*hwo) */
-        size_t cols = (size_t)(pl.chunk * qf_spatial_prod(pl.g.out));
-        return (k + (size_t)pl.mg) * cols * sizeof(float) + 64 +
-               qf_sgemm_f32_scratch((size_t)pl.mg, cols, k);
-    }
+    if (pl.chunk) /* per slice: col (k x chunk*hwo), GEMM result (mg x chunk*hwo) */
+        return CONV_SLICES * batch_slice_bytes(&pl) + 64;
     size_t cols =
         pl.pointwise ? (size_t)qf_spatial_prod(pl.g.out) : (size_t)(pl.band_rows * pl.g.out[2]);
     size_t gemm = qf_sgemm_f32_scratch((size_t)pl.mg, cols, k);
@@ -148,8 +147,8 @@ static size_t conv_scratch(const qf_node *n, const qf_tensor *in, int n_in, cons
 /* dst[0, lo) = 0, dst[lo, hi) = s[0, hi - lo), dst[hi, n) = 0. Rows are
  * short (an output row), so inline loops beat memcpy/memset calls; blocks
  * of 8 let -O2 vectorise the copy. */
-static inline void gather_row(float *restrict dst, const float *restrict s, int64_t lo,
-                              int64_t hi, int64_t n) {
+static inline void gather_row(float *restrict dst, const float *restrict s, int64_t lo, int64_t hi,
+                              int64_t n) {
     for (int64_t p = 0; p < lo; p++)
         dst[p] = 0.0f;
     float *d = dst + lo;
@@ -243,59 +242,79 @@ static void conv_direct_channel(const qf_spatial_geom *g, const float *restrict 
         }
 }
 
-/* One chunk of images and one group of the batched path; tasks are images. */
+/* The batched path: chunks of images, dealt out round-robin to at most
+ * CONV_SLICES tasks on the pool, each with its own slice of scratch and a
+ * single-threaded GEMM. One pool call per convolution keeps the number of
+ * synchronisations small (each one can stall on a descheduled worker when
+ * the machine is busy). */
 typedef struct conv_batch {
     const conv_plan *pl;
-    const float *x, *bias;
-    float *y, *col, *res;
-    int64_t b0, gi, nb, hwi, hwo;
+    const float *x, *w, *bias;
+    float *y;
+    unsigned char *slices;
+    size_t slice_bytes;
+    int64_t n_tasks, hwi, hwo;
 } conv_batch;
 
-static void batch_im2col_task(void *ctx, int64_t i, int tid) {
-    (void)tid;
-    const conv_batch *j = ctx;
+static void batch_chunk(const conv_batch *j, int64_t b0, int64_t nb, float *col, float *res,
+                        void *gemm_scratch) {
     const conv_plan *pl = j->pl;
-    const float *xg = j->x + ((j->b0 + i) * pl->c + j->gi * pl->cg) * j->hwi;
-    im2col_band(pl, xg, 0, pl->g.out[0] * pl->g.out[1], j->col + i * j->hwo, j->nb * j->hwo);
+    const qf_exec_ctx one = {.num_threads = 1, .pool = NULL};
+    int64_t k = pl->cg * pl->kk, group = pl->c / pl->cg, rows = pl->g.out[0] * pl->g.out[1];
+    int64_t ld = nb * j->hwo;
+    for (int64_t gi = 0; gi < group; gi++) {
+        for (int64_t i = 0; i < nb; i++)
+            im2col_band(pl, j->x + ((b0 + i) * pl->c + gi * pl->cg) * j->hwi, 0, rows,
+                        col + i * j->hwo, ld);
+        qf_sgemm_f32_auto(&one, false, false, (size_t)pl->mg, (size_t)ld, (size_t)k, 1.0f,
+                          j->w + gi * pl->mg * k, (size_t)k, col, (size_t)ld, 0.0f, res, (size_t)ld,
+                          gemm_scratch);
+        for (int64_t i = 0; i < nb; i++)
+            for (int64_t m = 0; m < pl->mg; m++) {
+                const float *restrict src = res + m * ld + i * j->hwo;
+                float *restrict dst = j->y + ((b0 + i) * pl->m + gi * pl->mg + m) * j->hwo;
+                float bv = j->bias ? j->bias[gi * pl->mg + m] : 0.0f;
+                for (int64_t p = 0; p < j->hwo; p++)
+                    dst[p] = src[p] + bv;
+            }
+    }
 }
 
-static void batch_scatter_task(void *ctx, int64_t i, int tid) {
+static void batch_task(void *ctx, int64_t t, int tid) {
     (void)tid;
     const conv_batch *j = ctx;
     const conv_plan *pl = j->pl;
-    int64_t ld = j->nb * j->hwo;
-    for (int64_t m = 0; m < pl->mg; m++) {
-        const float *restrict src = j->res + m * ld + i * j->hwo;
-        float *restrict dst = j->y + ((j->b0 + i) * pl->m + j->gi * pl->mg + m) * j->hwo;
-        float bv = j->bias ? j->bias[j->gi * pl->mg + m] : 0.0f;
-        for (int64_t p = 0; p < j->hwo; p++)
-            dst[p] = src[p] + bv;
+    int64_t k = pl->cg * pl->kk;
+    float *col = (float *)(j->slices + (size_t)t * j->slice_bytes);
+    float *res = col + k * pl->chunk * j->hwo;
+    void *gemm_scratch = res + pl->mg * pl->chunk * j->hwo;
+    for (int64_t b0 = t * pl->chunk; b0 < pl->n; b0 += j->n_tasks * pl->chunk) {
+        int64_t nb = pl->n - b0 < pl->chunk ? pl->n - b0 : pl->chunk;
+        batch_chunk(j, b0, nb, col, res, gemm_scratch);
     }
+}
+
+/* Bytes of one task's scratch slice (a multiple of 64). */
+static size_t batch_slice_bytes(const conv_plan *pl) {
+    size_t k = (size_t)(pl->cg * pl->kk), cols = (size_t)(pl->chunk * qf_spatial_prod(pl->g.out));
+    size_t b =
+        (k + (size_t)pl->mg) * cols * sizeof(float) + qf_sgemm_f32_scratch((size_t)pl->mg, cols, k);
+    return (b + 63) & ~(size_t)63;
 }
 
 static void conv_run_batched(const qf_exec_ctx *ctx, const conv_plan *pl, const float *x,
                              const float *w, const float *bias, float *y, void *scratch) {
-    int64_t k = pl->cg * pl->kk, group = pl->c / pl->cg;
-    conv_batch j = {.pl = pl, .x = x, .bias = bias, .y = y};
+    conv_batch j = {.pl = pl, .x = x, .w = w, .bias = bias, .y = y};
     j.hwi = qf_spatial_prod(pl->g.in);
     j.hwo = qf_spatial_prod(pl->g.out);
-    j.col = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
-    j.res = j.col + k * pl->chunk * j.hwo;
-    void *gemm_scratch = j.res + pl->mg * pl->chunk * j.hwo;
+    j.slices = (unsigned char *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
+    j.slice_bytes = batch_slice_bytes(pl);
     qf_threadpool *pool = ctx ? ctx->pool : NULL;
-    for (int64_t b0 = 0; b0 < pl->n; b0 += pl->chunk) {
-        j.b0 = b0;
-        j.nb = pl->n - b0 < pl->chunk ? pl->n - b0 : pl->chunk;
-        size_t cols = (size_t)(j.nb * j.hwo);
-        for (int64_t gi = 0; gi < group; gi++) {
-            j.gi = gi;
-            qf_parallel_for(pool, j.nb, batch_im2col_task, &j);
-            qf_sgemm_f32_auto(ctx, false, false, (size_t)pl->mg, cols, (size_t)k, 1.0f,
-                              w + gi * pl->mg * k, (size_t)k, j.col, cols, 0.0f, j.res, cols,
-                              gemm_scratch);
-            qf_parallel_for(pool, j.nb, batch_scatter_task, &j);
-        }
-    }
+    int64_t chunks = (pl->n + pl->chunk - 1) / pl->chunk;
+    j.n_tasks = qf_threadpool_size(pool);
+    if (j.n_tasks > CONV_SLICES) j.n_tasks = CONV_SLICES;
+    if (j.n_tasks > chunks) j.n_tasks = chunks;
+    qf_parallel_for(pool, j.n_tasks, batch_task, &j);
 }
 
 static qf_status conv_run(const qf_exec_ctx *ctx, const qf_node *n, const qf_tensor *in, int n_in,
