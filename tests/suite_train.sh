@@ -84,6 +84,27 @@ if [[ -f $T/lenet.onnx ]]; then
   else bad "gradual pruning failed: $(tail -1 "$T/e")"; fi
 fi
 
+# ---- weight sharing with centroid fine-tuning ------------------------------------------
+if [[ -f $T/lenet.onnx ]]; then
+  if "$Q" cluster "$T/lenet.onnx" --bits 2 -q -o "$T/c2.onnx" &&
+    "$Q" cluster "$T/lenet.onnx" --bits 2 --epochs 1 --train-limit 3000 --data fashion-mnist \
+      -q -o "$T/c2f.onnx" >/dev/null &&
+    "$Q" eval "$T/c2.onnx" --data fashion-mnist --limit 1000 --json >"$T/c2.json" 2>/dev/null &&
+    "$Q" eval "$T/c2f.onnx" --data fashion-mnist --limit 1000 --json >"$T/c2f.json" 2>/dev/null; then
+    a0=$($PY -c "import json,sys; print(json.load(open(sys.argv[1]))['top1'])" "$T/c2.json")
+    a1=$($PY -c "import json,sys; print(json.load(open(sys.argv[1]))['top1'])" "$T/c2f.json")
+    nd=$($PY -c "
+import onnx, sys, numpy as np
+from onnx import numpy_helper
+m = onnx.load(sys.argv[1])
+ws = [numpy_helper.to_array(t) for t in m.graph.initializer if t.name.endswith('weight') and t.dims and len(t.dims) >= 2]
+print(max(len(np.unique(w)) for w in ws))" "$T/c2f.onnx")
+    if le "$a0" "$a1" && [[ $nd -le 4 ]]; then
+      ok "cluster 2-bit: centroid fine-tuning $a0 -> $a1, at most $nd distinct weights per layer"
+    else bad "cluster 2-bit: $a0 -> $a1, $nd distinct weights in a layer"; fi
+  else bad "cluster failed"; fi
+fi
+
 # ---- QAT: 4-bit weights and activations, first and last layer 8-bit -------------------
 if [[ -f $T/lenet.onnx ]]; then
   $PY - "$T/lenet.onnx" "$T/w4a4.json" <<'EOF'
