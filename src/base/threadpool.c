@@ -18,18 +18,23 @@
 #include <stdatomic.h>
 
 /* Spinning: a bounded busy wait before sleeping. On x86 it is bounded by
- * the time-stamp counter (about 2 ms at the usual 2-4 GHz) and does not use
+ * the time-stamp counter (about 50-100 us at the usual 2-4 GHz) and does not use
  * `pause`: under KVM a pause loop triggers pause-loop exiting, and the
  * hypervisor then deschedules the spinning vCPU, which is exactly the
  * latency spinning is meant to avoid. Elsewhere it counts iterations. */
 #if defined(__x86_64__) || defined(__i386__)
 #include <x86intrin.h>
-#define SPIN_BUDGET 6000000ull /* TSC ticks */
+/* Short on purpose: back-to-back jobs of one layer follow within
+ * microseconds, while a longer gap (a serial op on the caller) is better
+ * spent asleep. A 2 ms budget (round 1) had both workers burning a core
+ * between jobs; on a shared 2-core machine that stole the CPU from the
+ * caller, which then ran its own share of the next job late. */
+#define SPIN_BUDGET 200000ull /* TSC ticks */
 typedef uint64_t spin_t;
 static inline spin_t spin_start(void) { return __rdtsc(); }
 static inline bool spin_more(spin_t t0) { return __rdtsc() - t0 < SPIN_BUDGET; }
 #else
-#define SPIN_BUDGET 2000000ull /* iterations */
+#define SPIN_BUDGET 100000ull /* iterations */
 typedef uint64_t spin_t;
 static inline spin_t spin_start(void) { return 0; }
 static inline bool spin_more(spin_t t0) {

@@ -23,6 +23,8 @@
  * kernel), and run calls them with the session's thread pool.
  */
 #include <stdio.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "kernels/dispatch.h"
 #include "kernels/portable/qfast.h"
@@ -256,6 +258,30 @@ static qf_status parse_weights(qf_graph *g, const qf_node *n, int min_rank, int 
     return QF_OK;
 }
 
+/* After packing, the source weights are only read again if a run falls
+ * back to the reference kernel. When they are not the value's own copy
+ * (data_external: the read-only mapping of a qfm file), ask the OS to
+ * reclaim their pages with MADV_PAGEOUT, which never changes contents: a
+ * clean file page is dropped and faulted in again from the file if read,
+ * and anonymous memory is at most swapped. So the packed copy no longer
+ * doubles the model's resident size (issue 5: peak memory of `qforge run`),
+ * and a re-planned or falling-back run still reads the same bytes. Only
+ * whole pages inside the tensor are advised; failures are ignored (advice). */
+static void release_source_pages(const qf_value *w, size_t bytes) {
+#if defined(MADV_PAGEOUT)
+    if (!w->data_external || !w->data || bytes == 0) return;
+    const long page = sysconf(_SC_PAGESIZE);
+    if (page <= 0) return;
+    const uintptr_t pg = (uintptr_t)page, d0 = (uintptr_t)w->data;
+    if (bytes > UINTPTR_MAX - d0 - pg) return;
+    const uintptr_t a0 = (d0 + pg - 1) / pg * pg, a1 = (d0 + bytes) / pg * pg;
+    if (a1 > a0) (void)madvise((void *)a0, a1 - a0, MADV_PAGEOUT);
+#else
+    (void)w;
+    (void)bytes;
+#endif
+}
+
 /* Pack for the x86 kernels when the active ISA has them (int8 only);
  * *done tells whether it did. */
 static qf_status prepare_x86(qf_graph *g, const qf_node *n, qweighted *p, qx_layout layout,
@@ -277,6 +303,9 @@ static qf_status prepare_x86(qf_graph *g, const qf_node *n, qweighted *p, qx_lay
     p->x86_src = w->data;
     p->x86_ok = true;
     *done = true;
+    size_t src_bytes = 0;
+    if (qf_mul_size((size_t)p->out_ch, p->row_bytes, &src_bytes))
+        release_source_pages(w, src_bytes);
     return QF_OK;
 }
 

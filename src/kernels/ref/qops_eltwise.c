@@ -9,6 +9,7 @@
  * quantizer built from the float activation and the input/output qparams.
  */
 #include "kernels/ref/qops_util.h"
+#include "kernels/x86/qx86_ew.h"
 
 typedef enum { QBIN_ADD, QBIN_MUL } qbin_kind;
 
@@ -89,6 +90,11 @@ static qf_status qadd_run(const qf_exec_ctx *ctx, const qf_node *n, const qf_ten
                           qf_tensor *out, int n_out, void *scratch, qf_err *err) {
     qf_ref_eltwise_params ep;
     qbin_params_for(n, in, &out[0], &ep);
+    /* same-shape FP32 adds (residual connections) take the vector kernel,
+     * which falls back to the reference for an ISA without one */
+    if (qf_x86_add_s8_supported(&ep))
+        return qf_x86_add_s8(ctx ? ctx->pool : NULL, qf_isa_active(), &ep, in[0].data, in[1].data,
+                             out[0].data, err);
     return qf_ref_add_s8(&ep, in[0].data, in[1].data, out[0].data, err);
 }
 

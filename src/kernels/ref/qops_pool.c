@@ -11,6 +11,7 @@
  */
 #include "kernels/ref/qops_util.h"
 #include "kernels/ref/spatial.h"
+#include "kernels/x86/qx86_ew.h"
 
 typedef enum { QPOOL_MAX, QPOOL_AVG, QPOOL_GLOBAL_AVG } qpool_kind;
 
@@ -171,17 +172,22 @@ static qf_status qpool_infer(const qf_node *n, const qf_tensor *in, qf_tensor *o
     return qpool_setup(n, &in[0], kind, &pp, &out[0], err);
 }
 
-static qf_status qpool_run(const qf_node *n, const qf_tensor *in, qf_tensor *out, qpool_kind kind,
-                           qf_err *err) {
+static qf_status qpool_run(qf_threadpool *pool, const qf_node *n, const qf_tensor *in,
+                           qf_tensor *out, qpool_kind kind, qf_err *err) {
     qf_ref_pool_params pp;
     qf_tensor y;
     qf_status s = qpool_setup(n, &in[0], kind, &pp, &y, err);
     if (s) return s;
     if (pp.batch == 0 || pp.channels == 0) return QF_OK; /* nothing to compute */
+    /* the x86 kernels run the reference themselves for QF_ISA=scalar */
+    const qf_isa isa = qf_isa_active();
     switch (kind) {
-    case QPOOL_MAX: return qf_ref_maxpool_s8(&pp, in[0].data, out[0].data, err);
+    case QPOOL_MAX:
+        if (qf_x86_maxpool_s8_supported(&pp))
+            return qf_x86_maxpool_s8(pool, isa, &pp, in[0].data, out[0].data, err);
+        return qf_ref_maxpool_s8(&pp, in[0].data, out[0].data, err);
     case QPOOL_AVG: return qf_ref_avgpool_s8(&pp, in[0].data, out[0].data, err);
-    default: return qf_ref_global_avgpool_s8(&pp, in[0].data, out[0].data, err);
+    default: return qf_x86_global_avgpool_s8(pool, isa, &pp, in[0].data, out[0].data, err);
     }
 }
 
@@ -192,7 +198,7 @@ static qf_status qpool_run(const qf_node *n, const qf_tensor *in, qf_tensor *out
     }                                                                                              \
     static qf_status id##_run(const qf_exec_ctx *ctx, const qf_node *n, const qf_tensor *in,       \
                               int n_in, qf_tensor *out, int n_out, void *scratch, qf_err *err) {   \
-        return qpool_run(n, in, out, kind, err);                                                   \
+        return qpool_run(ctx ? ctx->pool : NULL, n, in, out, kind, err);                           \
     }                                                                                              \
     const qf_op_def qf_opdef_##id = {                                                              \
         .name = opname, .parse = parse_fn, .infer = id##_infer, .run = id##_run};

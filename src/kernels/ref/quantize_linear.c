@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "ir/ops.h"
+#include "kernels/x86/qx86_ew.h"
 
 typedef struct qlin_params {
     int64_t axis;
@@ -226,16 +227,12 @@ static qf_status quant_run(const qf_exec_ctx *ctx, const qf_node *n, const qf_te
         for (int64_t c = 0; c < lay.ch; c++) {
             float scale = load_f(sc->data, sc->dtype, c);
             float z = zp ? (float)load_q(zp->data, zp->dtype, c) : 0.0f;
-            if (x->dtype == QF_DT_F32 && dt == QF_DT_U8) { /* the common case, kept tight */
-                const float *xf = (const float *)x->data + i;
-                uint8_t *yq = (uint8_t *)y + i;
-                for (int64_t k = 0; k < lay.inner; k++)
-                    yq[k] = (uint8_t)quantize_val(xf[k] / scale, z, qmin, qmax);
-            } else if (x->dtype == QF_DT_F32 && dt == QF_DT_I8) {
-                const float *xf = (const float *)x->data + i;
-                int8_t *yq = (int8_t *)y + i;
-                for (int64_t k = 0; k < lay.inner; k++)
-                    yq[k] = (int8_t)quantize_val(xf[k] / scale, z, qmin, qmax);
+            if (x->dtype == QF_DT_F32 && (dt == QF_DT_U8 || dt == QF_DT_I8)) {
+                /* the common case: vector kernel (same formula, qx86_ew.h),
+                 * or this file's scalar loop under QF_ISA=scalar */
+                qf_x86_quantize_f32_8(ctx ? ctx->pool : NULL, qf_isa_active(),
+                                      (const float *)x->data + i, (size_t)lay.inner, scale, z,
+                                      dt == QF_DT_U8, (uint8_t *)y + i);
             } else {
                 for (int64_t k = 0; k < lay.inner; k++) {
                     float v = load_f(x->data, x->dtype, i + k) / scale;
@@ -313,6 +310,14 @@ static qf_status dequant_run(const qf_exec_ctx *ctx, const qf_node *n, const qf_
         for (int64_t c = 0; c < lay.ch; c++) {
             float scale = load_f(sc->data, sc->dtype, c);
             int64_t z = zp ? load_q(zp->data, zp->dtype, c) : 0;
+            if (!f16 && (x->dtype == QF_DT_U8 || x->dtype == QF_DT_I8)) {
+                qf_x86_dequantize_8_f32(ctx ? ctx->pool : NULL, qf_isa_active(),
+                                        (const uint8_t *)x->data + i, x->dtype == QF_DT_U8,
+                                        (size_t)lay.inner, scale, (int32_t)z,
+                                        (float *)out[0].data + i);
+                i += lay.inner;
+                continue;
+            }
             for (int64_t k = 0; k < lay.inner; k++) {
                 /* integer subtraction, one conversion, one binary32 multiply */
                 float v = (float)(load_q(x->data, x->dtype, i + k) - z) * scale;

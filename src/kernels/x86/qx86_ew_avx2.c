@@ -1,0 +1,184 @@
+/* qx86_ew_avx2.c - AVX2 row kernels of qx86_ew.h (same contracts as the
+ * AVX-512 ones). Tails run the scalar forms of qx86_ew.h element by element
+ * (or through a small stack buffer), so no byte outside [0, n) is touched
+ * except where qx86_ew.h grants slack. No FMA: each multiply and add rounds
+ * on its own, as the scalar specification does. */
+#include "kernels/x86/qx86_ew.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#include <string.h>
+
+#define TGT __attribute__((target("avx2")))
+
+/* int32 lanes of four vectors -> 32 bytes in order (values fit in int8). */
+TGT static inline __m256i pack4(__m256i r0, __m256i r1, __m256i r2, __m256i r3) {
+    __m256i b = _mm256_packs_epi16(_mm256_packs_epi32(r0, r1), _mm256_packs_epi32(r2, r3));
+    /* dwords now hold r0[0:4] r1[0:4] r2[0:4] r3[0:4] | r0[4:8] r1[4:8] ... */
+    return _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+TGT static inline __m256i add8(__m128i qa, __m128i qb, __m256i za, __m256i zb, __m256 ma,
+                               __m256 mb, __m256 lo, __m256 hi, __m256i zo) {
+    __m256 fa = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_cvtepi8_epi32(qa), za));
+    __m256 fb = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_cvtepi8_epi32(qb), zb));
+    __m256 s = _mm256_add_ps(_mm256_mul_ps(fa, ma), _mm256_mul_ps(fb, mb));
+    s = _mm256_min_ps(_mm256_max_ps(s, lo), hi);
+    return _mm256_add_epi32(_mm256_cvtps_epi32(s), zo);
+}
+
+TGT static void add_avx2(const int8_t *a, const int8_t *b, int8_t *out, size_t n,
+                         const qx_add_consts *c) {
+    const __m256i za = _mm256_set1_epi32(c->a_zp), zb = _mm256_set1_epi32(c->b_zp);
+    const __m256i zo = _mm256_set1_epi32(c->out_zp);
+    const __m256 ma = _mm256_set1_ps(c->a_mult), mb = _mm256_set1_ps(c->b_mult);
+    const __m256 lo = _mm256_set1_ps(c->lo), hi = _mm256_set1_ps(c->hi);
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m256i r[4];
+        for (int j = 0; j < 4; j++) {
+            __m128i qa = _mm_loadl_epi64((const __m128i *)(a + i + 8 * j));
+            __m128i qb = _mm_loadl_epi64((const __m128i *)(b + i + 8 * j));
+            r[j] = add8(qa, qb, za, zb, ma, mb, lo, hi, zo);
+        }
+        _mm256_storeu_si256((__m256i *)(out + i), pack4(r[0], r[1], r[2], r[3]));
+    }
+    for (; i < n; i++)
+        out[i] = qx_add_one(a[i], b[i], c);
+}
+
+TGT static void vmax_avx2(const int8_t *const *rows, int n_rows, size_t n, int8_t *dst) {
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m256i m = _mm256_loadu_si256((const __m256i *)(rows[0] + i));
+        for (int r = 1; r < n_rows; r++)
+            m = _mm256_max_epi8(m, _mm256_loadu_si256((const __m256i *)(rows[r] + i)));
+        _mm256_storeu_si256((__m256i *)(dst + i), m);
+    }
+    for (; i < n; i++) {
+        int8_t m = rows[0][i];
+        for (int r = 1; r < n_rows; r++)
+            if (rows[r][i] > m) m = rows[r][i];
+        dst[i] = m;
+    }
+}
+
+/* Stride 2 as int16 lanes (see the AVX-512 twin); 16 outputs per step. The
+ * last partial step goes through a stack buffer. */
+TGT static void hmax_avx2(const int8_t *t, int32_t out_w, int32_t stride, int32_t k_w,
+                          int32_t dil, int32_t lo, int32_t hi, int8_t *out) {
+    int8_t buf[32];
+    if (stride == 1) {
+        const __m256i vlo = _mm256_set1_epi8((char)lo), vhi = _mm256_set1_epi8((char)hi);
+        for (int32_t ox = 0; ox < out_w; ox += 32) {
+            __m256i m = _mm256_loadu_si256((const __m256i *)(t + ox));
+            for (int32_t k = 1; k < k_w; k++)
+                m = _mm256_max_epi8(m, _mm256_loadu_si256((const __m256i *)(t + ox + k * dil)));
+            m = _mm256_min_epi8(_mm256_max_epi8(m, vlo), vhi);
+            if (out_w - ox >= 32) {
+                _mm256_storeu_si256((__m256i *)(out + ox), m);
+            } else {
+                _mm256_storeu_si256((__m256i *)buf, m);
+                memcpy(out + ox, buf, (size_t)(out_w - ox));
+            }
+        }
+        return;
+    }
+    const __m256i wlo = _mm256_set1_epi16((short)lo), whi = _mm256_set1_epi16((short)hi);
+    for (int32_t ox = 0; ox < out_w; ox += 16) {
+        __m256i m = _mm256_set1_epi16(-128);
+        for (int32_t k = 0; k < k_w; k++) {
+            __m256i w = _mm256_loadu_si256((const __m256i *)(t + 2 * ox + k * dil));
+            m = _mm256_max_epi16(m, _mm256_srai_epi16(_mm256_slli_epi16(w, 8), 8));
+        }
+        m = _mm256_min_epi16(_mm256_max_epi16(m, wlo), whi);
+        __m128i b = _mm_packs_epi16(_mm256_castsi256_si128(m), _mm256_extracti128_si256(m, 1));
+        if (out_w - ox >= 16) {
+            _mm_storeu_si128((__m128i *)(out + ox), b);
+        } else {
+            _mm_storeu_si128((__m128i *)buf, b);
+            memcpy(out + ox, buf, (size_t)(out_w - ox));
+        }
+    }
+}
+
+TGT static int64_t sum_biased_avx2(const int8_t *x, size_t n) {
+    const __m256i flip = _mm256_set1_epi8((char)0x80), zero = _mm256_setzero_si256();
+    __m256i acc = _mm256_setzero_si256();
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m256i v = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(x + i)), flip);
+        acc = _mm256_add_epi64(acc, _mm256_sad_epu8(v, zero));
+    }
+    int64_t l[4];
+    _mm256_storeu_si256((__m256i *)l, acc);
+    int64_t s = l[0] + l[1] + l[2] + l[3];
+    for (; i < n; i++)
+        s += x[i] + 128;
+    return s;
+}
+
+TGT static inline __m256i quant8(__m256 x, __m256 scale, __m256 zp, __m256 qmin, __m256 qmax) {
+    __m256 r = _mm256_round_ps(_mm256_div_ps(x, scale),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    r = _mm256_add_ps(r, zp);
+    __m256 ordered = _mm256_cmp_ps(r, r, _CMP_ORD_Q);
+    r = _mm256_min_ps(_mm256_max_ps(r, qmin), qmax);
+    r = _mm256_blendv_ps(zp, r, ordered); /* NaN -> zp */
+    return _mm256_cvtps_epi32(r);
+}
+
+TGT static void quant_avx2(const float *x, size_t n, float scale, float zp, bool is_u8, void *y) {
+    const __m256 vs = _mm256_set1_ps(scale), vz = _mm256_set1_ps(zp);
+    const int32_t qmin = is_u8 ? 0 : -128, qmax = is_u8 ? 255 : 127;
+    const __m256 fmin = _mm256_set1_ps((float)qmin), fmax = _mm256_set1_ps((float)qmax);
+    /* u8 values go through int8 packing shifted by -128 and back */
+    const __m256i bias = _mm256_set1_epi32(is_u8 ? -128 : 0);
+    const __m256i unbias = _mm256_set1_epi8(is_u8 ? (char)0x80 : 0);
+    uint8_t *yb = y;
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m256i r[4];
+        for (int j = 0; j < 4; j++)
+            r[j] = _mm256_add_epi32(quant8(_mm256_loadu_ps(x + i + 8 * j), vs, vz, fmin, fmax),
+                                    bias);
+        __m256i b = _mm256_xor_si256(pack4(r[0], r[1], r[2], r[3]), unbias);
+        _mm256_storeu_si256((__m256i *)(yb + i), b);
+    }
+    for (; i < n; i++) {
+        int32_t v = qx_quant_one(x[i] / scale, zp, qmin, qmax);
+        yb[i] = (uint8_t)v;
+    }
+}
+
+TGT static void dequant_avx2(const void *q, bool is_u8, size_t n, float scale, int32_t zp,
+                             float *x) {
+    const uint8_t *qb = q;
+    const __m256 vs = _mm256_set1_ps(scale);
+    const __m256i vz = _mm256_set1_epi32(zp);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m128i b = _mm_loadl_epi64((const __m128i *)(qb + i));
+        __m256i v = is_u8 ? _mm256_cvtepu8_epi32(b) : _mm256_cvtepi8_epi32(b);
+        _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(v, vz)), vs));
+    }
+    for (; i < n; i++) {
+        int32_t v = is_u8 ? (int32_t)qb[i] : (int32_t)(int8_t)qb[i];
+        x[i] = (float)(v - zp) * scale;
+    }
+}
+
+static const qx_ew_kernels k_avx2 = {.add = add_avx2,
+                                     .vmax = vmax_avx2,
+                                     .hmax = hmax_avx2,
+                                     .sum_biased = sum_biased_avx2,
+                                     .quant = quant_avx2,
+                                     .dequant = dequant_avx2};
+
+const qx_ew_kernels *qx_ew_kernels_avx2(void) { return &k_avx2; }
+
+#else
+
+const qx_ew_kernels *qx_ew_kernels_avx2(void) { return NULL; }
+
+#endif
