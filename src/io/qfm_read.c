@@ -790,7 +790,10 @@ static qf_status qfm_parse(const unsigned char *buf, size_t len, const char *pat
     uint64_t table_off = 0;
     char *md = NULL;
     qf_status s = check_header(&c, &n_sec, &table_off);
-    if (s || (s = read_table(&c, n_sec, table_off))) return s;
+    if (s || (s = read_table(&c, n_sec, table_off))) {
+        for (int k = 0; k < QFM_N_KINDS; k++) qf_free(c.inflated[k]);
+        return s;
+    }
     c.g = qf_graph_create();
     if (!c.g) return NOMEM(&c);
     if (!(c.g->source_path = qf_arena_strdup(&c.g->arena, path))) {
