@@ -37,7 +37,7 @@ echo "== 1. float model: resnet8 on Fashion-MNIST"
 if [[ -f $MODEL ]]; then
   echo "reusing $MODEL (delete it to train again)"
 else
-  "$QF" train --arch resnet8 --data fashion-mnist --epochs 3 --limit 30000 \
+  "$QF" train --arch resnet8 --data fashion-mnist --epochs 3 --limit 30000 --batch 64 --lr 0.05 \
     --threads "$THREADS" -o "$MODEL"
 fi
 
