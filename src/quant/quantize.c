@@ -699,12 +699,7 @@ static const double *channel_means(qctx *c, int v, int64_t channels) {
     if (!c->ch_sum || !c->ch_sum[v] || c->ch_cnt[v] == 0) return NULL;
     const qf_value *fv = &c->fg->values[v];
     if (fv->rank < 2 || fv->dims[1] != channels) return NULL;
-    double *m = c->ch_sum[v];
-    if (c->ch_cnt[v] > 0) { /* turn the sums into means once (ch_cnt: values per channel) */
-        for (int64_t k = 0; k < channels; k++) m[k] /= (double)c->ch_cnt[v];
-        c->ch_cnt[v] = -1;
-    }
-    return m;
+    return c->ch_sum[v]; /* means since the end of calibration */
 }
 
 static qf_status lower_conv(qctx *c, int idx, lowered *lw) {
@@ -1268,6 +1263,9 @@ qf_status qf_quantize(const qf_graph *src, const qf_dataset *calib, const qf_qco
         }
     }
     if ((s = calibrate(&c, calib, opt))) goto done;
+    for (int v = 0; c.ch_sum && v < nv; v++) /* sums -> means (ch_cnt: values per channel) */
+        for (int64_t k = 0; c.ch_sum[v] && c.ch_cnt[v] > 0 && k < g->values[v].dims[1]; k++)
+            c.ch_sum[v][k] /= (double)c.ch_cnt[v];
     /* input activations that are not produced by a lowered node */
     for (int v = 0; v < nv; v++)
         if (c.obs[v] && !c.aq[v].set) {
