@@ -90,6 +90,25 @@ if "$QF" bench "$T/mlp.onnx" --batch 3 --iters 3 --threads 2 >"$T/h.txt" 2>"$T/e
 else
   bad "bench table" "$(cat "$T/h.txt" "$T/err")"
 fi
+# --profile: a second JSON object whose nodes are exactly the graph's three,
+# with shares summing to 100%
+if "$QF" bench "$T/mlp.onnx" --batch 2 --iters 3 --json --profile >"$T/p.json" 2>"$T/err" &&
+  msg=$("$PY" - "$T/p.json" <<'EOF'
+import json, sys
+lines = [l for l in open(sys.argv[1]).read().splitlines() if l.strip()]
+errs = []
+if len(lines) != 2: errs.append(f"{len(lines)} JSON lines, want 2")
+else:
+    p = json.loads(lines[1])
+    names = sorted(n["node"] for n in p["nodes"])
+    if names != ["mm1", "mm2", "relu"]: errs.append(f"nodes {names}")
+    if p["profile_runs"] < 3: errs.append("fewer than 3 profiled runs")
+    tot = sum(n["percent"] for n in p["nodes"])
+    if abs(tot - 100) > 0.5: errs.append(f"shares sum to {tot}")
+    if sorted(o["op"] for o in p["ops"]) != ["MatMul", "Relu"]: errs.append(f"ops {p['ops']}")
+print("; ".join(errs)); sys.exit(1 if errs else 0)
+EOF
+  ); then ok "bench --profile"; else bad "bench --profile" "${msg:-$(cat "$T/err")}"; fi
 # bad usage and bad input: exit 2 with one stderr line
 expect_2() {
   local name=$1; shift

@@ -737,6 +737,33 @@ static void test_qconcat_wiring(void) {
         /* input 0 has the output's parameters: its block is copied as is */
         if (ax == 1) CHECK(y[0] == xs[0][0] && y[4 * 7] == xs[0][4]);
     }
+    /* every int8 value through the requantizing path, both modes: the op's
+     * per-value tables must give exactly the reference's bytes */
+    for (int fixed = 0; fixed < 2; fixed++) {
+        int8_t xa[256], xb[256], y[512], want[512];
+        for (int i = 0; i < 256; i++) {
+            xa[i] = (int8_t)(i - 128);
+            xb[i] = (int8_t)(127 - i);
+        }
+        qf_graph *g = qf_graph_create();
+        int ins[2] = {input(g, "a", QF_DT_I8, 0.173f, -7, 8), input(g, "b", QF_DT_I8, 0.031f, 100, 8)};
+        int vy = act(g, "y", QF_DT_I8, 0.09f, 3, 8);
+        qf_graph_add_output(g, vy);
+        qf_attr at[2] = {A_INT("axis", 1), A_STR("requant", "fixed")};
+        qnode(g, "cat", "QConcat", ins, 2, vy, at, fixed ? 2 : 1);
+        int64_t dims[2] = {1, 256};
+        qf_tensor in[2] = {tensor(QF_DT_I8, 2, dims, xa), tensor(QF_DT_I8, 2, dims, xb)};
+        qf_tensor yt;
+        qf_err e;
+        CHECK_MSG(run_graph(g, in, 2, &yt, y, sizeof y, &e) == QF_OK, "all bytes: %s", e.msg);
+        qf_ref_concat_input ci_in[2] = {{xa, 256, 0.173f, -7}, {xb, 256, 0.031f, 100}};
+        qf_ref_concat_params p = {.n_inputs = 2, .inputs = ci_in, .outer = 1, .inner = 1,
+                                  .out_scale = 0.09f, .out_zp = 3,
+                                  .mode = fixed ? QF_RQ_FIXED : QF_RQ_FP32};
+        CHECK_OK(qf_ref_concat_s8(&p, want, NULL));
+        for (int i = 0; i < 512; i++)
+            CHECK_MSG(y[i] == want[i], "all bytes, mode %d: [%d] %d vs %d", fixed, i, y[i], want[i]);
+    }
 }
 
 /* ---- QResize ------------------------------------------------------------------- */

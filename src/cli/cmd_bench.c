@@ -9,6 +9,7 @@
 
 #include "cli/cli.h"
 #include "io/qfm.h"
+#include "runtime/runtime.h"
 
 static const cli_opt bench_opts[] = {
     {"batch", 'b', "N", "batch size: the first axis of every input (default 1)"},
@@ -21,6 +22,9 @@ static const cli_opt bench_opts[] = {
      "time budget for timed runs when --iters is absent (default 3; at least one run)"},
     {"seed", 0, "K", "seed of the random inputs (default 1)"},
     {"json", 0, NULL, "print one JSON object on stdout instead of the table"},
+    {"profile", 'p', NULL,
+     "after timing, run again for about a second with a per-node clock and print the "
+     "time of every node and of every operator type (slowest first)"},
 };
 
 /* Upper bound on recorded runs, so a tiny model under a long --seconds
@@ -31,7 +35,7 @@ typedef struct bench_cfg {
     const char *path;
     long long batch, threads, warmup, iters, seed;
     double seconds;
-    bool json;
+    bool json, profile;
 } bench_cfg;
 
 typedef struct bench_result {
@@ -248,6 +252,119 @@ static void report(const bench_cfg *c, const char *kind, const qf_model *m, cons
     printf("%-11sload %.1f ms, first run (plans) %.1f ms\n", "startup", r->load_ms, r->first_ms);
 }
 
+/* ---- per-node profile (--profile) ----------------------------------------
+ * The session calls the observer right after each node, so the time since
+ * the previous call (or the start of the run) is that node's time, plus the
+ * negligible bookkeeping between kernels. Profiled runs are separate from
+ * the timed ones so the clock reads never disturb the reported latency. */
+typedef struct bench_prof {
+    const qf_graph *g;
+    double *node_s;   /* accumulated seconds per graph node */
+    double last;
+    long long runs;
+} bench_prof;
+
+static qf_status prof_observe(void *user, const qf_graph *g, int node, const qf_tensor *out,
+                              int n_out) {
+    (void)out;
+    (void)n_out;
+    bench_prof *p = user;
+    double now = cli_now();
+    p->g = g;
+    p->node_s[node] += now - p->last;
+    p->last = now;
+    return QF_OK;
+}
+
+typedef struct prof_row {
+    const char *name, *op;
+    double s;
+} prof_row;
+
+static int cmp_row(const void *a, const void *b) {
+    double x = ((const prof_row *)a)->s, y = ((const prof_row *)b)->s;
+    return (x < y) - (x > y);
+}
+
+/* Runs for about a second (at least 3 runs) with the observer, then prints
+ * (or adds to the JSON object) the per-node and per-operator tables. */
+static int profile_runs(const bench_cfg *c, qf_session *s, qf_model *m, const qf_tensor *in,
+                        int n_in, qf_tensor *out, int n_out) {
+    const qf_graph *g = qf_model_graph(m);
+    bench_prof p = {.g = g};
+    prof_row *rows = NULL, *ops = NULL;
+    int n_ops = 0, rc = -1;
+    p.node_s = qf_calloc((size_t)g->n_nodes + 1, sizeof *p.node_s);
+    rows = qf_calloc((size_t)g->n_nodes + 1, sizeof *rows);
+    ops = qf_calloc((size_t)g->n_nodes + 1, sizeof *ops);
+    if (!p.node_s || !rows || !ops) {
+        cli_error("out of memory (profile)");
+        rc = CLI_EXIT_FAIL;
+        goto done;
+    }
+    qf_session_set_observer(s, prof_observe, &p);
+    double start = cli_now();
+    while (p.runs < 3 || (cli_now() - start < 1.0 && p.runs < BENCH_MAX_ITERS)) {
+        qf_err e = {0};
+        p.last = cli_now();
+        qf_status st = qf_session_run(s, in, n_in, out, n_out, &e);
+        if (st) {
+            rc = cli_fail(&e, st);
+            goto done;
+        }
+        p.runs++;
+    }
+    qf_session_set_observer(s, NULL, NULL);
+    double total = 0;
+    int n_rows = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        if (p.node_s[i] <= 0) continue;
+        const qf_node *nd = &g->nodes[i];
+        rows[n_rows++] = (prof_row){nd->name ? nd->name : "", nd->op_type, p.node_s[i]};
+        total += p.node_s[i];
+        int k = 0;
+        while (k < n_ops && strcmp(ops[k].op, nd->op_type) != 0)
+            k++;
+        if (k == n_ops) ops[n_ops++] = (prof_row){nd->op_type, nd->op_type, 0};
+        ops[k].s += p.node_s[i];
+    }
+    qsort(rows, (size_t)n_rows, sizeof *rows, cmp_row);
+    qsort(ops, (size_t)n_ops, sizeof *ops, cmp_row);
+    double per = 1e3 / (double)p.runs, pct = total > 0 ? 100.0 / total : 0;
+    if (c->json) {
+        printf("{\"profile_runs\": %lld, \"ops\": [", p.runs);
+        for (int k = 0; k < n_ops; k++) {
+            printf("%s{\"op\": ", k ? ", " : "");
+            cli_json_str(stdout, ops[k].op);
+            printf(", \"ms\": %.6g, \"percent\": %.4g}", ops[k].s * per, ops[k].s * pct);
+        }
+        printf("], \"nodes\": [");
+        for (int k = 0; k < n_rows; k++) {
+            printf("%s{\"node\": ", k ? ", " : "");
+            cli_json_str(stdout, rows[k].name);
+            printf(", \"op\": ");
+            cli_json_str(stdout, rows[k].op);
+            printf(", \"ms\": %.6g, \"percent\": %.4g}", rows[k].s * per, rows[k].s * pct);
+        }
+        printf("]}\n");
+    } else {
+        printf("\nprofile    %lld runs, %.3f ms per run in nodes\n", p.runs, total * per);
+        printf("\n  %-24s %10s %7s\n", "operator", "ms/run", "share");
+        for (int k = 0; k < n_ops; k++)
+            printf("  %-24s %10.4f %6.1f%%\n", ops[k].op, ops[k].s * per, ops[k].s * pct);
+        printf("\n  %-40s %-18s %10s %7s\n", "node", "operator", "ms/run", "share");
+        for (int k = 0; k < n_rows; k++)
+            printf("  %-40.40s %-18.18s %10.4f %6.1f%%\n", rows[k].name, rows[k].op,
+                   rows[k].s * per, rows[k].s * pct);
+    }
+done:
+    qf_session_set_observer(s, NULL, NULL);
+    qf_free(p.node_s);
+    qf_free(rows);
+    qf_free(ops);
+    return rc;
+}
+
 static bool parse_seconds(const cli_args *a, double *out) {
     const char *v = cli_get(a, "seconds");
     *out = 3.0;
@@ -264,7 +381,8 @@ static bool parse_seconds(const cli_args *a, double *out) {
 }
 
 static int run_bench(const cli_args *a) {
-    bench_cfg c = {.path = a->pos[0], .json = cli_flag(a, "json")};
+    bench_cfg c = {.path = a->pos[0], .json = cli_flag(a, "json"),
+                   .profile = cli_flag(a, "profile")};
     if (!cli_get_int(a, "batch", 1, 1 << 20, 1, &c.batch) ||
         !cli_get_int(a, "threads", 1, 1024, 1, &c.threads) ||
         !cli_get_int(a, "warmup", 0, 1000000, 2, &c.warmup) ||
@@ -302,7 +420,8 @@ static int run_bench(const cli_args *a) {
         r.arena_bytes = qf_session_arena_bytes(s);
         r.peak_rss_bytes = peak_rss_bytes();
         report(&c, kind, m, in, n_in, &r);
-        rc = CLI_EXIT_OK;
+        rc = c.profile ? profile_runs(&c, s, m, in, n_in, out, n_out) : -1;
+        if (rc < 0) rc = CLI_EXIT_OK;
     }
     qf_session_free(s);
     for (int i = 0; in && i < n_in; i++)
@@ -323,12 +442,15 @@ const cli_cmd cli_cmd_bench = {
         "shape with the first axis set to --batch, after --warmup untimed runs, and reports\n"
         "the median, p10 and p90 latency of the timed runs, throughput (batch / median),\n"
         "the planned activation arena and the process's peak resident memory. An .onnx\n"
-        "model runs on the float runtime, a .qfm model on the integer runtime.",
+        "model runs on the float runtime, a .qfm model on the integer runtime.\n"
+        "--profile adds where the time goes: each node's and each operator type's share\n"
+        "of a run (with --json, a second JSON object on its own line).",
     .opts = bench_opts,
     .n_opts = (int)QF_ARRAY_LEN(bench_opts),
     .min_pos = 1,
     .max_pos = 1,
     .example = "  qforge bench mobilenetv2.qfm --batch 64 --threads 2 --seconds 5\n"
-               "  qforge bench resnet18.onnx --iters 20 --json",
+               "  qforge bench resnet18.onnx --iters 20 --json\n"
+               "  qforge bench model.qfm --profile",
     .run = run_bench,
 };
