@@ -410,13 +410,17 @@ static qf_status qconv_parse(qf_graph *g, qf_node *n, qf_err *err) {
     if (p->group < 1 || p->group > p->w.out_ch || p->w.out_ch % p->group != 0)
         return qf_errf(err, QF_ERR_INVALID_ARG, "%s: group %lld does not divide %lld outputs",
                        qf_node_desc(n, d, sizeof d), (long long)p->group, (long long)p->w.out_ch);
-    /* depthwise (one input channel per group) stays on the portable kernel */
+    /* depthwise-like layers (one input channel per group, several groups)
+     * take the depthwise kernel where it applies, else the portable one; a
+     * plain convolution of a one-channel input (a grey-scale stem) is an
+     * ordinary GEMM with a short reduction and goes to the x86 kernel */
     bool packed = false;
+    const bool per_channel = p->w.w_shape[1] == 1 && p->group > 1;
     if (!p->w.w_zp) {
-        if (p->w.w_shape[1] > 1 &&
+        if (!per_channel &&
             (s = prepare_x86(g, n, &p->w, QX_LAYOUT_CONV8, p->group, &packed, err)))
             return s;
-        if (p->w.w_shape[1] == 1 && (s = prepare_dw(g, n, p, err))) return s;
+        if (per_channel && (s = prepare_dw(g, n, p, err))) return s;
         if (!packed && (s = prepare_fast(g, n, &p->w, &g->values[n->inputs[1]], err))) return s;
     }
     n->params = p;
