@@ -424,7 +424,10 @@ def memory_target(d):
     rss = int(m.group(1)) * 1024
     arena = None
     try:
-        arena = json.load(open(os.path.join(d, "mem_arena.json")))["arena_bytes"]
+        aj = json.load(open(os.path.join(d, "mem_arena.json")))
+        # the planned memory: activation arena + kernel scratch (both fixed
+        # when the session plans; a run allocates neither)
+        arena = aj["arena_bytes"] + aj.get("scratch_bytes", 0)
     except (OSError, ValueError, KeyError):
         pass
     base = None
@@ -446,7 +449,7 @@ def memory_target(d):
            f"{rss / MIB:.1f} MiB vs {budget / MIB:.1f} MiB | {status} |")
     detail = (f"`/usr/bin/time -v qforge run mobilenetv2.qfm --input x.npy -o y.npy`: max RSS "
               f"{rss / MIB:.1f} MiB. Budget: weights {weights / MIB:.2f} MiB (TENSOR_DATA "
-              f"section of the .qfm{', zstd-compressed size' if zstd else ''}) + planned arena "
+              f"section of the .qfm{', zstd-compressed size' if zstd else ''}) + planned arena and kernel scratch "
               f"{arena / MIB:.2f} MiB + 5 MiB = {budget / MIB:.2f} MiB. The RSS includes the "
               "binary, shared libraries (OpenBLAS, protobuf-c, ...), the input and output arrays.")
     if base:

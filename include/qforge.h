@@ -154,6 +154,11 @@ qf_status qf_session_run(qf_session *s, const qf_tensor *inputs, int n_inputs,
 /* Bytes of the planned activation arena (0 before the first run). */
 size_t qf_session_arena_bytes(const qf_session *s);
 
+/* Bytes of the planned kernel scratch region (packed activation bands,
+ * padded input planes), shared by all nodes; 0 before the first run. The
+ * session's planned memory is arena + scratch: a run allocates nothing. */
+size_t qf_session_scratch_bytes(const qf_session *s);
+
 #ifdef __cplusplus
 }
 #endif

@@ -43,7 +43,7 @@ typedef struct bench_result {
     double median_ms, p10_ms, p90_ms, mean_ms, min_ms, max_ms;
     double total_s;
     long long iters;
-    size_t arena_bytes;
+    size_t arena_bytes, scratch_bytes;
     long long peak_rss_bytes;
 } bench_result;
 
@@ -234,9 +234,9 @@ static void report(const bench_cfg *c, const char *kind, const qf_model *m, cons
         printf("], \"load_ms\": %.3f, \"first_run_ms\": %.3f, \"median_ms\": %.9g, "
                "\"p10_ms\": %.9g, \"p90_ms\": %.9g, \"mean_ms\": %.9g, \"min_ms\": %.9g, "
                "\"max_ms\": %.9g, \"items_per_s\": %.9g, \"arena_bytes\": %zu, "
-               "\"peak_rss_bytes\": %lld}\n",
+               "\"scratch_bytes\": %zu, \"peak_rss_bytes\": %lld}\n",
                r->load_ms, r->first_ms, r->median_ms, r->p10_ms, r->p90_ms, r->mean_ms,
-               r->min_ms, r->max_ms, items, r->arena_bytes, r->peak_rss_bytes);
+               r->min_ms, r->max_ms, items, r->arena_bytes, r->scratch_bytes, r->peak_rss_bytes);
         return;
     }
     printf("%-11s%s (%s runtime)\n", "model", c->path, kind);
@@ -246,8 +246,9 @@ static void report(const bench_cfg *c, const char *kind, const qf_model *m, cons
     printf("%-11smedian %.3f ms  p10 %.3f ms  p90 %.3f ms  (min %.3f, mean %.3f)\n", "latency",
            r->median_ms, r->p10_ms, r->p90_ms, r->min_ms, r->mean_ms);
     printf("%-11s%.1f items/s\n", "throughput", items);
-    printf("%-11s%.2f MiB (%zu bytes)\n", "arena", (double)r->arena_bytes / 1048576.0,
-           r->arena_bytes);
+    printf("%-11s%.2f MiB (%zu bytes) activations + %.2f MiB (%zu bytes) kernel scratch\n",
+           "arena", (double)r->arena_bytes / 1048576.0, r->arena_bytes,
+           (double)r->scratch_bytes / 1048576.0, r->scratch_bytes);
     printf("%-11s%.2f MiB\n", "peak RSS", (double)r->peak_rss_bytes / 1048576.0);
     printf("%-11sload %.1f ms, first run (plans) %.1f ms\n", "startup", r->load_ms, r->first_ms);
 }
@@ -418,6 +419,7 @@ static int run_bench(const cli_args *a) {
     if (rc < 0) rc = time_runs(&c, s, in, n_in, out, n_out, &r);
     if (rc < 0) {
         r.arena_bytes = qf_session_arena_bytes(s);
+        r.scratch_bytes = qf_session_scratch_bytes(s);
         r.peak_rss_bytes = peak_rss_bytes();
         report(&c, kind, m, in, n_in, &r);
         rc = c.profile ? profile_runs(&c, s, m, in, n_in, out, n_out) : -1;

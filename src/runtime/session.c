@@ -143,6 +143,8 @@ void qf_session_free(qf_session *s) {
 
 size_t qf_session_arena_bytes(const qf_session *s) { return s ? s->arena_bytes : 0; }
 
+size_t qf_session_scratch_bytes(const qf_session *s) { return s ? s->scratch_bytes : 0; }
+
 static const char *shape_str(const qf_tensor *t, char *buf, size_t len) {
     size_t o = 0;
     o += (size_t)snprintf(buf + o, len - o, "[");

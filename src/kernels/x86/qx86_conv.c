@@ -135,6 +135,21 @@ typedef struct conv_job {
     int64_t g, s0, n_pairs, ppt, n_pt, n_cc, cb;
 } conv_job;
 
+/* n bytes from s to d (not overlapping): 16-byte moves, the last one
+ * overlapping the previous when n is not a multiple of 16. */
+static inline void copy_row(uint8_t *d, const uint8_t *s, int64_t n) {
+    if (n < 16) {
+        for (int64_t i = 0; i < n; i++)
+            d[i] = s[i];
+        return;
+    }
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm_storeu_si128((__m128i *)(d + i), _mm_loadu_si128((const __m128i *)(s + i)));
+    if (i < n)
+        _mm_storeu_si128((__m128i *)(d + n - 16), _mm_loadu_si128((const __m128i *)(s + n - 16)));
+}
+
 /* Fill the stride-phase planes of input channel ic of image b. */
 static void fill_task(void *ctx, int64_t task, int tid) {
     (void)tid;
@@ -157,12 +172,15 @@ static void fill_task(void *ctx, int64_t task, int tid) {
                 }
                 const int8_t *row = j->in + ((b * p->in_c + ic) * p->in_h + iy) * p->in_w;
                 if (sw == 1) {
-                    /* columns i read input column i - pad_left */
+                    /* columns i read input column i - pad_left; rows are
+                     * short (7-224 bytes), so no library calls */
                     int64_t i0 = p->pad_left < pl->wq ? p->pad_left : pl->wq;
                     int64_t i1 = p->pad_left + p->in_w < pl->wq ? p->pad_left + p->in_w : pl->wq;
-                    memset(d, (uint8_t)zp, (size_t)i0);
-                    memcpy(d + i0, row, (size_t)(i1 - i0));
-                    memset(d + i1, (uint8_t)zp, (size_t)(pl->wq - i1));
+                    for (int64_t i = 0; i < i0; i++)
+                        d[i] = (uint8_t)zp;
+                    copy_row(d + i0, (const uint8_t *)row, i1 - i0);
+                    for (int64_t i = i1; i < pl->wq; i++)
+                        d[i] = (uint8_t)zp;
                 } else {
                     for (int64_t i = 0; i < pl->wq; i++) {
                         const int64_t ix = i * sw + px - p->pad_left;
@@ -351,15 +369,22 @@ qf_status qf_x86_conv2d_s8(qf_threadpool *pool, qf_isa isa, const qf_ref_conv_pa
     j.corr = corr;
     j.mult = mult;
 
-    /* tap t = (ic, ky, kx) -> byte offset from a slot's position */
+    /* tap t = (ic, ky, kx) -> byte offset from a slot's position; the
+     * offsets within one channel are computed once (no divisions per tap:
+     * this runs on every call) */
     const int64_t sh = p->stride_h, sw = p->stride_w, khw = (int64_t)p->k_h * p->k_w;
-    for (int64_t t = 0; t < pl.k; t++) {
-        const int64_t ic = t / khw, ky = (t % khw) / p->k_w, kx = t % p->k_w;
-        const int64_t ry = ky * p->dil_h, rx = kx * p->dil_w;
-        taps[t] = ic * pl.ic_stride + ((ry % sh) * sw + rx % sw) * pl.pb + (ry / sh) * pl.wq +
-                  rx / sw;
-        if (taps[t] > j.tap_max) j.tap_max = taps[t];
+    for (int64_t ky = 0, t = 0; ky < p->k_h; ky++) {
+        const int64_t ry = ky * p->dil_h;
+        for (int64_t kx = 0; kx < p->k_w; kx++, t++) {
+            const int64_t rx = kx * p->dil_w;
+            taps[t] = ((ry % sh) * sw + rx % sw) * pl.pb + (ry / sh) * pl.wq + rx / sw;
+        }
     }
+    for (int64_t ic = 1; ic < pl.cpg; ic++)
+        for (int64_t t = 0; t < khw; t++)
+            taps[ic * khw + t] = ic * pl.ic_stride + taps[t];
+    for (int64_t t = 0; t < pl.k; t++)
+        if (taps[t] > j.tap_max) j.tap_max = taps[t];
     /* corr = bias - (128 + z) * wsum, modulo 2^32 like the reference sum */
     const uint32_t zc = (uint32_t)(128 + p->in_zp);
     for (int64_t g = 0; g < p->groups; g++)
