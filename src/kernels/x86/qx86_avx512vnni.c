@@ -43,9 +43,6 @@ TGT static __attribute__((noinline)) void
 conv_row_out(const qx_conv_tile *t, const rq_consts *k, int r, __m512i v0, __m512i v1) {
     if (r >= t->n_rows) return;
     const qf_ref_requant *rq = t->e.rq;
-    const __m512i corr = _mm512_set1_epi32(t->e.corr[r]);
-    v0 = _mm512_add_epi32(v0, corr);
-    v1 = _mm512_add_epi32(v1, corr);
     const int64_t ch = (int64_t)t->ch0 + r;
     __m128i q0, q1;
     if (rq->mode == QF_RQ_FP32) {
@@ -74,9 +71,14 @@ conv_row_out(const qx_conv_tile *t, const rq_consts *k, int r, __m512i v0, __m51
     } while (0)
 
 TGT static void conv_tile(const qx_conv_tile *t) {
-    __m512i c00 = _mm512_setzero_si512(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
-            c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00,
-            c61 = c00, c70 = c00, c71 = c00;
+    /* the accumulators start at the row's correction term (bias - (128 + z)
+     * * wsum), so the epilogue has one addition less; the sum is modulo 2^32
+     * either way */
+    const int32_t *cr = t->e.corr;
+    __m512i c00 = _mm512_set1_epi32(cr[0]), c01 = c00, c10 = _mm512_set1_epi32(cr[1]), c11 = c10,
+            c20 = _mm512_set1_epi32(cr[2]), c21 = c20, c30 = _mm512_set1_epi32(cr[3]), c31 = c30,
+            c40 = _mm512_set1_epi32(cr[4]), c41 = c40, c50 = _mm512_set1_epi32(cr[5]), c51 = c50,
+            c60 = _mm512_set1_epi32(cr[6]), c61 = c60, c70 = _mm512_set1_epi32(cr[7]), c71 = c70;
     const uint8_t *a0 = t->a, *a1 = t->a + t->a_stride;
     const int8_t *wk = t->w;
     for (int32_t k = 0; k < t->k4; k++, a0 += 64, a1 += 64, wk += 32) {
