@@ -259,13 +259,9 @@ static inline void interleave4(__m128i v0, __m128i v1, __m128i v2, __m128i v3, u
 }
 
 /* Pack 16-slot block `task` of the current band into [k4][16][4]. */
-static void pack_task(void *ctx, int64_t task, int tid) {
-    (void)tid;
-    const conv_job *j = ctx;
+static void pack_block(const conv_job *j, int64_t s, uint8_t *d) {
     const cplan *pl = j->pl;
-    const int64_t s = j->s0 + task * 16;
     const int64_t base = j->g * pl->cpg * pl->ic_stride + s;
-    uint8_t *d = j->band + task * pl->k4 * 64;
     if (base + j->tap_max + 16 <= j->src_len) {
         /* every load of this block is inside the source: no bounds checks */
         const uint8_t *src = j->src + base;
@@ -294,6 +290,12 @@ static void pack_task(void *ctx, int64_t task, int tid) {
         interleave4(load16(j, base + j->taps[t]), load16(j, base + j->taps[t1]),
                     load16(j, base + j->taps[t2]), load16(j, base + j->taps[t3]), d);
     }
+}
+
+static void pack_task(void *ctx, int64_t task, int tid) {
+    (void)tid;
+    const conv_job *j = ctx;
+    pack_block(j, j->s0 + task * 16, j->band + task * j->pl->k4 * 64);
 }
 
 /* Output runs of the 16 slots starting at s. */
@@ -354,6 +356,52 @@ static void compute_task(void *ctx, int64_t task, int tid) {
         if (st[0].n_seg == 0 && st[1].n_seg == 0) continue;
         t.a = j->band + 2 * pair * pl->k4 * 64;
         for (int64_t blk = cc * j->cb; blk < blk_end; blk++) {
+            const int64_t pr = (j->g * pl->nb + blk) * QX_CONV_ROWS;
+            t.w = j->w->data + pr * pl->k4 * 4;
+            const int64_t left = pl->opg - blk * QX_CONV_ROWS;
+            t.n_rows = (int32_t)(left < QX_CONV_ROWS ? left : QX_CONV_ROWS);
+            t.ch0 = (int32_t)(j->g * pl->opg + blk * QX_CONV_ROWS);
+            t.e.corr = j->corr + pr;
+            t.e.mult_f = j->mult + pr;
+            t.e.mult_q = j->mq + pr;
+            t.e.shift = j->shift + pr;
+            j->uk->conv_tile(&t);
+        }
+    }
+}
+
+/* Fused path: unit u = pairs [u * upairs, (u + 1) * upairs) of the current
+ * group. The task packs its own slots into its thread's part of the band
+ * and computes every channel block of them: no barrier between packing and
+ * computing, and the packed bytes stay in the core that uses them. */
+static void unit_task(void *ctx, int64_t u, int tid) {
+    const conv_job *j = ctx;
+    const qf_ref_conv_params *p = j->p;
+    const cplan *pl = j->pl;
+    const int64_t pair0 = u * j->ppt;
+    const int64_t pair_end = pair0 + j->ppt < j->n_pairs ? pair0 + j->ppt : j->n_pairs;
+    uint8_t *region = j->band + (size_t)tid * (size_t)j->ppt * 2 * (size_t)pl->k4 * 64;
+    for (int64_t pair = pair0; pair < pair_end; pair++)
+        for (int h = 0; h < 2; h++)
+            pack_block(j, pair * QX_CONV_SLOTS + 16 * h,
+                       region + ((pair - pair0) * 2 + h) * pl->k4 * 64);
+    qx_vec_store st[2];
+    qx_conv_tile t;
+    t.a_stride = (size_t)pl->k4 * 64;
+    t.k4 = (int32_t)pl->k4;
+    t.maddubs_ok = j->w->maddubs_ok;
+    t.ch_stride = (int64_t)p->out_h * p->out_w;
+    t.out = j->out;
+    t.st = st;
+    t.e.rq = &p->rq;
+    t.e.fixed_vec = j->fixed_vec;
+    for (int64_t pair = pair0; pair < pair_end; pair++) {
+        const int64_t s = pair * QX_CONV_SLOTS;
+        make_store(p, pl, s, &st[0]);
+        make_store(p, pl, s + 16, &st[1]);
+        if (st[0].n_seg == 0 && st[1].n_seg == 0) continue;
+        t.a = region + 2 * (pair - pair0) * pl->k4 * 64;
+        for (int64_t blk = 0; blk < pl->nb; blk++) {
             const int64_t pr = (j->g * pl->nb + blk) * QX_CONV_ROWS;
             t.w = j->w->data + pr * pl->k4 * 4;
             const int64_t left = pl->opg - blk * QX_CONV_ROWS;
@@ -472,6 +520,23 @@ qf_status qf_x86_conv2d_s8(qf_threadpool *pool, qf_isa isa, const qf_ref_conv_pa
         j.src_len = (int64_t)pl.planes_bytes;
     }
     const int64_t nthreads = qf_threadpool_size(pool);
+    /* Fused units when there are enough slot pairs to keep every thread
+     * busy on whole units (two pairs each: a unit then writes 64 bytes of
+     * each output row, so threads rarely share cache lines) and the band
+     * holds one unit per thread; else pack a band, then split its tiles
+     * over slots and channel blocks (layers with few pixels, many channels). */
+    const int64_t all_pairs = (pl.slots + QX_CONV_SLOTS - 1) / QX_CONV_SLOTS;
+    const size_t pair_bytes = 2 * (size_t)pl.k4 * 64;
+    int64_t upairs = 2;
+    if ((size_t)nthreads * 2 * pair_bytes > pl.band_bytes) upairs = 1;
+    if (all_pairs >= 4 * nthreads * upairs &&
+        (size_t)nthreads * (size_t)upairs * pair_bytes <= pl.band_bytes) {
+        j.ppt = upairs;
+        j.n_pairs = all_pairs;
+        for (j.g = 0; j.g < p->groups; j.g++)
+            qf_parallel_for(pool, (all_pairs + upairs - 1) / upairs, unit_task, &j);
+        return QF_OK;
+    }
     for (j.g = 0; j.g < p->groups; j.g++) {
         for (j.s0 = 0; j.s0 < pl.slots; j.s0 += pl.band_slots) {
             int64_t n = pl.slots - j.s0;
