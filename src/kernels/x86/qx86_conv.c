@@ -21,6 +21,7 @@ typedef struct cplan {
     int64_t pb;          /* bytes of one phase plane (all images) */
     int64_t ic_stride;   /* bytes between input channels in the source */
     bool direct;         /* read the input in place (batch 1, stride 1, no pads) */
+    bool grid;           /* slots on the phase grid, else one per output pixel */
     int64_t slots;       /* slots up to the last useful one */
     int64_t band_slots;  /* multiple of QX_CONV_SLOTS */
     int64_t rows_p;      /* packed rows: groups * nb * 8 */
@@ -76,8 +77,18 @@ static bool make_plan(const qf_ref_conv_params *p, cplan *pl) {
         pl->ic_stride = sh * sw * pl->pb;
         pl->planes_bytes = (size_t)(p->in_c * pl->ic_stride);
     }
-    pl->slots = (int64_t)(p->batch - 1) * pl->hq * pl->wq + (int64_t)(p->out_h - 1) * pl->wq +
-                p->out_w;
+    /* Slots: either the stride-phase grid (b, y < hq, x < wq: every tap of
+     * 16 consecutive slots is one 16-byte load, but columns and rows of
+     * padding are computed and dropped) or one slot per output pixel (no
+     * wasted work; blocks that span rows are packed from several loads).
+     * The grid is kept when it does not add tiles (mostly batch 1). */
+    const int64_t grid_slots = (int64_t)(p->batch - 1) * pl->hq * pl->wq +
+                               (int64_t)(p->out_h - 1) * pl->wq + p->out_w;
+    const int64_t px_slots = (int64_t)p->batch * p->out_h * p->out_w;
+    const int64_t gt = (grid_slots + QX_CONV_SLOTS - 1) / QX_CONV_SLOTS;
+    const int64_t pt = (px_slots + QX_CONV_SLOTS - 1) / QX_CONV_SLOTS;
+    pl->grid = gt * 100 <= pt * 103;
+    pl->slots = pl->grid ? grid_slots : px_slots;
     const int64_t slot_bytes = pl->k4 * 4;
     int64_t band = (int64_t)(BAND_BYTES / (size_t)slot_bytes) / QX_CONV_SLOTS * QX_CONV_SLOTS;
     if (band < QX_CONV_SLOTS) band = QX_CONV_SLOTS;
@@ -259,36 +270,117 @@ static inline void interleave4(__m128i v0, __m128i v1, __m128i v2, __m128i v3, u
 }
 
 /* Pack 16-slot block `task` of the current band into [k4][16][4]. */
+/* Pack the 16 slots starting at s into d ([k4][16][4], u8). Slot = output
+ * pixel; its tap t reads the source at pos(b, oy, ox) + taps[t], where pos
+ * is the pixel's place in the phase planes (or the input, direct). The 16
+ * pixels form runs along output rows; within a run consecutive pixels have
+ * consecutive positions, so each run is one 16-byte load per tap, masked to
+ * its lanes (lanes past the last slot repeat the last run: computed, never
+ * stored). */
 static void pack_block(const conv_job *j, int64_t s, uint8_t *d) {
+    const qf_ref_conv_params *p = j->p;
     const cplan *pl = j->pl;
-    const int64_t base = j->g * pl->cpg * pl->ic_stride + s;
-    if (base + j->tap_max + 16 <= j->src_len) {
-        /* every load of this block is inside the source: no bounds checks */
-        const uint8_t *src = j->src + base;
-        const int64_t *tp = j->taps;
-        const int64_t full = pl->k / 4;
-        for (int64_t kk = 0; kk < full; kk++, d += 64, tp += 4)
-            interleave4(_mm_loadu_si128((const __m128i *)(src + tp[0])),
-                        _mm_loadu_si128((const __m128i *)(src + tp[1])),
-                        _mm_loadu_si128((const __m128i *)(src + tp[2])),
-                        _mm_loadu_si128((const __m128i *)(src + tp[3])), d);
-        if (full == pl->k4) return;
-        /* the last, partial group: taps past k meet zero weights */
-        const int64_t t = full * 4, last = pl->k - 1;
-        interleave4(_mm_loadu_si128((const __m128i *)(src + j->taps[t])),
-                    _mm_loadu_si128((const __m128i *)(src + j->taps[t + 1 <= last ? t + 1 : last])),
-                    _mm_loadu_si128((const __m128i *)(src + j->taps[t + 2 <= last ? t + 2 : last])),
-                    _mm_loadu_si128((const __m128i *)(src + j->taps[last])), d);
+    const int64_t ohw = (int64_t)p->out_h * p->out_w;
+    const int64_t gbase = j->g * pl->cpg * pl->ic_stride;
+    int64_t start[16]; /* source index of lane 0 for each run */
+    __m128i mask[16];
+    int nr = 0;
+    if (pl->grid) {
+        start[0] = gbase + s; /* consecutive slots, consecutive bytes */
+        mask[0] = _mm_set1_epi8(-1);
+        nr = 1;
+    } else if (s < pl->slots) {
+        int64_t b = s / ohw, rem = s % ohw, oy = rem / p->out_w, ox = rem % p->out_w;
+        int64_t lane = 0;
+        const __m128i lanes = _mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        while (lane < 16) {
+            int64_t n = p->out_w - ox < 16 - lane ? p->out_w - ox : 16 - lane;
+            const bool last = b * ohw + oy * p->out_w + ox + n >= pl->slots;
+            if (last) n = 16 - lane;
+            start[nr] = gbase + b * pl->hq * pl->wq + oy * pl->wq + ox - lane;
+            /* lanes [lane, lane + n) */
+            const __m128i lo = _mm_set1_epi8((char)(lane - 1)), hi = _mm_set1_epi8((char)(lane + n));
+            mask[nr] = _mm_and_si128(_mm_cmpgt_epi8(lanes, lo), _mm_cmplt_epi8(lanes, hi));
+            nr++;
+            if (last) break;
+            lane += n;
+            ox += n;
+            if (ox == p->out_w) {
+                ox = 0;
+                if (++oy == p->out_h) {
+                    oy = 0;
+                    b++;
+                }
+            }
+        }
+    }
+    if (nr == 0) { /* a block past the last slot: computed, never stored */
+        memset(d, 0, (size_t)pl->k4 * 64);
+        return;
+    }
+    const int64_t last_tap = pl->k - 1;
+    if (nr == 1) {
+        const int64_t base = start[0];
+        if (base + j->tap_max + 16 <= j->src_len) {
+            /* every load of this block is inside the source: no bounds checks */
+            const uint8_t *src = j->src + base;
+            const int64_t *tp = j->taps;
+            const int64_t full = pl->k / 4;
+            for (int64_t kk = 0; kk < full; kk++, d += 64, tp += 4)
+                interleave4(_mm_loadu_si128((const __m128i *)(src + tp[0])),
+                            _mm_loadu_si128((const __m128i *)(src + tp[1])),
+                            _mm_loadu_si128((const __m128i *)(src + tp[2])),
+                            _mm_loadu_si128((const __m128i *)(src + tp[3])), d);
+            if (full == pl->k4) return;
+            /* the last, partial group: taps past k meet zero weights */
+            const int64_t t = full * 4;
+            interleave4(
+                _mm_loadu_si128((const __m128i *)(src + j->taps[t])),
+                _mm_loadu_si128((const __m128i *)(src + j->taps[t + 1 <= last_tap ? t + 1 : last_tap])),
+                _mm_loadu_si128((const __m128i *)(src + j->taps[t + 2 <= last_tap ? t + 2 : last_tap])),
+                _mm_loadu_si128((const __m128i *)(src + j->taps[last_tap])), d);
+            return;
+        }
+    }
+    /* several runs (rows shorter than 16 pixels, row or image ends) or a
+     * block near the end of the source */
+    bool inside = true;
+    for (int r = 0; r < nr; r++)
+        if (start[r] + j->tap_max + 16 > j->src_len) inside = false;
+    if (nr == 2 && inside) {
+        /* the common case of a row break inside the block: one blend per tap */
+        const uint8_t *s0 = j->src + start[0], *s1 = j->src + start[1];
+        const __m128i m = mask[0];
+        for (int64_t kk = 0; kk < pl->k4; kk++, d += 64) {
+            const int64_t t = kk * 4;
+            const int64_t o0 = j->taps[t], o1 = j->taps[t + 1 < pl->k ? t + 1 : last_tap];
+            const int64_t o2 = j->taps[t + 2 < pl->k ? t + 2 : last_tap];
+            const int64_t o3 = j->taps[t + 3 < pl->k ? t + 3 : last_tap];
+#define QX_BLEND2(o)                                                                \
+    _mm_or_si128(_mm_and_si128(m, _mm_loadu_si128((const __m128i *)(s0 + (o)))),    \
+                 _mm_andnot_si128(m, _mm_loadu_si128((const __m128i *)(s1 + (o)))))
+            interleave4(QX_BLEND2(o0), QX_BLEND2(o1), QX_BLEND2(o2), QX_BLEND2(o3), d);
+#undef QX_BLEND2
+        }
         return;
     }
     for (int64_t kk = 0; kk < pl->k4; kk++, d += 64) {
         const int64_t t = kk * 4;
         /* taps past k meet zero weights: any bytes do, reuse the last tap */
-        const int64_t t1 = t + 1 < pl->k ? t + 1 : pl->k - 1;
-        const int64_t t2 = t + 2 < pl->k ? t + 2 : pl->k - 1;
-        const int64_t t3 = t + 3 < pl->k ? t + 3 : pl->k - 1;
-        interleave4(load16(j, base + j->taps[t]), load16(j, base + j->taps[t1]),
-                    load16(j, base + j->taps[t2]), load16(j, base + j->taps[t3]), d);
+        const int64_t tt[4] = {t, t + 1 < pl->k ? t + 1 : last_tap, t + 2 < pl->k ? t + 2 : last_tap,
+                               t + 3 < pl->k ? t + 3 : last_tap};
+        __m128i v[4];
+        for (int q = 0; q < 4; q++) {
+            const int64_t off = j->taps[tt[q]];
+            __m128i acc = _mm_setzero_si128();
+            for (int r = 0; r < nr; r++) {
+                const __m128i x = inside ? _mm_loadu_si128((const __m128i *)(j->src + start[r] + off))
+                                         : load16(j, start[r] + off);
+                acc = _mm_or_si128(acc, _mm_and_si128(x, mask[r]));
+            }
+            v[q] = acc;
+        }
+        interleave4(v[0], v[1], v[2], v[3], d);
     }
 }
 
@@ -298,13 +390,13 @@ static void pack_task(void *ctx, int64_t task, int tid) {
     pack_block(j, j->s0 + task * 16, j->band + task * j->pl->k4 * 64);
 }
 
-/* Output runs of the 16 slots starting at s. */
-static void make_store(const qf_ref_conv_params *p, const cplan *pl, int64_t s,
-                       qx_vec_store *st) {
+/* Output runs of the 16 grid slots starting at s (slots with x >= out_w or
+ * y >= out_h are dropped). */
+static void make_grid_store(const qf_ref_conv_params *p, const cplan *pl, int64_t s,
+                            qx_vec_store *st) {
     const int64_t img = pl->hq * pl->wq;
     const int64_t out_hw = (int64_t)p->out_h * p->out_w;
     int64_t b = s / img, rem = s % img, y = rem / pl->wq, x = rem % pl->wq;
-    st->n_seg = 0;
     int64_t lane = 0;
     while (lane < 16) {
         int64_t run = pl->wq - x < 16 - lane ? pl->wq - x : 16 - lane;
@@ -324,6 +416,31 @@ static void make_store(const qf_ref_conv_params *p, const cplan *pl, int64_t s,
                 b++;
             }
         }
+    }
+}
+
+/* Output runs of the 16 slots starting at s: slots are output pixels in
+ * (b, oy, ox) order, so a run only breaks where an image ends. */
+static void make_store(const qf_ref_conv_params *p, const cplan *pl, int64_t s,
+                       qx_vec_store *st) {
+    const int64_t out_hw = (int64_t)p->out_h * p->out_w;
+    st->n_seg = 0;
+    if (pl->grid) {
+        make_grid_store(p, pl, s, st);
+        return;
+    }
+    if (s >= pl->slots) return;
+    int64_t b = s / out_hw, rem = s % out_hw, lane = 0;
+    while (lane < 16 && b < p->batch) {
+        const int64_t n = out_hw - rem < 16 - lane ? out_hw - rem : 16 - lane;
+        qx_seg *g = &st->seg[st->n_seg++];
+        g->lane = (int32_t)lane;
+        g->n = (int32_t)n;
+        g->off = b * p->out_c * out_hw + rem;
+        g->mask = ((1u << g->n) - 1u) << lane;
+        lane += n;
+        rem = 0;
+        b++;
     }
 }
 
