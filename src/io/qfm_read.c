@@ -464,8 +464,15 @@ static bool shape_bytes(uint32_t dtype, uint32_t rank, const int64_t *dims, uint
     return true;
 }
 
+/* Tensors below this size are copied even from a mapped file: scales, zero
+ * points, biases and shapes are read on every run, while the runtime hands
+ * the mapping's pages back to the OS after packing the weights; left in the
+ * file, each would fault in a page (and its fault-around neighbours) per
+ * run and keep them resident. */
+#define QFM_COPY_BELOW 4096
+
 static qf_status bind_tensor(rctx *c, qf_value *v, const unsigned char *src, uint64_t nb) {
-    if (c->zero_copy) {
+    if (c->zero_copy && nb >= QFM_COPY_BELOW) {
         /* the file stays mapped for the graph's lifetime (g->mapping) */
         v->data = (void *)(uintptr_t)src;
         v->data_external = true;

@@ -224,6 +224,17 @@ static qf_status parse_weights(qf_graph *g, const qf_node *n, int min_rank, int 
             int64_t a = bd[c] < 0 ? -(int64_t)bd[c] : bd[c];
             if (a > max_bias) max_bias = a;
         }
+        /* A bias in memory the graph does not own (a mapped model file) is
+         * copied into the graph arena: every run reads it, and the runtime
+         * hands the mapping's pages back to the OS once the weights are
+         * packed. Left in the file, each layer's bias would fault in (and
+         * fault around) tens of kilobytes of the file on every run. */
+        if (b->data_external) {
+            void *copy = qf_graph_alloc(g, b->nbytes);
+            if (!copy) return qo_nomem(n, err);
+            memcpy(copy, b->data, b->nbytes);
+            g->values[n->inputs[2]].data = copy;
+        }
     }
 
     /* activations, requantization */
