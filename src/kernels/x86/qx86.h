@@ -50,6 +50,13 @@
 #include "kernels/dispatch.h"
 #include "kernels/ref/qref.h"
 
+/* Layers with fewer multiply-accumulates than qf_x86_serial_macs() run on
+ * the calling thread alone (default 2^19: about 3 us of work at a core's
+ * VNNI peak, roughly what waking and joining another thread costs). Tests
+ * set 0 to put the multi-threaded paths of small layers to work. */
+double qf_x86_serial_macs(void);
+void qf_x86_set_serial_macs(double macs);
+
 /* Output channels per conv weight block, slots per conv tile. */
 #define QX_CONV_ROWS 8
 #define QX_CONV_SLOTS 32

@@ -4,6 +4,11 @@
  * calls the ISA's micro-kernel. Bit-identical to qf_ref_conv2d_s8. */
 #include "kernels/x86/qx86.h"
 
+/* see qx86.h */
+static _Atomic double serial_macs = (double)(1 << 19);
+double qf_x86_serial_macs(void) { return serial_macs; }
+void qf_x86_set_serial_macs(double macs) { serial_macs = macs; }
+
 #if defined(__x86_64__)
 #include <emmintrin.h>
 #include <string.h>
@@ -557,6 +562,7 @@ qf_status qf_x86_conv2d_s8(qf_threadpool *pool, qf_isa isa, const qf_ref_conv_pa
                        "%s: batch %d in_c %d out_c %d groups %d, %dx%d -> %dx%d not supported",
                        who, (int)p->batch, (int)p->in_c, (int)p->out_c, (int)p->groups,
                        (int)p->in_h, (int)p->in_w, (int)p->out_h, (int)p->out_w);
+    if ((double)pl.slots * (double)p->out_c * (double)pl.k < qf_x86_serial_macs()) pool = NULL;
     if (!qr_in_range(p->in_zp, -128, 127))
         return qf_errf(err, QF_ERR_INVALID_ARG, "%s: in_zp %d out of range", who, (int)p->in_zp);
     qf_status s = qr_check_requant(&p->rq, p->out_c, -128, 127, who, err);

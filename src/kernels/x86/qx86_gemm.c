@@ -128,6 +128,7 @@ qf_status qf_x86_gemm_s8(qf_threadpool *pool, qf_isa isa, const qf_ref_gemm_para
     if (!make_plan(p, &pl))
         return qf_errf(err, QF_ERR_INVALID_ARG, "%s: m %d n %d k %d not supported", who,
                        (int)p->m, (int)p->n, (int)p->k);
+    if ((double)p->m * (double)p->n * (double)p->k < qf_x86_serial_macs()) pool = NULL;
     if (!qr_in_range(p->in_zp, -128, 127))
         return qf_errf(err, QF_ERR_INVALID_ARG, "%s: in_zp %d out of range", who, (int)p->in_zp);
     qf_status s = qr_check_requant(&p->rq, p->n, -128, 127, who, err);
