@@ -4,7 +4,8 @@
  * Peak: a register-only loop of independent vpdpbusd (AVX-512 VNNI, 64 MACs
  * each) or vpmaddubsw + vpmaddwd + vpaddd (AVX2, 32 MACs per triple) on
  * 1 thread and on 2 threads at once. Then the VNNI and AVX2 GEMM on
- * 512x512x512 and a few ResNet-style convolutions, median of several runs,
+ * 512x512x512, a few ResNet-style convolutions and two MobileNetV2-like
+ * depthwise layers (VNNI only), median of several runs,
  * as GMAC/s and fraction of the measured peak of the same ISA and thread
  * count. "Cycles" are TSC cycles (the TSC ticks at the nominal clock).
  *
@@ -231,6 +232,47 @@ static double time_conv(qf_isa isa, qf_threadpool *pool, const conv_shape *s, do
     return median(t, REPS);
 }
 
+/* Depthwise (groups == channels, oc == c): the VNNI direct kernel. */
+static double time_dw(qf_threadpool *pool, const conv_shape *s, double *macs) {
+    qf_ref_conv_params p;
+    memset(&p, 0, sizeof p);
+    p.batch = s->batch;
+    p.in_c = p.out_c = p.groups = s->c;
+    p.in_h = p.in_w = s->h;
+    p.k_h = p.k_w = s->k;
+    p.stride_h = p.stride_w = s->stride;
+    p.dil_h = p.dil_w = 1;
+    p.pad_top = p.pad_left = p.pad_bottom = p.pad_right = s->pad;
+    p.out_h = p.out_w = qf_ref_conv_out_size(s->h, s->k, s->stride, 1, s->pad, s->pad);
+    p.in_zp = 3;
+    p.w_bits = 8;
+    qf_ref_rescale r;
+    qf_ref_rescale_init(1.0 / 1024, &r);
+    p.rq.mult = &r;
+    p.rq.n_mult = 1;
+    p.rq.act_min = -128;
+    p.rq.act_max = 127;
+    const int kk = s->k * s->k;
+    const size_t n_in = (size_t)p.batch * p.in_c * p.in_h * p.in_w;
+    const size_t n_out = (size_t)p.batch * p.out_c * p.out_h * p.out_w;
+    int8_t *x = malloc(n_in), *w = malloc((size_t)p.out_c * kk), *y = malloc(n_out);
+    void *pw = malloc(qf_x86_dw_weights_bytes(p.out_c, s->k, s->k));
+    for (size_t i = 0; i < n_in; i++) x[i] = (int8_t)(i * 7);
+    for (size_t i = 0; i < (size_t)p.out_c * kk; i++) w[i] = (int8_t)((i * 13) % 255 - 127);
+    qf_x86_weights xw;
+    qf_x86_pack_dw_weights((const uint8_t *)w, p.out_c, s->k, s->k, 8, pw, &xw, NULL);
+    double t[REPS];
+    qf_x86_dwconv2d_s8(pool, QF_ISA_AVX512VNNI, &p, x, &xw, NULL, y, NULL);
+    for (int i = 0; i < REPS; i++) {
+        double t0 = now_s();
+        qf_x86_dwconv2d_s8(pool, QF_ISA_AVX512VNNI, &p, x, &xw, NULL, y, NULL);
+        t[i] = now_s() - t0;
+    }
+    *macs = (double)n_out * kk;
+    free(x), free(w), free(y), free(pw);
+    return median(t, REPS);
+}
+
 int main(int argc, char **argv) {
     (void)argc;
     (void)argv;
@@ -264,6 +306,11 @@ int main(int argc, char **argv) {
         {"conv 1x1 96->24 56x56 b1", 1, 96, 56, 24, 1, 1, 0},
         {"conv 3x3 3->64 224 b64 (x/2)", 64, 3, 112, 64, 3, 1, 1},
     };
+    /* MobileNetV2-like depthwise layers (AVX-512 VNNI only) */
+    static const conv_shape dws[] = {
+        {"dw 3x3 s1 144ch 56x56 b1", 1, 144, 56, 144, 3, 1, 1},
+        {"dw 3x3 s2 96ch 112x112 b1", 1, 96, 112, 96, 3, 2, 1},
+    };
     printf("\n## kernels (median of %d), fraction of the same ISA's peak at the same thread "
            "count\n\n",
            REPS);
@@ -282,6 +329,14 @@ int main(int argc, char **argv) {
                 t = time_conv(isas[i], pl, &convs[c], &macs);
                 printf("| %s | %s | %d | %.3f | %.1f | %.0f%% | %.3f | %.0f%% |\n",
                        qf_isa_name(isas[i]), convs[c].name, th, t * 1e3, macs / t * 1e-9,
+                       100 * macs / t / peak[i][th], best_s * 1e3,
+                       100 * macs / best_s / peak[i][th]);
+            }
+            const size_t n_dw = isas[i] == QF_ISA_AVX512VNNI ? sizeof dws / sizeof dws[0] : 0;
+            for (size_t c = 0; c < n_dw; c++) {
+                t = time_dw(pl, &dws[c], &macs);
+                printf("| %s | %s | %d | %.3f | %.1f | %.0f%% | %.3f | %.0f%% |\n",
+                       qf_isa_name(isas[i]), dws[c].name, th, t * 1e3, macs / t * 1e-9,
                        100 * macs / t / peak[i][th], best_s * 1e3,
                        100 * macs / best_s / peak[i][th]);
             }

@@ -89,6 +89,8 @@ static const geom geo_cases[] = {
     {"3x3 c1 stem batch2",  2, 1,  9,  10, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},
     {"3x3 pad1 K=63",       1, 7,  12, 13, 31, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},
     {"3x3 stride2 batch3",  3, 5,  11, 10, 12, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1},
+    {"3x3 s2 wide rows",    2, 3,  7,  75, 9,  3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1},
+    {"3x3 s2 wide pad2",    1, 2,  6,  68, 8,  3, 3, 2, 2, 1, 1, 2, 2, 0, 1, 1},
     {"3x3 no pad",          1, 4,  6,  40, 8,  3, 3, 1, 1, 1, 1, 0, 0, 0, 0, 1},
     {"3x3 asym pads",       2, 3,  8,  9,  10, 3, 3, 1, 2, 1, 1, 0, 2, 1, 0, 1},
     {"3x3 dil2",            1, 6,  10, 10, 9,  3, 3, 1, 1, 2, 2, 2, 2, 2, 2, 1},
@@ -109,6 +111,24 @@ static const geom geo_cases[] = {
     {"dw 5x5 s2 p2 w35",    2, 2,  11, 35, 2,  5, 5, 2, 2, 1, 1, 2, 2, 2, 2, 2},
     {"dw 5x5 s1 tiny 2x3",  1, 6,  2,  3,  6,  5, 5, 1, 1, 1, 1, 2, 2, 2, 2, 6},
     {"dw 3x3 s2 w1",        1, 3,  3,  1,  3,  3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 3},
+    /* depthwise row blocks (4 output rows x 16 pixels): heights around the
+     * block, widths around the 16-pixel vector, rows wholly in the padding */
+    {"dw 3x3 s1 h1 w15",    1, 3,  1,  15, 3,  3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 3},
+    {"dw 3x3 s1 h2 w16 b2", 2, 2,  2,  16, 2,  3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 2},
+    {"dw 3x3 s1 h3 w17",    1, 3,  3,  17, 3,  3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 3},
+    {"dw 3x3 s1 h5 w64",    1, 2,  5,  64, 2,  3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 2},
+    {"dw 3x3 s1 h7 w65",    1, 2,  7,  65, 2,  3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 2},
+    {"dw 3x3 s1 h13 w1",    1, 2,  13, 1,  2,  3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 2},
+    {"dw 3x3 s1 asym w33",  1, 3,  9,  33, 3,  3, 3, 1, 1, 1, 1, 0, 2, 2, 0, 3},
+    {"dw 3x3 s1 pad3 h4",   1, 2,  4,  5,  2,  3, 3, 1, 1, 1, 1, 3, 3, 3, 3, 2},
+    {"dw 3x3 s2 h7 w15 b2", 2, 3,  7,  15, 3,  3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 3},
+    {"dw 3x3 s2 asym w65",  1, 2,  5,  65, 2,  3, 3, 2, 2, 1, 1, 1, 0, 0, 1, 2},
+    {"dw 3x3 s2 h1 w1",     1, 2,  1,  1,  2,  3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 2},
+    {"dw 3x3 s2 h11 w33",   1, 2,  11, 33, 2,  3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 2},
+    {"dw 5x5 s1 asym w17",  1, 2,  5,  17, 2,  5, 5, 1, 1, 1, 1, 1, 2, 3, 0, 2},
+    {"dw 5x5 s1 h7 w64",    1, 2,  7,  64, 2,  5, 5, 1, 1, 1, 1, 2, 2, 2, 2, 2},
+    {"dw 5x5 s2 h7 w33",    1, 2,  7,  33, 2,  5, 5, 2, 2, 1, 1, 2, 2, 2, 2, 2},
+    {"dw 5x5 s2 asym w64 b2",2, 2, 9,  64, 2,  5, 5, 2, 2, 1, 1, 2, 1, 1, 2, 2},
 };
 
 typedef struct gcase {
@@ -299,6 +319,7 @@ static qf_threadpool *pool2(void) {
 }
 
 static void test_conv_matrix(void) {
+    qf_x86_set_serial_macs(0); /* small layers too go through the thread pool */
     int ran = 0;
     for (size_t ii = 0; ii < QF_ARRAY_LEN(isas); ii++) {
         if (!qf_x86_isa_usable(isas[ii])) {
@@ -389,6 +410,7 @@ done:
 }
 
 static void test_gemm_matrix(void) {
+    qf_x86_set_serial_macs(0);
     int ran = 0;
     for (size_t ii = 0; ii < QF_ARRAY_LEN(isas); ii++) {
         if (!qf_x86_isa_usable(isas[ii])) {

@@ -1,14 +1,22 @@
 /* qx86_dw_avx512vnni.c - depthwise 3x3 / 5x5 int8 convolution (stride 1 or
  * 2) with AVX-512 VNNI, bit-identical to qf_ref_conv2d_s8 (qx86.h).
  *
- * NCHW, one task per (image, channel) plane, no scratch. For 16 output
- * pixels of a row and one kernel row, 64 input bytes are loaded (masked: the
- * bytes outside the row read the zero point), flipped to u8 (q + 128), and
- * for each group of 4 taps vpermd + vpshufb put the 4 bytes pixel p needs
- * (p * stride + tap) into its 32-bit lane; vpdpbusd multiplies them by the
- * broadcast 4 weights. Kernel rows outside the image are skipped and their
- * share of the correction (128 + z) * sum(w) is added back, so a padded tap
- * contributes 0 exactly as in the reference. Epilogues: qx86_avx512_rq.h. */
+ * NCHW, one task per (image, channel) plane, no scratch. The plane is
+ * walked in blocks of DW_ROWS output rows x 16 output pixels. For each input
+ * row the block touches, 64 bytes are loaded once (masked: the bytes outside
+ * the row read the zero point), flipped to u8 (q + 128), and for each group
+ * of 4 taps vpermd + vpshufb put the 4 bytes pixel p needs (p * stride +
+ * tap) into its 32-bit lane. That gathered vector then feeds, with vpdpbusd,
+ * every output row of the block whose window covers the input row (up to 3
+ * for 3x3 stride 1), each with its own broadcast weights: loads and
+ * permutes per output drop by about the reuse factor, and the block's rows
+ * are independent accumulator chains. Input rows outside the image are a
+ * vector of (128 + z) bytes, so a padded tap adds (128 + z) * w, which the
+ * per-channel correction -(128 + z) * sum(w) cancels: it contributes 0, as
+ * in the reference. Rows of the last block past out_h are computed from
+ * such rows and not stored. Kernel size and stride are compile-time
+ * constants of four inlined instances, so the row and tap loops unroll and
+ * the accumulators stay in registers. Epilogues: qx86_avx512_rq.h. */
 #include "kernels/x86/qx86.h"
 
 #if defined(__x86_64__)
@@ -18,8 +26,14 @@
 #include "kernels/ref/qref_util.h"
 
 #define TGT __attribute__((target("avx2,avx512f,avx512bw,avx512vl,avx512vnni")))
+#define INL __attribute__((always_inline)) inline
 
 #include "kernels/x86/qx86_avx512_rq.h"
+
+/* Output rows per block: 4 gives 3x3 stride 1 a reuse of 12 dot products
+ * per 6 gathered rows while 4 accumulators + up to 10 weight vectors + the
+ * constants still fit the 32 zmm registers. */
+#define DW_ROWS 4
 
 bool qf_x86_dwconv_supported(const qf_ref_conv_params *p) {
     if (!p || p->batch < 1 || p->in_c < 1 || p->groups != p->in_c || p->out_c != p->in_c ||
@@ -48,89 +62,145 @@ static inline int32_t load32(const void *q) {
     return v;
 }
 
-TGT static void dw_plane(void *ctx, int64_t task, int tid) {
-    (void)tid;
-    const dw_job *j = ctx;
+/* Per-plane requantization constants. */
+typedef struct dw_epi {
+    const qf_ref_requant *rq;
+    int64_t c;
+    bool fp32, fixed_vec;
+    __m512 mult, hi;
+    __m512i lo_i, zo, mq, shift;
+} dw_epi;
+
+/* rq_fp32 with the lower clamp moved after the conversion, onto the integer
+ * pipes (the float ones are this kernel's bottleneck). Same bits: with
+ * integer bounds lo <= hi, round(max(f, lo)) == max(round(f), lo) because
+ * rounding is monotone and keeps integers; f below INT32_MIN, where
+ * cvtps2dq returns INT32_MIN, still ends at lo. The upper clamp stays in
+ * float, where cvtps2dq could not saturate (it would return INT32_MIN).
+ * The product has no NaN (finite multiplier, |acc| < 2^31). */
+TGT static INL __m128i dw_rq_fp32(__m512i acc, __m512 mult, __m512 hi, __m512i lo, __m512i z) {
+    const __m512 f = _mm512_min_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(acc), mult), hi);
+    const __m512i q = _mm512_max_epi32(_mm512_cvtps_epi32(f), lo);
+    return _mm512_cvtepi32_epi8(_mm512_add_epi32(q, z));
+}
+
+TGT static INL void dw_store(__m512i acc, const dw_epi *e, int8_t *dst, __mmask16 sm) {
+    __m128i q;
+    if (e->fp32)
+        q = dw_rq_fp32(acc, e->mult, e->hi, e->lo_i, e->zo);
+    else if (e->fixed_vec)
+        q = rq_fixed_vec(acc, e->mq, e->shift, e->rq);
+    else
+        q = rq_fixed(acc, e->rq, e->c, 0);
+    _mm_mask_storeu_epi8(dst, sm, q);
+}
+
+/* One (image, channel) plane; KH (3 or 5) and S (1 or 2) are constants at
+ * every call site, so the loops below unroll completely. */
+TGT static INL void dw_plane_k(const dw_job *j, int64_t task, const int KH, const int S) {
     const qf_ref_conv_params *p = j->p;
     const qf_ref_requant *rq = &p->rq;
     const int64_t c = task % p->in_c, b = task / p->in_c;
-    const int s = p->stride_h, kh = p->k_h, gw = (p->k_w + 3) / 4;
-    const int8_t *wc = j->w->data + c * (int64_t)kh * gw * 4;
+    const int GW = (KH + 3) / 4;            /* tap groups of 4 per kernel row */
+    const int NI = (DW_ROWS - 1) * S + KH; /* input rows under one row block */
+    const int8_t *wc = j->w->data + c * (int64_t)KH * GW * 4;
     const uint32_t zc = (uint32_t)(128 + p->in_zp);
     const uint32_t corr = (j->bias ? (uint32_t)j->bias[c] : 0u) - zc * (uint32_t)j->w->wsum[c];
-    int32_t wd[5][2];
-    uint32_t rowfix[5]; /* (128 + z) * sum of kernel row ky */
-    for (int ky = 0; ky < kh; ky++) {
-        uint32_t rs = 0;
-        for (int g = 0; g < gw; g++) {
-            wd[ky][g] = load32(wc + (ky * gw + g) * 4);
-            for (int t = 0; t < 4; t++) rs += (uint32_t)wc[(ky * gw + g) * 4 + t];
-        }
-        rowfix[ky] = zc * rs;
-    }
-    /* lane L of tap group g starts at source dword L * s + g */
+    __m512i wv[5][2];
+#pragma GCC unroll 5
+    for (int ky = 0; ky < KH; ky++)
+#pragma GCC unroll 2
+        for (int g = 0; g < GW; g++) wv[ky][g] = _mm512_set1_epi32(load32(wc + (ky * GW + g) * 4));
+    /* lane L of tap group g starts at source dword L * S + g */
     __m512i perm[2];
-    for (int g = 0; g < 2; g++) {
+    for (int g = 0; g < GW; g++) {
         int32_t idx[16];
         for (int l = 0; l < 4; l++)
-            for (int d = 0; d < 4; d++) idx[4 * l + d] = l * s + g + d;
+            for (int d = 0; d < 4; d++) idx[4 * l + d] = l * S + g + d;
         perm[g] = _mm512_loadu_si512(idx);
     }
     int8_t sh[16];
     for (int i = 0; i < 4; i++)
-        for (int t = 0; t < 4; t++) sh[4 * i + t] = (int8_t)(i * s + t);
+        for (int t = 0; t < 4; t++) sh[4 * i + t] = (int8_t)(i * S + t);
     const __m512i shuf = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)sh));
     const __m512i flip = _mm512_set1_epi8((char)0x80);
     const __m512i zfill = _mm512_set1_epi8((char)p->in_zp);
+    const __m512i xpad = _mm512_set1_epi8((char)zc); /* a gathered row of zero points */
+    const __m512i base = _mm512_set1_epi32((int32_t)corr);
     const qf_ref_rescale *r = qr_mult_of(rq, c);
-    const __m512 mult = _mm512_set1_ps(r->mult_f);
-    const __m512 lo = _mm512_set1_ps((float)(rq->act_min - rq->out_zp));
-    const __m512 hi = _mm512_set1_ps((float)(rq->act_max - rq->out_zp));
-    const __m512i zo = _mm512_set1_epi32(rq->out_zp);
-    const int8_t *plane = j->in + (b * p->in_c + c) * (int64_t)p->in_h * p->in_w;
-    int8_t *oplane = j->out + (b * p->out_c + c) * (int64_t)p->out_h * p->out_w;
-    for (int64_t oy = 0; oy < p->out_h; oy++) {
-        uint32_t base = corr;
-        for (int ky = 0; ky < kh; ky++) {
-            const int64_t iy = oy * s - p->pad_top + ky;
-            if (iy < 0 || iy >= p->in_h) base += rowfix[ky];
-        }
-        for (int64_t ox0 = 0; ox0 < p->out_w; ox0 += 16) {
-            __m512i acc = _mm512_set1_epi32((int32_t)base);
-            const int64_t ix0 = ox0 * s - p->pad_left;
+    dw_epi e = {
+        .rq = rq,
+        .c = c,
+        .fp32 = rq->mode == QF_RQ_FP32,
+        .fixed_vec = r->shift >= -31,
+        .mult = _mm512_set1_ps(r->mult_f),
+        .lo_i = _mm512_set1_epi32(rq->act_min - rq->out_zp),
+        .hi = _mm512_set1_ps((float)(rq->act_max - rq->out_zp)),
+        .zo = _mm512_set1_epi32(rq->out_zp),
+        .mq = _mm512_set1_epi32(r->mult_q),
+        .shift = _mm512_set1_epi32(r->shift),
+    };
+    const int64_t in_h = p->in_h, in_w = p->in_w, out_h = p->out_h, out_w = p->out_w;
+    const int8_t *plane = j->in + (b * p->in_c + c) * in_h * in_w;
+    int8_t *oplane = j->out + (b * p->out_c + c) * out_h * out_w;
+    for (int64_t oy0 = 0; oy0 < out_h; oy0 += DW_ROWS) {
+        const int64_t nr = out_h - oy0 < DW_ROWS ? out_h - oy0 : DW_ROWS;
+        const int64_t iy0 = oy0 * S - p->pad_top;
+        for (int64_t ox0 = 0; ox0 < out_w; ox0 += 16) {
+            const int64_t ix0 = ox0 * S - p->pad_left;
             const int64_t lo_b = ix0 < 0 ? -ix0 : 0;
-            const int64_t hi_b = p->in_w - ix0 < 64 ? p->in_w - ix0 : 64;
+            const int64_t hi_b = in_w - ix0 < 64 ? in_w - ix0 : 64;
             __mmask64 m = 0;
             if (hi_b > lo_b) {
                 const __mmask64 upto = hi_b >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << hi_b) - 1);
                 m = upto & ~(((__mmask64)1 << lo_b) - 1);
             }
-            for (int ky = 0; ky < kh; ky++) {
-                const int64_t iy = oy * s - p->pad_top + ky;
-                if (iy < 0 || iy >= p->in_h) continue;
-                /* byte i of the load is input column ix0 + i; masked-off
-                 * bytes are never touched and read the zero point */
-                const void *src =
-                    (const void *)((uintptr_t)(plane + iy * p->in_w) + (uintptr_t)ix0);
-                const __m512i v = _mm512_xor_si512(_mm512_mask_loadu_epi8(zfill, m, src), flip);
-                for (int g = 0; g < gw; g++) {
-                    const __m512i x =
-                        _mm512_shuffle_epi8(_mm512_permutexvar_epi32(perm[g], v), shuf);
-                    acc = _mm512_dpbusd_epi32(acc, x, _mm512_set1_epi32(wd[ky][g]));
+            __m512i acc[DW_ROWS];
+#pragma GCC unroll 4
+            for (int rr = 0; rr < DW_ROWS; rr++) acc[rr] = base;
+#pragma GCC unroll 16
+            for (int i = 0; i < NI; i++) {
+                const int64_t iy = iy0 + i;
+                __m512i x[2] = {xpad, xpad};
+                if (iy >= 0 && iy < in_h) {
+                    /* byte k of the load is input column ix0 + k; masked-off
+                     * bytes are never touched and read the zero point */
+                    const void *src =
+                        (const void *)((uintptr_t)(plane + iy * in_w) + (uintptr_t)ix0);
+                    const __m512i v =
+                        _mm512_xor_si512(_mm512_mask_loadu_epi8(zfill, m, src), flip);
+#pragma GCC unroll 2
+                    for (int g = 0; g < GW; g++)
+                        x[g] = _mm512_shuffle_epi8(_mm512_permutexvar_epi32(perm[g], v), shuf);
+                }
+                /* output row rr of the block reads this input row as kernel row i - rr * S */
+#pragma GCC unroll 4
+                for (int rr = 0; rr < DW_ROWS; rr++) {
+                    const int ky = i - rr * S;
+                    if (ky < 0 || ky >= KH) continue;
+#pragma GCC unroll 2
+                    for (int g = 0; g < GW; g++)
+                        acc[rr] = _mm512_dpbusd_epi32(acc[rr], x[g], wv[ky][g]);
                 }
             }
-            __m128i q;
-            if (rq->mode == QF_RQ_FP32)
-                q = rq_fp32(acc, mult, lo, hi, zo);
-            else if (r->shift >= -31)
-                q = rq_fixed_vec(acc, _mm512_set1_epi32(r->mult_q), _mm512_set1_epi32(r->shift),
-                                 rq);
-            else
-                q = rq_fixed(acc, rq, c, 0);
-            const int64_t n = p->out_w - ox0 < 16 ? p->out_w - ox0 : 16;
-            _mm_mask_storeu_epi8(oplane + oy * p->out_w + ox0, (__mmask16)((1u << n) - 1u), q);
+            const int64_t n = out_w - ox0 < 16 ? out_w - ox0 : 16;
+            const __mmask16 sm = (__mmask16)((1u << n) - 1u);
+            int8_t *dst = oplane + oy0 * out_w + ox0;
+#pragma GCC unroll 4
+            for (int rr = 0; rr < DW_ROWS; rr++)
+                if (rr < nr) dw_store(acc[rr], &e, dst + rr * out_w, sm);
         }
     }
+}
+
+TGT static void dw_plane(void *ctx, int64_t task, int tid) {
+    (void)tid;
+    const dw_job *j = ctx;
+    const qf_ref_conv_params *p = j->p;
+    if (p->k_h == 3)
+        p->stride_h == 1 ? dw_plane_k(j, task, 3, 1) : dw_plane_k(j, task, 3, 2);
+    else
+        p->stride_h == 1 ? dw_plane_k(j, task, 5, 1) : dw_plane_k(j, task, 5, 2);
 }
 
 qf_status qf_x86_dwconv2d_s8(qf_threadpool *pool, qf_isa isa, const qf_ref_conv_params *p,
