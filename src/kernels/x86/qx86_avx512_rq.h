@@ -19,6 +19,18 @@ TGT static inline __m128i rq_fp32(__m512i acc, __m512 mult, __m512 lo, __m512 hi
     return _mm512_cvtepi32_epi8(_mm512_add_epi32(_mm512_cvtps_epi32(f), z));
 }
 
+/* rq_fp32 with the lower clamp after the conversion, on the integer pipes
+ * (lo_i = act_min - z as int32). Same bits: for integer bounds lo <= hi,
+ * round(max(f, lo)) == max(round(f), lo) (rounding is monotone and keeps
+ * integers), and f below INT32_MIN, where cvtps2dq returns INT32_MIN, still
+ * ends at lo. The upper clamp stays in float: above INT32_MAX cvtps2dq
+ * would also return INT32_MIN. */
+TGT static inline __m128i rq_fp32i(__m512i acc, __m512 mult, __m512 hi, __m512i lo_i, __m512i z) {
+    const __m512 f = _mm512_min_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(acc), mult), hi);
+    const __m512i q = _mm512_max_epi32(_mm512_cvtps_epi32(f), lo_i);
+    return _mm512_cvtepi32_epi8(_mm512_add_epi32(q, z));
+}
+
 /* FIXED mode, lane by lane with the reference function. */
 TGT static inline __m128i rq_fixed(__m512i acc, const qf_ref_requant *rq, int64_t ch,
                                    int64_t ch_step) {

@@ -98,15 +98,15 @@ TGT static void conv_tile(const qx_conv_tile *t) {
          * one loop over the rows (no per-row call, constants loaded once) */
         __m512i acc[16] = {c00, c01, c10, c11, c20, c21, c30, c31,
                            c40, c41, c50, c51, c60, c61, c70, c71};
-        const __m512 lo = _mm512_set1_ps((float)(rq->act_min - rq->out_zp));
+        const __m512i lo = _mm512_set1_epi32(rq->act_min - rq->out_zp);
         const __m512 hi = _mm512_set1_ps((float)(rq->act_max - rq->out_zp));
         const __m512i z = _mm512_set1_epi32(rq->out_zp);
         const qx_vec_store *st0 = &t->st[0], *st1 = &t->st[1];
         int8_t *base = t->out + (int64_t)t->ch0 * t->ch_stride;
         for (int r = 0; r < t->n_rows; r++, base += t->ch_stride) {
             const __m512 m = _mm512_set1_ps(t->e.mult_f[r]);
-            store_vec(rq_fp32(acc[2 * r], m, lo, hi, z), st0, base);
-            store_vec(rq_fp32(acc[2 * r + 1], m, lo, hi, z), st1, base);
+            store_vec(rq_fp32i(acc[2 * r], m, hi, lo, z), st0, base);
+            store_vec(rq_fp32i(acc[2 * r + 1], m, hi, lo, z), st1, base);
         }
         return;
     }

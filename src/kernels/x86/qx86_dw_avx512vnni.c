@@ -71,23 +71,10 @@ typedef struct dw_epi {
     __m512i lo_i, zo, mq, shift;
 } dw_epi;
 
-/* rq_fp32 with the lower clamp moved after the conversion, onto the integer
- * pipes (the float ones are this kernel's bottleneck). Same bits: with
- * integer bounds lo <= hi, round(max(f, lo)) == max(round(f), lo) because
- * rounding is monotone and keeps integers; f below INT32_MIN, where
- * cvtps2dq returns INT32_MIN, still ends at lo. The upper clamp stays in
- * float, where cvtps2dq could not saturate (it would return INT32_MIN).
- * The product has no NaN (finite multiplier, |acc| < 2^31). */
-TGT static INL __m128i dw_rq_fp32(__m512i acc, __m512 mult, __m512 hi, __m512i lo, __m512i z) {
-    const __m512 f = _mm512_min_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(acc), mult), hi);
-    const __m512i q = _mm512_max_epi32(_mm512_cvtps_epi32(f), lo);
-    return _mm512_cvtepi32_epi8(_mm512_add_epi32(q, z));
-}
-
 TGT static INL void dw_store(__m512i acc, const dw_epi *e, int8_t *dst, __mmask16 sm) {
     __m128i q;
     if (e->fp32)
-        q = dw_rq_fp32(acc, e->mult, e->hi, e->lo_i, e->zo);
+        q = rq_fp32i(acc, e->mult, e->hi, e->lo_i, e->zo); /* qx86_avx512_rq.h */
     else if (e->fixed_vec)
         q = rq_fixed_vec(acc, e->mq, e->shift, e->rq);
     else
