@@ -12,7 +12,7 @@ WARN := -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow -Wstrict-prototypes
 OPT ?= -O2 -g
 CFLAGS_ALL := -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) -fPIC -pthread \
               -Iinclude -Isrc -I$(BUILD)/gen $(EXTRA_CFLAGS)
-LDLIBS := -lprotobuf-c -lcjson -lopenblas -lzstd -lz -lm -lpthread
+LDLIBS := -lprotobuf-c -lcjson -lzstd -lz -lm -lpthread -ldl
 LDFLAGS_ALL := -pthread $(EXTRA_LDFLAGS)
 
 LIB_SRC := $(shell find src -name '*.c' ! -path 'src/cli/*' | sort)

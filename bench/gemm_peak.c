@@ -11,7 +11,7 @@
  *
  * Build (from the repository root, after `make`):
  *   cc -std=c11 -O2 -D_GNU_SOURCE -Iinclude -Isrc bench/gemm_peak.c \
- *      build/libqforge.a -lprotobuf-c -lcjson -lopenblas -lzstd -lz -lm -lpthread \
+ *      build/libqforge.a -lprotobuf-c -lcjson -lzstd -lz -lm -lpthread -ldl \
  *      -o build/gemm_peak
  * Run: build/gemm_peak            (prints a Markdown table)
  */

@@ -60,7 +60,7 @@ if [[ ${BENCH_NO_BUILD:-0} != 1 && -f bench/gemm_peak.c ]]; then
   # Same flags as the library; the kernels pick their ISA at run time.
   if ! ${CC:-cc} -std=c11 -D_GNU_SOURCE -O2 -g -pthread -Iinclude -Isrc -I"$BUILD/gen" \
       -o "$DIR/gemm_peak" bench/gemm_peak.c "$BUILD/libqforge.a" \
-      -lprotobuf-c -lcjson -lopenblas -lzstd -lz -lm -lpthread 2>"$DIR/gemm_peak.build.log"; then
+      -lprotobuf-c -lcjson -lzstd -lz -lm -lpthread -ldl 2>"$DIR/gemm_peak.build.log"; then
     log "gemm_peak did not build (see $DIR/gemm_peak.build.log)"
     rm -f "$DIR/gemm_peak"
   fi
