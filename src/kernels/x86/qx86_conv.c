@@ -167,6 +167,7 @@ typedef struct conv_job {
     const uint8_t *src; /* planes or the input */
     int64_t src_len;
     int64_t tap_max; /* largest tap offset */
+    uint64_t phases; /* bit py * sw + px: a tap reads that stride phase */
     /* current group and band: tasks are n_pt runs of ppt slot pairs times
      * n_cc chunks of cb channel blocks */
     int64_t g, s0, n_pairs, ppt, n_pt, n_cc, cb;
@@ -198,8 +199,12 @@ static void fill_task(void *ctx, int64_t task, int tid) {
     const int8_t zp = (int8_t)p->in_zp;
     for (int64_t py = 0; py < sh; py++) {
         for (int64_t px = 0; px < sw; px++) {
-            uint8_t *plane = j->planes + ic * pl->ic_stride + (py * sw + px) * pl->pb +
-                             b * pl->hq * pl->wq;
+            /* a phase no tap reads (1x1 stride 2: three of four) is never
+             * filled; loads that run past a used plane into it only feed
+             * lanes whose results are dropped */
+            const int64_t ph = py * sw + px;
+            if (ph < 64 && !((j->phases >> ph) & 1)) continue;
+            uint8_t *plane = j->planes + ic * pl->ic_stride + ph * pl->pb + b * pl->hq * pl->wq;
             for (int64_t jy = 0; jy < pl->hq; jy++) {
                 uint8_t *d = plane + jy * pl->wq;
                 const int64_t iy = jy * sh + py - p->pad_top;
@@ -614,6 +619,10 @@ qf_status qf_x86_conv2d_s8(qf_threadpool *pool, qf_isa isa, const qf_ref_conv_pa
             taps[ic * khw + t] = ic * pl.ic_stride + taps[t];
     for (int64_t t = 0; t < pl.k; t++)
         if (taps[t] > j.tap_max) j.tap_max = taps[t];
+    j.phases = sh * sw > 64 ? ~(uint64_t)0 : 0;
+    for (int64_t ky = 0; ky < p->k_h && sh * sw <= 64; ky++)
+        for (int64_t kx = 0; kx < p->k_w; kx++)
+            j.phases |= (uint64_t)1 << (((ky * p->dil_h) % sh) * sw + (kx * p->dil_w) % sw);
     /* corr = bias - (128 + z) * wsum, modulo 2^32 like the reference sum */
     const uint32_t zc = (uint32_t)(128 + p->in_zp);
     for (int64_t g = 0; g < p->groups; g++)
