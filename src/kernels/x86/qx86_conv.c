@@ -10,7 +10,7 @@ double qf_x86_serial_macs(void) { return serial_macs; }
 void qf_x86_set_serial_macs(double macs) { serial_macs = macs; }
 
 #if defined(__x86_64__)
-#include <emmintrin.h>
+#include <immintrin.h>
 #include <string.h>
 
 #include "kernels/ref/qref_util.h"
@@ -287,7 +287,10 @@ static inline void interleave4(__m128i v0, __m128i v1, __m128i v2, __m128i v3, u
  * consecutive positions, so each run is one 16-byte load per tap, masked to
  * its lanes (lanes past the last slot repeat the last run: computed, never
  * stored). */
-static void pack_block(const conv_job *j, int64_t s, uint8_t *d) {
+/* Only ever called with an AVX2 or AVX-512 ISA active (qf_x86_isa_usable),
+ * so it may use AVX2 encodings and SSE4.1 blends. */
+__attribute__((target("avx2"))) static void pack_block(const conv_job *j, int64_t s,
+                                                       uint8_t *d) {
     const qf_ref_conv_params *p = j->p;
     const cplan *pl = j->pl;
     const int64_t ohw = (int64_t)p->out_h * p->out_w;
@@ -367,8 +370,8 @@ static void pack_block(const conv_job *j, int64_t s, uint8_t *d) {
             const int64_t o2 = j->taps[t + 2 < pl->k ? t + 2 : last_tap];
             const int64_t o3 = j->taps[t + 3 < pl->k ? t + 3 : last_tap];
 #define QX_BLEND2(o)                                                                \
-    _mm_or_si128(_mm_and_si128(m, _mm_loadu_si128((const __m128i *)(s0 + (o)))),    \
-                 _mm_andnot_si128(m, _mm_loadu_si128((const __m128i *)(s1 + (o)))))
+    _mm_blendv_epi8(_mm_loadu_si128((const __m128i *)(s1 + (o))),                   \
+                    _mm_loadu_si128((const __m128i *)(s0 + (o))), m)
             interleave4(QX_BLEND2(o0), QX_BLEND2(o1), QX_BLEND2(o2), QX_BLEND2(o3), d);
 #undef QX_BLEND2
         }
@@ -386,7 +389,7 @@ static void pack_block(const conv_job *j, int64_t s, uint8_t *d) {
             for (int r = 0; r < nr; r++) {
                 const __m128i x = inside ? _mm_loadu_si128((const __m128i *)(j->src + start[r] + off))
                                          : load16(j, start[r] + off);
-                acc = _mm_or_si128(acc, _mm_and_si128(x, mask[r]));
+                acc = _mm_blendv_epi8(acc, x, mask[r]);
             }
             v[q] = acc;
         }
