@@ -25,7 +25,8 @@ typedef struct cplan {
     int64_t hq, wq;      /* slot grid per image */
     int64_t pb;          /* bytes of one phase plane (all images) */
     int64_t ic_stride;   /* bytes between input channels in the source */
-    bool direct;         /* read the input in place (batch 1, stride 1, no pads) */
+    bool direct;         /* read the input in place (stride 1, no pads) */
+    int64_t img_stride;  /* source bytes between images at the same (ic, y, x) */
     bool grid;           /* slots on the phase grid, else one per output pixel */
     int64_t slots;       /* slots up to the last useful one */
     int64_t band_slots;  /* multiple of QX_CONV_SLOTS */
@@ -62,15 +63,19 @@ static bool make_plan(const qf_ref_conv_params *p, cplan *pl) {
     const int64_t sh = p->stride_h, sw = p->stride_w;
     const int64_t hp = (int64_t)p->pad_top + p->in_h + p->pad_bottom;
     const int64_t wp = (int64_t)p->pad_left + p->in_w + p->pad_right;
-    pl->direct = p->batch == 1 && sh == 1 && sw == 1 && p->pad_top == 0 && p->pad_left == 0 &&
+    pl->direct = sh == 1 && sw == 1 && p->pad_top == 0 && p->pad_left == 0 &&
                  p->pad_bottom == 0 && p->pad_right == 0;
     const double lim = (double)SCRATCH_MAX;
     if (pl->direct) {
+        /* the NCHW input itself: channel planes of in_h x in_w, images
+         * in_c planes apart */
         pl->hq = p->in_h;
         pl->wq = p->in_w;
-        if ((double)pl->hq * (double)pl->wq * (double)p->in_c > lim) return false;
+        if ((double)pl->hq * (double)pl->wq * (double)p->in_c * (double)p->batch > lim)
+            return false;
         pl->pb = pl->hq * pl->wq;
         pl->ic_stride = pl->pb;
+        pl->img_stride = (int64_t)p->in_c * pl->pb;
         pl->planes_bytes = 0;
     } else {
         pl->hq = (hp + sh - 1) / sh;
@@ -80,6 +85,7 @@ static bool make_plan(const qf_ref_conv_params *p, cplan *pl) {
         if (planes > lim) return false;
         pl->pb = (int64_t)p->batch * pl->hq * pl->wq;
         pl->ic_stride = sh * sw * pl->pb;
+        pl->img_stride = pl->hq * pl->wq;
         pl->planes_bytes = (size_t)(p->in_c * pl->ic_stride);
     }
     /* Slots: either the stride-phase grid (b, y < hq, x < wq: every tap of
@@ -92,7 +98,8 @@ static bool make_plan(const qf_ref_conv_params *p, cplan *pl) {
     const int64_t px_slots = (int64_t)p->batch * p->out_h * p->out_w;
     const int64_t gt = (grid_slots + QX_CONV_SLOTS - 1) / QX_CONV_SLOTS;
     const int64_t pt = (px_slots + QX_CONV_SLOTS - 1) / QX_CONV_SLOTS;
-    pl->grid = gt * 100 <= pt * 103;
+    /* (the grid needs images one grid apart: not so in a direct batch) */
+    pl->grid = gt * 100 <= pt * 103 && !(pl->direct && p->batch > 1);
     pl->slots = pl->grid ? grid_slots : px_slots;
     const int64_t slot_bytes = pl->k4 * 4;
     int64_t band = (int64_t)(BAND_BYTES / (size_t)slot_bytes) / QX_CONV_SLOTS * QX_CONV_SLOTS;
@@ -310,7 +317,7 @@ __attribute__((target("avx2"))) static void pack_block(const conv_job *j, int64_
             int64_t n = p->out_w - ox < 16 - lane ? p->out_w - ox : 16 - lane;
             const bool last = b * ohw + oy * p->out_w + ox + n >= pl->slots;
             if (last) n = 16 - lane;
-            start[nr] = gbase + b * pl->hq * pl->wq + oy * pl->wq + ox - lane;
+            start[nr] = gbase + b * pl->img_stride + oy * pl->wq + ox - lane;
             /* lanes [lane, lane + n) */
             const __m128i lo = _mm_set1_epi8((char)(lane - 1)), hi = _mm_set1_epi8((char)(lane + n));
             mask[nr] = _mm_and_si128(_mm_cmpgt_epi8(lanes, lo), _mm_cmplt_epi8(lanes, hi));
@@ -648,7 +655,7 @@ qf_status qf_x86_conv2d_s8(qf_threadpool *pool, qf_isa isa, const qf_ref_conv_pa
 
     if (pl.direct) {
         j.src = (const uint8_t *)in;
-        j.src_len = (int64_t)p->in_c * p->in_h * p->in_w;
+        j.src_len = (int64_t)p->batch * p->in_c * p->in_h * p->in_w;
     } else {
         qf_parallel_for(pool, (int64_t)p->in_c * p->batch, fill_task, &j);
         j.src = j.planes;
