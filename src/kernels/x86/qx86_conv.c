@@ -464,18 +464,12 @@ static void make_store(const qf_ref_conv_params *p, const cplan *pl, int64_t s,
     }
 }
 
-/* Tiles of a run of consecutive slot pairs and a chunk of channel blocks.
- * Runs rather than single pairs: neighbouring pairs write into the same
- * output cache lines, and two threads taking turns on them would pass the
- * lines back and forth. */
-static void compute_task(void *ctx, int64_t task, int tid) {
-    (void)tid;
-    const conv_job *j = ctx;
+/* Tiles of pairs [pair0, pair_end) x channel blocks [blk0, blk1) of the
+ * current group: pair0 starts at slot s0 and its packed blocks at a0. */
+static void run_tiles(const conv_job *j, int64_t pair0, int64_t pair_end, int64_t s0,
+                      const uint8_t *a0, int64_t blk0, int64_t blk1) {
     const qf_ref_conv_params *p = j->p;
     const cplan *pl = j->pl;
-    const int64_t run = task / j->n_cc, cc = task % j->n_cc;
-    const int64_t pair_end = (run + 1) * j->ppt < j->n_pairs ? (run + 1) * j->ppt : j->n_pairs;
-    const int64_t blk_end = (cc + 1) * j->cb < pl->nb ? (cc + 1) * j->cb : pl->nb;
     qx_vec_store st[2];
     qx_conv_tile t;
     t.a_stride = (size_t)pl->k4 * 64;
@@ -486,13 +480,13 @@ static void compute_task(void *ctx, int64_t task, int tid) {
     t.st = st;
     t.e.rq = &p->rq;
     t.e.fixed_vec = j->fixed_vec;
-    for (int64_t pair = run * j->ppt; pair < pair_end; pair++) {
-        const int64_t s = j->s0 + pair * QX_CONV_SLOTS;
+    for (int64_t pair = pair0; pair < pair_end; pair++) {
+        const int64_t s = s0 + (pair - pair0) * QX_CONV_SLOTS;
         make_store(p, pl, s, &st[0]);
         make_store(p, pl, s + 16, &st[1]);
         if (st[0].n_seg == 0 && st[1].n_seg == 0) continue;
-        t.a = j->band + 2 * pair * pl->k4 * 64;
-        for (int64_t blk = cc * j->cb; blk < blk_end; blk++) {
+        t.a = a0 + 2 * (pair - pair0) * pl->k4 * 64;
+        for (int64_t blk = blk0; blk < blk1; blk++) {
             const int64_t pr = (j->g * pl->nb + blk) * QX_CONV_ROWS;
             t.w = j->w->data + pr * pl->k4 * 4;
             const int64_t left = pl->opg - blk * QX_CONV_ROWS;
@@ -507,13 +501,27 @@ static void compute_task(void *ctx, int64_t task, int tid) {
     }
 }
 
+/* Band path: a run of consecutive slot pairs of the packed band and a chunk
+ * of channel blocks. Runs rather than single pairs: neighbouring pairs
+ * write into the same output cache lines, and two threads taking turns on
+ * them would pass the lines back and forth. */
+static void compute_task(void *ctx, int64_t task, int tid) {
+    (void)tid;
+    const conv_job *j = ctx;
+    const int64_t run = task / j->n_cc, cc = task % j->n_cc;
+    const int64_t pair0 = run * j->ppt;
+    const int64_t pair_end = pair0 + j->ppt < j->n_pairs ? pair0 + j->ppt : j->n_pairs;
+    const int64_t blk_end = (cc + 1) * j->cb < j->pl->nb ? (cc + 1) * j->cb : j->pl->nb;
+    run_tiles(j, pair0, pair_end, j->s0 + pair0 * QX_CONV_SLOTS,
+              j->band + 2 * pair0 * j->pl->k4 * 64, cc * j->cb, blk_end);
+}
+
 /* Fused path: unit u = pairs [u * upairs, (u + 1) * upairs) of the current
  * group. The task packs its own slots into its thread's part of the band
  * and computes every channel block of them: no barrier between packing and
  * computing, and the packed bytes stay in the core that uses them. */
 static void unit_task(void *ctx, int64_t u, int tid) {
     const conv_job *j = ctx;
-    const qf_ref_conv_params *p = j->p;
     const cplan *pl = j->pl;
     const int64_t pair0 = u * j->ppt;
     const int64_t pair_end = pair0 + j->ppt < j->n_pairs ? pair0 + j->ppt : j->n_pairs;
@@ -522,35 +530,7 @@ static void unit_task(void *ctx, int64_t u, int tid) {
         for (int h = 0; h < 2; h++)
             pack_block(j, pair * QX_CONV_SLOTS + 16 * h,
                        region + ((pair - pair0) * 2 + h) * pl->k4 * 64);
-    qx_vec_store st[2];
-    qx_conv_tile t;
-    t.a_stride = (size_t)pl->k4 * 64;
-    t.k4 = (int32_t)pl->k4;
-    t.maddubs_ok = j->w->maddubs_ok;
-    t.ch_stride = (int64_t)p->out_h * p->out_w;
-    t.out = j->out;
-    t.st = st;
-    t.e.rq = &p->rq;
-    t.e.fixed_vec = j->fixed_vec;
-    for (int64_t pair = pair0; pair < pair_end; pair++) {
-        const int64_t s = pair * QX_CONV_SLOTS;
-        make_store(p, pl, s, &st[0]);
-        make_store(p, pl, s + 16, &st[1]);
-        if (st[0].n_seg == 0 && st[1].n_seg == 0) continue;
-        t.a = region + 2 * (pair - pair0) * pl->k4 * 64;
-        for (int64_t blk = 0; blk < pl->nb; blk++) {
-            const int64_t pr = (j->g * pl->nb + blk) * QX_CONV_ROWS;
-            t.w = j->w->data + pr * pl->k4 * 4;
-            const int64_t left = pl->opg - blk * QX_CONV_ROWS;
-            t.n_rows = (int32_t)(left < QX_CONV_ROWS ? left : QX_CONV_ROWS);
-            t.ch0 = (int32_t)(j->g * pl->opg + blk * QX_CONV_ROWS);
-            t.e.corr = j->corr + pr;
-            t.e.mult_f = j->mult + pr;
-            t.e.mult_q = j->mq + pr;
-            t.e.shift = j->shift + pr;
-            j->uk->conv_tile(&t);
-        }
-    }
+    run_tiles(j, pair0, pair_end, pair0 * QX_CONV_SLOTS, region, 0, pl->nb);
 }
 
 qf_status qf_x86_conv2d_s8(qf_threadpool *pool, qf_isa isa, const qf_ref_conv_params *p,
