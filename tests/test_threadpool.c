@@ -107,6 +107,28 @@ static void test_many_calls(void) {
     }
 }
 
+/* Held (workers spin past the budget, as during a session run): calls
+ * separated by pauses longer than the spin window still run every task
+ * once, and a pool destroyed while held (or released while idle) joins. */
+static void test_hold(void) {
+    for (int threads = 2; threads <= 3; threads++) {
+        qf_threadpool *p = NULL;
+        CHECK_OK(qf_threadpool_create(threads, &p, NULL));
+        qf_threadpool_hold(p, true);
+        struct timespec ts = {0, 2 * 1000 * 1000};
+        for (int c = 0; c < 5; c++) {
+            CHECK_MSG(run_and_check(p, 200), "%d threads held, call %d", threads, c);
+            nanosleep(&ts, NULL);
+        }
+        qf_threadpool_hold(p, false);
+        nanosleep(&ts, NULL);
+        CHECK_MSG(run_and_check(p, 200), "%d threads released", threads);
+        if (threads == 3) qf_threadpool_hold(p, true); /* destroyed while held */
+        qf_threadpool_destroy(p);
+    }
+    qf_threadpool_hold(NULL, true); /* no-op */
+}
+
 static void test_bad_sizes(void) {
     qf_threadpool *p = (qf_threadpool *)&p;
     qf_err e;
@@ -117,4 +139,4 @@ static void test_bad_sizes(void) {
 }
 
 QT_MAIN(QT_CASE(test_each_task_once), QT_CASE(test_inline), QT_CASE(test_many_calls),
-        QT_CASE(test_bad_sizes))
+        QT_CASE(test_hold), QT_CASE(test_bad_sizes))

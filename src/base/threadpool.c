@@ -58,6 +58,7 @@ struct qf_threadpool {
     pthread_cond_t done; /* joined count dropped to 0 after close */
     _Atomic uint64_t state;
     atomic_int stop;
+    atomic_int hold; /* qf_threadpool_hold: spin without a budget */
     /* current job, written before the job opens */
     qf_task_fn fn;
     void *ctx;
@@ -109,7 +110,7 @@ static void *worker_main(void *arg) {
     for (;;) {
         uint64_t g = gen_of(atomic_load_explicit(&p->state, memory_order_acquire));
         const spin_t t0 = spin_start();
-        while (g == seen && spin_more(t0)) {
+        while (g == seen && (spin_more(t0) || atomic_load_explicit(&p->hold, memory_order_relaxed))) {
             if (atomic_load_explicit(&p->stop, memory_order_relaxed)) break;
             g = gen_of(atomic_load_explicit(&p->state, memory_order_acquire));
         }
@@ -145,6 +146,7 @@ qf_status qf_threadpool_create(int n_threads, qf_threadpool **out, qf_err *err) 
     pthread_cond_init(&p->done, NULL);
     atomic_init(&p->state, 0);
     atomic_init(&p->stop, 0);
+    atomic_init(&p->hold, 0);
     atomic_init(&p->next, 0);
     for (int i = 1; i < n_threads; i++) {
         worker_start *ws = qf_malloc(sizeof *ws);
@@ -181,6 +183,10 @@ void qf_threadpool_destroy(qf_threadpool *p) {
 
 int qf_threadpool_size(const qf_threadpool *p) { return p ? p->n_threads : 1; }
 
+void qf_threadpool_hold(qf_threadpool *p, bool on) {
+    if (p) atomic_store_explicit(&p->hold, on ? 1 : 0, memory_order_relaxed);
+}
+
 void qf_parallel_for(qf_threadpool *p, int64_t n_tasks, qf_task_fn fn, void *ctx) {
     if (n_tasks <= 0) return;
     if (!p || p->n_started == 0 || n_tasks == 1) {
@@ -203,7 +209,8 @@ void qf_parallel_for(qf_threadpool *p, int64_t n_tasks, qf_task_fn fn, void *ctx
     /* close: from now on nobody joins; wait for those who did */
     uint64_t s = atomic_fetch_and_explicit(&p->state, ~ST_OPEN, memory_order_acq_rel) & ~ST_OPEN;
     const spin_t t0 = spin_start();
-    while ((s & ST_COUNT) != 0 && spin_more(t0))
+    while ((s & ST_COUNT) != 0 &&
+           (spin_more(t0) || atomic_load_explicit(&p->hold, memory_order_relaxed)))
         s = atomic_load_explicit(&p->state, memory_order_acquire);
     if ((s & ST_COUNT) == 0) return;
     pthread_mutex_lock(&p->mu);

@@ -15,6 +15,7 @@
 #ifndef QF_BASE_THREADPOOL_H
 #define QF_BASE_THREADPOOL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "base/base.h"
@@ -37,5 +38,13 @@ void qf_threadpool_destroy(qf_threadpool *pool);
 int qf_threadpool_size(const qf_threadpool *pool);
 
 void qf_parallel_for(qf_threadpool *pool, int64_t n_tasks, qf_task_fn fn, void *ctx);
+
+/* While held, idle workers (and a caller waiting for them) keep spinning
+ * instead of sleeping after the short spin budget: a session holds its pool
+ * for the length of a run, whose jobs follow each other closely. Sleeping
+ * between them made 2-thread runs slower than 1-thread ones on a virtual
+ * machine, where waking a halted vCPU can take hundreds of microseconds.
+ * Release it when the burst of work ends; NULL is a no-op. */
+void qf_threadpool_hold(qf_threadpool *pool, bool on);
 
 #endif /* QF_BASE_THREADPOOL_H */

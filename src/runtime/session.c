@@ -555,9 +555,22 @@ fail:
     return st;
 }
 
+static qf_status session_run(qf_session *s, const qf_tensor *inputs, int n_inputs,
+                             qf_tensor *outputs, int n_outputs, qf_err *err);
+
+/* The pool is held (workers spin) for the length of the run: its kernels
+ * follow each other within microseconds. */
 qf_status qf_session_run(qf_session *s, const qf_tensor *inputs, int n_inputs, qf_tensor *outputs,
                          int n_outputs, qf_err *err) {
     if (!s) return qf_errf(err, QF_ERR_INVALID_ARG, "qf_session_run: session is NULL");
+    qf_threadpool_hold(s->ctx.pool, true);
+    qf_status st = session_run(s, inputs, n_inputs, outputs, n_outputs, err);
+    qf_threadpool_hold(s->ctx.pool, false);
+    return st;
+}
+
+static qf_status session_run(qf_session *s, const qf_tensor *inputs, int n_inputs,
+                             qf_tensor *outputs, int n_outputs, qf_err *err) {
     const qf_graph *g = s->m->g;
     qf_status st = check_inputs(s, inputs, n_inputs, err);
     if (st) return st;
