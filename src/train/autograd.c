@@ -384,9 +384,31 @@ static qf_status run_node(qf_tape *t, int n, qf_err *err) {
     return QF_OK;
 }
 
+static qf_status tape_forward(qf_tape *t, const qf_tensor *inputs, int n_in, bool training,
+                              qf_err *err);
+static qf_status tape_backward(qf_tape *t, const qf_tensor *d_outputs, int n_out, qf_err *err);
+
+/* Forward and backward hold the pool (workers spin between kernels, see
+ * qf_threadpool_hold) for their length. */
 qf_status qf_tape_forward(qf_tape *t, const qf_tensor *inputs, int n_in, bool training,
                           qf_err *err) {
     if (!t) return qf_errf(err, QF_ERR_INVALID_ARG, "qf_tape_forward: tape is NULL");
+    qf_threadpool_hold(t->pool, true);
+    qf_status s = tape_forward(t, inputs, n_in, training, err);
+    qf_threadpool_hold(t->pool, false);
+    return s;
+}
+
+qf_status qf_tape_backward(qf_tape *t, const qf_tensor *d_outputs, int n_out, qf_err *err) {
+    if (!t) return qf_errf(err, QF_ERR_INVALID_ARG, "qf_tape_backward: tape is NULL");
+    qf_threadpool_hold(t->pool, true);
+    qf_status s = tape_backward(t, d_outputs, n_out, err);
+    qf_threadpool_hold(t->pool, false);
+    return s;
+}
+
+static qf_status tape_forward(qf_tape *t, const qf_tensor *inputs, int n_in, bool training,
+                              qf_err *err) {
     qf_graph *g = t->g;
     const char *path = g->source_path ? g->source_path : "model";
     if (n_in != g->n_inputs)
@@ -469,8 +491,7 @@ static qf_status prepare_grads(qf_tape *t, qf_err *err) {
     return QF_OK;
 }
 
-qf_status qf_tape_backward(qf_tape *t, const qf_tensor *d_outputs, int n_out, qf_err *err) {
-    if (!t) return qf_errf(err, QF_ERR_INVALID_ARG, "qf_tape_backward: tape is NULL");
+static qf_status tape_backward(qf_tape *t, const qf_tensor *d_outputs, int n_out, qf_err *err) {
     qf_graph *g = t->g;
     const char *path = g->source_path ? g->source_path : "model";
     if (!t->forward_done)
