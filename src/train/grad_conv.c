@@ -33,24 +33,6 @@ static void inner_range(const win *w, int64_t k2, int64_t *base, int64_t *lo, in
     qf_spatial_valid_range(*base, w->st[2], w->img[2], w->pos[2], lo, hi);
 }
 
-/* dst[0, lo) = 0, dst[lo, hi) = s[0, hi - lo), dst[hi, n) = 0. Rows are
- * short (a feature map's width), so inline loops beat memcpy/memset calls;
- * blocks of 8 let -O2 vectorise the copy. */
-static inline void gather_row(float *restrict dst, const float *restrict s, int64_t lo, int64_t hi,
-                              int64_t n) {
-    for (int64_t p = 0; p < lo; p++)
-        dst[p] = 0.0f;
-    float *d = dst + lo;
-    int64_t len = hi - lo, q = 0;
-    for (; q + 8 <= len; q += 8)
-        for (int k = 0; k < 8; k++)
-            d[q + k] = s[q + k];
-    for (; q < len; q++)
-        d[q] = s[q];
-    for (int64_t p = hi > lo ? hi : lo; p < n; p++)
-        dst[p] = 0.0f;
-}
-
 /* col[(c*KK + tap) * ld + p] = img[c][...] (0 in padding), c < ch; ld >=
  * the number of positions, so several images can sit side by side. */
 static void im2col(const win *w, int64_t ch, const float *img, float *col, int64_t ld) {
@@ -73,7 +55,7 @@ static void im2col(const win *w, int64_t ch, const float *img, float *col, int64
                             }
                             int64_t rb = (i0 * w->img[1] + i1) * w->img[2] + base;
                             if (w->st[2] == 1) {
-                                gather_row(dst, src + (rb + lo), lo, hi, n2);
+                                qf_spatial_gather_row(dst, src + (rb + lo), lo, hi, n2);
                             } else {
                                 for (int64_t p2 = 0; p2 < lo; p2++)
                                     dst[p2] = 0.0f;

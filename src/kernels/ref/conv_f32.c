@@ -144,24 +144,6 @@ static size_t conv_scratch(const qf_node *n, const qf_tensor *in, int n_in, cons
     return k * cols * sizeof(float) + 64 + gemm;
 }
 
-/* dst[0, lo) = 0, dst[lo, hi) = s[0, hi - lo), dst[hi, n) = 0. Rows are
- * short (an output row), so inline loops beat memcpy/memset calls; blocks
- * of 8 let -O2 vectorise the copy. */
-static inline void gather_row(float *restrict dst, const float *restrict s, int64_t lo, int64_t hi,
-                              int64_t n) {
-    for (int64_t p = 0; p < lo; p++)
-        dst[p] = 0.0f;
-    float *d = dst + lo;
-    int64_t len = hi - lo, q = 0;
-    for (; q + 8 <= len; q += 8)
-        for (int k = 0; k < 8; k++)
-            d[q + k] = s[q + k];
-    for (; q < len; q++)
-        d[q] = s[q];
-    for (int64_t p = hi > lo ? hi : lo; p < n; p++)
-        dst[p] = 0.0f;
-}
-
 /* Build the im2col band for output rows [r0, r1) (row = (od, oh) pair):
  * col[(c, kd, kh, kw) * ld + (row - r0) * out2 + ow]; ld >= the band's
  * columns (larger when several images sit side by side). */
@@ -188,7 +170,7 @@ static void im2col_band(const conv_plan *pl, const float *x, int64_t r0, int64_t
                         }
                         const float *src = x + c * g->in[0] * in_hw + id * in_hw + ih * g->in[2];
                         if (g->stride[2] == 1) {
-                            gather_row(seg, src + (iw0 + lo), lo, hi, wo);
+                            qf_spatial_gather_row(seg, src + (iw0 + lo), lo, hi, wo);
                         } else {
                             int64_t s = g->stride[2];
                             for (int64_t ow = 0; ow < lo; ow++)

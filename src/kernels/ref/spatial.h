@@ -81,4 +81,23 @@ static inline void qf_spatial_valid_range(int64_t i0, int64_t s, int64_t size, i
 /* Common dtype guard: every float reference kernel here takes fp32 only. */
 qf_status qf_require_f32(const qf_node *n, const qf_tensor *t, const char *what, qf_err *err);
 
+/* dst[0, lo) = 0, dst[lo, hi) = s[0, hi - lo), dst[hi, n) = 0: one row of a
+ * zero-padded im2col band (float convolution and its gradients). Rows are
+ * short, so inline loops beat memcpy/memset calls; blocks of 8 let -O2
+ * vectorise the copy. */
+static inline void qf_spatial_gather_row(float *restrict dst, const float *restrict s,
+                                         int64_t lo, int64_t hi, int64_t n) {
+    for (int64_t p = 0; p < lo; p++)
+        dst[p] = 0.0f;
+    float *d = dst + lo;
+    int64_t len = hi - lo, q = 0;
+    for (; q + 8 <= len; q += 8)
+        for (int k = 0; k < 8; k++)
+            d[q + k] = s[q + k];
+    for (; q < len; q++)
+        d[q] = s[q];
+    for (int64_t p = hi > lo ? hi : lo; p < n; p++)
+        dst[p] = 0.0f;
+}
+
 #endif /* QF_KERNELS_REF_SPATIAL_H */
