@@ -213,13 +213,15 @@ static double time_conv(qf_isa isa, qf_threadpool *pool, const conv_shape *s, do
     const size_t n_in = (size_t)p.batch * p.in_c * p.in_h * p.in_w;
     const size_t n_out = (size_t)p.batch * p.out_c * p.out_h * p.out_w;
     int8_t *x = malloc(n_in), *w = malloc((size_t)p.out_c * kk), *y = malloc(n_out);
-    size_t wb = qf_x86_weights_bytes(QX_LAYOUT_CONV8, p.out_c, kk, 1);
-    size_t sb = qf_x86_conv2d_s8_scratch_size(&p);
+    const qx_layout lay = qf_x86_conv_layout(s->c, s->k * s->k);
+    size_t wb = qf_x86_conv_weights_bytes(lay, p.out_c, s->c, s->k * s->k, 1);
+    size_t sb = qf_x86_conv2d_s8_scratch_size(&p, lay);
     void *pw = malloc(wb), *scr = malloc(sb);
     for (size_t i = 0; i < n_in; i++) x[i] = (int8_t)(i * 7);
     for (size_t i = 0; i < (size_t)p.out_c * kk; i++) w[i] = (int8_t)((i * 13) % 255 - 127);
     qf_x86_weights xw;
-    qf_x86_pack_weights(QX_LAYOUT_CONV8, (const uint8_t *)w, p.out_c, kk, 8, 1, pw, &xw, NULL);
+    qf_x86_pack_conv_weights(lay, (const uint8_t *)w, p.out_c, s->c, s->k * s->k, 8, 1, pw, &xw,
+                             NULL);
     double t[REPS];
     qf_x86_conv2d_s8(pool, isa, &p, x, &xw, NULL, y, scr, sb, NULL);
     for (int i = 0; i < REPS; i++) {

@@ -864,7 +864,8 @@ static void test_ops_run_paths(void) {
                 cp.out_w = c->w + 2 * c->pad - c->kw + 1;
                 /* depthwise layers keep the portable kernel's scratch */
                 want_bytes = qf_x86_isa_usable(qf_isa_active()) && c->c / c->group > 1
-                                 ? qf_x86_conv2d_s8_scratch_size(&cp)
+                                 ? qf_x86_conv2d_s8_scratch_size(
+                                       &cp, qf_x86_conv_layout(c->c / c->group, c->kh * c->kw))
                                  : qf_fast_conv2d_s8_scratch_size(&cp);
             }
         }

@@ -104,6 +104,15 @@ static const geom geo_cases[] = {
     {"3x3 stride3",         1, 4,  13, 14, 5,  3, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1},
     {"3x3 K=1152 bands",    1, 128,6,  6,  20, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},
     {"1x1 many px bands",   2, 24, 40, 37, 10, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1},
+    /* conv8c4 planes: rows of 16+ bytes filled straight from the input,
+     * short rows through the flat interleave (batched, runs across rows
+     * and images), rows wider than the fill's stack rows, stride 2 phases,
+     * and a reduction too long for the stack gather (bands) */
+    {"c4 3x3 w40 pad1 b2",  2, 8,  5,  40, 11, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},
+    {"c4 3x3 7x7 b5",       5, 12, 7,  7,  9,  3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},
+    {"c4 3x3 w1030",        1, 4,  2,  1030, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},
+    {"c4 3x3 s2 b2",        2, 8,  15, 16, 10, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1},
+    {"c4 3x3 K=4176 bands", 2, 464,5,  5,  9,  3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},
     {"dw 3x3 s1 p1 w7",     1, 5,  7,  7,  5,  3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 5},
     {"dw 3x3 s1 p1 w17",    2, 3,  6,  17, 3,  3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 3},
     {"dw 3x3 s2 p1 w33",    1, 4,  9,  33, 4,  3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 4},
@@ -200,8 +209,8 @@ static int guards_ok(const int8_t *buf, size_t n) {
 }
 
 /* Run one conv case on one ISA and thread count; 0 on success. */
-static int conv_one(qf_isa isa, qf_threadpool *pool, const geom *gc, const numerics *nc,
-                    char *msg, size_t msg_len) {
+static int conv_one(qf_isa isa, qf_threadpool *pool, qx_layout lay, const geom *gc,
+                    const numerics *nc, char *msg, size_t msg_len) {
     qf_ref_conv_params p;
     memset(&p, 0, sizeof p);
     p.batch = gc->batch;
@@ -234,11 +243,12 @@ static int conv_one(qf_isa isa, qf_threadpool *pool, const geom *gc, const numer
     const size_t row_bytes = qf_ref_packed_row_bytes(k, nc->w_bits);
     uint8_t *wp = malloc(row_bytes * p.out_c);
     int8_t *want = malloc(n_out), *got = malloc(n_out + 2 * GUARD);
-    size_t wb = qf_x86_weights_bytes(QX_LAYOUT_CONV8, p.out_c, k, p.groups);
+    const int cpg = p.in_c / p.groups, khw = p.k_h * p.k_w;
+    size_t wb = qf_x86_conv_weights_bytes(lay, p.out_c, cpg, khw, p.groups);
     const size_t wb_dw = qf_x86_dw_weights_bytes(p.out_c, p.k_h, p.k_w);
     if (wb_dw > wb) wb = wb_dw;
     void *packed = malloc(wb + 1);
-    size_t sb = qf_x86_conv2d_s8_scratch_size(&p);
+    size_t sb = qf_x86_conv2d_s8_scratch_size(&p, lay);
     char *scr = malloc(sb + 1);
     int rc = 1;
     if (!x || !wv || !wp || !want || !got || !packed || !scr || !wb || !sb) {
@@ -257,8 +267,8 @@ static int conv_one(qf_isa isa, qf_threadpool *pool, const geom *gc, const numer
     }
     qf_x86_weights xw;
     /* odd addresses: the kernels must not assume alignment */
-    if (qf_x86_pack_weights(QX_LAYOUT_CONV8, wp, p.out_c, k, nc->w_bits, p.groups,
-                            (char *)packed + 0, &xw, &e) != QF_OK) {
+    if (qf_x86_pack_conv_weights(lay, wp, p.out_c, cpg, khw, nc->w_bits, p.groups,
+                                 (char *)packed + 0, &xw, &e) != QF_OK) {
         snprintf(msg, msg_len, "pack: %s", e.msg);
         goto done;
     }
@@ -266,12 +276,16 @@ static int conv_one(qf_isa isa, qf_threadpool *pool, const geom *gc, const numer
         snprintf(msg, msg_len, "saturation-free weights flagged unsafe");
         goto done;
     }
-    if (nc->wk == W_SAT_OVER && k >= 2 && xw.maddubs_ok) {
+    /* the -65 is tap 1 of channel 0: conv8c4 pairs it with channel 1 (or,
+     * 1x1, with channel 0) */
+    const int paired = lay == QX_LAYOUT_CONV8 || cpg >= 2 || khw == 1;
+    if (nc->wk == W_SAT_OVER && k >= 2 && paired && xw.maddubs_ok) {
         snprintf(msg, msg_len, "a pair over the AVX2 limit was not flagged");
         goto done;
     }
     /* the general kernel, then the depthwise one where it applies */
-    const int dw = isa == QF_ISA_AVX512VNNI && qf_x86_dwconv_supported(&p);
+    const int dw = isa == QF_ISA_AVX512VNNI && lay == QX_LAYOUT_CONV8 &&
+                   qf_x86_dwconv_supported(&p);
     for (int pass = 0; pass < 1 + dw; pass++) {
         memset(got, 0x5A, n_out + 2 * GUARD);
         qf_status s;
@@ -329,18 +343,22 @@ static void test_conv_matrix(void) {
             n_skipped++;
             continue;
         }
-        for (size_t gi = 0; gi < QF_ARRAY_LEN(geo_cases); gi++)
-            for (size_t ni = 0; ni < QF_ARRAY_LEN(num_cases); ni++)
-                for (int th = 0; th < 2; th++) {
-                    char msg[200];
-                    uint32_t seed = rng;
-                    int rc = conv_one(isas[ii], th ? pool2() : NULL, &geo_cases[gi],
-                                      &num_cases[ni], msg, sizeof msg);
-                    CHECK_MSG(rc == 0, "%s, %s x %s, %d thread(s): %s (seed %u)",
-                              qf_isa_name(isas[ii]), geo_cases[gi].name, num_cases[ni].name,
-                              th + 1, msg, seed);
-                    ran++;
-                }
+        /* both layouts on every geometry: conv8 (taps per lane) and conv8c4
+         * (channels per lane, planes read in place) */
+        static const qx_layout lays[] = {QX_LAYOUT_CONV8, QX_LAYOUT_CONV8C4};
+        for (size_t li = 0; li < 2; li++)
+            for (size_t gi = 0; gi < QF_ARRAY_LEN(geo_cases); gi++)
+                for (size_t ni = 0; ni < QF_ARRAY_LEN(num_cases); ni++)
+                    for (int th = 0; th < 2; th++) {
+                        char msg[200];
+                        uint32_t seed = rng;
+                        int rc = conv_one(isas[ii], th ? pool2() : NULL, lays[li], &geo_cases[gi],
+                                          &num_cases[ni], msg, sizeof msg);
+                        CHECK_MSG(rc == 0, "%s, %s, %s x %s, %d thread(s): %s (seed %u)",
+                                  qf_isa_name(isas[ii]), li ? "conv8c4" : "conv8",
+                                  geo_cases[gi].name, num_cases[ni].name, th + 1, msg, seed);
+                        ran++;
+                    }
     }
     printf("  conv: %d runs bit-exact (%d also through the depthwise kernel)\n", ran, n_dw_runs);
     if (qf_x86_isa_usable(QF_ISA_AVX512VNNI)) CHECK(n_dw_runs >= 9 * 15 * 2);

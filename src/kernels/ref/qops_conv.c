@@ -302,13 +302,19 @@ static qf_status prepare_x86(qf_graph *g, const qf_node *n, qweighted *p, qx_lay
     if (p->in.dtype != QF_DT_I8) return QF_OK;
     const qf_isa isa = qf_isa_active();
     if (!qf_x86_isa_usable(isa)) return QF_OK;
-    size_t bytes = qf_x86_weights_bytes(layout, p->out_ch, p->k, groups);
+    /* convolutions: weights [out, cpg, k...]; the packer picks the layout */
+    const bool conv = layout != QX_LAYOUT_GEMM16;
+    const int64_t cpg = conv ? p->w_shape[1] : 0, khw = conv ? p->k / p->w_shape[1] : 0;
+    size_t bytes = conv ? qf_x86_conv_weights_bytes(0, p->out_ch, cpg, khw, groups)
+                        : qf_x86_weights_bytes(layout, p->out_ch, p->k, groups);
     if (bytes == 0) return QF_OK;
     void *dst = qf_graph_alloc(g, bytes);
     if (!dst) return qo_nomem(n, err);
     const qf_value *w = &g->values[n->inputs[1]];
-    qf_status s =
-        qf_x86_pack_weights(layout, w->data, p->out_ch, p->k, p->w_bits, groups, dst, &p->x86, err);
+    qf_status s = conv ? qf_x86_pack_conv_weights(0, w->data, p->out_ch, cpg, khw, p->w_bits,
+                                                  groups, dst, &p->x86, err)
+                       : qf_x86_pack_weights(layout, w->data, p->out_ch, p->k, p->w_bits, groups,
+                                             dst, &p->x86, err);
     if (s) return s;
     p->isa = isa;
     p->x86_src = w->data;
@@ -519,7 +525,7 @@ static qf_status qconv_run(const qf_exec_ctx *ctx, const qf_node *n, const qf_te
         return qf_x86_dwconv2d_s8(ctx ? ctx->pool : NULL, QF_ISA_AVX512VNNI, &cp, in[0].data,
                                   &p->w.dw, bias, out[0].data, err);
     if (scratch && p->w.x86_ok && in[1].data == p->w.x86_src) {
-        size_t need = qf_x86_conv2d_s8_scratch_size(&cp);
+        size_t need = qf_x86_conv2d_s8_scratch_size(&cp, p->w.x86.layout);
         if (need)
             return qf_x86_conv2d_s8(ctx ? ctx->pool : NULL, p->w.isa, &cp, in[0].data, &p->w.x86,
                                     bias, out[0].data, scratch, need, err);
@@ -543,7 +549,7 @@ static size_t qconv_scratch(const qf_node *n, const qf_tensor *in, int n_in, con
     if ((!p->w.fast_ok && !p->w.x86_ok) || qconv_setup(n, in, n_in, &cp, od, &e) != QF_OK ||
         cp.batch == 0 || cp.in_c == 0)
         return 0;
-    if (p->w.x86_ok) return qf_x86_conv2d_s8_scratch_size(&cp);
+    if (p->w.x86_ok) return qf_x86_conv2d_s8_scratch_size(&cp, p->w.x86.layout);
     return qf_fast_conv2d_s8_scratch_size(&cp);
 }
 

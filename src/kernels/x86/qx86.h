@@ -18,11 +18,26 @@
  * with AVX-512 (64-bit products by vpmuldq); AVX2, and multipliers with a
  * shift below -31, requantize lane by lane with qf_ref_requant_fixed.
  *
- * Layout: the graph stays NCHW; the kernels pack internally.
- *  - conv weights ("conv8"): per group, blocks of 8 output channels, each
- *    [k4][8][4] bytes (4 consecutive taps of one channel per 32-bit lane);
- *    channels padded to 8 with zero rows, taps padded to 4 with zeros.
- *  - conv activations: per run, a zero-point padded copy of the input split
+ * Layout: the graph stays NCHW; the kernels pack internally. Convolutions
+ * have two layouts, chosen per layer by qf_x86_conv_layout():
+ *  - "conv8c4" (most layers: at least 4 input channels per group, or 1x1):
+ *    weights per group in blocks of 8 output channels, each [k4][8][4]
+ *    bytes where reduction step k4 = (channel quad, tap) and the 4 bytes of
+ *    a lane are 4 consecutive input channels at that tap (channels padded to
+ *    4 with zero weights). Activations: per run, one zero-point padded copy
+ *    of the input, split into stride phases and interleaved by channel
+ *    quads, already flipped to u8 ([group][quad][phase][batch][Hq][Wq][4]).
+ *    Then the 64 bytes of 16 consecutive slots at one (quad, tap) are one
+ *    load at a fixed offset from the slots' position: the micro-kernel reads
+ *    the copy in place through a table of those offsets (an indirection by
+ *    reduction step), and there is no packing per tile. A 16-slot vector
+ *    whose slots are not consecutive in the copy (a row or image break) is
+ *    read as up to 16 runs merged under lane masks (qx_src).
+ *  - "conv8" (1-3 input channels per group with a k x k kernel, e.g. RGB or
+ *    grey stems, where quads of channels would pad the reduction): as above
+ *    but the 4 bytes of a lane are 4 consecutive taps of one channel in
+ *    (channel, ky, kx) order, taps padded to 4 with zeros, and:
+ *  - conv8 activations: per run, a zero-point padded copy of the input split
  *    into stride phases ([ic][phase_y][phase_x][batch][Hq][Wq]; skipped for
  *    batch 1, stride 1, no padding), so that for every tap the activations of
  *    consecutive output "slots" (b, oy, ox in a Hq x Wq grid; slots with ox >=
@@ -66,9 +81,10 @@ void qf_x86_set_serial_macs(double macs);
 #define QX_GEMM_COLS 32
 
 typedef enum qx_layout {
-    QX_LAYOUT_CONV8 = 1,  /* general convolution */
+    QX_LAYOUT_CONV8 = 1,  /* convolution, 4 taps of a channel per lane */
     QX_LAYOUT_GEMM16 = 2, /* fully connected */
-    QX_LAYOUT_DW = 3      /* depthwise: per channel, per kernel row, ceil(kw/4) dwords */
+    QX_LAYOUT_DW = 3,     /* depthwise: per channel, per kernel row, ceil(kw/4) dwords */
+    QX_LAYOUT_CONV8C4 = 4 /* convolution, 4 channels of a tap per lane */
 } qx_layout;
 
 /* Packed weights (one allocation of qf_x86_weights_bytes(), caller-owned;
@@ -78,12 +94,13 @@ typedef struct qf_x86_weights {
     const int32_t *wsum; /* rows entries: sum of each channel's weights */
     int32_t rows;        /* output channels */
     int32_t k;           /* taps per channel */
-    int32_t k4;          /* ceil(k / 4) */
+    int32_t k4;          /* reduction steps: ceil(k / 4); conv8c4: ceil(cpg / 4) * khw */
     int32_t groups;      /* conv8: groups; gemm16: 1 */
     int32_t nb;          /* conv8: blocks per group; gemm16: blocks in all (even) */
     qx_layout layout;
     bool maddubs_ok; /* AVX2 vpmaddubsw cannot saturate on these weights */
     int32_t kh, kw;  /* depthwise only: kernel size (k == kh * kw) */
+    int32_t khw;     /* conv8 / conv8c4: taps per channel (k == cpg * khw) */
 } qf_x86_weights;
 
 /* Bytes for rows x k weights in `layout` with `groups` groups (rows % groups
@@ -97,6 +114,17 @@ qf_status qf_x86_pack_weights(qx_layout layout, const uint8_t *packed, int64_t r
                               int bits, int64_t groups, void *dst, qf_x86_weights *out,
                               qf_err *err);
 
+/* Convolution weights: rows = output channels, cpg input channels per
+ * group, khw = k_h * k_w taps, k = cpg * khw values per row in (channel, ky,
+ * kx) order. layout: QX_LAYOUT_CONV8 or QX_LAYOUT_CONV8C4, or 0 for
+ * qf_x86_conv_layout()'s choice. Bytes 0 when invalid or too large. */
+qx_layout qf_x86_conv_layout(int64_t cpg, int64_t khw);
+size_t qf_x86_conv_weights_bytes(qx_layout layout, int64_t rows, int64_t cpg, int64_t khw,
+                                 int64_t groups);
+qf_status qf_x86_pack_conv_weights(qx_layout layout, const uint8_t *packed, int64_t rows,
+                                   int64_t cpg, int64_t khw, int bits, int64_t groups, void *dst,
+                                   qf_x86_weights *out, qf_err *err);
+
 /* Depthwise weights (one input channel per group, multiplier 1): channels x
  * (kh * kw) values; bytes as above, 0 when invalid. */
 size_t qf_x86_dw_weights_bytes(int64_t channels, int32_t kh, int32_t kw);
@@ -107,11 +135,11 @@ qf_status qf_x86_pack_dw_weights(const uint8_t *packed, int64_t channels, int32_
 bool qf_x86_isa_usable(qf_isa isa);
 
 /* Convolution: same contract and results as qf_ref_conv2d_s8 with weights
- * packed as conv8 (w->rows == out_c, w->k == (in_c/groups)*k_h*k_w,
- * w->groups == groups). isa: QF_ISA_AVX2 or QF_ISA_AVX512VNNI (usable).
- * scratch: >= qf_x86_conv2d_s8_scratch_size(p) bytes, any alignment.
- * pool may be NULL. */
-size_t qf_x86_conv2d_s8_scratch_size(const qf_ref_conv_params *p);
+ * packed as conv8 or conv8c4 (w->rows == out_c, w->k == (in_c/groups) *
+ * k_h * k_w, w->khw == k_h * k_w, w->groups == groups). isa: QF_ISA_AVX2 or
+ * QF_ISA_AVX512VNNI (usable). scratch: >= qf_x86_conv2d_s8_scratch_size(p,
+ * w->layout) bytes (0: not supported), any alignment. pool may be NULL. */
+size_t qf_x86_conv2d_s8_scratch_size(const qf_ref_conv_params *p, qx_layout layout);
 qf_status qf_x86_conv2d_s8(qf_threadpool *pool, qf_isa isa, const qf_ref_conv_params *p,
                            const int8_t *in, const qf_x86_weights *w, const int32_t *bias,
                            int8_t *out, void *scratch, size_t scratch_bytes, qf_err *err);
@@ -157,11 +185,22 @@ typedef struct qx_epi {
     const qf_ref_requant *rq; /* mode, zero point, bounds, fixed multipliers */
 } qx_epi;
 
-/* Conv tile: 8 channel rows x 32 slots (two 16-slot activation blocks). */
+/* Where a 16-slot activation vector is read, at reduction step k: lanes of
+ * run r come from p[r] + koff[k] + 4 * lane (run 0 is read whole, later
+ * runs replace the lanes of mask[r]). Every such 64-byte read is inside the
+ * caller's buffers. */
+#define QX_MAX_RUNS 16
+typedef struct qx_src {
+    int32_t n; /* runs, 1..QX_MAX_RUNS */
+    uint16_t mask[QX_MAX_RUNS];
+    const uint8_t *p[QX_MAX_RUNS];
+} qx_src;
+
+/* Conv tile: 8 channel rows x 32 slots (two 16-slot activation vectors). */
 typedef struct qx_conv_tile {
-    const uint8_t *a;   /* first 16-slot block, k4 * 64 bytes */
-    size_t a_stride;    /* bytes from the first block to the second */
-    const int8_t *w;    /* one conv8 weight block, k4 * 32 bytes */
+    const qx_src *src;  /* two entries */
+    const int32_t *koff; /* k4 byte offsets, one per reduction step */
+    const int8_t *w;    /* one weight block, k4 * 32 bytes */
     int32_t k4;
     bool maddubs_ok;
     int32_t n_rows;     /* valid rows (<= 8) */
@@ -195,5 +234,10 @@ typedef struct qx_ukernels {
 /* NULL when isa has no micro-kernels here or is not compiled in. */
 const qx_ukernels *qx_ukernels_avx512vnni(void);
 const qx_ukernels *qx_ukernels_avx2(void);
+
+/* Test hook: false keeps qf_x86_dwconv2d_s8 off its AVX512_VBMI flat path
+ * (small planes), so tests can check the row path on VBMI machines too;
+ * default true. Added for the depthwise kernel rework. */
+void qf_x86_dw_set_vbmi(bool allow);
 
 #endif /* QF_KERNELS_X86_QX86_H */

@@ -67,17 +67,40 @@ TGT static void conv_out8(const qx_conv_tile *t, int r, __m256i acc, const qx_ve
     store8(q, st, t->out + ch * t->ch_stride, lane0);
 }
 
-/* vpmaddubsw path: rows r0..r0+3 x 16 slots of one activation block. */
-TGT static void conv_quad_ubs(const qx_conv_tile *t, const uint8_t *a, int r0,
+/* Lane masks of a vector's runs, per 8-lane half: bm[2 * r + h]. */
+typedef struct run_masks {
+    __m256i bm[2 * QX_MAX_RUNS];
+} run_masks;
+
+TGT static void make_masks(const qx_src *s, run_masks *m) {
+    const __m256i sel = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    for (int32_t r = 1; r < s->n; r++)
+        for (int h = 0; h < 2; h++) {
+            const __m256i bits = _mm256_set1_epi32((s->mask[r] >> (8 * h)) & 0xFF);
+            m->bm[2 * r + h] = _mm256_cmpeq_epi32(_mm256_and_si256(bits, sel), sel);
+        }
+}
+
+/* Lanes 8h .. 8h+7 of a vector at byte offset o (o includes the 32 * h). */
+TGT static inline __m256i load_half(const qx_src *s, const run_masks *m, int h, int64_t o) {
+    __m256i x = _mm256_loadu_si256((const __m256i *)(s->p[0] + o));
+    for (int32_t r = 1; r < s->n; r++)
+        x = _mm256_blendv_epi8(x, _mm256_loadu_si256((const __m256i *)(s->p[r] + o)),
+                               m->bm[2 * r + h]);
+    return x;
+}
+
+/* vpmaddubsw path: rows r0..r0+3 x 16 slots of one activation vector. */
+TGT static void conv_quad_ubs(const qx_conv_tile *t, const qx_src *s, const run_masks *m, int r0,
                               const qx_vec_store *st) {
     const __m256i ones = _mm256_set1_epi16(1);
     __m256i c[4][2];
     for (int r = 0; r < 4; r++)
         c[r][0] = c[r][1] = _mm256_setzero_si256();
     const int8_t *wk = t->w + 4 * r0;
-    for (int32_t k = 0; k < t->k4; k++, a += 64, wk += 32) {
-        const __m256i x0 = _mm256_loadu_si256((const __m256i *)a);
-        const __m256i x1 = _mm256_loadu_si256((const __m256i *)(a + 32));
+    for (int32_t k = 0; k < t->k4; k++, wk += 32) {
+        const __m256i x0 = load_half(s, m, 0, t->koff[k]);
+        const __m256i x1 = load_half(s, m, 1, (int64_t)t->koff[k] + 32);
         for (int r = 0; r < 4; r++) {
             const __m256i b = _mm256_set1_epi32(load32(wk + 4 * r));
             c[r][0] = _mm256_add_epi32(c[r][0],
@@ -93,15 +116,14 @@ TGT static void conv_quad_ubs(const qx_conv_tile *t, const uint8_t *a, int r0,
 }
 
 /* vpmaddwd path: rows r0..r0+3 x 8 slots (lanes lane0..lane0+7). */
-TGT static void conv_quad_wd(const qx_conv_tile *t, const uint8_t *a, int r0, int lane0,
-                             const qx_vec_store *st) {
+TGT static void conv_quad_wd(const qx_conv_tile *t, const qx_src *s, const run_masks *m, int r0,
+                             int lane0, const qx_vec_store *st) {
     __m256i lo[4], hi[4];
     for (int r = 0; r < 4; r++)
         lo[r] = hi[r] = _mm256_setzero_si256();
     const int8_t *wk = t->w + 4 * r0;
-    a += 4 * lane0;
-    for (int32_t k = 0; k < t->k4; k++, a += 64, wk += 32) {
-        const __m256i x = _mm256_loadu_si256((const __m256i *)a);
+    for (int32_t k = 0; k < t->k4; k++, wk += 32) {
+        const __m256i x = load_half(s, m, lane0 / 8, (int64_t)t->koff[k] + 4 * lane0);
         const __m256i x0 = _mm256_cvtepu8_epi16(_mm256_castsi256_si128(x)); /* slots 0-3 */
         const __m256i x1 = _mm256_cvtepu8_epi16(_mm256_extracti128_si256(x, 1));
         for (int r = 0; r < 4; r++) {
@@ -112,22 +134,24 @@ TGT static void conv_quad_wd(const qx_conv_tile *t, const uint8_t *a, int r0, in
     }
     for (int r = 0; r < 4 && r0 + r < t->n_rows; r++) {
         /* hadd gives slots 0 1 4 5 2 3 6 7; vpermq restores the order */
-        const __m256i s = _mm256_permute4x64_epi64(_mm256_hadd_epi32(lo[r], hi[r]), 0xD8);
-        conv_out8(t, r0 + r, s, st, lane0);
+        const __m256i v = _mm256_permute4x64_epi64(_mm256_hadd_epi32(lo[r], hi[r]), 0xD8);
+        conv_out8(t, r0 + r, v, st, lane0);
     }
 }
 
 TGT static void conv_tile(const qx_conv_tile *t) {
+    run_masks m;
     for (int h = 0; h < 2; h++) {
-        const uint8_t *a = t->a + (size_t)h * t->a_stride;
+        const qx_src *s = &t->src[h];
         const qx_vec_store *st = &t->st[h];
         if (st->n_seg == 0) continue;
+        make_masks(s, &m);
         for (int r0 = 0; r0 < t->n_rows; r0 += 4) {
             if (t->maddubs_ok) {
-                conv_quad_ubs(t, a, r0, st);
+                conv_quad_ubs(t, s, &m, r0, st);
             } else {
-                conv_quad_wd(t, a, r0, 0, st);
-                conv_quad_wd(t, a, r0, 8, st);
+                conv_quad_wd(t, s, &m, r0, 0, st);
+                conv_quad_wd(t, s, &m, r0, 8, st);
             }
         }
     }

@@ -69,6 +69,26 @@ conv_row_out(const qx_conv_tile *t, const rq_consts *k, int r, __m512i v0, __m51
         c##r##0 = _mm512_dpbusd_epi32(c##r##0, x0, b);                             \
         c##r##1 = _mm512_dpbusd_epi32(c##r##1, x1, b);                             \
     } while (0)
+#define ALL_ROWS()                                                                 \
+    do {                                                                           \
+        ROW_DOT(0);                                                                \
+        ROW_DOT(1);                                                                \
+        ROW_DOT(2);                                                                \
+        ROW_DOT(3);                                                                \
+        ROW_DOT(4);                                                                \
+        ROW_DOT(5);                                                                \
+        ROW_DOT(6);                                                                \
+        ROW_DOT(7);                                                                \
+    } while (0)
+
+/* The 16 lanes of a vector at byte offset o: run 0 whole, then each later
+ * run's lanes (AVX-512 masked loads). */
+TGT static inline __m512i load_runs(const qx_src *s, int64_t o) {
+    __m512i x = _mm512_loadu_si512(s->p[0] + o);
+    for (int32_t r = 1; r < s->n; r++)
+        x = _mm512_mask_loadu_epi32(x, (__mmask16)s->mask[r], s->p[r] + o);
+    return x;
+}
 
 TGT static void conv_tile(const qx_conv_tile *t) {
     /* the accumulators start at the row's correction term (bias - (128 + z)
@@ -79,18 +99,21 @@ TGT static void conv_tile(const qx_conv_tile *t) {
             c20 = _mm512_set1_epi32(cr[2]), c21 = c20, c30 = _mm512_set1_epi32(cr[3]), c31 = c30,
             c40 = _mm512_set1_epi32(cr[4]), c41 = c40, c50 = _mm512_set1_epi32(cr[5]), c51 = c50,
             c60 = _mm512_set1_epi32(cr[6]), c61 = c60, c70 = _mm512_set1_epi32(cr[7]), c71 = c70;
-    const uint8_t *a0 = t->a, *a1 = t->a + t->a_stride;
     const int8_t *wk = t->w;
-    for (int32_t k = 0; k < t->k4; k++, a0 += 64, a1 += 64, wk += 32) {
-        const __m512i x0 = _mm512_loadu_si512(a0), x1 = _mm512_loadu_si512(a1);
-        ROW_DOT(0);
-        ROW_DOT(1);
-        ROW_DOT(2);
-        ROW_DOT(3);
-        ROW_DOT(4);
-        ROW_DOT(5);
-        ROW_DOT(6);
-        ROW_DOT(7);
+    const int32_t *ko = t->koff;
+    const qx_src *s0 = &t->src[0], *s1 = &t->src[1];
+    if (s0->n == 1 && s1->n == 1) {
+        /* both vectors are consecutive slots: one load each per step */
+        const uint8_t *a0 = s0->p[0], *a1 = s1->p[0];
+        for (int32_t k = 0; k < t->k4; k++, wk += 32) {
+            const __m512i x0 = _mm512_loadu_si512(a0 + ko[k]), x1 = _mm512_loadu_si512(a1 + ko[k]);
+            ALL_ROWS();
+        }
+    } else {
+        for (int32_t k = 0; k < t->k4; k++, wk += 32) {
+            const __m512i x0 = load_runs(s0, ko[k]), x1 = load_runs(s1, ko[k]);
+            ALL_ROWS();
+        }
     }
     const qf_ref_requant *rq = t->e.rq;
     if (rq->mode == QF_RQ_FP32) {

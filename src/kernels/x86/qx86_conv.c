@@ -1,7 +1,8 @@
 /* qx86_conv.c - the x86 int8 convolution driver (qx86.h): plans the
- * stride-phase planes and slot bands, packs activations (SSE2 byte
- * interleave, baseline x86-64), splits the tiles over the thread pool and
- * calls the ISA's micro-kernel. Bit-identical to qf_ref_conv2d_s8. */
+ * stride-phase planes, fills them (channel-quad interleaved for conv8c4;
+ * plain, then packed into slot bands by a byte interleave, for conv8),
+ * splits the tiles over the thread pool and calls the ISA's micro-kernel.
+ * Bit-identical to qf_ref_conv2d_s8. */
 #include "kernels/x86/qx86.h"
 
 /* see qx86.h */
@@ -20,7 +21,22 @@ void qf_x86_set_serial_macs(double macs) { serial_macs = macs; }
 /* Largest scratch this path asks for; bigger layers use another kernel. */
 #define SCRATCH_MAX ((size_t)1 << 30)
 
+/* Bytes past the conv8c4 planes that a vector read may touch (lanes past
+ * the last slot, grid slots past the last output: up to 31 positions plus
+ * one 64-byte load). */
+#define PLANE_SLACK 256
+/* Widest padded row the conv8c4 fill interleaves through its stack rows. */
+#define FILL_ROW 1024
+/* Largest reduction (steps) whose multi-run vectors are gathered on the
+ * stack, 64 KiB per vector; longer ones merge their runs in the kernel. */
+#define GATHER_STEPS 1024
+
 typedef struct cplan {
+    bool c4;             /* conv8c4 layout: channel-quad planes read in place */
+    int64_t nq;          /* conv8c4: channel quads per group */
+    int64_t ppl;         /* conv8c4: bytes of one phase plane (all images) */
+    int64_t q_stride;    /* conv8c4: bytes between quads */
+    int64_t g_stride;    /* conv8c4: bytes between groups */
     int64_t cpg, opg, k, k4, nb;
     int64_t hq, wq;      /* slot grid per image */
     int64_t pb;          /* bytes of one phase plane (all images) */
@@ -31,7 +47,8 @@ typedef struct cplan {
     int64_t slots;       /* slots up to the last useful one */
     int64_t band_slots;  /* multiple of QX_CONV_SLOTS */
     int64_t rows_p;      /* packed rows: groups * nb * 8 */
-    size_t planes_bytes, band_bytes, taps_off, corr_off, mult_off, mq_off, shift_off, total;
+    size_t planes_bytes, band_bytes, taps_off, koff_off, seq_off, corr_off, mult_off, mq_off, shift_off,
+        total;
 } cplan;
 
 static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
@@ -50,23 +67,41 @@ static bool shape_ok(const qf_ref_conv_params *p) {
 
 /* Every size below is checked against SCRATCH_MAX (2^30), so int64
  * products of a few of them cannot overflow. */
-static bool make_plan(const qf_ref_conv_params *p, cplan *pl) {
+static bool make_plan(const qf_ref_conv_params *p, qx_layout layout, cplan *pl) {
     memset(pl, 0, sizeof *pl);
-    if (!shape_ok(p)) return false;
+    if (!shape_ok(p) || (layout != QX_LAYOUT_CONV8 && layout != QX_LAYOUT_CONV8C4)) return false;
+    /* 1x1 kernels: both layouts are the same bytes (a lane is 4 channels);
+     * packing from the input (in place when unpadded) beats a filled copy
+     * read once */
+    pl->c4 = layout == QX_LAYOUT_CONV8C4 && (int64_t)p->k_h * p->k_w > 1;
     pl->cpg = p->in_c / p->groups;
     pl->opg = p->out_c / p->groups;
     const int64_t khw = (int64_t)p->k_h * p->k_w;
     if (khw > INT32_MAX || pl->cpg > (INT32_MAX - 3) / khw) return false;
     pl->k = pl->cpg * khw;
-    pl->k4 = (pl->k + 3) / 4;
+    pl->nq = (pl->cpg + 3) / 4;
+    pl->k4 = pl->c4 ? pl->nq * khw : (pl->k + 3) / 4;
+    if (pl->k4 > INT32_MAX / 4) return false;
     pl->nb = (pl->opg + QX_CONV_ROWS - 1) / QX_CONV_ROWS;
     const int64_t sh = p->stride_h, sw = p->stride_w;
     const int64_t hp = (int64_t)p->pad_top + p->in_h + p->pad_bottom;
     const int64_t wp = (int64_t)p->pad_left + p->in_w + p->pad_right;
-    pl->direct = sh == 1 && sw == 1 && p->pad_top == 0 && p->pad_left == 0 &&
+    pl->direct = !pl->c4 && sh == 1 && sw == 1 && p->pad_top == 0 && p->pad_left == 0 &&
                  p->pad_bottom == 0 && p->pad_right == 0;
     const double lim = (double)SCRATCH_MAX;
-    if (pl->direct) {
+    if (pl->c4) {
+        /* [group][quad][phase][batch][hq][wq][4], read in place */
+        pl->hq = (hp + sh - 1) / sh;
+        pl->wq = (wp + sw - 1) / sw;
+        double planes = (double)p->groups * (double)pl->nq * 4.0 * (double)(sh * sw) *
+                        (double)p->batch * (double)pl->hq * (double)pl->wq;
+        if (planes > lim) return false;
+        pl->ppl = (int64_t)p->batch * pl->hq * pl->wq * 4;
+        pl->q_stride = sh * sw * pl->ppl;
+        pl->g_stride = pl->nq * pl->q_stride;
+        pl->img_stride = pl->hq * pl->wq;
+        pl->planes_bytes = (size_t)(p->groups * pl->g_stride) + PLANE_SLACK;
+    } else if (pl->direct) {
         /* the NCHW input itself: channel planes of in_h x in_w, images
          * in_c planes apart */
         pl->hq = p->in_h;
@@ -100,9 +135,18 @@ static bool make_plan(const qf_ref_conv_params *p, cplan *pl) {
     const int64_t pt = (px_slots + QX_CONV_SLOTS - 1) / QX_CONV_SLOTS;
     /* (the grid needs images one grid apart: not so in a direct batch) */
     pl->grid = gt * 100 <= pt * 103 && !(pl->direct && p->batch > 1);
+    /* conv8c4 per-pixel vectors that span rows are gathered once per tile
+     * pair, about 3/4 of one channel block's work: grid tiles are worth up
+     * to that much more */
+    if (pl->c4) pl->grid = gt * pl->nb * 4 <= pt * (pl->nb * 4 + 3);
     pl->slots = pl->grid ? grid_slots : px_slots;
-    const int64_t slot_bytes = pl->k4 * 4;
-    int64_t band = (int64_t)(BAND_BYTES / (size_t)slot_bytes) / QX_CONV_SLOTS * QX_CONV_SLOTS;
+    /* conv8c4 packs nothing, except per-pixel vectors of long reductions
+     * (too long to gather on the stack): gathered into bands */
+    const bool banded = !pl->c4 || (!pl->grid && pl->k4 > GATHER_STEPS);
+    const int64_t slot_bytes = banded ? pl->k4 * 4 : 0;
+    int64_t band = slot_bytes ? (int64_t)(BAND_BYTES / (size_t)slot_bytes) / QX_CONV_SLOTS *
+                                    QX_CONV_SLOTS
+                              : QX_CONV_SLOTS;
     if (band < QX_CONV_SLOTS) band = QX_CONV_SLOTS;
     const int64_t all = (pl->slots + QX_CONV_SLOTS - 1) / QX_CONV_SLOTS * QX_CONV_SLOTS;
     if (band > all) band = all;
@@ -115,6 +159,10 @@ static bool make_plan(const qf_ref_conv_params *p, cplan *pl) {
     off += align64(pl->band_bytes);
     pl->taps_off = off;
     off += align64((size_t)pl->k * sizeof(int64_t));
+    pl->koff_off = off;
+    off += align64((size_t)pl->k4 * sizeof(int32_t));
+    pl->seq_off = off;
+    off += align64((size_t)pl->k4 * sizeof(int32_t));
     pl->corr_off = off;
     off += align64((size_t)pl->rows_p * sizeof(int32_t));
     pl->mult_off = off;
@@ -133,8 +181,8 @@ static bool make_plan(const qf_ref_conv_params *p, cplan *pl) {
  * rounding each image's slots up to a whole tile wastes more than ~7% of the
  * work (small images, e.g. 7x7 or 14x14, are better folded into one slot grid
  * at the price of the copy). */
-static bool per_image(const qf_ref_conv_params *p) {
-    if (p->batch < 2 || p->stride_h != 1 || p->stride_w != 1 || p->pad_top || p->pad_left ||
+static bool per_image(const qf_ref_conv_params *p, qx_layout layout) {
+    if ((layout != QX_LAYOUT_CONV8 && (int64_t)p->k_h * p->k_w > 1) || p->batch < 2 || p->stride_h != 1 || p->stride_w != 1 || p->pad_top || p->pad_left ||
         p->pad_bottom || p->pad_right)
         return false;
     const int64_t hw = (int64_t)p->in_h * p->in_w;
@@ -142,16 +190,16 @@ static bool per_image(const qf_ref_conv_params *p) {
     return rounded * 100 <= hw * 107;
 }
 
-size_t qf_x86_conv2d_s8_scratch_size(const qf_ref_conv_params *p) {
+size_t qf_x86_conv2d_s8_scratch_size(const qf_ref_conv_params *p, qx_layout layout) {
     cplan pl;
     if (!p) return 0;
     qf_ref_conv_params one;
-    if (per_image(p)) {
+    if (per_image(p, layout)) {
         one = *p;
         one.batch = 1;
         p = &one;
     }
-    if (!make_plan(p, &pl)) return 0;
+    if (!make_plan(p, layout, &pl)) return 0;
     return pl.total;
 }
 
@@ -167,6 +215,8 @@ typedef struct conv_job {
     uint8_t *planes;
     uint8_t *band;
     const int64_t *taps;
+    const int32_t *koff; /* per reduction step: byte offset of its activations */
+    const int32_t *seq;  /* 64 * step: offsets in packed or gathered blocks */
     const int32_t *corr;
     const float *mult;
     const int32_t *mq, *shift;
@@ -195,7 +245,61 @@ static inline void copy_row(uint8_t *d, const uint8_t *s, int64_t n) {
         _mm_storeu_si128((__m128i *)(d + n - 16), _mm_loadu_si128((const __m128i *)(s + n - 16)));
 }
 
-/* Fill the stride-phase planes of input channel ic of image b. */
+/* Padded row of wq bytes: byte i is input column i * sw + px - pad_left of
+ * `row`, or the zero point outside the row (or everywhere when row is
+ * NULL, a row of padding). */
+static void fill_row(uint8_t *d, const int8_t *row, const qf_ref_conv_params *p, int64_t wq,
+                     int64_t px) {
+    const int64_t sw = p->stride_w;
+    const int8_t zp = (int8_t)p->in_zp;
+    if (!row) {
+        for (int64_t i = 0; i < wq; i++)
+            d[i] = (uint8_t)zp;
+        return;
+    }
+    if (sw == 1) {
+        /* columns i read input column i - pad_left; rows are short (7-224
+         * bytes), so no library calls */
+        int64_t i0 = p->pad_left < wq ? p->pad_left : wq;
+        int64_t i1 = p->pad_left + p->in_w < wq ? p->pad_left + p->in_w : wq;
+        for (int64_t i = 0; i < i0; i++)
+            d[i] = (uint8_t)zp;
+        copy_row(d + i0, (const uint8_t *)row, i1 - i0);
+        for (int64_t i = i1; i < wq; i++)
+            d[i] = (uint8_t)zp;
+    } else if (sw == 2) {
+        /* column i reads input column 2i + off when inside the row */
+        const int64_t off = px - p->pad_left;
+        int64_t i_lo = off >= 0 ? 0 : (1 - off) / 2;
+        int64_t i_end = p->in_w - 1 - off >= 0 ? (p->in_w - 1 - off) / 2 + 1 : 0;
+        if (i_end > wq) i_end = wq;
+        if (i_lo > i_end) i_lo = i_end;
+        for (int64_t i = 0; i < i_lo; i++)
+            d[i] = (uint8_t)zp;
+        int64_t i = i_lo;
+        const __m128i even = _mm_set1_epi16(0x00FF);
+        const uint8_t *r8 = (const uint8_t *)row;
+        /* 32 input bytes -> their 16 even bytes */
+        for (; i + 16 <= i_end && 2 * i + off + 32 <= p->in_w; i += 16) {
+            const uint8_t *q = r8 + 2 * i + off;
+            const __m128i a = _mm_loadu_si128((const __m128i *)q);
+            const __m128i c = _mm_loadu_si128((const __m128i *)(q + 16));
+            _mm_storeu_si128((__m128i *)(d + i),
+                             _mm_packus_epi16(_mm_and_si128(a, even), _mm_and_si128(c, even)));
+        }
+        for (; i < i_end; i++)
+            d[i] = r8[2 * i + off];
+        for (i = i_end; i < wq; i++)
+            d[i] = (uint8_t)zp;
+    } else {
+        for (int64_t i = 0; i < wq; i++) {
+            const int64_t ix = i * sw + px - p->pad_left;
+            d[i] = (uint8_t)(ix < 0 || ix >= p->in_w ? zp : row[ix]);
+        }
+    }
+}
+
+/* Fill the stride-phase planes of input channel ic of image b (conv8). */
 static void fill_task(void *ctx, int64_t task, int tid) {
     (void)tid;
     const conv_job *j = ctx;
@@ -203,7 +307,6 @@ static void fill_task(void *ctx, int64_t task, int tid) {
     const cplan *pl = j->pl;
     const int64_t ic = task / p->batch, b = task % p->batch;
     const int64_t sh = p->stride_h, sw = p->stride_w;
-    const int8_t zp = (int8_t)p->in_zp;
     for (int64_t py = 0; py < sh; py++) {
         for (int64_t px = 0; px < sw; px++) {
             /* a phase no tap reads (1x1 stride 2: three of four) is never
@@ -213,57 +316,221 @@ static void fill_task(void *ctx, int64_t task, int tid) {
             if (ph < 64 && !((j->phases >> ph) & 1)) continue;
             uint8_t *plane = j->planes + ic * pl->ic_stride + ph * pl->pb + b * pl->hq * pl->wq;
             for (int64_t jy = 0; jy < pl->hq; jy++) {
-                uint8_t *d = plane + jy * pl->wq;
                 const int64_t iy = jy * sh + py - p->pad_top;
-                if (iy < 0 || iy >= p->in_h) {
-                    memset(d, (uint8_t)zp, (size_t)pl->wq);
-                    continue;
-                }
-                const int8_t *row = j->in + ((b * p->in_c + ic) * p->in_h + iy) * p->in_w;
-                if (sw == 1) {
-                    /* columns i read input column i - pad_left; rows are
-                     * short (7-224 bytes), so no library calls */
-                    int64_t i0 = p->pad_left < pl->wq ? p->pad_left : pl->wq;
-                    int64_t i1 = p->pad_left + p->in_w < pl->wq ? p->pad_left + p->in_w : pl->wq;
-                    for (int64_t i = 0; i < i0; i++)
-                        d[i] = (uint8_t)zp;
-                    copy_row(d + i0, (const uint8_t *)row, i1 - i0);
-                    for (int64_t i = i1; i < pl->wq; i++)
-                        d[i] = (uint8_t)zp;
-                } else if (sw == 2) {
-                    /* column i reads input column 2i + off when inside the row */
-                    const int64_t off = px - p->pad_left;
-                    int64_t i_lo = off >= 0 ? 0 : (1 - off) / 2;
-                    int64_t i_end = p->in_w - 1 - off >= 0 ? (p->in_w - 1 - off) / 2 + 1 : 0;
-                    if (i_end > pl->wq) i_end = pl->wq;
-                    if (i_lo > i_end) i_lo = i_end;
-                    for (int64_t i = 0; i < i_lo; i++)
-                        d[i] = (uint8_t)zp;
-                    int64_t i = i_lo;
-                    const __m128i even = _mm_set1_epi16(0x00FF);
-                    const uint8_t *r8 = (const uint8_t *)row;
-                    /* 32 input bytes -> their 16 even bytes */
-                    for (; i + 16 <= i_end && 2 * i + off + 32 <= p->in_w; i += 16) {
-                        const uint8_t *q = r8 + 2 * i + off;
-                        const __m128i a = _mm_loadu_si128((const __m128i *)q);
-                        const __m128i c = _mm_loadu_si128((const __m128i *)(q + 16));
-                        _mm_storeu_si128((__m128i *)(d + i),
-                                         _mm_packus_epi16(_mm_and_si128(a, even),
-                                                          _mm_and_si128(c, even)));
-                    }
-                    for (; i < i_end; i++)
-                        d[i] = r8[2 * i + off];
-                    for (i = i_end; i < pl->wq; i++)
-                        d[i] = (uint8_t)zp;
-                } else {
-                    for (int64_t i = 0; i < pl->wq; i++) {
+                const int8_t *row = iy < 0 || iy >= p->in_h
+                                        ? NULL
+                                        : j->in + ((b * p->in_c + ic) * p->in_h + iy) * p->in_w;
+                fill_row(plane + jy * pl->wq, row, p, pl->wq, px);
+            }
+        }
+    }
+}
+
+/* 4 rows of 16 bytes -> 16 lanes of 4 bytes (byte r of lane i is v_r[i]),
+ * sign bit flipped (q + 128). */
+static inline void interleave4(__m128i v0, __m128i v1, __m128i v2, __m128i v3, uint8_t *d) {
+    const __m128i flip = _mm_set1_epi8((char)0x80);
+    const __m128i a = _mm_unpacklo_epi8(v0, v1), b = _mm_unpacklo_epi8(v2, v3);
+    const __m128i c = _mm_unpackhi_epi8(v0, v1), e = _mm_unpackhi_epi8(v2, v3);
+    _mm_storeu_si128((__m128i *)d, _mm_xor_si128(_mm_unpacklo_epi16(a, b), flip));
+    _mm_storeu_si128((__m128i *)(d + 16), _mm_xor_si128(_mm_unpackhi_epi16(a, b), flip));
+    _mm_storeu_si128((__m128i *)(d + 32), _mm_xor_si128(_mm_unpacklo_epi16(c, e), flip));
+    _mm_storeu_si128((__m128i *)(d + 48), _mm_xor_si128(_mm_unpackhi_epi16(c, e), flip));
+}
+
+/* n bytes of value v at d. */
+static inline void set_bytes(uint8_t *d, uint8_t v, int64_t n) {
+    if (n < 16) {
+        for (int64_t i = 0; i < n; i++)
+            d[i] = v;
+        return;
+    }
+    const __m128i x = _mm_set1_epi8((char)v);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm_storeu_si128((__m128i *)(d + i), x);
+    if (i < n) _mm_storeu_si128((__m128i *)(d + n - 16), x);
+}
+
+/* n positions (4 bytes each) interleaved from 4 byte rows into d; n >= 16:
+ * the last step overlaps the one before it (same bytes), so no load or
+ * store leaves the rows or d. */
+static inline void interleave_n(const uint8_t *r0, const uint8_t *r1, const uint8_t *r2,
+                                const uint8_t *r3, int64_t n, uint8_t *d) {
+    for (int64_t i = 0;; i += 16) {
+        if (i + 16 > n) i = n - 16;
+        interleave4(_mm_loadu_si128((const __m128i *)(r0 + i)),
+                    _mm_loadu_si128((const __m128i *)(r1 + i)),
+                    _mm_loadu_si128((const __m128i *)(r2 + i)),
+                    _mm_loadu_si128((const __m128i *)(r3 + i)), d + i * 4);
+        if (i + 16 >= n) break;
+    }
+}
+
+/* conv8c4 fill of one image's quad when stride is 1 and the 4 channels
+ * exist: padded rows are interleaved straight from the input rows (wide
+ * rows), or from a flat interleave of several whole input rows (rows under
+ * 16 bytes), and the pads are set to the flipped zero point. */
+static void fill_c4_s1(const conv_job *j, const int8_t *const chan[4], uint8_t *plane) {
+    const qf_ref_conv_params *p = j->p;
+    const cplan *pl = j->pl;
+    const int64_t wq = pl->wq, w = p->in_w, row_bytes = wq * 4;
+    const uint8_t pad = (uint8_t)(0x80 ^ (uint8_t)(int8_t)p->in_zp);
+    const int64_t left = p->pad_left * 4, right = (wq - p->pad_left - w) * 4;
+    const int64_t iy_end = p->in_h < pl->hq - p->pad_top ? p->in_h : pl->hq - p->pad_top;
+    /* rows of padding above and below */
+    set_bytes(plane, pad, p->pad_top * row_bytes);
+    const int64_t below = p->pad_top + iy_end;
+    set_bytes(plane + below * row_bytes, pad, (pl->hq - below) * row_bytes);
+    const uint8_t *c0 = (const uint8_t *)chan[0], *c1 = (const uint8_t *)chan[1];
+    const uint8_t *c2 = (const uint8_t *)chan[2], *c3 = (const uint8_t *)chan[3];
+    if (w >= 16) {
+        for (int64_t iy = 0; iy < iy_end; iy++) {
+            uint8_t *d = plane + (p->pad_top + iy) * row_bytes;
+            set_bytes(d, pad, left);
+            const int64_t o = iy * w;
+            interleave_n(c0 + o, c1 + o, c2 + o, c3 + o, w, d + left);
+            set_bytes(d + left + w * 4, pad, right);
+        }
+        return;
+    }
+    /* short rows: whole rows at a time through a stack block */
+    uint8_t tmp[FILL_ROW * 4];
+    const int64_t rpr = FILL_ROW / w;
+    for (int64_t iy0 = 0; iy0 < iy_end; iy0 += rpr) {
+        const int64_t nr = iy_end - iy0 < rpr ? iy_end - iy0 : rpr;
+        const int64_t n = nr * w, o = iy0 * w;
+        if (n >= 16) {
+            interleave_n(c0 + o, c1 + o, c2 + o, c3 + o, n, tmp);
+        } else {
+            for (int64_t i = 0; i < n; i++) {
+                tmp[4 * i] = c0[o + i] ^ 0x80;
+                tmp[4 * i + 1] = c1[o + i] ^ 0x80;
+                tmp[4 * i + 2] = c2[o + i] ^ 0x80;
+                tmp[4 * i + 3] = c3[o + i] ^ 0x80;
+            }
+        }
+        for (int64_t r = 0; r < nr; r++) {
+            uint8_t *d = plane + (p->pad_top + iy0 + r) * row_bytes;
+            set_bytes(d, pad, left);
+            copy_row(d + left, tmp + r * w * 4, w * 4);
+            set_bytes(d + left + w * 4, pad, right);
+        }
+    }
+}
+
+/* Fill the phase planes of channel quad q of group g, image b (conv8c4):
+ * task = (g * nq + q) * batch + b. Rows are built per channel in stack
+ * buffers, several short rows at a time, then interleaved by 4. */
+static void fill_c4_task(void *ctx, int64_t task, int tid) {
+    (void)tid;
+    const conv_job *j = ctx;
+    const qf_ref_conv_params *p = j->p;
+    const cplan *pl = j->pl;
+    const int64_t gq = task / p->batch, b = task % p->batch;
+    const int64_t g = gq / pl->nq, q = gq % pl->nq;
+    const int64_t sh = p->stride_h, sw = p->stride_w, wq = pl->wq;
+    /* the channel of each byte of a lane, or NULL past the group's channels */
+    const int8_t *chan[4];
+    for (int r = 0; r < 4; r++) {
+        const int64_t c = q * 4 + r;
+        chan[r] = c < pl->cpg ? j->in + (b * p->in_c + g * pl->cpg + c) * p->in_h * p->in_w
+                              : NULL;
+    }
+    uint8_t *plane0 = j->planes + g * pl->g_stride + q * pl->q_stride + b * pl->hq * wq * 4;
+    if (sh == 1 && sw == 1 && chan[3] && p->in_w <= FILL_ROW) {
+        fill_c4_s1(j, chan, plane0);
+        return;
+    }
+    /* rows per round: as many whole rows as the stack rows hold */
+    const int64_t rpr = wq <= FILL_ROW ? FILL_ROW / wq : 0;
+    uint8_t rows[4][FILL_ROW + 16];
+    for (int64_t py = 0; py < sh; py++) {
+        for (int64_t px = 0; px < sw; px++) {
+            const int64_t ph = py * sw + px;
+            if (ph < 64 && !((j->phases >> ph) & 1)) continue;
+            uint8_t *plane = plane0 + ph * pl->ppl;
+            if (rpr == 0) {
+                /* rows too wide for the stack buffers: byte by byte */
+                for (int64_t jy = 0; jy < pl->hq; jy++) {
+                    const int64_t iy = jy * sh + py - p->pad_top;
+                    for (int64_t i = 0; i < wq; i++) {
                         const int64_t ix = i * sw + px - p->pad_left;
-                        d[i] = (uint8_t)(ix < 0 || ix >= p->in_w ? zp : row[ix]);
+                        for (int r = 0; r < 4; r++) {
+                            int8_t v = (int8_t)p->in_zp;
+                            if (chan[r] && iy >= 0 && iy < p->in_h && ix >= 0 && ix < p->in_w)
+                                v = chan[r][iy * p->in_w + ix];
+                            plane[(jy * wq + i) * 4 + r] = (uint8_t)v ^ 0x80;
+                        }
                     }
+                }
+                continue;
+            }
+            for (int64_t jy0 = 0; jy0 < pl->hq; jy0 += rpr) {
+                const int64_t nr = pl->hq - jy0 < rpr ? pl->hq - jy0 : rpr;
+                for (int r = 0; r < 4; r++)
+                    for (int64_t i = 0; i < nr; i++) {
+                        const int64_t iy = (jy0 + i) * sh + py - p->pad_top;
+                        const int8_t *row =
+                            chan[r] && iy >= 0 && iy < p->in_h ? chan[r] + iy * p->in_w : NULL;
+                        fill_row(rows[r] + i * wq, row, p, wq, px);
+                    }
+                /* interleave nr * wq positions; the rows are consecutive in
+                 * the plane */
+                const int64_t n = nr * wq;
+                uint8_t *d = plane + jy0 * wq * 4;
+                int64_t i = 0;
+                for (; i + 16 <= n; i += 16)
+                    interleave4(_mm_loadu_si128((const __m128i *)(rows[0] + i)),
+                                _mm_loadu_si128((const __m128i *)(rows[1] + i)),
+                                _mm_loadu_si128((const __m128i *)(rows[2] + i)),
+                                _mm_loadu_si128((const __m128i *)(rows[3] + i)), d + i * 4);
+                if (i < n) {
+                    /* the tail through a local block: the bytes past the
+                     * rows belong to another task's planes */
+                    uint8_t tmp[64];
+                    interleave4(_mm_loadu_si128((const __m128i *)(rows[0] + i)),
+                                _mm_loadu_si128((const __m128i *)(rows[1] + i)),
+                                _mm_loadu_si128((const __m128i *)(rows[2] + i)),
+                                _mm_loadu_si128((const __m128i *)(rows[3] + i)), tmp);
+                    memcpy(d + i * 4, tmp, (size_t)(n - i) * 4);
                 }
             }
         }
     }
+}
+
+/* The runs of the 16 per-pixel slots starting at s (s < slots): slots are
+ * output pixels in (b, oy, ox) order, and a run is a stretch of one output
+ * row. Run r covers lanes [lane[r], lane[r] + cnt[r]) and starts at grid
+ * position pos[r]; the last run is stretched to lane 16 (lanes past the last
+ * slot are computed and never stored). Returns the number of runs. */
+static int slot_runs(const qf_ref_conv_params *p, const cplan *pl, int64_t s, int64_t pos[16],
+                     int lane0[16], int cnt[16]) {
+    const int64_t ohw = (int64_t)p->out_h * p->out_w;
+    int64_t b = s / ohw, rem = s % ohw, oy = rem / p->out_w, ox = rem % p->out_w;
+    int64_t lane = 0;
+    int nr = 0;
+    while (lane < 16) {
+        int64_t n = p->out_w - ox < 16 - lane ? p->out_w - ox : 16 - lane;
+        const bool last = b * ohw + oy * p->out_w + ox + n >= pl->slots;
+        if (last) n = 16 - lane;
+        pos[nr] = b * pl->img_stride + oy * pl->wq + ox;
+        lane0[nr] = (int)lane;
+        cnt[nr] = (int)n;
+        nr++;
+        if (last) break;
+        lane += n;
+        ox += n;
+        if (ox == p->out_w) {
+            ox = 0;
+            if (++oy == p->out_h) {
+                oy = 0;
+                b++;
+            }
+        }
+    }
+    return nr;
 }
 
 /* 16 source bytes at idx, zero point beyond the end of the source. */
@@ -273,17 +540,6 @@ static inline __m128i load16(const conv_job *j, int64_t idx) {
     for (int i = 0; i < 16; i++)
         tmp[i] = idx + i < j->src_len ? j->src[idx + i] : (uint8_t)(int8_t)j->p->in_zp;
     return _mm_loadu_si128((const __m128i *)tmp);
-}
-
-/* 4 taps of 16 slots -> 16 lanes of 4 bytes, sign bit flipped (q + 128). */
-static inline void interleave4(__m128i v0, __m128i v1, __m128i v2, __m128i v3, uint8_t *d) {
-    const __m128i flip = _mm_set1_epi8((char)0x80);
-    const __m128i a = _mm_unpacklo_epi8(v0, v1), b = _mm_unpacklo_epi8(v2, v3);
-    const __m128i c = _mm_unpackhi_epi8(v0, v1), e = _mm_unpackhi_epi8(v2, v3);
-    _mm_storeu_si128((__m128i *)d, _mm_xor_si128(_mm_unpacklo_epi16(a, b), flip));
-    _mm_storeu_si128((__m128i *)(d + 16), _mm_xor_si128(_mm_unpackhi_epi16(a, b), flip));
-    _mm_storeu_si128((__m128i *)(d + 32), _mm_xor_si128(_mm_unpacklo_epi16(c, e), flip));
-    _mm_storeu_si128((__m128i *)(d + 48), _mm_xor_si128(_mm_unpackhi_epi16(c, e), flip));
 }
 
 /* Pack 16-slot block `task` of the current band into [k4][16][4]. */
@@ -300,7 +556,6 @@ __attribute__((target("avx2"))) static void pack_block(const conv_job *j, int64_
                                                        uint8_t *d) {
     const qf_ref_conv_params *p = j->p;
     const cplan *pl = j->pl;
-    const int64_t ohw = (int64_t)p->out_h * p->out_w;
     const int64_t gbase = j->g * pl->cpg * pl->ic_stride;
     int64_t start[16]; /* source index of lane 0 for each run */
     __m128i mask[16];
@@ -310,28 +565,16 @@ __attribute__((target("avx2"))) static void pack_block(const conv_job *j, int64_
         mask[0] = _mm_set1_epi8(-1);
         nr = 1;
     } else if (s < pl->slots) {
-        int64_t b = s / ohw, rem = s % ohw, oy = rem / p->out_w, ox = rem % p->out_w;
-        int64_t lane = 0;
+        int64_t pos[16];
+        int lane0[16], cnt[16];
+        nr = slot_runs(p, pl, s, pos, lane0, cnt);
         const __m128i lanes = _mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-        while (lane < 16) {
-            int64_t n = p->out_w - ox < 16 - lane ? p->out_w - ox : 16 - lane;
-            const bool last = b * ohw + oy * p->out_w + ox + n >= pl->slots;
-            if (last) n = 16 - lane;
-            start[nr] = gbase + b * pl->img_stride + oy * pl->wq + ox - lane;
+        for (int r = 0; r < nr; r++) {
+            start[r] = gbase + pos[r] - lane0[r];
             /* lanes [lane, lane + n) */
-            const __m128i lo = _mm_set1_epi8((char)(lane - 1)), hi = _mm_set1_epi8((char)(lane + n));
-            mask[nr] = _mm_and_si128(_mm_cmpgt_epi8(lanes, lo), _mm_cmplt_epi8(lanes, hi));
-            nr++;
-            if (last) break;
-            lane += n;
-            ox += n;
-            if (ox == p->out_w) {
-                ox = 0;
-                if (++oy == p->out_h) {
-                    oy = 0;
-                    b++;
-                }
-            }
+            const __m128i lo = _mm_set1_epi8((char)(lane0[r] - 1));
+            const __m128i hi = _mm_set1_epi8((char)(lane0[r] + cnt[r]));
+            mask[r] = _mm_and_si128(_mm_cmpgt_epi8(lanes, lo), _mm_cmplt_epi8(lanes, hi));
         }
     }
     if (nr == 0) { /* a block past the last slot: computed, never stored */
@@ -410,6 +653,18 @@ static void pack_task(void *ctx, int64_t task, int tid) {
     pack_block(j, j->s0 + task * 16, j->band + task * j->pl->k4 * 64);
 }
 
+static void gather_vec(const conv_job *j, const qx_src *src, uint8_t *d);
+static void make_src(const conv_job *j, int64_t s, qx_src *src);
+
+/* conv8c4 band: gather the 16-slot vector `task` of the current band. */
+static void gather_task(void *ctx, int64_t task, int tid) {
+    (void)tid;
+    const conv_job *j = ctx;
+    qx_src src;
+    make_src(j, j->s0 + task * 16, &src);
+    gather_vec(j, &src, j->band + task * j->pl->k4 * 64);
+}
+
 /* Output runs of the 16 grid slots starting at s (slots with x >= out_w or
  * y >= out_h are dropped). */
 static void make_grid_store(const qf_ref_conv_params *p, const cplan *pl, int64_t s,
@@ -464,15 +719,73 @@ static void make_store(const qf_ref_conv_params *p, const cplan *pl, int64_t s,
     }
 }
 
+/* conv8c4: where the 16 slots starting at s read the planes of the current
+ * group. Slots past the last one read the group's first bytes (computed,
+ * never stored). */
+static void make_src(const conv_job *j, int64_t s, qx_src *src) {
+    const qf_ref_conv_params *p = j->p;
+    const cplan *pl = j->pl;
+    const uint8_t *gbase = j->planes + j->g * pl->g_stride;
+    src->n = 1;
+    src->mask[0] = 0xFFFF;
+    if (pl->grid || s >= pl->slots) {
+        /* grid slots are positions: 16 consecutive ones */
+        src->p[0] = s < pl->slots ? gbase + s * 4 : gbase;
+        return;
+    }
+    /* a run's pointer is where its lane 0 would be (its position minus its
+     * first lane: never before the planes, as a slot's position is at least
+     * its index) */
+    int64_t pos[16];
+    int lane0[16], cnt[16];
+    const int nr = slot_runs(p, pl, s, pos, lane0, cnt);
+    for (int r = 0; r < nr; r++) {
+        src->p[r] = gbase + (pos[r] - lane0[r]) * 4;
+        src->mask[r] = (uint16_t)(((1u << cnt[r]) - 1u) << lane0[r]);
+    }
+    src->n = (int32_t)nr;
+}
+
+/* conv8c4: the vector `src` describes, gathered into d ([k4][64] bytes)
+ * once for all channel blocks of its tile. AVX2 encodings: only called with
+ * an AVX2 or AVX-512 ISA active. */
+__attribute__((target("avx2"))) static void gather_vec(const conv_job *j, const qx_src *src,
+                                                       uint8_t *d) {
+    __m256i bm[2 * QX_MAX_RUNS];
+    const __m256i sel = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    for (int32_t r = 1; r < src->n; r++)
+        for (int h = 0; h < 2; h++) {
+            const __m256i bits = _mm256_set1_epi32((src->mask[r] >> (8 * h)) & 0xFF);
+            bm[2 * r + h] = _mm256_cmpeq_epi32(_mm256_and_si256(bits, sel), sel);
+        }
+    const int64_t k4 = j->pl->k4;
+    for (int64_t k = 0; k < k4; k++, d += 64) {
+        const int64_t o = j->koff[k];
+        for (int h = 0; h < 2; h++) {
+            __m256i x = _mm256_loadu_si256((const __m256i *)(src->p[0] + o + 32 * h));
+            for (int32_t r = 1; r < src->n; r++)
+                x = _mm256_blendv_epi8(
+                    x, _mm256_loadu_si256((const __m256i *)(src->p[r] + o + 32 * h)),
+                    bm[2 * r + h]);
+            _mm256_storeu_si256((__m256i *)(d + 32 * h), x);
+        }
+    }
+}
+
 /* Tiles of pairs [pair0, pair_end) x channel blocks [blk0, blk1) of the
- * current group: pair0 starts at slot s0 and its packed blocks at a0. */
+ * current group: pair0 starts at slot s0 and, for conv8, its packed blocks
+ * at a0 (conv8c4 reads the planes: a0 unused). */
 static void run_tiles(const conv_job *j, int64_t pair0, int64_t pair_end, int64_t s0,
                       const uint8_t *a0, int64_t blk0, int64_t blk1) {
     const qf_ref_conv_params *p = j->p;
     const cplan *pl = j->pl;
     qx_vec_store st[2];
+    qx_src src[2];
     qx_conv_tile t;
-    t.a_stride = (size_t)pl->k4 * 64;
+    /* conv8c4 vectors of several runs are gathered here when the reduction
+     * is short enough (then both vectors of the tile, read at 64 k) */
+    _Alignas(64) uint8_t gbuf[2][GATHER_STEPS * 64];
+    t.src = src;
     t.k4 = (int32_t)pl->k4;
     t.maddubs_ok = j->w->maddubs_ok;
     t.ch_stride = (int64_t)p->out_h * p->out_w;
@@ -485,7 +798,27 @@ static void run_tiles(const conv_job *j, int64_t pair0, int64_t pair_end, int64_
         make_store(p, pl, s, &st[0]);
         make_store(p, pl, s + 16, &st[1]);
         if (st[0].n_seg == 0 && st[1].n_seg == 0) continue;
-        t.a = a0 + 2 * (pair - pair0) * pl->k4 * 64;
+        t.koff = j->koff;
+        if (!a0) {
+            make_src(j, s, &src[0]);
+            make_src(j, s + 16, &src[1]);
+            if ((src[0].n > 1 || src[1].n > 1) && pl->k4 <= GATHER_STEPS) {
+                for (int h = 0; h < 2; h++) {
+                    gather_vec(j, &src[h], gbuf[h]);
+                    src[h].n = 1;
+                    src[h].p[0] = gbuf[h];
+                }
+                t.koff = j->seq;
+            }
+        } else {
+            /* the two packed [k4][16][4] blocks, read at 64 k */
+            t.koff = j->seq;
+            const uint8_t *a = a0 + 2 * (pair - pair0) * pl->k4 * 64;
+            src[0].n = src[1].n = 1;
+            src[0].mask[0] = src[1].mask[0] = 0xFFFF;
+            src[0].p[0] = a;
+            src[1].p[0] = a + pl->k4 * 64;
+        }
         for (int64_t blk = blk0; blk < blk1; blk++) {
             const int64_t pr = (j->g * pl->nb + blk) * QX_CONV_ROWS;
             t.w = j->w->data + pr * pl->k4 * 4;
@@ -499,6 +832,18 @@ static void run_tiles(const conv_job *j, int64_t pair0, int64_t pair_end, int64_
             j->uk->conv_tile(&t);
         }
     }
+}
+
+/* conv8c4: a run of consecutive slot pairs and a chunk of channel blocks,
+ * read from the planes. */
+static void c4_task(void *ctx, int64_t task, int tid) {
+    (void)tid;
+    const conv_job *j = ctx;
+    const int64_t run = task / j->n_cc, cc = task % j->n_cc;
+    const int64_t pair0 = run * j->ppt;
+    const int64_t pair_end = pair0 + j->ppt < j->n_pairs ? pair0 + j->ppt : j->n_pairs;
+    const int64_t blk_end = (cc + 1) * j->cb < j->pl->nb ? (cc + 1) * j->cb : j->pl->nb;
+    run_tiles(j, pair0, pair_end, pair0 * QX_CONV_SLOTS, NULL, cc * j->cb, blk_end);
 }
 
 /* Band path: a run of consecutive slot pairs of the packed band and a chunk
@@ -533,13 +878,43 @@ static void unit_task(void *ctx, int64_t u, int tid) {
     run_tiles(j, pair0, pair_end, pair0 * QX_CONV_SLOTS, region, 0, pl->nb);
 }
 
+/* Band path: per group and band of slots, pack (conv8) or gather
+ * (conv8c4) its 16-slot vectors, then split its tiles over runs of slot
+ * pairs and chunks of channel blocks. */
+static void band_loop(qf_threadpool *pool, conv_job *j, qf_task_fn fill_band) {
+    const qf_ref_conv_params *p = j->p;
+    const cplan *pl = j->pl;
+    const int64_t nthreads = qf_threadpool_size(pool);
+    for (j->g = 0; j->g < p->groups; j->g++) {
+        for (j->s0 = 0; j->s0 < pl->slots; j->s0 += pl->band_slots) {
+            int64_t n = pl->slots - j->s0;
+            n = (n + QX_CONV_SLOTS - 1) / QX_CONV_SLOTS * QX_CONV_SLOTS;
+            if (n > pl->band_slots) n = pl->band_slots;
+            qf_parallel_for(pool, n / 16, fill_band, j);
+            j->n_pairs = n / QX_CONV_SLOTS;
+            /* about 4 tasks per thread: runs of pairs, and channel chunks
+             * too when there are few pairs */
+            const int64_t want = 4 * nthreads;
+            int64_t n_cc = 1;
+            if (nthreads > 1 && j->n_pairs < want) n_cc = (want + j->n_pairs - 1) / j->n_pairs;
+            if (n_cc > pl->nb) n_cc = pl->nb;
+            j->cb = (pl->nb + n_cc - 1) / n_cc;
+            j->n_cc = (pl->nb + j->cb - 1) / j->cb;
+            const int64_t runs = nthreads > 1 ? (want + j->n_cc - 1) / j->n_cc : 1;
+            j->ppt = (j->n_pairs + runs - 1) / runs;
+            j->n_pt = (j->n_pairs + j->ppt - 1) / j->ppt;
+            qf_parallel_for(pool, j->n_pt * j->n_cc, compute_task, j);
+        }
+    }
+}
+
 qf_status qf_x86_conv2d_s8(qf_threadpool *pool, qf_isa isa, const qf_ref_conv_params *p,
                            const int8_t *in, const qf_x86_weights *w, const int32_t *bias,
                            int8_t *out, void *scratch, size_t scratch_bytes, qf_err *err) {
     const char *who = "qf_x86_conv2d_s8";
     if (!p || !in || !w || !w->data || !out || !scratch)
         return qf_errf(err, QF_ERR_INVALID_ARG, "%s: NULL argument", who);
-    if (per_image(p)) {
+    if (per_image(p, w->layout)) {
         qf_ref_conv_params one = *p;
         one.batch = 1;
         const int64_t in_img = (int64_t)p->in_c * p->in_h * p->in_w;
@@ -552,7 +927,7 @@ qf_status qf_x86_conv2d_s8(qf_threadpool *pool, qf_isa isa, const qf_ref_conv_pa
         return QF_OK;
     }
     cplan pl;
-    if (!make_plan(p, &pl))
+    if (!make_plan(p, w->layout, &pl))
         return qf_errf(err, QF_ERR_INVALID_ARG,
                        "%s: batch %d in_c %d out_c %d groups %d, %dx%d -> %dx%d not supported",
                        who, (int)p->batch, (int)p->in_c, (int)p->out_c, (int)p->groups,
@@ -562,8 +937,8 @@ qf_status qf_x86_conv2d_s8(qf_threadpool *pool, qf_isa isa, const qf_ref_conv_pa
         return qf_errf(err, QF_ERR_INVALID_ARG, "%s: in_zp %d out of range", who, (int)p->in_zp);
     qf_status s = qr_check_requant(&p->rq, p->out_c, -128, 127, who, err);
     if (s != QF_OK) return s;
-    if (w->layout != QX_LAYOUT_CONV8 || w->rows != p->out_c || w->k != pl.k ||
-        w->groups != p->groups || w->nb != pl.nb)
+    if (w->rows != p->out_c || w->k != pl.k || w->k4 != pl.k4 || w->groups != p->groups ||
+        w->nb != pl.nb || (pl.c4 && w->khw != (int32_t)p->k_h * p->k_w))
         return qf_errf(err, QF_ERR_INVALID_ARG, "%s: packed weights do not match the layer", who);
     if (!qf_x86_isa_usable(isa))
         return qf_errf(err, QF_ERR_UNSUPPORTED, "%s: ISA %s not available", who, qf_isa_name(isa));
@@ -582,6 +957,11 @@ qf_status qf_x86_conv2d_s8(qf_threadpool *pool, qf_isa isa, const qf_ref_conv_pa
     j.planes = base;
     j.band = base + align64(pl.planes_bytes);
     int64_t *taps = (int64_t *)(void *)(base + pl.taps_off);
+    int32_t *koff = (int32_t *)(void *)(base + pl.koff_off);
+    int32_t *seq = (int32_t *)(void *)(base + pl.seq_off);
+    for (int64_t k = 0; k < pl.k4; k++)
+        seq[k] = (int32_t)(k * 64);
+    j.seq = seq;
     int32_t *corr = (int32_t *)(void *)(base + pl.corr_off);
     float *mult = (float *)(void *)(base + pl.mult_off);
     int32_t *mq = (int32_t *)(void *)(base + pl.mq_off);
@@ -590,6 +970,7 @@ qf_status qf_x86_conv2d_s8(qf_threadpool *pool, qf_isa isa, const qf_ref_conv_pa
     j.shift = shift;
     j.fixed_vec = true;
     j.taps = taps;
+    j.koff = koff;
     j.corr = corr;
     j.mult = mult;
 
@@ -604,11 +985,27 @@ qf_status qf_x86_conv2d_s8(qf_threadpool *pool, qf_isa isa, const qf_ref_conv_pa
             taps[t] = ((ry % sh) * sw + rx % sw) * pl.pb + (ry / sh) * pl.wq + rx / sw;
         }
     }
-    for (int64_t ic = 1; ic < pl.cpg; ic++)
-        for (int64_t t = 0; t < khw; t++)
-            taps[ic * khw + t] = ic * pl.ic_stride + taps[t];
-    for (int64_t t = 0; t < pl.k; t++)
-        if (taps[t] > j.tap_max) j.tap_max = taps[t];
+    if (pl.c4) {
+        /* step (quad, tap): the tap's phase plane and position shift, in
+         * 4-byte positions */
+        for (int64_t ky = 0, t = 0; ky < p->k_h; ky++) {
+            const int64_t ry = ky * p->dil_h;
+            for (int64_t kx = 0; kx < p->k_w; kx++, t++) {
+                const int64_t rx = kx * p->dil_w;
+                koff[t] = (int32_t)(((ry % sh) * sw + rx % sw) * pl.ppl +
+                                    ((ry / sh) * pl.wq + rx / sw) * 4);
+            }
+        }
+        for (int64_t q = 1; q < pl.nq; q++)
+            for (int64_t t = 0; t < khw; t++)
+                koff[q * khw + t] = (int32_t)(q * pl.q_stride + koff[t]);
+    } else {
+        for (int64_t ic = 1; ic < pl.cpg; ic++)
+            for (int64_t t = 0; t < khw; t++)
+                taps[ic * khw + t] = ic * pl.ic_stride + taps[t];
+        for (int64_t t = 0; t < pl.k; t++)
+            if (taps[t] > j.tap_max) j.tap_max = taps[t];
+    }
     j.phases = sh * sw > 64 ? ~(uint64_t)0 : 0;
     for (int64_t ky = 0; ky < p->k_h && sh * sw <= 64; ky++)
         for (int64_t kx = 0; kx < p->k_w; kx++)
@@ -633,6 +1030,32 @@ qf_status qf_x86_conv2d_s8(qf_threadpool *pool, qf_isa isa, const qf_ref_conv_pa
             if (rs->shift < -31) j.fixed_vec = false;
         }
 
+    const int64_t nthreads = qf_threadpool_size(pool);
+    if (pl.c4) {
+        /* fill the quad planes (the slack after them too: lanes past the
+         * last slot read it), then tiles straight from them: runs of slot
+         * pairs x chunks of channel blocks, about 8 tasks per thread */
+        memset(j.planes + pl.planes_bytes - PLANE_SLACK, 0x80 ^ (uint8_t)(int8_t)p->in_zp,
+               PLANE_SLACK);
+        qf_parallel_for(pool, (int64_t)p->groups * pl.nq * p->batch, fill_c4_task, &j);
+        if (pl.band_bytes) {
+            band_loop(pool, &j, gather_task);
+            return QF_OK;
+        }
+        j.n_pairs = (pl.slots + QX_CONV_SLOTS - 1) / QX_CONV_SLOTS;
+        const int64_t want = 8 * nthreads;
+        int64_t n_cc = 1;
+        if (nthreads > 1 && j.n_pairs < want) n_cc = (want + j.n_pairs - 1) / j.n_pairs;
+        if (n_cc > pl.nb) n_cc = pl.nb;
+        j.cb = (pl.nb + n_cc - 1) / n_cc;
+        j.n_cc = (pl.nb + j.cb - 1) / j.cb;
+        const int64_t runs = nthreads > 1 ? (want + j.n_cc - 1) / j.n_cc : 1;
+        j.ppt = (j.n_pairs + runs - 1) / runs;
+        j.n_pt = (j.n_pairs + j.ppt - 1) / j.ppt;
+        for (j.g = 0; j.g < p->groups; j.g++)
+            qf_parallel_for(pool, j.n_pt * j.n_cc, c4_task, &j);
+        return QF_OK;
+    }
     if (pl.direct) {
         j.src = (const uint8_t *)in;
         j.src_len = (int64_t)p->batch * p->in_c * p->in_h * p->in_w;
@@ -641,7 +1064,6 @@ qf_status qf_x86_conv2d_s8(qf_threadpool *pool, qf_isa isa, const qf_ref_conv_pa
         j.src = j.planes;
         j.src_len = (int64_t)pl.planes_bytes;
     }
-    const int64_t nthreads = qf_threadpool_size(pool);
     /* Fused units when there are enough slot pairs to keep every thread
      * busy on whole units (two pairs each: a unit then writes 64 bytes of
      * each output row, so threads rarely share cache lines) and the band
@@ -659,34 +1081,15 @@ qf_status qf_x86_conv2d_s8(qf_threadpool *pool, qf_isa isa, const qf_ref_conv_pa
             qf_parallel_for(pool, (all_pairs + upairs - 1) / upairs, unit_task, &j);
         return QF_OK;
     }
-    for (j.g = 0; j.g < p->groups; j.g++) {
-        for (j.s0 = 0; j.s0 < pl.slots; j.s0 += pl.band_slots) {
-            int64_t n = pl.slots - j.s0;
-            n = (n + QX_CONV_SLOTS - 1) / QX_CONV_SLOTS * QX_CONV_SLOTS;
-            if (n > pl.band_slots) n = pl.band_slots;
-            qf_parallel_for(pool, n / 16, pack_task, &j);
-            j.n_pairs = n / QX_CONV_SLOTS;
-            /* about 4 tasks per thread: runs of pairs, and channel chunks
-             * too when there are few pairs */
-            const int64_t want = 4 * nthreads;
-            int64_t n_cc = 1;
-            if (nthreads > 1 && j.n_pairs < want) n_cc = (want + j.n_pairs - 1) / j.n_pairs;
-            if (n_cc > pl.nb) n_cc = pl.nb;
-            j.cb = (pl.nb + n_cc - 1) / n_cc;
-            j.n_cc = (pl.nb + j.cb - 1) / j.cb;
-            const int64_t runs = nthreads > 1 ? (want + j.n_cc - 1) / j.n_cc : 1;
-            j.ppt = (j.n_pairs + runs - 1) / runs;
-            j.n_pt = (j.n_pairs + j.ppt - 1) / j.ppt;
-            qf_parallel_for(pool, j.n_pt * j.n_cc, compute_task, &j);
-        }
-    }
+    band_loop(pool, &j, pack_task);
     return QF_OK;
 }
 
 #else
 
-size_t qf_x86_conv2d_s8_scratch_size(const qf_ref_conv_params *p) {
+size_t qf_x86_conv2d_s8_scratch_size(const qf_ref_conv_params *p, qx_layout layout) {
     (void)p;
+    (void)layout;
     return 0;
 }
 

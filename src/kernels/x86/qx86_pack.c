@@ -35,6 +35,23 @@ static bool layout_blocks(qx_layout layout, int64_t rows, int64_t k, int64_t gro
     return true;
 }
 
+/* Fill *out for packed conv8 / conv8c4 / gemm16 weights. */
+static void describe(qf_x86_weights *out, const int8_t *d, const int32_t *wsum, qx_layout layout,
+                     int64_t rows, int64_t k, int64_t k4, int64_t groups, int64_t nb, bool ok,
+                     int64_t khw) {
+    memset(out, 0, sizeof *out);
+    out->data = d;
+    out->wsum = wsum;
+    out->rows = (int32_t)rows;
+    out->k = (int32_t)k;
+    out->k4 = (int32_t)k4;
+    out->groups = (int32_t)groups;
+    out->nb = (int32_t)nb;
+    out->layout = layout;
+    out->maddubs_ok = ok;
+    out->khw = (int32_t)khw;
+}
+
 size_t qf_x86_weights_bytes(qx_layout layout, int64_t rows, int64_t k, int64_t groups) {
     int64_t nb;
     size_t data, total;
@@ -95,16 +112,79 @@ qf_status qf_x86_pack_weights(qx_layout layout, const uint8_t *packed, int64_t r
         }
         wsum[c] = (int32_t)sum;
     }
-    out->data = d;
-    out->wsum = wsum;
-    out->rows = (int32_t)rows;
-    out->k = (int32_t)k;
-    out->k4 = (int32_t)k4;
-    out->groups = (int32_t)groups;
-    out->nb = (int32_t)nb;
-    out->layout = layout;
-    out->maddubs_ok = ok;
-    out->kh = out->kw = 0;
+    /* khw unknown here: qf_x86_pack_conv_weights sets it */
+    describe(out, d, wsum, layout, rows, k, k4, groups, nb, ok, 0);
+    return QF_OK;
+}
+
+/* Quads of channels cost ceil(cpg / 4) * khw reduction steps against
+ * ceil(cpg * khw / 4) for quads of taps: take them unless that pads the
+ * reduction by more than 1/8 (1-3 channels with a k x k kernel). */
+qx_layout qf_x86_conv_layout(int64_t cpg, int64_t khw) {
+    if (cpg < 1 || khw < 1) return QX_LAYOUT_CONV8;
+    const int64_t c4 = (cpg + 3) / 4 * khw, t4 = (cpg * khw + 3) / 4;
+    return c4 * 8 <= t4 * 9 ? QX_LAYOUT_CONV8C4 : QX_LAYOUT_CONV8;
+}
+
+size_t qf_x86_conv_weights_bytes(qx_layout layout, int64_t rows, int64_t cpg, int64_t khw,
+                                 int64_t groups) {
+    if (cpg < 1 || khw < 1 || cpg > INT32_MAX / khw) return 0;
+    if (layout == 0) layout = qf_x86_conv_layout(cpg, khw);
+    if (layout == QX_LAYOUT_CONV8) return qf_x86_weights_bytes(layout, rows, cpg * khw, groups);
+    if (layout != QX_LAYOUT_CONV8C4) return 0;
+    /* as conv8 with a reduction of ceil(cpg / 4) * 4 * khw values */
+    const int64_t kq = (cpg + 3) / 4 * 4 * khw;
+    if (kq > INT32_MAX - 3) return 0;
+    return qf_x86_weights_bytes(QX_LAYOUT_CONV8, rows, kq, groups);
+}
+
+qf_status qf_x86_pack_conv_weights(qx_layout layout, const uint8_t *packed, int64_t rows,
+                                   int64_t cpg, int64_t khw, int bits, int64_t groups, void *dst,
+                                   qf_x86_weights *out, qf_err *err) {
+    if (layout == 0) layout = qf_x86_conv_layout(cpg, khw);
+    if (qf_x86_conv_weights_bytes(layout, rows, cpg, khw, groups) == 0 || !packed || !dst ||
+        !out || (bits != 8 && bits != 4 && bits != 2))
+        return qf_errf(err, QF_ERR_INVALID_ARG,
+                       "qf_x86_pack_conv_weights: bad arguments (%lld x %lld x %lld, %d bits)",
+                       (long long)rows, (long long)cpg, (long long)khw, bits);
+    const int64_t k = cpg * khw;
+    if (layout == QX_LAYOUT_CONV8) {
+        qf_status s = qf_x86_pack_weights(layout, packed, rows, k, bits, groups, dst, out, err);
+        out->khw = (int32_t)khw;
+        return s;
+    }
+    const int64_t nq = (cpg + 3) / 4, k4 = nq * khw;
+    const int64_t nb = (rows / groups + QX_CONV_ROWS - 1) / QX_CONV_ROWS;
+    const size_t data_bytes = (size_t)(nb * groups * k4 * QX_CONV_ROWS * 4);
+    int8_t *d = dst;
+    int32_t *wsum = (int32_t *)(void *)(d + ((data_bytes + 3) & ~(size_t)3));
+    memset(d, 0, data_bytes);
+    const size_t row_bytes = qf_ref_packed_row_bytes(k, bits);
+    const int64_t opg = rows / groups;
+    bool ok = true;
+    for (int64_t c = 0; c < rows; c++) {
+        const uint8_t *src = packed + (size_t)c * row_bytes;
+        const int64_t g = c / opg, r = c % opg;
+        const int64_t blk = g * nb + r / QX_CONV_ROWS;
+        int8_t *base = d + (size_t)(blk * k4 * QX_CONV_ROWS * 4 + (r % QX_CONV_ROWS) * 4);
+        uint32_t sum = 0;
+        for (int64_t ic = 0; ic < cpg; ic++)
+            for (int64_t tap = 0; tap < khw; tap++) {
+                const int32_t v = qf_ref_weight_get(src, ic * khw + tap, bits);
+                base[((ic / 4) * khw + tap) * QX_CONV_ROWS * 4 + ic % 4] = (int8_t)v;
+                sum += (uint32_t)v;
+            }
+        /* vpmaddubsw adds the products of bytes (0, 1) and (2, 3) of a lane */
+        for (int64_t st = 0; st < k4; st++) {
+            const int8_t *q = base + st * QX_CONV_ROWS * 4;
+            for (int h = 0; h < 4; h += 2) {
+                const int32_t a = q[h] < 0 ? -q[h] : q[h], b = q[h + 1] < 0 ? -q[h + 1] : q[h + 1];
+                if (255 * (a + b) > 32767) ok = false;
+            }
+        }
+        wsum[c] = (int32_t)sum;
+    }
+    describe(out, d, wsum, QX_LAYOUT_CONV8C4, rows, k, k4, groups, nb, ok, khw);
     return QF_OK;
 }
 
