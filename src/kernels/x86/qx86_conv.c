@@ -419,6 +419,72 @@ static void fill_c4_s1(const conv_job *j, const int8_t *const chan[4], uint8_t *
     }
 }
 
+/* conv8c4 fill of one image's quad when the width stride is 2 and the 4
+ * channels exist: each input row is interleaved once (4 bytes per column),
+ * then its even and odd columns are split into the row of each phase plane
+ * that reads them (shufps on 8 columns at a time); rows no input row
+ * reaches are set to the flipped zero point. */
+static void fill_c4_s2(const conv_job *j, const int8_t *const chan[4], uint8_t *plane0) {
+    const qf_ref_conv_params *p = j->p;
+    const cplan *pl = j->pl;
+    const int64_t sh = p->stride_h, wq = pl->wq, w = p->in_w, row_bytes = wq * 4;
+    const uint8_t pad = (uint8_t)(0x80 ^ (uint8_t)(int8_t)p->in_zp);
+    /* rows of padding: plane rows whose input row is outside the image */
+    for (int64_t py = 0; py < sh; py++)
+        for (int64_t px = 0; px < 2; px++) {
+            const int64_t ph = py * 2 + px;
+            if (ph < 64 && !((j->phases >> ph) & 1)) continue;
+            uint8_t *plane = plane0 + ph * pl->ppl;
+            for (int64_t jy = 0; jy < pl->hq; jy++) {
+                const int64_t iy = jy * sh + py - p->pad_top;
+                if (iy < 0 || iy >= p->in_h) set_bytes(plane + jy * row_bytes, pad, row_bytes);
+            }
+        }
+    _Alignas(16) uint8_t tmp[FILL_ROW * 4 + 64];
+    const uint8_t *c0 = (const uint8_t *)chan[0], *c1 = (const uint8_t *)chan[1];
+    const uint8_t *c2 = (const uint8_t *)chan[2], *c3 = (const uint8_t *)chan[3];
+    for (int64_t iy = 0; iy < p->in_h; iy++) {
+        const int64_t r = iy + p->pad_top, jy = r / sh, py = r % sh;
+        if (jy >= pl->hq) break;
+        const int64_t o = iy * w;
+        if (w >= 16) {
+            interleave_n(c0 + o, c1 + o, c2 + o, c3 + o, w, tmp);
+        } else {
+            for (int64_t i = 0; i < w; i++) {
+                tmp[4 * i] = c0[o + i] ^ 0x80;
+                tmp[4 * i + 1] = c1[o + i] ^ 0x80;
+                tmp[4 * i + 2] = c2[o + i] ^ 0x80;
+                tmp[4 * i + 3] = c3[o + i] ^ 0x80;
+            }
+        }
+        const uint32_t *col = (const uint32_t *)(const void *)tmp;
+        for (int64_t px = 0; px < 2; px++) {
+            const int64_t ph = py * 2 + px;
+            if (ph < 64 && !((j->phases >> ph) & 1)) continue;
+            uint8_t *d = plane0 + ph * pl->ppl + jy * row_bytes;
+            /* plane column i reads input column 2i + off */
+            const int64_t off = px - p->pad_left;
+            int64_t i_lo = off >= 0 ? 0 : (1 - off) / 2;
+            int64_t i_end = w - 1 - off >= 0 ? (w - 1 - off) / 2 + 1 : 0;
+            if (i_end > wq) i_end = wq;
+            if (i_lo > i_end) i_lo = i_end;
+            set_bytes(d, pad, i_lo * 4);
+            int64_t i = i_lo;
+            /* 8 columns (2 loads) -> their 4 even ones; loads stay inside
+             * tmp's slack */
+            for (; i + 4 <= i_end; i += 4) {
+                const float *q = (const float *)(const void *)(col + 2 * i + off);
+                const __m128 lo = _mm_loadu_ps(q), hi = _mm_loadu_ps(q + 4);
+                _mm_storeu_ps((float *)(void *)(d + i * 4),
+                              _mm_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0)));
+            }
+            for (; i < i_end; i++)
+                memcpy(d + i * 4, col + 2 * i + off, 4);
+            set_bytes(d + i_end * 4, pad, (wq - i_end) * 4);
+        }
+    }
+}
+
 /* Fill the phase planes of channel quad q of group g, image b (conv8c4):
  * task = (g * nq + q) * batch + b. Rows are built per channel in stack
  * buffers, several short rows at a time, then interleaved by 4. */
@@ -440,6 +506,10 @@ static void fill_c4_task(void *ctx, int64_t task, int tid) {
     uint8_t *plane0 = j->planes + g * pl->g_stride + q * pl->q_stride + b * pl->hq * wq * 4;
     if (sh == 1 && sw == 1 && chan[3] && p->in_w <= FILL_ROW) {
         fill_c4_s1(j, chan, plane0);
+        return;
+    }
+    if (sw == 2 && chan[3] && p->in_w <= FILL_ROW) {
+        fill_c4_s2(j, chan, plane0);
         return;
     }
     /* rows per round: as many whole rows as the stack rows hold */
