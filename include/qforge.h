@@ -24,13 +24,13 @@ extern "C" {
 /* ---- status codes --------------------------------------------------- */
 typedef enum qf_status {
     QF_OK = 0,
-    QF_ERR_INVALID_ARG,  /* caller passed something out of range */
-    QF_ERR_UNSUPPORTED,  /* valid input that qforge does not handle (op, attr, dtype) */
-    QF_ERR_NOMEM,        /* allocation failed */
-    QF_ERR_IO,           /* open/read/write/rename failed */
-    QF_ERR_FORMAT,       /* malformed file or inconsistent model */
-    QF_ERR_SHAPE,        /* shapes do not agree */
-    QF_ERR_INTERNAL,     /* a bug in qforge */
+    QF_ERR_INVALID_ARG, /* caller passed something out of range */
+    QF_ERR_UNSUPPORTED, /* valid input that qforge does not handle (op, attr, dtype) */
+    QF_ERR_NOMEM,       /* allocation failed */
+    QF_ERR_IO,          /* open/read/write/rename failed */
+    QF_ERR_FORMAT,      /* malformed file or inconsistent model */
+    QF_ERR_SHAPE,       /* shapes do not agree */
+    QF_ERR_INTERNAL,    /* a bug in qforge */
     QF_STATUS_COUNT
 } qf_status;
 
@@ -73,8 +73,8 @@ const char *qf_dtype_name(qf_dtype t);
 /* A dense row-major tensor view. `data` is not owned by the struct. */
 typedef struct qf_tensor {
     qf_dtype dtype;
-    int rank;                    /* 0..QF_MAX_DIMS */
-    int64_t dims[QF_MAX_DIMS];   /* each >= 0 */
+    int rank;                  /* 0..QF_MAX_DIMS */
+    int64_t dims[QF_MAX_DIMS]; /* each >= 0 */
     void *data;
 } qf_tensor;
 
@@ -106,7 +106,8 @@ enum {
     QF_CPU_AVX512F = 1u << 3,
     QF_CPU_AVX512BW = 1u << 4,
     QF_CPU_AVX512VNNI = 1u << 5,
-    QF_CPU_AVXVNNI = 1u << 6
+    QF_CPU_AVXVNNI = 1u << 6,
+    QF_CPU_AVX512VBMI = 1u << 7 /* vpermb/vpermi2b (the depthwise int8 kernel uses them) */
 };
 /* Probed once; later calls return the cached mask. */
 uint32_t qf_cpu_features(void);
@@ -139,8 +140,8 @@ typedef struct qf_session_options {
 } qf_session_options;
 
 /* Create a session over a model (the model must outlive the session). */
-qf_status qf_session_create(const qf_model *m, const qf_session_options *opt,
-                            qf_session **out, qf_err *err);
+qf_status qf_session_create(const qf_model *m, const qf_session_options *opt, qf_session **out,
+                            qf_err *err);
 void qf_session_free(qf_session *s);
 
 /* Run. inputs[i] binds graph input i (in model order, n_inputs must equal
@@ -148,8 +149,8 @@ void qf_session_free(qf_session *s);
  * from the previous one, (re)plans shapes and memory; a run with the same
  * shapes does not allocate. On success outputs[i] describes output i; its
  * data points into session memory valid until the next run or free. */
-qf_status qf_session_run(qf_session *s, const qf_tensor *inputs, int n_inputs,
-                         qf_tensor *outputs, int n_outputs, qf_err *err);
+qf_status qf_session_run(qf_session *s, const qf_tensor *inputs, int n_inputs, qf_tensor *outputs,
+                         int n_outputs, qf_err *err);
 
 /* Bytes of the planned activation arena (0 before the first run). */
 size_t qf_session_arena_bytes(const qf_session *s);
@@ -158,6 +159,11 @@ size_t qf_session_arena_bytes(const qf_session *s);
  * padded input planes), shared by all nodes; 0 before the first run. The
  * session's planned memory is arena + scratch: a run allocates nothing. */
 size_t qf_session_scratch_bytes(const qf_session *s);
+
+/* Residual adds (qforge.QAdd) the current plan runs inside the convolution
+ * that produces one of their operands (0 before the first run; always 0
+ * while an observer is set, since observers see every node's output). */
+int qf_session_fused_adds(const qf_session *s);
 
 #ifdef __cplusplus
 }

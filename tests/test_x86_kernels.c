@@ -253,6 +253,7 @@ static int conv_one(qf_isa isa, qf_threadpool *pool, qx_layout lay, const geom *
     void *packed = malloc(wb + 1);
     size_t sb = qf_x86_conv2d_s8_scratch_size(&p, lay);
     char *scr = malloc(sb + 1);
+    int8_t *res = NULL, *want_add = NULL;
     int rc = 1;
     if (!x || !wv || !wp || !want || !got || !packed || !scr || !wb || !sb) {
         snprintf(msg, msg_len, "setup failed (wb %zu sb %zu)", wb, sb);
@@ -287,8 +288,8 @@ static int conv_one(qf_isa isa, qf_threadpool *pool, qx_layout lay, const geom *
         goto done;
     }
     /* the general kernel, then the depthwise one where it applies */
-    const int dw = isa == QF_ISA_AVX512VNNI && lay == QX_LAYOUT_CONV8 &&
-                   qf_x86_dwconv_supported(&p);
+    const int dw =
+        isa == QF_ISA_AVX512VNNI && lay == QX_LAYOUT_CONV8 && qf_x86_dwconv_supported(&p);
     for (int pass = 0; pass < 1 + dw; pass++) {
         memset(got, 0x5A, n_out + 2 * GUARD);
         qf_status s;
@@ -319,6 +320,66 @@ static int conv_one(qf_isa isa, qf_threadpool *pool, qx_layout lay, const geom *
             }
         if (pass) n_dw_runs++;
     }
+    /* the fused residual add: the FP32 QAdd of the conv's result and a
+     * random residual (either operand order, sometimes in place), against
+     * qf_ref_add_s8 on the reference conv output */
+    {
+        qf_ref_eltwise_params ep;
+        memset(&ep, 0, sizeof ep);
+        ep.rank = 1;
+        ep.out_dims[0] = ep.a_dims[0] = ep.b_dims[0] = (int64_t)n_out;
+        ep.a_scale = 0.01f * (float)rnd(1, 9);
+        ep.b_scale = 0.01f * (float)rnd(1, 9);
+        ep.out_scale = 0.01f * (float)rnd(2, 12);
+        ep.a_zp = rnd(-20, 20);
+        ep.b_zp = rnd(-128, 127);
+        ep.out_zp = rnd(-30, 30);
+        ep.act_min = rnd(0, 1) ? ep.out_zp : -128; /* a fused ReLU or none */
+        ep.act_max = 127;
+        ep.mode = QF_RQ_FP32;
+        const int conv_is_a = rnd(0, 1), in_place = rnd(0, 1);
+        res = malloc(n_out);
+        want_add = malloc(n_out);
+        if (!res || !want_add) {
+            snprintf(msg, msg_len, "setup failed (residual)");
+            goto done;
+        }
+        for (size_t i = 0; i < n_out; i++)
+            res[i] = (int8_t)rnd(-128, 127);
+        /* the depthwise pass reused the weight buffer */
+        if (dw && qf_x86_pack_conv_weights(lay, wp, p.out_c, cpg, khw, nc->w_bits, p.groups, packed,
+                                           &xw, &e) != QF_OK) {
+            snprintf(msg, msg_len, "repack: %s", e.msg);
+            goto done;
+        }
+        qf_x86_residual r;
+        if (qf_ref_add_s8(&ep, conv_is_a ? want : res, conv_is_a ? res : want, want_add, &e) !=
+                QF_OK ||
+            qf_x86_add_consts(&ep, &r.c, &e) != QF_OK) {
+            snprintf(msg, msg_len, "residual reference: %s", e.msg);
+            goto done;
+        }
+        memset(got, 0x5A, n_out + 2 * GUARD);
+        if (in_place) memcpy(got + GUARD, res, n_out);
+        r.res = in_place ? got + GUARD : res;
+        r.conv_is_a = conv_is_a;
+        if (qf_x86_conv2d_s8_add(pool, isa, &p, x, &xw, nc->bias ? pp.bias : NULL, &r, got + GUARD,
+                                 scr + 1, sb, &e) != QF_OK) {
+            snprintf(msg, msg_len, "residual x86 kernel: %s", e.msg);
+            goto done;
+        }
+        if (!guards_ok(got, n_out)) {
+            snprintf(msg, msg_len, "residual: output guard overwritten");
+            goto done;
+        }
+        for (size_t i = 0; i < n_out; i++)
+            if (got[GUARD + i] != want_add[i]) {
+                snprintf(msg, msg_len, "residual (conv is %s%s): byte %zu: %d, reference %d",
+                         conv_is_a ? "a" : "b", in_place ? ", in place" : "", i, got[GUARD + i],
+                         want_add[i]);
+                goto done;
+            }
+    }
     rc = 0;
 done:
     free(x);
@@ -328,6 +389,8 @@ done:
     free(got);
     free(packed);
     free(scr);
+    free(res);
+    free(want_add);
     return rc;
 }
 
@@ -367,8 +430,8 @@ static void test_conv_matrix(void) {
     if (qf_x86_isa_usable(QF_ISA_AVX512VNNI)) CHECK(n_dw_runs >= 9 * 15 * 2);
 }
 
-static int gemm_one(qf_isa isa, qf_threadpool *pool, const gcase *gc, const numerics *nc,
-                    char *msg, size_t msg_len) {
+static int gemm_one(qf_isa isa, qf_threadpool *pool, const gcase *gc, const numerics *nc, char *msg,
+                    size_t msg_len) {
     qf_ref_gemm_params p;
     memset(&p, 0, sizeof p);
     p.m = gc->m;
@@ -475,16 +538,22 @@ static void test_fixed_epilogue(void) {
             const int deep = pass == 39; /* shifts below -31 */
             for (int c = 0; c < N; c++) {
                 int r = rnd(0, 9);
-                mult[c].mult_q = r == 0 ? 0 : r == 1 ? (1 << 30) : r == 2 ? INT32_MAX
-                                                                : rnd(1 << 30, INT32_MAX);
+                mult[c].mult_q = r == 0   ? 0
+                                 : r == 1 ? (1 << 30)
+                                 : r == 2 ? INT32_MAX
+                                          : rnd(1 << 30, INT32_MAX);
                 mult[c].shift = deep ? rnd(-62, 31) : rnd(-31, 31);
                 mult[c].mult_f = 1.0f;
                 r = rnd(0, 9);
-                bias[c] = r == 0 ? INT32_MIN : r == 1 ? INT32_MAX
-                                 : r < 5 ? rnd(-300, 300) : (int32_t)(rng ^ (rng << 7));
+                bias[c] = r == 0   ? INT32_MIN
+                          : r == 1 ? INT32_MAX
+                          : r < 5  ? rnd(-300, 300)
+                                   : (int32_t)(rng ^ (rng << 7));
             }
-            for (int i = 0; i < M * 2; i++) x[i] = (int8_t)rnd(-128, 127);
-            for (int i = 0; i < N * 2; i++) wv[i] = (int8_t)rnd(-127, 127);
+            for (int i = 0; i < M * 2; i++)
+                x[i] = (int8_t)rnd(-128, 127);
+            for (int i = 0; i < N * 2; i++)
+                wv[i] = (int8_t)rnd(-127, 127);
             qf_ref_gemm_params p;
             memset(&p, 0, sizeof p);
             p.m = M;
@@ -535,8 +604,8 @@ static const sess_case sess_cases[] = {
     {"gemm", 1, 5, 40, 0, 0, 20, 0, 0, 0, 1},
 };
 
-static int sess_add_value(qf_graph *g, const char *name, qf_dtype dt, int rank,
-                          const int64_t *dims, const void *data, float scale, int32_t zp) {
+static int sess_add_value(qf_graph *g, const char *name, qf_dtype dt, int rank, const int64_t *dims,
+                          const void *data, float scale, int32_t zp) {
     int v = qf_graph_add_value(g, name, dt, data ? rank : -1, data ? dims : NULL);
     if (v < 0) return -1;
     if (data) {
@@ -544,7 +613,8 @@ static int sess_add_value(qf_graph *g, const char *name, qf_dtype dt, int rank,
         memset(&t, 0, sizeof t);
         t.dtype = dt;
         t.rank = rank;
-        for (int i = 0; i < rank; i++) t.dims[i] = dims[i];
+        for (int i = 0; i < rank; i++)
+            t.dims[i] = dims[i];
         t.data = (void *)data;
         if (qf_graph_set_const(g, v, &t, NULL) != QF_OK) return -1;
     } else {
@@ -554,9 +624,8 @@ static int sess_add_value(qf_graph *g, const char *name, qf_dtype dt, int rank,
 }
 
 /* Build, run with `threads`, copy the output into y (n_y bytes). */
-static qf_status sess_run(const sess_case *c, const int8_t *x, const int8_t *w,
-                          const int32_t *bias, const float *wscale, int threads, int8_t *y,
-                          size_t n_y, qf_err *e) {
+static qf_status sess_run(const sess_case *c, const int8_t *x, const int8_t *w, const int32_t *bias,
+                          const float *wscale, int threads, int8_t *y, size_t n_y, qf_err *e) {
     qf_graph *g = qf_graph_create();
     if (!g) return QF_ERR_NOMEM;
     const int cpg = c->c / c->group;
@@ -582,8 +651,8 @@ static qf_status sess_run(const sess_case *c, const int8_t *x, const int8_t *w,
     };
     int ins[3] = {vx, vw, vb};
     qf_status st = QF_OK;
-    if (qf_graph_add_node(g, "layer", c->gemm ? "QGemm" : "QConv", "qforge", 1, ins, 3, &vy, 1,
-                          at, c->gemm ? 0 : 3) < 0 ||
+    if (qf_graph_add_node(g, "layer", c->gemm ? "QGemm" : "QConv", "qforge", 1, ins, 3, &vy, 1, at,
+                          c->gemm ? 0 : 3) < 0 ||
         (st = qf_graph_toposort(g, e)) || (st = qf_graph_parse_ops(g, e))) {
         qf_graph_free(g);
         return st ? st : QF_ERR_INTERNAL;
@@ -615,6 +684,178 @@ static qf_status sess_run(const sess_case *c, const int8_t *x, const int8_t *w,
     return st;
 }
 
+/* ---- residual fusion in a session ---------------------------------------
+ * y = QAdd(conv(x), x) (or QAdd(x, conv(x))): the session runs the add in
+ * the conv's epilogue. Checked against qf_ref_conv2d_s8 + qf_ref_add_s8,
+ * with 1 and 2 threads, with an observer (which turns fusion off), and with
+ * the conv output also a graph output (which must not fuse). */
+typedef struct fuse_case {
+    const char *name;
+    int conv_slot; /* the conv's input index in the add */
+    int expose;    /* the conv output is a graph output too */
+    int relu;      /* the add's act_min at its zero point */
+} fuse_case;
+
+static qf_status count_observer(void *user, const qf_graph *g, int node, const qf_tensor *outs,
+                                int n_outs) {
+    (void)g, (void)node, (void)outs, (void)n_outs;
+    (*(int *)user)++;
+    return QF_OK;
+}
+
+static qf_status fuse_run(const fuse_case *fc, const int8_t *x, const int8_t *w,
+                          const int32_t *bias, const float *wscale, int threads, int observe,
+                          int8_t *y, size_t n_y, int *fused, qf_err *e) {
+    enum { N = 2, C = 16, H = 9, W = 13 };
+    qf_graph *g = qf_graph_create();
+    if (!g) return QF_ERR_NOMEM;
+    int64_t wdims[4] = {C, C, 3, 3}, bdims[1] = {C};
+    int vx = sess_add_value(g, "x", QF_DT_I8, 0, NULL, NULL, 0.05f, -3);
+    int vw = sess_add_value(g, "w", QF_DT_I8, 4, wdims, w, 0, 0);
+    int vb = sess_add_value(g, "b", QF_DT_I32, 1, bdims, bias, 0, 0);
+    int vt = sess_add_value(g, "t", QF_DT_I8, 0, NULL, NULL, 0.5f, 4);
+    int vy = sess_add_value(g, "y", QF_DT_I8, 0, NULL, NULL, 0.3f, -7);
+    int32_t zeros[C] = {0};
+    if (vx < 0 || vw < 0 || vb < 0 || vt < 0 || vy < 0) {
+        qf_graph_free(g);
+        return QF_ERR_INTERNAL;
+    }
+    qf_value_set_qparams(g, vw, 8, 0, C, wscale, zeros);
+    qf_graph_add_input(g, vx);
+    qf_graph_add_output(g, vy);
+    if (fc->expose) qf_graph_add_output(g, vt);
+    int64_t pads[4] = {1, 1, 1, 1};
+    qf_attr at[1] = {{.name = "pads", .type = QF_ATTR_INTS, .ints = pads, .n = 4}};
+    qf_attr aa[1] = {{.name = "act_min", .type = QF_ATTR_INT, .i = -7}};
+    int ins[3] = {vx, vw, vb};
+    int add_in[2] = {fc->conv_slot == 0 ? vt : vx, fc->conv_slot == 0 ? vx : vt};
+    qf_status st = QF_OK;
+    if (qf_graph_add_node(g, "conv", "QConv", "qforge", 1, ins, 3, &vt, 1, at, 1) < 0 ||
+        qf_graph_add_node(g, "add", "QAdd", "qforge", 1, add_in, 2, &vy, 1, aa, fc->relu ? 1 : 0) <
+            0 ||
+        (st = qf_graph_toposort(g, e)) || (st = qf_graph_parse_ops(g, e))) {
+        qf_graph_free(g);
+        return st ? st : QF_ERR_INTERNAL;
+    }
+    qf_model *m = NULL;
+    qf_session *s = NULL;
+    if ((st = qf_model_from_graph(g, "fuse.qfm", &m, e))) {
+        qf_graph_free(g);
+        return st;
+    }
+    qf_session_options opt = {.num_threads = threads};
+    qf_tensor xt, yt[2];
+    memset(&xt, 0, sizeof xt);
+    xt.dtype = QF_DT_I8;
+    xt.rank = 4;
+    xt.dims[0] = N, xt.dims[1] = C, xt.dims[2] = H, xt.dims[3] = W;
+    xt.data = (void *)x;
+    int seen = 0;
+    if (!(st = qf_session_create(m, &opt, &s, e))) {
+        if (observe) qf_session_set_observer(s, count_observer, &seen);
+        st = qf_session_run(s, &xt, 1, yt, 1, e);
+    }
+    if (!st) {
+        if ((size_t)qf_tensor_numel(&yt[0]) != n_y || (observe && seen != 2))
+            st = QF_ERR_INTERNAL;
+        else
+            memcpy(y, yt[0].data, n_y);
+        *fused = qf_session_fused_adds(s);
+    }
+    qf_session_free(s);
+    qf_model_free(m);
+    return st;
+}
+
+static void test_session_fusion(void) {
+    enum { N = 2, C = 16, H = 9, W = 13 };
+    static const fuse_case cases[] = {
+        {"conv + x", 0, 0, 0},
+        {"x + conv, relu", 1, 0, 1},
+        {"conv output also a graph output", 0, 1, 0},
+    };
+    const size_t n_x = (size_t)N * C * H * W, k = (size_t)C * 9;
+    int8_t x[N * C * H * W], w[C * C * 9], conv[N * C * H * W], want[N * C * H * W];
+    int8_t got[N * C * H * W];
+    int32_t bias[C];
+    float wscale[C];
+    qf_ref_rescale mult[C];
+    for (size_t i = 0; i < n_x; i++)
+        x[i] = (int8_t)rnd(-128, 127);
+    for (size_t i = 0; i < C * k; i++)
+        w[i] = (int8_t)rnd(-127, 127);
+    for (int o = 0; o < C; o++) {
+        bias[o] = rnd(-3000, 3000);
+        wscale[o] = 0.002f * (float)(1 + o % 5) / (float)k;
+    }
+    qf_err e;
+    e.msg[0] = 0;
+    CHECK_OK(qf_ref_rescale_channels(0.05f, wscale, C, 0.5f, mult, &e));
+    qf_ref_requant rq = {.mode = QF_RQ_FP32,
+                         .mult = mult,
+                         .n_mult = C,
+                         .out_zp = 4,
+                         .act_min = -128,
+                         .act_max = 127};
+    qf_ref_conv_params p = {.batch = N,
+                            .in_c = C,
+                            .in_h = H,
+                            .in_w = W,
+                            .out_c = C,
+                            .out_h = H,
+                            .out_w = W,
+                            .k_h = 3,
+                            .k_w = 3,
+                            .stride_h = 1,
+                            .stride_w = 1,
+                            .dil_h = 1,
+                            .dil_w = 1,
+                            .pad_top = 1,
+                            .pad_left = 1,
+                            .pad_bottom = 1,
+                            .pad_right = 1,
+                            .groups = 1,
+                            .in_zp = -3,
+                            .w_bits = 8,
+                            .rq = rq};
+    CHECK_OK(qf_ref_conv2d_s8(&p, x, (const uint8_t *)w, bias, conv, &e));
+    const int can_fuse = qf_x86_isa_usable(qf_isa_active());
+    for (size_t ci = 0; ci < QF_ARRAY_LEN(cases); ci++) {
+        const fuse_case *fc = &cases[ci];
+        qf_ref_eltwise_params ep;
+        memset(&ep, 0, sizeof ep);
+        ep.rank = 1;
+        ep.out_dims[0] = ep.a_dims[0] = ep.b_dims[0] = (int64_t)n_x;
+        ep.a_scale = fc->conv_slot == 0 ? 0.5f : 0.05f;
+        ep.b_scale = fc->conv_slot == 0 ? 0.05f : 0.5f;
+        ep.a_zp = fc->conv_slot == 0 ? 4 : -3;
+        ep.b_zp = fc->conv_slot == 0 ? -3 : 4;
+        ep.out_scale = 0.3f;
+        ep.out_zp = -7;
+        ep.act_min = fc->relu ? -7 : -128;
+        ep.act_max = 127;
+        ep.mode = QF_RQ_FP32;
+        CHECK_OK(qf_ref_add_s8(&ep, fc->conv_slot == 0 ? conv : x, fc->conv_slot == 0 ? x : conv,
+                               want, &e));
+        for (int threads = 1; threads <= 2; threads++)
+            for (int observe = 0; observe < 2; observe++) {
+                int fused = -1;
+                memset(got, 0x5A, sizeof got);
+                qf_status st =
+                    fuse_run(fc, x, w, bias, wscale, threads, observe, got, n_x, &fused, &e);
+                CHECK_MSG(st == QF_OK, "%s: status %d %s", fc->name, (int)st, e.msg);
+                CHECK_MSG(memcmp(got, want, n_x) == 0,
+                          "%s, %d thread(s)%s: differs from conv + add", fc->name, threads,
+                          observe ? ", observed" : "");
+                const int want_fused = can_fuse && !observe && !fc->expose;
+                CHECK_MSG(fused == want_fused, "%s, %d thread(s)%s: %d adds fused, expected %d",
+                          fc->name, threads, observe ? ", observed" : "", fused, want_fused);
+            }
+    }
+    printf("  session fusion: %d residual graphs bit-exact, fused only where allowed\n",
+           (int)QF_ARRAY_LEN(cases));
+}
+
 static void test_session_threads(void) {
     for (size_t ci = 0; ci < QF_ARRAY_LEN(sess_cases); ci++) {
         const sess_case *c = &sess_cases[ci];
@@ -630,8 +871,10 @@ static void test_session_threads(void) {
         float wscale[64];
         qf_ref_rescale mult[64];
         CHECK(x && w && want && y1 && y2 && c->oc <= 64);
-        for (size_t i = 0; i < n_x; i++) x[i] = (int8_t)rnd(-128, 127);
-        for (int i = 0; i < c->oc * k; i++) w[i] = (int8_t)rnd(-127, 127);
+        for (size_t i = 0; i < n_x; i++)
+            x[i] = (int8_t)rnd(-128, 127);
+        for (int i = 0; i < c->oc * k; i++)
+            w[i] = (int8_t)rnd(-127, 127);
         for (int o = 0; o < c->oc; o++) {
             bias[o] = rnd(-3000, 3000);
             wscale[o] = 0.002f * (float)(1 + o % 5) / (float)k;
@@ -639,20 +882,38 @@ static void test_session_threads(void) {
         qf_err e;
         e.msg[0] = 0;
         qf_status st = qf_ref_rescale_channels(0.05f, wscale, c->oc, 0.5f, mult, &e);
-        qf_ref_requant rq = {.mode = QF_RQ_FP32, .mult = mult, .n_mult = c->oc, .out_zp = 4,
-                             .act_min = -128, .act_max = 127};
+        qf_ref_requant rq = {.mode = QF_RQ_FP32,
+                             .mult = mult,
+                             .n_mult = c->oc,
+                             .out_zp = 4,
+                             .act_min = -128,
+                             .act_max = 127};
         if (!st && c->gemm) {
-            qf_ref_gemm_params p = {.m = c->n, .n = c->oc, .k = k, .in_zp = -3, .w_bits = 8,
-                                    .rq = rq};
+            qf_ref_gemm_params p = {
+                .m = c->n, .n = c->oc, .k = k, .in_zp = -3, .w_bits = 8, .rq = rq};
             st = qf_ref_gemm_s8(&p, x, (const uint8_t *)w, bias, want, &e);
         } else if (!st) {
-            qf_ref_conv_params p = {.batch = c->n, .in_c = c->c, .in_h = c->h, .in_w = c->w,
-                                    .out_c = c->oc, .out_h = oh, .out_w = ow, .k_h = c->k,
-                                    .k_w = c->k, .stride_h = c->stride, .stride_w = c->stride,
-                                    .dil_h = 1, .dil_w = 1, .pad_top = c->pad,
-                                    .pad_left = c->pad, .pad_bottom = c->pad,
-                                    .pad_right = c->pad, .groups = c->group, .in_zp = -3,
-                                    .w_bits = 8, .rq = rq};
+            qf_ref_conv_params p = {.batch = c->n,
+                                    .in_c = c->c,
+                                    .in_h = c->h,
+                                    .in_w = c->w,
+                                    .out_c = c->oc,
+                                    .out_h = oh,
+                                    .out_w = ow,
+                                    .k_h = c->k,
+                                    .k_w = c->k,
+                                    .stride_h = c->stride,
+                                    .stride_w = c->stride,
+                                    .dil_h = 1,
+                                    .dil_w = 1,
+                                    .pad_top = c->pad,
+                                    .pad_left = c->pad,
+                                    .pad_bottom = c->pad,
+                                    .pad_right = c->pad,
+                                    .groups = c->group,
+                                    .in_zp = -3,
+                                    .w_bits = 8,
+                                    .rq = rq};
             st = qf_ref_conv2d_s8(&p, x, (const uint8_t *)w, bias, want, &e);
         }
         if (!st) st = sess_run(c, x, w, bias, wscale, 1, y1, n_y, &e);
@@ -660,7 +921,8 @@ static void test_session_threads(void) {
         const int same1 = !st && memcmp(y1, want, n_y) == 0;
         const int same2 = !st && memcmp(y2, want, n_y) == 0;
         int distinct = 0;
-        for (size_t i = 1; !st && i < n_y && !distinct; i++) distinct = want[i] != want[0];
+        for (size_t i = 1; !st && i < n_y && !distinct; i++)
+            distinct = want[i] != want[0];
         free(x), free(w), free(want), free(y1), free(y2);
         CHECK_MSG(st == QF_OK, "%s: status %d %s", c->name, (int)st, e.msg);
         CHECK_MSG(same1, "%s: 1 thread differs from the reference", c->name);
@@ -724,8 +986,8 @@ static void test_bad_arguments(void) {
     qf_x86_weights xw;
     qf_err e;
     CHECK(qf_x86_weights_bytes(QX_LAYOUT_GEMM16, 3, 5, 1) <= sizeof packed);
-    CHECK_OK(qf_x86_pack_weights(QX_LAYOUT_GEMM16, (const uint8_t *)wv, 3, 5, 8, 1, packed, &xw,
-                                 &e));
+    CHECK_OK(
+        qf_x86_pack_weights(QX_LAYOUT_GEMM16, (const uint8_t *)wv, 3, 5, 8, 1, packed, &xw, &e));
     size_t sb = qf_x86_gemm_s8_scratch_size(&p);
     CHECK(sb > 0 && sb <= sizeof scr);
     qf_isa isa = qf_isa_best();
@@ -752,5 +1014,5 @@ static void test_report_skips(void) {
 }
 
 QT_MAIN(QT_CASE(test_isa_resolve), QT_CASE(test_conv_matrix), QT_CASE(test_gemm_matrix),
-        QT_CASE(test_fixed_epilogue), QT_CASE(test_session_threads),
+        QT_CASE(test_fixed_epilogue), QT_CASE(test_session_threads), QT_CASE(test_session_fusion),
         QT_CASE(test_bad_arguments), QT_CASE(test_report_skips))

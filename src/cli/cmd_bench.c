@@ -44,6 +44,7 @@ typedef struct bench_result {
     double total_s;
     long long iters;
     size_t arena_bytes, scratch_bytes;
+    int fused_adds;
     long long peak_rss_bytes;
 } bench_result;
 
@@ -73,7 +74,8 @@ static void fill_random(qf_tensor *t, size_t n, uint64_t *s) {
         }
         break;
     }
-    case QF_DT_U8: case QF_DT_I8: {
+    case QF_DT_U8:
+    case QF_DT_I8: {
         uint8_t *p = t->data;
         for (size_t i = 0; i < n; i++)
             p[i] = (uint8_t)(rng_next(s) >> 56);
@@ -87,8 +89,7 @@ static void fill_random(qf_tensor *t, size_t n, uint64_t *s) {
 }
 
 /* Input i with the batch axis set to `batch`; other dims must be static. */
-static int make_input(const bench_cfg *c, const qf_model *m, int i, qf_tensor *t,
-                      uint64_t *rng) {
+static int make_input(const bench_cfg *c, const qf_model *m, int i, qf_tensor *t, uint64_t *rng) {
     const char *name = qf_model_input_name(m, i);
     if (qf_model_input_info(m, i, t) != QF_OK || t->rank < 0) {
         cli_error("%s: input '%s' has no declared shape; bench needs one", c->path, name);
@@ -103,15 +104,14 @@ static int make_input(const bench_cfg *c, const qf_model *m, int i, qf_tensor *t
     size_t n = 1;
     for (int d = 0; d < t->rank; d++) {
         if (t->dims[d] < 0) {
-            cli_error("%s: input '%s' has a dynamic axis %d; bench sets only axis 0", c->path,
-                      name, d);
+            cli_error("%s: input '%s' has a dynamic axis %d; bench sets only axis 0", c->path, name,
+                      d);
             return CLI_EXIT_USAGE;
         }
         if (!qf_mul_size(n, (size_t)t->dims[d], &n)) goto too_big;
     }
     size_t bytes;
-    if (!qf_mul_size(n, qf_dtype_size(t->dtype), &bytes) || bytes > ((size_t)1 << 34))
-        goto too_big;
+    if (!qf_mul_size(n, qf_dtype_size(t->dtype), &bytes) || bytes > ((size_t)1 << 34)) goto too_big;
     t->data = qf_malloc_aligned(bytes + 1);
     if (!t->data) {
         cli_error("out of memory (input '%s', %zu bytes)", name, bytes);
@@ -234,9 +234,10 @@ static void report(const bench_cfg *c, const char *kind, const qf_model *m, cons
         printf("], \"load_ms\": %.3f, \"first_run_ms\": %.3f, \"median_ms\": %.9g, "
                "\"p10_ms\": %.9g, \"p90_ms\": %.9g, \"mean_ms\": %.9g, \"min_ms\": %.9g, "
                "\"max_ms\": %.9g, \"items_per_s\": %.9g, \"arena_bytes\": %zu, "
-               "\"scratch_bytes\": %zu, \"peak_rss_bytes\": %lld}\n",
-               r->load_ms, r->first_ms, r->median_ms, r->p10_ms, r->p90_ms, r->mean_ms,
-               r->min_ms, r->max_ms, items, r->arena_bytes, r->scratch_bytes, r->peak_rss_bytes);
+               "\"scratch_bytes\": %zu, \"fused_adds\": %d, \"peak_rss_bytes\": %lld}\n",
+               r->load_ms, r->first_ms, r->median_ms, r->p10_ms, r->p90_ms, r->mean_ms, r->min_ms,
+               r->max_ms, items, r->arena_bytes, r->scratch_bytes, r->fused_adds,
+               r->peak_rss_bytes);
         return;
     }
     printf("%-11s%s (%s runtime)\n", "model", c->path, kind);
@@ -246,9 +247,12 @@ static void report(const bench_cfg *c, const char *kind, const qf_model *m, cons
     printf("%-11smedian %.3f ms  p10 %.3f ms  p90 %.3f ms  (min %.3f, mean %.3f)\n", "latency",
            r->median_ms, r->p10_ms, r->p90_ms, r->min_ms, r->mean_ms);
     printf("%-11s%.1f items/s\n", "throughput", items);
-    printf("%-11s%.2f MiB (%zu bytes) activations + %.2f MiB (%zu bytes) kernel scratch\n",
-           "arena", (double)r->arena_bytes / 1048576.0, r->arena_bytes,
-           (double)r->scratch_bytes / 1048576.0, r->scratch_bytes);
+    printf("%-11s%.2f MiB (%zu bytes) activations + %.2f MiB (%zu bytes) kernel scratch\n", "arena",
+           (double)r->arena_bytes / 1048576.0, r->arena_bytes, (double)r->scratch_bytes / 1048576.0,
+           r->scratch_bytes);
+    if (r->fused_adds)
+        printf("%-11s%d residual add%s in the convolution epilogue\n", "fused", r->fused_adds,
+               r->fused_adds == 1 ? "" : "s");
     printf("%-11s%.2f MiB\n", "peak RSS", (double)r->peak_rss_bytes / 1048576.0);
     printf("%-11sload %.1f ms, first run (plans) %.1f ms\n", "startup", r->load_ms, r->first_ms);
 }
@@ -260,7 +264,7 @@ static void report(const bench_cfg *c, const char *kind, const qf_model *m, cons
  * the timed ones so the clock reads never disturb the reported latency. */
 typedef struct bench_prof {
     const qf_graph *g;
-    double *node_s;   /* accumulated seconds per graph node */
+    double *node_s; /* accumulated seconds per graph node */
     double last;
     long long runs;
 } bench_prof;
@@ -290,7 +294,7 @@ static int cmp_row(const void *a, const void *b) {
 /* Runs for about a second (at least 3 runs) with the observer, then prints
  * (or adds to the JSON object) the per-node and per-operator tables. */
 static int profile_runs(const bench_cfg *c, qf_session *s, qf_model *m, const qf_tensor *in,
-                        int n_in, qf_tensor *out, int n_out) {
+                        int n_in, qf_tensor *out, int n_out, int fused) {
     const qf_graph *g = qf_model_graph(m);
     bench_prof p = {.g = g};
     prof_row *rows = NULL, *ops = NULL;
@@ -350,6 +354,10 @@ static int profile_runs(const bench_cfg *c, qf_session *s, qf_model *m, const qf
         printf("]}\n");
     } else {
         printf("\nprofile    %lld runs, %.3f ms per run in nodes\n", p.runs, total * per);
+        if (fused)
+            printf("           (while profiled, the %d fused residual adds run as their own "
+                   "nodes)\n",
+                   fused);
         printf("\n  %-24s %10s %7s\n", "operator", "ms/run", "share");
         for (int k = 0; k < n_ops; k++)
             printf("  %-24s %10.4f %6.1f%%\n", ops[k].op, ops[k].s * per, ops[k].s * pct);
@@ -373,8 +381,7 @@ static bool parse_seconds(const cli_args *a, double *out) {
     char *end;
     double s = strtod(v, &end);
     if (end == v || *end || !(s > 0) || s > 86400) {
-        cli_usage_error(a->cmd, "--seconds wants a number of seconds in (0, 86400], not '%s'",
-                        v);
+        cli_usage_error(a->cmd, "--seconds wants a number of seconds in (0, 86400], not '%s'", v);
         return false;
     }
     *out = s;
@@ -382,8 +389,8 @@ static bool parse_seconds(const cli_args *a, double *out) {
 }
 
 static int run_bench(const cli_args *a) {
-    bench_cfg c = {.path = a->pos[0], .json = cli_flag(a, "json"),
-                   .profile = cli_flag(a, "profile")};
+    bench_cfg c = {
+        .path = a->pos[0], .json = cli_flag(a, "json"), .profile = cli_flag(a, "profile")};
     if (!cli_get_int(a, "batch", 1, 1 << 20, 1, &c.batch) ||
         !cli_get_int(a, "threads", 1, 1024, 1, &c.threads) ||
         !cli_get_int(a, "warmup", 0, 1000000, 2, &c.warmup) ||
@@ -420,9 +427,10 @@ static int run_bench(const cli_args *a) {
     if (rc < 0) {
         r.arena_bytes = qf_session_arena_bytes(s);
         r.scratch_bytes = qf_session_scratch_bytes(s);
+        r.fused_adds = qf_session_fused_adds(s);
         r.peak_rss_bytes = peak_rss_bytes();
         report(&c, kind, m, in, n_in, &r);
-        rc = c.profile ? profile_runs(&c, s, m, in, n_in, out, n_out) : -1;
+        rc = c.profile ? profile_runs(&c, s, m, in, n_in, out, n_out, r.fused_adds) : -1;
         if (rc < 0) rc = CLI_EXIT_OK;
     }
     qf_session_free(s);

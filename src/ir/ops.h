@@ -44,8 +44,8 @@ typedef struct qf_op_def {
      * what the kernel cannot do with QF_ERR_UNSUPPORTED naming the attribute.
      * NULL: no attributes. */
     qf_status (*parse)(qf_graph *g, qf_node *n, qf_err *err);
-    qf_status (*infer)(const qf_node *n, const qf_tensor *in, int n_in, qf_tensor *out,
-                       int n_out, qf_err *err);
+    qf_status (*infer)(const qf_node *n, const qf_tensor *in, int n_in, qf_tensor *out, int n_out,
+                       qf_err *err);
     /* Scratch bytes run needs for these shapes; NULL means 0. */
     size_t (*scratch)(const qf_node *n, const qf_tensor *in, int n_in, const qf_tensor *out,
                       int n_out);
@@ -53,6 +53,19 @@ typedef struct qf_op_def {
      * meaningfully supports for shape arithmetic). */
     qf_status (*run)(const qf_exec_ctx *ctx, const qf_node *n, const qf_tensor *in, int n_in,
                      qf_tensor *out, int n_out, void *scratch, qf_err *err);
+    /* Optional residual fusion (quantized runtime): the planner may run a
+     * node whose only use is one input of a qforge.QAdd node `add` as one
+     * step that writes the add's output, when fuse_add_ok says this node
+     * can for these shapes and that add. Both get this node's inputs, the add node, the
+     * add's inputs (add_in[slot] is this node's output: never written, no
+     * buffer) and its output (fuse_add_ok: data of values not yet computed
+     * unset). run_add must produce exactly the bytes the two nodes would,
+     * in the same scratch as run. */
+    bool (*fuse_add_ok)(const qf_node *n, const qf_tensor *in, int n_in, const qf_node *add,
+                        const qf_tensor *add_in, int slot, const qf_tensor *add_out);
+    qf_status (*run_add)(const qf_exec_ctx *ctx, const qf_node *n, const qf_tensor *in, int n_in,
+                         const qf_node *add, const qf_tensor *add_in, int slot, qf_tensor *add_out,
+                         void *scratch, qf_err *err);
 } qf_op_def;
 
 /* Registry lookup. Returns NULL for QF_OP_UNKNOWN or an op whose kernel is

@@ -28,13 +28,13 @@
 #define QF_MAX_TENSOR_BYTES ((size_t)1 << 36)
 
 typedef struct plan_value {
-    qf_tensor t;       /* concrete shape; data bound at plan/run time */
-    int kind;          /* PV_* below */
-    int alias_of;      /* value whose buffer this one shares (-1: own) */
-    int def_step;      /* runtime step that writes it (-1 = before run) */
-    int last_step;     /* last runtime step that reads it */
+    qf_tensor t;   /* concrete shape; data bound at plan/run time */
+    int kind;      /* PV_* below */
+    int alias_of;  /* value whose buffer this one shares (-1: own) */
+    int def_step;  /* runtime step that writes it (-1 = before run) */
+    int last_step; /* last runtime step that reads it */
     size_t bytes;
-    size_t offset;     /* in the arena, for PV_ARENA roots */
+    size_t offset; /* in the arena, for PV_ARENA roots */
 } plan_value;
 
 enum { PV_NONE = 0, PV_INPUT, PV_CONST, PV_PLANNED, PV_ARENA };
@@ -43,19 +43,22 @@ struct qf_session {
     const qf_model *m;
     qf_exec_ctx ctx;
     bool planned;
-    qf_tensor *bound;         /* input shapes of the current plan */
-    void **bound_values;      /* saved contents of inputs that decide shapes */
+    qf_tensor *bound;    /* input shapes of the current plan */
+    void **bound_values; /* saved contents of inputs that decide shapes */
     size_t *bound_value_bytes;
-    plan_value *pv;           /* one per graph value */
-    void **plan_buffers;      /* plan-time evaluated outputs (owned) */
+    plan_value *pv;      /* one per graph value */
+    void **plan_buffers; /* plan-time evaluated outputs (owned) */
     int n_plan_buffers, cap_plan_buffers;
-    int *steps;               /* node indices executed at run time */
+    int *steps; /* node indices executed at run time */
     int n_steps;
+    int *fused_add;   /* per step: the step of a QAdd fused into it, or -1 */
+    bool *fused_away; /* per step: run as part of an earlier step */
+    bool plan_fused;  /* the plan fuses (no observer wanted every value) */
     unsigned char *arena;
     size_t arena_bytes;
     void *scratch;
     size_t scratch_bytes;
-    bool *value_needed;       /* value contents needed at plan time */
+    bool *value_needed; /* value contents needed at plan time */
     qf_node_observer observer;
     void *observer_user;
 };
@@ -70,7 +73,8 @@ static unsigned char zero_size_buf[QF_ALIGN] __attribute__((aligned(QF_ALIGN)));
 static size_t align_up(size_t n) { return (n + QF_ALIGN - 1) & ~(size_t)(QF_ALIGN - 1); }
 
 static void free_plan(qf_session *s) {
-    for (int i = 0; i < s->n_plan_buffers; i++) qf_free_aligned(s->plan_buffers[i]);
+    for (int i = 0; i < s->n_plan_buffers; i++)
+        qf_free_aligned(s->plan_buffers[i]);
     qf_free(s->plan_buffers);
     s->plan_buffers = NULL;
     s->n_plan_buffers = s->cap_plan_buffers = 0;
@@ -79,6 +83,10 @@ static void free_plan(qf_session *s) {
     qf_free(s->steps);
     s->steps = NULL;
     s->n_steps = 0;
+    qf_free(s->fused_add);
+    s->fused_add = NULL;
+    qf_free(s->fused_away);
+    s->fused_away = NULL;
     qf_free_aligned(s->arena);
     s->arena = NULL;
     s->arena_bytes = 0;
@@ -86,7 +94,8 @@ static void free_plan(qf_session *s) {
     s->scratch = NULL;
     s->scratch_bytes = 0;
     if (s->bound_values) {
-        for (int i = 0; i < s->m->g->n_inputs; i++) qf_free(s->bound_values[i]);
+        for (int i = 0; i < s->m->g->n_inputs; i++)
+            qf_free(s->bound_values[i]);
     }
     qf_free(s->bound_values);
     s->bound_values = NULL;
@@ -145,6 +154,14 @@ size_t qf_session_arena_bytes(const qf_session *s) { return s ? s->arena_bytes :
 
 size_t qf_session_scratch_bytes(const qf_session *s) { return s ? s->scratch_bytes : 0; }
 
+int qf_session_fused_adds(const qf_session *s) {
+    int n = 0;
+    if (!s || !s->planned) return 0;
+    for (int k = 0; k < s->n_steps; k++)
+        n += s->fused_away[k];
+    return n;
+}
+
 static const char *shape_str(const qf_tensor *t, char *buf, size_t len) {
     size_t o = 0;
     o += (size_t)snprintf(buf + o, len - o, "[");
@@ -182,11 +199,11 @@ static qf_status check_inputs(const qf_session *s, const qf_tensor *inputs, int 
             return qf_errf(err, QF_ERR_INVALID_ARG, "%s: input '%s': rank %d out of range", path,
                            v->name, t->rank);
         if (v->dtype != QF_DT_UNDEF && t->dtype != v->dtype)
-            return qf_errf(err, QF_ERR_INVALID_ARG, "%s: input '%s' is %s, model expects %s",
-                           path, v->name, qf_dtype_name(t->dtype), qf_dtype_name(v->dtype));
+            return qf_errf(err, QF_ERR_INVALID_ARG, "%s: input '%s' is %s, model expects %s", path,
+                           v->name, qf_dtype_name(t->dtype), qf_dtype_name(v->dtype));
         if (qf_dtype_size(t->dtype) == 0)
-            return qf_errf(err, QF_ERR_UNSUPPORTED, "%s: input '%s': dtype %s not supported",
-                           path, v->name, qf_dtype_name(t->dtype));
+            return qf_errf(err, QF_ERR_UNSUPPORTED, "%s: input '%s': dtype %s not supported", path,
+                           v->name, qf_dtype_name(t->dtype));
         for (int k = 0; k < t->rank; k++)
             if (t->dims[k] < 0)
                 return qf_errf(err, QF_ERR_INVALID_ARG, "%s: input '%s': negative dimension %s",
@@ -228,8 +245,7 @@ static bool plan_matches(const qf_session *s, const qf_tensor *inputs) {
         if (a->rank != b->rank || a->dtype != b->dtype) return false;
         for (int k = 0; k < a->rank; k++)
             if (a->dims[k] != b->dims[k]) return false;
-        if (s->bound_values[i] &&
-            memcmp(s->bound_values[i], b->data, s->bound_value_bytes[i]) != 0)
+        if (s->bound_values[i] && memcmp(s->bound_values[i], b->data, s->bound_value_bytes[i]) != 0)
             return false;
     }
     return true;
@@ -363,6 +379,59 @@ static qf_status pack_arena(qf_session *s, qf_err *err) {
     return QF_OK;
 }
 
+/* Residual fusion (step 1b): a step whose node has run_add, whose output
+ * feeds nothing but one input of a later qforge.QAdd step, and whose add's
+ * other operand is ready before it (same shape, no broadcast) runs as one
+ * step writing the add's output: that output is defined at the earlier
+ * step, and the node's own output needs no buffer. Observers need every
+ * value, so a session with one never fuses. */
+static void fuse_residual_adds(qf_session *s) {
+    const qf_graph *g = s->m->g;
+    for (int i = 0; i < s->n_steps; i++) {
+        const qf_node *nd = &g->nodes[s->steps[i]];
+        const qf_op_def *def = qf_op_get(nd->op);
+        if (!def->run_add || !def->fuse_add_ok || nd->n_outputs != 1 || s->fused_away[i]) continue;
+        const int v = nd->outputs[0];
+        if (v < 0 || (g->values[v].flags & QF_VAL_OUTPUT) || s->pv[v].kind != PV_ARENA ||
+            s->pv[v].alias_of >= 0)
+            continue;
+        /* the one use of v: a QAdd step after i */
+        int uses = 0, add_step = -1, slot = -1;
+        for (int k = i + 1; k < s->n_steps; k++) {
+            const qf_node *c = &g->nodes[s->steps[k]];
+            for (int j = 0; j < c->n_inputs; j++)
+                if (c->inputs[j] == v) {
+                    uses++;
+                    add_step = k;
+                    slot = j;
+                }
+        }
+        for (int n = 0; n < g->n_nodes && uses == 1; n++) /* plan-time nodes too */
+            for (int j = 0; j < g->nodes[n].n_inputs; j++)
+                if (g->nodes[n].inputs[j] == v && n != s->steps[add_step]) uses++;
+        if (uses != 1 || s->fused_away[add_step]) continue;
+        const qf_node *add = &g->nodes[s->steps[add_step]];
+        if (add->op != QF_OP_QADD || add->n_inputs != 2 || add->n_outputs != 1 ||
+            add->outputs[0] < 0 || add->inputs[1 - slot] < 0 || add->inputs[1 - slot] == v)
+            continue;
+        const int r = add->inputs[1 - slot], o = add->outputs[0];
+        const plan_value *pr = &s->pv[r];
+        const bool ready = pr->kind == PV_CONST || pr->kind == PV_PLANNED || pr->kind == PV_INPUT ||
+                           (pr->kind == PV_ARENA && pr->def_step < i);
+        if (!ready || s->pv[o].alias_of >= 0) continue;
+        qf_tensor in[QF_MAX_NODE_IO], out[QF_MAX_NODE_IO], ain[QF_MAX_NODE_IO],
+            aout[QF_MAX_NODE_IO];
+        node_tensors(s, nd, in, out);
+        node_tensors(s, add, ain, aout);
+        (void)out;
+        if (!def->fuse_add_ok(nd, in, nd->n_inputs, add, ain, slot, &aout[0])) continue;
+        s->fused_add[i] = add_step;
+        s->fused_away[add_step] = true;
+        s->pv[o].def_step = i;
+        s->pv[v].kind = PV_NONE; /* never written, no buffer */
+    }
+}
+
 static qf_status plan(qf_session *s, const qf_tensor *inputs, qf_err *err) {
     free_plan(s);
     const qf_graph *g = s->m->g;
@@ -373,11 +442,13 @@ static qf_status plan(qf_session *s, const qf_tensor *inputs, qf_err *err) {
 
     s->pv = qf_calloc((size_t)g->n_values + 1, sizeof(plan_value));
     s->steps = qf_calloc((size_t)g->n_nodes + 1, sizeof(int));
+    s->fused_add = qf_calloc((size_t)g->n_nodes + 1, sizeof(int));
+    s->fused_away = qf_calloc((size_t)g->n_nodes + 1, sizeof(bool));
     s->bound = qf_calloc((size_t)g->n_inputs + 1, sizeof(qf_tensor));
     s->bound_values = qf_calloc((size_t)g->n_inputs + 1, sizeof(void *));
     s->bound_value_bytes = qf_calloc((size_t)g->n_inputs + 1, sizeof(size_t));
-    if (!s->pv || !s->steps || !s->bound || !s->bound_values || !s->bound_value_bytes ||
-        mark_value_needed(s) != QF_OK) {
+    if (!s->pv || !s->steps || !s->fused_add || !s->fused_away || !s->bound || !s->bound_values ||
+        !s->bound_value_bytes || mark_value_needed(s) != QF_OK) {
         st = qf_errf(err, QF_ERR_NOMEM, "%s: out of memory planning", path);
         goto fail;
     }
@@ -440,7 +511,8 @@ static qf_status plan(qf_session *s, const qf_tensor *inputs, qf_err *err) {
         }
         /* Shape and friends need only shapes, which are all known now */
         if (def->flags & QF_OPF_SHAPE_ONLY) all_known = true;
-        for (int j = 0; j < nd->n_outputs; j++) memset(&out[j], 0, sizeof out[j]);
+        for (int j = 0; j < nd->n_outputs; j++)
+            memset(&out[j], 0, sizeof out[j]);
         st = def->infer(nd, in, nd->n_inputs, out, nd->n_outputs, err);
         if (st) {
             qf_err_prefix(err, "%s", path);
@@ -452,8 +524,8 @@ static qf_status plan(qf_session *s, const qf_tensor *inputs, qf_err *err) {
             size_t b = tensor_bytes(&out[j]);
             if (out[j].rank < 0 || out[j].rank > QF_MAX_DIMS || b == SIZE_MAX ||
                 b > QF_MAX_TENSOR_BYTES) {
-                st = qf_errf(err, QF_ERR_SHAPE, "%s: %s: output '%s' has an invalid shape %s",
-                             path, qf_node_desc(nd, d, sizeof d), g->values[v].name,
+                st = qf_errf(err, QF_ERR_SHAPE, "%s: %s: output '%s' has an invalid shape %s", path,
+                             qf_node_desc(nd, d, sizeof d), g->values[v].name,
                              shape_str(&out[j], sh, sizeof sh));
                 goto fail;
             }
@@ -512,18 +584,25 @@ static qf_status plan(qf_session *s, const qf_tensor *inputs, qf_err *err) {
         if ((def->flags & QF_OPF_VIEW) && nd->n_inputs > 0 && nd->inputs[0] >= 0 &&
             nd->outputs[0] >= 0) {
             int src = nd->inputs[0], dst = nd->outputs[0];
-            while (s->pv[src].alias_of >= 0) src = s->pv[src].alias_of;
+            while (s->pv[src].alias_of >= 0)
+                src = s->pv[src].alias_of;
             if (s->pv[src].kind == PV_ARENA && !(g->values[dst].flags & QF_VAL_OUTPUT) &&
                 !(g->values[src].flags & QF_VAL_OUTPUT) && s->pv[src].bytes == s->pv[dst].bytes)
                 s->pv[dst].alias_of = src;
         }
     }
+    for (int k = 0; k < s->n_steps; k++)
+        s->fused_add[k] = -1;
+    s->plan_fused = !s->observer;
+    if (s->plan_fused) fuse_residual_adds(s);
     /* graph outputs live to the end; an alias extends its root's life */
-    for (int i = 0; i < g->n_outputs; i++) s->pv[g->outputs[i]].last_step = s->n_steps;
+    for (int i = 0; i < g->n_outputs; i++)
+        s->pv[g->outputs[i]].last_step = s->n_steps;
     for (int v = 0; v < g->n_values; v++) {
         if (s->pv[v].alias_of < 0) continue;
         int root = s->pv[v].alias_of;
-        while (s->pv[root].alias_of >= 0) root = s->pv[root].alias_of;
+        while (s->pv[root].alias_of >= 0)
+            root = s->pv[root].alias_of;
         s->pv[v].alias_of = root;
         if (s->pv[v].last_step > s->pv[root].last_step) s->pv[root].last_step = s->pv[v].last_step;
     }
@@ -577,7 +656,9 @@ static qf_status session_run(qf_session *s, const qf_tensor *inputs, int n_input
     if (n_outputs > g->n_outputs)
         return qf_errf(err, QF_ERR_INVALID_ARG, "%s: model has %d outputs, %d requested",
                        s->m->path, g->n_outputs, n_outputs);
-    if (!plan_matches(s, inputs)) {
+    /* a plan made without an observer fuses steps whose values an observer
+     * would miss, and one made with an observer does not: replan on change */
+    if (!plan_matches(s, inputs) || s->plan_fused != !s->observer) {
         st = plan(s, inputs, err);
         if (st) return st;
     }
@@ -586,11 +667,21 @@ static qf_status session_run(qf_session *s, const qf_tensor *inputs, int n_input
     }
     char d[200];
     for (int k = 0; k < s->n_steps; k++) {
+        if (s->fused_away[k]) continue;
         const qf_node *nd = &g->nodes[s->steps[k]];
         const qf_op_def *def = qf_op_get(nd->op);
         qf_tensor in[QF_MAX_NODE_IO], out[QF_MAX_NODE_IO];
         node_tensors(s, nd, in, out);
-        st = def->run(&s->ctx, nd, in, nd->n_inputs, out, nd->n_outputs, s->scratch, err);
+        if (s->fused_add[k] >= 0) {
+            const qf_node *add = &g->nodes[s->steps[s->fused_add[k]]];
+            qf_tensor ain[QF_MAX_NODE_IO], aout[QF_MAX_NODE_IO];
+            node_tensors(s, add, ain, aout);
+            const int slot = add->inputs[0] == nd->outputs[0] ? 0 : 1;
+            st = def->run_add(&s->ctx, nd, in, nd->n_inputs, add, ain, slot, &aout[0], s->scratch,
+                              err);
+        } else {
+            st = def->run(&s->ctx, nd, in, nd->n_inputs, out, nd->n_outputs, s->scratch, err);
+        }
         if (st) {
             if (err && !strstr(err->msg, nd->name))
                 qf_err_prefix(err, "%s: %s", s->m->path, qf_node_desc(nd, d, sizeof d));
@@ -605,6 +696,7 @@ static qf_status session_run(qf_session *s, const qf_tensor *inputs, int n_input
             if (st) return qf_errf(err, st, "%s: run stopped by observer", s->m->path);
         }
     }
-    for (int i = 0; i < n_outputs; i++) outputs[i] = s->pv[g->outputs[i]].t;
+    for (int i = 0; i < n_outputs; i++)
+        outputs[i] = s->pv[g->outputs[i]].t;
     return QF_OK;
 }

@@ -187,7 +187,8 @@ static qf_status parse_weights(qf_graph *g, const qf_node *n, int min_rank, int 
     if (asym) {
         int32_t *z = qf_graph_alloc(g, sizeof(int32_t) * (size_t)p->out_ch);
         if (!z) return qo_nomem(n, err);
-        for (int64_t c = 0; c < p->out_ch; c++) z[c] = wq->zero_point[wq->n == 1 ? 0 : c];
+        for (int64_t c = 0; c < p->out_ch; c++)
+            z[c] = wq->zero_point[wq->n == 1 ? 0 : c];
         p->w_zp = z;
     }
     const uint8_t *wd = w->data;
@@ -434,8 +435,7 @@ static qf_status qconv_parse(qf_graph *g, qf_node *n, qf_err *err) {
     bool packed = false;
     const bool per_channel = p->w.w_shape[1] == 1 && p->group > 1;
     if (!p->w.w_zp) {
-        if (!per_channel &&
-            (s = prepare_x86(g, n, &p->w, QX_LAYOUT_CONV8, p->group, &packed, err)))
+        if (!per_channel && (s = prepare_x86(g, n, &p->w, QX_LAYOUT_CONV8, p->group, &packed, err)))
             return s;
         if (per_channel && (s = prepare_dw(g, n, p, err))) return s;
         if (!packed && (s = prepare_fast(g, n, &p->w, &g->values[n->inputs[1]], err))) return s;
@@ -553,11 +553,59 @@ static size_t qconv_scratch(const qf_node *n, const qf_tensor *in, int n_in, con
     return qf_fast_conv2d_s8_scratch_size(&cp);
 }
 
+/* Residual fusion: the layers that run the x86 general kernel (not the
+ * depthwise one, not 16-bit) can add a same-shape int8 tensor in their
+ * epilogue (qf_x86_conv2d_s8_add). */
+static bool qconv_fuse_add_ok(const qf_node *n, const qf_tensor *in, int n_in, const qf_node *add,
+                              const qf_tensor *add_in, int slot, const qf_tensor *add_out) {
+    const qconv_params *p = n->params;
+    qf_ref_conv_params cp;
+    int64_t od[QF_MAX_DIMS];
+    qf_err e;
+    qx_add_consts c;
+    if (!p || !p->w.x86_ok || p->w.in.dtype != QF_DT_I8 || in[1].data != p->w.x86_src ||
+        (slot != 0 && slot != 1) || qconv_setup(n, in, n_in, &cp, od, &e) != QF_OK ||
+        cp.batch == 0 || cp.in_c == 0)
+        return false;
+    if (p->w.dw_ok && in[1].data == p->w.dw_src && qf_x86_dwconv_supported(&cp)) return false;
+    /* the add's operand is this layer's output, of this shape */
+    const qf_tensor *y = &add_in[slot];
+    if (y->rank != in[0].rank) return false;
+    for (int i = 0; i < y->rank; i++)
+        if (y->dims[i] != od[i]) return false;
+    return qf_x86_conv2d_s8_scratch_size(&cp, p->w.x86.layout) > 0 &&
+           qf_qadd_fusable(add, &add_in[0], &add_in[1], add_out, &c);
+}
+
+static qf_status qconv_run_add(const qf_exec_ctx *ctx, const qf_node *n, const qf_tensor *in,
+                               int n_in, const qf_node *add, const qf_tensor *add_in, int slot,
+                               qf_tensor *add_out, void *scratch, qf_err *err) {
+    const qconv_params *p = n->params;
+    char d[200];
+    qf_ref_conv_params cp;
+    int64_t od[QF_MAX_DIMS];
+    qf_status s = qconv_setup(n, in, n_in, &cp, od, err);
+    if (s) return s;
+    qf_x86_residual r;
+    size_t need = qf_x86_conv2d_s8_scratch_size(&cp, p->w.x86.layout);
+    if (!scratch || need == 0 || !qconv_fuse_add_ok(n, in, n_in, add, add_in, slot, add_out) ||
+        !qf_qadd_fusable(add, &add_in[0], &add_in[1], add_out, &r.c))
+        return qf_errf(err, QF_ERR_INVALID_ARG, "%s: cannot fuse the add %s",
+                       qf_node_desc(n, d, sizeof d), add->name);
+    r.res = add_in[1 - slot].data;
+    r.conv_is_a = slot == 0;
+    const int32_t *bias = p->w.has_bias ? in[2].data : NULL;
+    return qf_x86_conv2d_s8_add(ctx ? ctx->pool : NULL, p->w.isa, &cp, in[0].data, &p->w.x86, bias,
+                                &r, add_out->data, scratch, need, err);
+}
+
 const qf_op_def qf_opdef_qconv = {.name = "qforge.QConv",
                                   .parse = qconv_parse,
                                   .infer = qconv_infer,
                                   .scratch = qconv_scratch,
-                                  .run = qconv_run};
+                                  .run = qconv_run,
+                                  .fuse_add_ok = qconv_fuse_add_ok,
+                                  .run_add = qconv_run_add};
 
 /* ---- QGemm ------------------------------------------------------------ */
 
@@ -569,8 +617,7 @@ static qf_status qgemm_parse(qf_graph *g, qf_node *n, qf_err *err) {
     if ((s = parse_weights(g, n, 2, 2, p, err))) return s;
     bool packed = false;
     if (!p->w_zp && (s = prepare_x86(g, n, p, QX_LAYOUT_GEMM16, 1, &packed, err))) return s;
-    if (!p->w_zp && !packed && (s = prepare_fast(g, n, p, &g->values[n->inputs[1]], err)))
-        return s;
+    if (!p->w_zp && !packed && (s = prepare_fast(g, n, p, &g->values[n->inputs[1]], err))) return s;
     n->params = p;
     return QF_OK;
 }

@@ -9,6 +9,7 @@
  * quantizer built from the float activation and the input/output qparams.
  */
 #include "kernels/ref/qops_util.h"
+#include "kernels/x86/qx86.h"
 #include "kernels/x86/qx86_ew.h"
 
 typedef enum { QBIN_ADD, QBIN_MUL } qbin_kind;
@@ -96,6 +97,21 @@ static qf_status qadd_run(const qf_exec_ctx *ctx, const qf_node *n, const qf_ten
         return qf_x86_add_s8(ctx ? ctx->pool : NULL, qf_isa_active(), &ep, in[0].data, in[1].data,
                              out[0].data, err);
     return qf_ref_add_s8(&ep, in[0].data, in[1].data, out[0].data, err);
+}
+
+bool qf_qadd_fusable(const qf_node *add, const qf_tensor *a, const qf_tensor *b,
+                     const qf_tensor *out, qx_add_consts *c) {
+    if (!add || add->op != QF_OP_QADD || !add->params || a->dtype != QF_DT_I8 ||
+        b->dtype != QF_DT_I8 || out->dtype != QF_DT_I8 || a->rank != out->rank ||
+        b->rank != out->rank || !qf_x86_isa_usable(qf_isa_active()))
+        return false;
+    const qf_tensor in[2] = {*a, *b};
+    qf_ref_eltwise_params ep;
+    qbin_params_for(add, in, out, &ep);
+    for (int i = 0; i < out->rank; i++)
+        if (ep.a_dims[i] != out->dims[i] || ep.b_dims[i] != out->dims[i]) return false;
+    qf_err e;
+    return qf_x86_add_s8_supported(&ep) && qf_x86_add_consts(&ep, c, &e) == QF_OK;
 }
 
 static qf_status qmul_run(const qf_exec_ctx *ctx, const qf_node *n, const qf_tensor *in, int n_in,

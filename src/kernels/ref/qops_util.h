@@ -172,4 +172,11 @@ static inline qf_status qo_nomem(const qf_node *n, qf_err *err) {
     return qf_errf(err, QF_ERR_NOMEM, "%s: out of memory", qf_node_desc(n, d, sizeof d));
 }
 
+/* QAdd node `add` with inputs a, b and output out as a residual add that
+ * qf_x86_conv2d_s8_add can fuse (same shapes, FP32 mode, active ISA with
+ * the x86 kernels): true and its constants in *c (qops_eltwise.c). */
+struct qx_add_consts;
+bool qf_qadd_fusable(const qf_node *add, const qf_tensor *a, const qf_tensor *b,
+                     const qf_tensor *out, struct qx_add_consts *c);
+
 #endif /* QF_KERNELS_REF_QOPS_UTIL_H */

@@ -64,6 +64,7 @@
 #include "base/threadpool.h"
 #include "kernels/dispatch.h"
 #include "kernels/ref/qref.h"
+#include "kernels/x86/qx86_ew.h"
 
 /* Layers with fewer multiply-accumulates than qf_x86_serial_macs() run on
  * the calling thread alone (default 2^19: about 3 us of work at a core's
@@ -144,6 +145,23 @@ qf_status qf_x86_conv2d_s8(qf_threadpool *pool, qf_isa isa, const qf_ref_conv_pa
                            const int8_t *in, const qf_x86_weights *w, const int32_t *bias,
                            int8_t *out, void *scratch, size_t scratch_bytes, qf_err *err);
 
+/* A residual connection fused into the convolution's epilogue: each int8
+ * result y is replaced by the FP32 QAdd of y and res at the same position
+ * (res has the output's shape), as qf_ref_add_s8 would compute it from the
+ * stored y: the consts' "a" operand is y when conv_is_a, else res. */
+typedef struct qf_x86_residual {
+    const int8_t *res;
+    qx_add_consts c; /* from qf_x86_add_consts */
+    bool conv_is_a;
+} qf_x86_residual;
+
+/* qf_x86_conv2d_s8, then the add of r (NULL: none) before the store; out
+ * may be res itself. */
+qf_status qf_x86_conv2d_s8_add(qf_threadpool *pool, qf_isa isa, const qf_ref_conv_params *p,
+                               const int8_t *in, const qf_x86_weights *w, const int32_t *bias,
+                               const qf_x86_residual *r, int8_t *out, void *scratch,
+                               size_t scratch_bytes, qf_err *err);
+
 /* Fully connected: as qf_ref_gemm_s8 with gemm16 weights (w->rows == n,
  * w->k == k). */
 size_t qf_x86_gemm_s8_scratch_size(const qf_ref_gemm_params *p);
@@ -154,8 +172,9 @@ qf_status qf_x86_gemm_s8(qf_threadpool *pool, qf_isa isa, const qf_ref_gemm_para
 /* Depthwise 3x3 and 5x5 (qx86_dw_avx512vnni.c): groups == in_c == out_c,
  * k_h == k_w in {3, 5}, stride 1 or 2 (both axes), dilation 1, pads <= 2k.
  * Direct kernel over NCHW rows: for each kernel row, 4 taps of 16 output
- * pixels are gathered per 32-bit lane with vpermd + vpshufb and reduced
- * with vpdpbusd; no scratch. AVX-512 VNNI only (QF_ISA_AVX512VNNI). */
+ * pixels are gathered per 32-bit lane (vpermb with AVX512_VBMI, else vpermd
+ * + vpshufb) and reduced with vpdpbusd; no scratch. AVX-512 VNNI only
+ * (QF_ISA_AVX512VNNI). */
 bool qf_x86_dwconv_supported(const qf_ref_conv_params *p);
 qf_status qf_x86_dwconv2d_s8(qf_threadpool *pool, qf_isa isa, const qf_ref_conv_params *p,
                              const int8_t *in, const qf_x86_weights *w, const int32_t *bias,
@@ -198,32 +217,37 @@ typedef struct qx_src {
 
 /* Conv tile: 8 channel rows x 32 slots (two 16-slot activation vectors). */
 typedef struct qx_conv_tile {
-    const qx_src *src;  /* two entries */
+    const qx_src *src;   /* two entries */
     const int32_t *koff; /* k4 byte offsets, one per reduction step */
-    const int8_t *w;    /* one weight block, k4 * 32 bytes */
+    const int8_t *w;     /* one weight block, k4 * 32 bytes */
     int32_t k4;
     bool maddubs_ok;
-    int32_t n_rows;     /* valid rows (<= 8) */
-    int32_t ch0;        /* global channel of row 0 */
-    int64_t ch_stride;  /* output bytes between channels (out_h * out_w) */
+    int32_t n_rows;    /* valid rows (<= 8) */
+    int32_t ch0;       /* global channel of row 0 */
+    int64_t ch_stride; /* output bytes between channels (out_h * out_w) */
     int8_t *out;
     const qx_vec_store *st; /* two entries */
-    qx_epi e;           /* corr/mult_f indexed by row (8 entries) */
+    qx_epi e;               /* corr/mult_f indexed by row (8 entries) */
+    /* fused residual add (NULL: none): results are added to res, which has
+     * out's layout (res + (q - out) for an output byte q), with add (the
+     * conv's result as operand a) */
+    const int8_t *res;
+    const qx_add_consts *add;
 } qx_conv_tile;
 
 /* Gemm tile: up to 8 rows x 32 channels. */
 typedef struct qx_gemm_tile {
     const uint8_t *a; /* row 0 of n_rows u8 rows, k4 * 4 bytes each */
     size_t a_stride;
-    const int8_t *w;  /* two consecutive gemm16 blocks */
+    const int8_t *w; /* two consecutive gemm16 blocks */
     int32_t k4;
     bool maddubs_ok;
-    int32_t n_rows;   /* 1..8 */
-    int32_t n_ch;     /* valid channels, 1..32 */
-    int32_t ch0;      /* global channel of column 0 */
-    int8_t *y;        /* y[row 0][ch0] */
+    int32_t n_rows; /* 1..8 */
+    int32_t n_ch;   /* valid channels, 1..32 */
+    int32_t ch0;    /* global channel of column 0 */
+    int8_t *y;      /* y[row 0][ch0] */
     size_t ldy;
-    qx_epi e;         /* corr/mult_f indexed by channel - ch0 (32 entries) */
+    qx_epi e; /* corr/mult_f indexed by channel - ch0 (32 entries) */
 } qx_gemm_tile;
 
 typedef struct qx_ukernels {
@@ -235,9 +259,9 @@ typedef struct qx_ukernels {
 const qx_ukernels *qx_ukernels_avx512vnni(void);
 const qx_ukernels *qx_ukernels_avx2(void);
 
-/* Test hook: false keeps qf_x86_dwconv2d_s8 off its AVX512_VBMI flat path
- * (small planes), so tests can check the row path on VBMI machines too;
- * default true. Added for the depthwise kernel rework. */
+/* Test hook: false keeps qf_x86_dwconv2d_s8 off its AVX512_VBMI paths (flat
+ * and wide), so tests can check the row path, which CPUs without VBMI run,
+ * on VBMI machines too; default true. Added for the depthwise kernel rework. */
 void qf_x86_dw_set_vbmi(bool allow);
 
 #endif /* QF_KERNELS_X86_QX86_H */

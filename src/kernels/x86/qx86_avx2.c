@@ -34,8 +34,8 @@ TGT static inline void rq8(__m256i acc, __m256 mult, const qf_ref_requant *rq, i
         f = _mm256_min_ps(_mm256_max_ps(f, lo), hi);
         const __m256i v = _mm256_add_epi32(_mm256_cvtps_epi32(f), _mm256_set1_epi32(rq->out_zp));
         /* values are within int8: the saturating packs are exact */
-        const __m128i w16 = _mm_packs_epi32(_mm256_castsi256_si128(v),
-                                            _mm256_extracti128_si256(v, 1));
+        const __m128i w16 =
+            _mm_packs_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
         _mm_storel_epi64((__m128i *)q, _mm_packs_epi16(w16, w16));
         return;
     }
@@ -58,12 +58,30 @@ static inline void store8(const int8_t q[8], const qx_vec_store *st, int8_t *bas
     }
 }
 
+/* Lanes [lane0, lane0 + 8) of a slot vector from base (the residual). */
+static inline void load8(int8_t r[8], const qx_vec_store *st, const int8_t *base, int lane0) {
+    for (int32_t s = 0; s < st->n_seg; s++) {
+        const qx_seg *g = &st->seg[s];
+        const int lo = g->lane > lane0 ? g->lane : lane0;
+        const int hi = g->lane + g->n < lane0 + 8 ? g->lane + g->n : lane0 + 8;
+        if (lo < hi) memcpy(r + (lo - lane0), base + g->off + (lo - g->lane), (size_t)(hi - lo));
+    }
+}
+
 TGT static void conv_out8(const qx_conv_tile *t, int r, __m256i acc, const qx_vec_store *st,
                           int lane0) {
     const int64_t ch = (int64_t)t->ch0 + r;
     int8_t q[8];
     acc = _mm256_add_epi32(acc, _mm256_set1_epi32(t->e.corr[r]));
     rq8(acc, _mm256_set1_ps(t->e.mult_f[r]), t->e.rq, ch, 0, q);
+    if (t->add) {
+        /* the fused residual add, lane by lane (lanes no segment covers
+         * are computed from zeros and never stored) */
+        int8_t res[8] = {0};
+        load8(res, st, t->res + ch * t->ch_stride, lane0);
+        for (int i = 0; i < 8; i++)
+            q[i] = qx_add_one(q[i], res[i], t->add);
+    }
     store8(q, st, t->out + ch * t->ch_stride, lane0);
 }
 
@@ -103,10 +121,10 @@ TGT static void conv_quad_ubs(const qx_conv_tile *t, const qx_src *s, const run_
         const __m256i x1 = load_half(s, m, 1, (int64_t)t->koff[k] + 32);
         for (int r = 0; r < 4; r++) {
             const __m256i b = _mm256_set1_epi32(load32(wk + 4 * r));
-            c[r][0] = _mm256_add_epi32(c[r][0],
-                                       _mm256_madd_epi16(_mm256_maddubs_epi16(x0, b), ones));
-            c[r][1] = _mm256_add_epi32(c[r][1],
-                                       _mm256_madd_epi16(_mm256_maddubs_epi16(x1, b), ones));
+            c[r][0] =
+                _mm256_add_epi32(c[r][0], _mm256_madd_epi16(_mm256_maddubs_epi16(x0, b), ones));
+            c[r][1] =
+                _mm256_add_epi32(c[r][1], _mm256_madd_epi16(_mm256_maddubs_epi16(x1, b), ones));
         }
     }
     for (int r = 0; r < 4 && r0 + r < t->n_rows; r++) {
@@ -182,10 +200,10 @@ TGT static void gemm_block(const qx_gemm_tile *t, const int8_t *w, int c0) {
             const __m256i w1 = _mm256_loadu_si256((const __m256i *)(w + 64 * k + 32));
             for (int r = 0; r < 4; r++) {
                 const __m256i b = _mm256_set1_epi32(load32(ar[r] + 4 * k));
-                c[r][0] = _mm256_add_epi32(c[r][0],
-                                           _mm256_madd_epi16(_mm256_maddubs_epi16(b, w0), ones));
-                c[r][1] = _mm256_add_epi32(c[r][1],
-                                           _mm256_madd_epi16(_mm256_maddubs_epi16(b, w1), ones));
+                c[r][0] =
+                    _mm256_add_epi32(c[r][0], _mm256_madd_epi16(_mm256_maddubs_epi16(b, w0), ones));
+                c[r][1] =
+                    _mm256_add_epi32(c[r][1], _mm256_madd_epi16(_mm256_maddubs_epi16(b, w1), ones));
             }
         }
         for (int r = 0; r < t->n_rows; r++) {

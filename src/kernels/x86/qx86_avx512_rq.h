@@ -1,14 +1,28 @@
 /* qx86_avx512_rq.h - the AVX-512 requantization epilogues shared by the
  * VNNI kernels (qx86_avx512vnni.c, qx86_dw_avx512vnni.c): the spec's SIMD
  * FP32 form and the FIXED mode's gemmlowp steps on 16 lanes, both
- * bit-identical to qf_ref_requant_fp32 / qf_ref_requant_fixed. Include only
- * from x86-64 files that define TGT as the AVX-512 VNNI target attribute. */
+ * bit-identical to qf_ref_requant_fp32 / qf_ref_requant_fixed, and the
+ * FP32 QAdd that residual connections fuse into the convolution epilogue.
+ * Include only from x86-64 files that define TGT as an AVX-512 (F, BW, VL)
+ * target attribute. */
 #ifndef QF_KERNELS_X86_QX86_AVX512_RQ_H
 #define QF_KERNELS_X86_QX86_AVX512_RQ_H
 
 #include <immintrin.h>
 
 #include "kernels/ref/qref_util.h"
+
+/* 16 lanes of the FP32 QAdd (qf_ref_add_s8): int8 -> int32 -> float, two
+ * multiplies, one add, clamp, cvtps2dq (round half even under the default
+ * MXCSR), + out_zp. No FMA: each operation rounds on its own. */
+TGT static inline __m128i rq_add16(__m128i qa, __m128i qb, __m512i za, __m512i zb, __m512 ma,
+                                   __m512 mb, __m512 lo, __m512 hi, __m512i zo) {
+    __m512 fa = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_cvtepi8_epi32(qa), za));
+    __m512 fb = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_cvtepi8_epi32(qb), zb));
+    __m512 s = _mm512_add_ps(_mm512_mul_ps(fa, ma), _mm512_mul_ps(fb, mb));
+    s = _mm512_min_ps(_mm512_max_ps(s, lo), hi);
+    return _mm512_cvtepi32_epi8(_mm512_add_epi32(_mm512_cvtps_epi32(s), zo));
+}
 
 /* The spec's SIMD form: cvtdq2ps, mulps, maxps, minps, cvtps2dq, paddd. The
  * conversion rounds to nearest even under the default MXCSR. Results lie in
@@ -68,9 +82,9 @@ TGT static inline __m128i rq_fixed_vec(__m512i acc, __m512i mq, __m512i shift,
     /* acc * 2^left, saturated: the shift is exact iff shifting back restores acc */
     const __m512i sh = _mm512_sllv_epi32(acc, left);
     const __mmask16 ovf = _mm512_cmpneq_epi32_mask(_mm512_srav_epi32(sh, left), acc);
-    const __m512i sat = _mm512_mask_blend_epi32(_mm512_cmplt_epi32_mask(acc, zero),
-                                                _mm512_set1_epi32(INT32_MAX),
-                                                _mm512_set1_epi32(INT32_MIN));
+    const __m512i sat =
+        _mm512_mask_blend_epi32(_mm512_cmplt_epi32_mask(acc, zero), _mm512_set1_epi32(INT32_MAX),
+                                _mm512_set1_epi32(INT32_MIN));
     const __m512i v = _mm512_mask_blend_epi32(ovf, sh, sat);
     const __m512i even = srdhm64(_mm512_mul_epi32(v, mq));
     const __m512i odd =

@@ -31,6 +31,26 @@ TGT static inline void store_vec(__m128i v, const qx_vec_store *st, int8_t *base
     }
 }
 
+/* store_vec, with the tile's fused residual add when it has one: the
+ * residual's lanes are read from the same places the results go. */
+TGT static inline void store_out(__m128i v, const qx_vec_store *st, int8_t *base,
+                                 const qx_conv_tile *t) {
+    if (t->add) {
+        const int8_t *rb = t->res + (base - t->out);
+        __m128i r = _mm_setzero_si128();
+        for (int32_t s = 0; s < st->n_seg; s++) {
+            const qx_seg *g = &st->seg[s];
+            const void *p = (const void *)((uintptr_t)(rb + g->off) - (uintptr_t)g->lane);
+            r = _mm_mask_loadu_epi8(r, (__mmask16)g->mask, p);
+        }
+        const qx_add_consts *c = t->add;
+        v = rq_add16(v, r, _mm512_set1_epi32(c->a_zp), _mm512_set1_epi32(c->b_zp),
+                     _mm512_set1_ps(c->a_mult), _mm512_set1_ps(c->b_mult), _mm512_set1_ps(c->lo),
+                     _mm512_set1_ps(c->hi), _mm512_set1_epi32(c->out_zp));
+    }
+    store_vec(v, st, base);
+}
+
 /* Requantization constants shared by every row of a tile. The row epilogue
  * stays out of line: inlined, it makes GCC spill the 16 accumulators inside
  * the dot-product loop. */
@@ -39,8 +59,8 @@ typedef struct rq_consts {
     __m512i z;
 } rq_consts;
 
-TGT static __attribute__((noinline)) void
-conv_row_out(const qx_conv_tile *t, const rq_consts *k, int r, __m512i v0, __m512i v1) {
+TGT static __attribute__((noinline)) void conv_row_out(const qx_conv_tile *t, const rq_consts *k,
+                                                       int r, __m512i v0, __m512i v1) {
     if (r >= t->n_rows) return;
     const qf_ref_requant *rq = t->e.rq;
     const int64_t ch = (int64_t)t->ch0 + r;
@@ -59,26 +79,26 @@ conv_row_out(const qx_conv_tile *t, const rq_consts *k, int r, __m512i v0, __m51
         q1 = rq_fixed(v1, rq, ch, 0);
     }
     int8_t *base = t->out + ch * t->ch_stride;
-    store_vec(q0, &t->st[0], base);
-    store_vec(q1, &t->st[1], base);
+    store_out(q0, &t->st[0], base, t);
+    store_out(q1, &t->st[1], base, t);
 }
 
-#define ROW_DOT(r)                                                                 \
-    do {                                                                           \
-        const __m512i b = _mm512_set1_epi32(load32(wk + 4 * (r)));                 \
-        c##r##0 = _mm512_dpbusd_epi32(c##r##0, x0, b);                             \
-        c##r##1 = _mm512_dpbusd_epi32(c##r##1, x1, b);                             \
+#define ROW_DOT(r)                                                                                 \
+    do {                                                                                           \
+        const __m512i b = _mm512_set1_epi32(load32(wk + 4 * (r)));                                 \
+        c##r##0 = _mm512_dpbusd_epi32(c##r##0, x0, b);                                             \
+        c##r##1 = _mm512_dpbusd_epi32(c##r##1, x1, b);                                             \
     } while (0)
-#define ALL_ROWS()                                                                 \
-    do {                                                                           \
-        ROW_DOT(0);                                                                \
-        ROW_DOT(1);                                                                \
-        ROW_DOT(2);                                                                \
-        ROW_DOT(3);                                                                \
-        ROW_DOT(4);                                                                \
-        ROW_DOT(5);                                                                \
-        ROW_DOT(6);                                                                \
-        ROW_DOT(7);                                                                \
+#define ALL_ROWS()                                                                                 \
+    do {                                                                                           \
+        ROW_DOT(0);                                                                                \
+        ROW_DOT(1);                                                                                \
+        ROW_DOT(2);                                                                                \
+        ROW_DOT(3);                                                                                \
+        ROW_DOT(4);                                                                                \
+        ROW_DOT(5);                                                                                \
+        ROW_DOT(6);                                                                                \
+        ROW_DOT(7);                                                                                \
     } while (0)
 
 /* The 16 lanes of a vector at byte offset o: run 0 whole, then each later
@@ -128,8 +148,8 @@ TGT static void conv_tile(const qx_conv_tile *t) {
         int8_t *base = t->out + (int64_t)t->ch0 * t->ch_stride;
         for (int r = 0; r < t->n_rows; r++, base += t->ch_stride) {
             const __m512 m = _mm512_set1_ps(t->e.mult_f[r]);
-            store_vec(rq_fp32i(acc[2 * r], m, hi, lo, z), st0, base);
-            store_vec(rq_fp32i(acc[2 * r + 1], m, hi, lo, z), st1, base);
+            store_out(rq_fp32i(acc[2 * r], m, hi, lo, z), st0, base, t);
+            store_out(rq_fp32i(acc[2 * r + 1], m, hi, lo, z), st1, base, t);
         }
         return;
     }
@@ -173,11 +193,11 @@ TGT static void gemm_row_out(const qx_gemm_tile *t, int r, __m512i v0, __m512i v
     }
 }
 
-#define GROW_DOT(r)                                                                \
-    do {                                                                           \
-        const __m512i b = _mm512_set1_epi32(load32(ar##r + 4 * k));                \
-        c##r##0 = _mm512_dpbusd_epi32(c##r##0, b, w0);                             \
-        c##r##1 = _mm512_dpbusd_epi32(c##r##1, b, w1);                             \
+#define GROW_DOT(r)                                                                                \
+    do {                                                                                           \
+        const __m512i b = _mm512_set1_epi32(load32(ar##r + 4 * k));                                \
+        c##r##0 = _mm512_dpbusd_epi32(c##r##0, b, w0);                                             \
+        c##r##1 = _mm512_dpbusd_epi32(c##r##1, b, w1);                                             \
     } while (0)
 
 TGT static void gemm_tile(const qx_gemm_tile *t) {
@@ -209,8 +229,8 @@ TGT static void gemm_tile(const qx_gemm_tile *t) {
         ar[r] = t->a + t->a_stride * (size_t)(r < t->n_rows ? r : t->n_rows - 1);
     const uint8_t *ar0 = ar[0], *ar1 = ar[1], *ar2 = ar[2], *ar3 = ar[3];
     if (t->n_rows <= 4) {
-        __m512i c00 = _mm512_setzero_si512(), c01 = c00, c10 = c00, c11 = c00, c20 = c00,
-                c21 = c00, c30 = c00, c31 = c00;
+        __m512i c00 = _mm512_setzero_si512(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
+                c30 = c00, c31 = c00;
         for (int32_t k = 0; k < t->k4; k++) {
             const __m512i w0 = _mm512_loadu_si512(wb0 + 64 * k);
             const __m512i w1 = _mm512_loadu_si512(wb1 + 64 * k);
@@ -227,8 +247,8 @@ TGT static void gemm_tile(const qx_gemm_tile *t) {
     }
     const uint8_t *ar4 = ar[4], *ar5 = ar[5], *ar6 = ar[6], *ar7 = ar[7];
     __m512i c00 = _mm512_setzero_si512(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
-            c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00,
-            c61 = c00, c70 = c00, c71 = c00;
+            c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00,
+            c70 = c00, c71 = c00;
     for (int32_t k = 0; k < t->k4; k++) {
         const __m512i w0 = _mm512_loadu_si512(wb0 + 64 * k);
         const __m512i w1 = _mm512_loadu_si512(wb1 + 64 * k);

@@ -32,31 +32,31 @@ void qf_x86_set_serial_macs(double macs) { serial_macs = macs; }
 #define GATHER_STEPS 1024
 
 typedef struct cplan {
-    bool c4;             /* conv8c4 layout: channel-quad planes read in place */
-    int64_t nq;          /* conv8c4: channel quads per group */
-    int64_t ppl;         /* conv8c4: bytes of one phase plane (all images) */
-    int64_t q_stride;    /* conv8c4: bytes between quads */
-    int64_t g_stride;    /* conv8c4: bytes between groups */
+    bool c4;          /* conv8c4 layout: channel-quad planes read in place */
+    int64_t nq;       /* conv8c4: channel quads per group */
+    int64_t ppl;      /* conv8c4: bytes of one phase plane (all images) */
+    int64_t q_stride; /* conv8c4: bytes between quads */
+    int64_t g_stride; /* conv8c4: bytes between groups */
     int64_t cpg, opg, k, k4, nb;
-    int64_t hq, wq;      /* slot grid per image */
-    int64_t pb;          /* bytes of one phase plane (all images) */
-    int64_t ic_stride;   /* bytes between input channels in the source */
-    bool direct;         /* read the input in place (stride 1, no pads) */
-    int64_t img_stride;  /* source bytes between images at the same (ic, y, x) */
-    bool grid;           /* slots on the phase grid, else one per output pixel */
-    int64_t slots;       /* slots up to the last useful one */
-    int64_t band_slots;  /* multiple of QX_CONV_SLOTS */
-    int64_t rows_p;      /* packed rows: groups * nb * 8 */
-    size_t planes_bytes, band_bytes, taps_off, koff_off, seq_off, corr_off, mult_off, mq_off, shift_off,
-        total;
+    int64_t hq, wq;     /* slot grid per image */
+    int64_t pb;         /* bytes of one phase plane (all images) */
+    int64_t ic_stride;  /* bytes between input channels in the source */
+    bool direct;        /* read the input in place (stride 1, no pads) */
+    int64_t img_stride; /* source bytes between images at the same (ic, y, x) */
+    bool grid;          /* slots on the phase grid, else one per output pixel */
+    int64_t slots;      /* slots up to the last useful one */
+    int64_t band_slots; /* multiple of QX_CONV_SLOTS */
+    int64_t rows_p;     /* packed rows: groups * nb * 8 */
+    size_t planes_bytes, band_bytes, taps_off, koff_off, seq_off, corr_off, mult_off, mq_off,
+        shift_off, total;
 } cplan;
 
 static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
 
 static bool shape_ok(const qf_ref_conv_params *p) {
     if (p->batch < 1 || p->in_c < 1 || p->out_c < 1 || p->groups < 1 || p->in_c % p->groups ||
-        p->out_c % p->groups || p->in_h < 1 || p->in_w < 1 || p->stride_h < 1 ||
-        p->stride_w < 1 || p->dil_h < 1 || p->dil_w < 1)
+        p->out_c % p->groups || p->in_h < 1 || p->in_w < 1 || p->stride_h < 1 || p->stride_w < 1 ||
+        p->dil_h < 1 || p->dil_w < 1)
         return false;
     int32_t oh =
         qf_ref_conv_out_size(p->in_h, p->k_h, p->stride_h, p->dil_h, p->pad_top, p->pad_bottom);
@@ -115,8 +115,8 @@ static bool make_plan(const qf_ref_conv_params *p, qx_layout layout, cplan *pl) 
     } else {
         pl->hq = (hp + sh - 1) / sh;
         pl->wq = (wp + sw - 1) / sw;
-        double planes = (double)p->in_c * (double)(sh * sw) * (double)p->batch *
-                        (double)pl->hq * (double)pl->wq;
+        double planes = (double)p->in_c * (double)(sh * sw) * (double)p->batch * (double)pl->hq *
+                        (double)pl->wq;
         if (planes > lim) return false;
         pl->pb = (int64_t)p->batch * pl->hq * pl->wq;
         pl->ic_stride = sh * sw * pl->pb;
@@ -128,8 +128,8 @@ static bool make_plan(const qf_ref_conv_params *p, qx_layout layout, cplan *pl) 
      * padding are computed and dropped) or one slot per output pixel (no
      * wasted work; blocks that span rows are packed from several loads).
      * The grid is kept when it does not add tiles (mostly batch 1). */
-    const int64_t grid_slots = (int64_t)(p->batch - 1) * pl->hq * pl->wq +
-                               (int64_t)(p->out_h - 1) * pl->wq + p->out_w;
+    const int64_t grid_slots =
+        (int64_t)(p->batch - 1) * pl->hq * pl->wq + (int64_t)(p->out_h - 1) * pl->wq + p->out_w;
     const int64_t px_slots = (int64_t)p->batch * p->out_h * p->out_w;
     const int64_t gt = (grid_slots + QX_CONV_SLOTS - 1) / QX_CONV_SLOTS;
     const int64_t pt = (px_slots + QX_CONV_SLOTS - 1) / QX_CONV_SLOTS;
@@ -144,9 +144,9 @@ static bool make_plan(const qf_ref_conv_params *p, qx_layout layout, cplan *pl) 
      * (too long to gather on the stack): gathered into bands */
     const bool banded = !pl->c4 || (!pl->grid && pl->k4 > GATHER_STEPS);
     const int64_t slot_bytes = banded ? pl->k4 * 4 : 0;
-    int64_t band = slot_bytes ? (int64_t)(BAND_BYTES / (size_t)slot_bytes) / QX_CONV_SLOTS *
-                                    QX_CONV_SLOTS
-                              : QX_CONV_SLOTS;
+    int64_t band = slot_bytes
+                       ? (int64_t)(BAND_BYTES / (size_t)slot_bytes) / QX_CONV_SLOTS * QX_CONV_SLOTS
+                       : QX_CONV_SLOTS;
     if (band < QX_CONV_SLOTS) band = QX_CONV_SLOTS;
     const int64_t all = (pl->slots + QX_CONV_SLOTS - 1) / QX_CONV_SLOTS * QX_CONV_SLOTS;
     if (band > all) band = all;
@@ -182,8 +182,9 @@ static bool make_plan(const qf_ref_conv_params *p, qx_layout layout, cplan *pl) 
  * work (small images, e.g. 7x7 or 14x14, are better folded into one slot grid
  * at the price of the copy). */
 static bool per_image(const qf_ref_conv_params *p, qx_layout layout) {
-    if ((layout != QX_LAYOUT_CONV8 && (int64_t)p->k_h * p->k_w > 1) || p->batch < 2 || p->stride_h != 1 || p->stride_w != 1 || p->pad_top || p->pad_left ||
-        p->pad_bottom || p->pad_right)
+    if ((layout != QX_LAYOUT_CONV8 && (int64_t)p->k_h * p->k_w > 1) || p->batch < 2 ||
+        p->stride_h != 1 || p->stride_w != 1 || p->pad_top || p->pad_left || p->pad_bottom ||
+        p->pad_right)
         return false;
     const int64_t hw = (int64_t)p->in_h * p->in_w;
     const int64_t rounded = (hw + QX_CONV_SLOTS - 1) / QX_CONV_SLOTS * QX_CONV_SLOTS;
@@ -212,6 +213,8 @@ typedef struct conv_job {
     const qx_ukernels *uk;
     const int8_t *in;
     int8_t *out;
+    const int8_t *res;        /* fused residual, or NULL */
+    const qx_add_consts *add; /* its add, the conv's result as operand a */
     uint8_t *planes;
     uint8_t *band;
     const int64_t *taps;
@@ -500,8 +503,7 @@ static void fill_c4_task(void *ctx, int64_t task, int tid) {
     const int8_t *chan[4];
     for (int r = 0; r < 4; r++) {
         const int64_t c = q * 4 + r;
-        chan[r] = c < pl->cpg ? j->in + (b * p->in_c + g * pl->cpg + c) * p->in_h * p->in_w
-                              : NULL;
+        chan[r] = c < pl->cpg ? j->in + (b * p->in_c + g * pl->cpg + c) * p->in_h * p->in_w : NULL;
     }
     uint8_t *plane0 = j->planes + g * pl->g_stride + q * pl->q_stride + b * pl->hq * wq * 4;
     if (sh == 1 && sw == 1 && chan[3] && p->in_w <= FILL_ROW) {
@@ -622,8 +624,7 @@ static inline __m128i load16(const conv_job *j, int64_t idx) {
  * stored). */
 /* Only ever called with an AVX2 or AVX-512 ISA active (qf_x86_isa_usable),
  * so it may use AVX2 encodings and SSE4.1 blends. */
-__attribute__((target("avx2"))) static void pack_block(const conv_job *j, int64_t s,
-                                                       uint8_t *d) {
+__attribute__((target("avx2"))) static void pack_block(const conv_job *j, int64_t s, uint8_t *d) {
     const qf_ref_conv_params *p = j->p;
     const cplan *pl = j->pl;
     const int64_t gbase = j->g * pl->cpg * pl->ic_stride;
@@ -667,11 +668,12 @@ __attribute__((target("avx2"))) static void pack_block(const conv_job *j, int64_
             if (full == pl->k4) return;
             /* the last, partial group: taps past k meet zero weights */
             const int64_t t = full * 4;
-            interleave4(
-                _mm_loadu_si128((const __m128i *)(src + j->taps[t])),
-                _mm_loadu_si128((const __m128i *)(src + j->taps[t + 1 <= last_tap ? t + 1 : last_tap])),
-                _mm_loadu_si128((const __m128i *)(src + j->taps[t + 2 <= last_tap ? t + 2 : last_tap])),
-                _mm_loadu_si128((const __m128i *)(src + j->taps[last_tap])), d);
+            interleave4(_mm_loadu_si128((const __m128i *)(src + j->taps[t])),
+                        _mm_loadu_si128(
+                            (const __m128i *)(src + j->taps[t + 1 <= last_tap ? t + 1 : last_tap])),
+                        _mm_loadu_si128(
+                            (const __m128i *)(src + j->taps[t + 2 <= last_tap ? t + 2 : last_tap])),
+                        _mm_loadu_si128((const __m128i *)(src + j->taps[last_tap])), d);
             return;
         }
     }
@@ -689,8 +691,8 @@ __attribute__((target("avx2"))) static void pack_block(const conv_job *j, int64_
             const int64_t o0 = j->taps[t], o1 = j->taps[t + 1 < pl->k ? t + 1 : last_tap];
             const int64_t o2 = j->taps[t + 2 < pl->k ? t + 2 : last_tap];
             const int64_t o3 = j->taps[t + 3 < pl->k ? t + 3 : last_tap];
-#define QX_BLEND2(o)                                                                \
-    _mm_blendv_epi8(_mm_loadu_si128((const __m128i *)(s1 + (o))),                   \
+#define QX_BLEND2(o)                                                                               \
+    _mm_blendv_epi8(_mm_loadu_si128((const __m128i *)(s1 + (o))),                                  \
                     _mm_loadu_si128((const __m128i *)(s0 + (o))), m)
             interleave4(QX_BLEND2(o0), QX_BLEND2(o1), QX_BLEND2(o2), QX_BLEND2(o3), d);
 #undef QX_BLEND2
@@ -700,15 +702,16 @@ __attribute__((target("avx2"))) static void pack_block(const conv_job *j, int64_
     for (int64_t kk = 0; kk < pl->k4; kk++, d += 64) {
         const int64_t t = kk * 4;
         /* taps past k meet zero weights: any bytes do, reuse the last tap */
-        const int64_t tt[4] = {t, t + 1 < pl->k ? t + 1 : last_tap, t + 2 < pl->k ? t + 2 : last_tap,
-                               t + 3 < pl->k ? t + 3 : last_tap};
+        const int64_t tt[4] = {t, t + 1 < pl->k ? t + 1 : last_tap,
+                               t + 2 < pl->k ? t + 2 : last_tap, t + 3 < pl->k ? t + 3 : last_tap};
         __m128i v[4];
         for (int q = 0; q < 4; q++) {
             const int64_t off = j->taps[tt[q]];
             __m128i acc = _mm_setzero_si128();
             for (int r = 0; r < nr; r++) {
-                const __m128i x = inside ? _mm_loadu_si128((const __m128i *)(j->src + start[r] + off))
-                                         : load16(j, start[r] + off);
+                const __m128i x = inside
+                                      ? _mm_loadu_si128((const __m128i *)(j->src + start[r] + off))
+                                      : load16(j, start[r] + off);
                 acc = _mm_blendv_epi8(acc, x, mask[r]);
             }
             v[q] = acc;
@@ -766,8 +769,7 @@ static void make_grid_store(const qf_ref_conv_params *p, const cplan *pl, int64_
 
 /* Output runs of the 16 slots starting at s: slots are output pixels in
  * (b, oy, ox) order, so a run only breaks where an image ends. */
-static void make_store(const qf_ref_conv_params *p, const cplan *pl, int64_t s,
-                       qx_vec_store *st) {
+static void make_store(const qf_ref_conv_params *p, const cplan *pl, int64_t s, qx_vec_store *st) {
     const int64_t out_hw = (int64_t)p->out_h * p->out_w;
     st->n_seg = 0;
     if (pl->grid) {
@@ -863,6 +865,8 @@ static void run_tiles(const conv_job *j, int64_t pair0, int64_t pair_end, int64_
     t.st = st;
     t.e.rq = &p->rq;
     t.e.fixed_vec = j->fixed_vec;
+    t.res = j->res;
+    t.add = j->add;
     for (int64_t pair = pair0; pair < pair_end; pair++) {
         const int64_t s = s0 + (pair - pair0) * QX_CONV_SLOTS;
         make_store(p, pl, s, &st[0]);
@@ -981,8 +985,15 @@ static void band_loop(qf_threadpool *pool, conv_job *j, qf_task_fn fill_band) {
 qf_status qf_x86_conv2d_s8(qf_threadpool *pool, qf_isa isa, const qf_ref_conv_params *p,
                            const int8_t *in, const qf_x86_weights *w, const int32_t *bias,
                            int8_t *out, void *scratch, size_t scratch_bytes, qf_err *err) {
+    return qf_x86_conv2d_s8_add(pool, isa, p, in, w, bias, NULL, out, scratch, scratch_bytes, err);
+}
+
+qf_status qf_x86_conv2d_s8_add(qf_threadpool *pool, qf_isa isa, const qf_ref_conv_params *p,
+                               const int8_t *in, const qf_x86_weights *w, const int32_t *bias,
+                               const qf_x86_residual *r, int8_t *out, void *scratch,
+                               size_t scratch_bytes, qf_err *err) {
     const char *who = "qf_x86_conv2d_s8";
-    if (!p || !in || !w || !w->data || !out || !scratch)
+    if (!p || !in || !w || !w->data || !out || !scratch || (r && !r->res))
         return qf_errf(err, QF_ERR_INVALID_ARG, "%s: NULL argument", who);
     if (per_image(p, w->layout)) {
         qf_ref_conv_params one = *p;
@@ -990,8 +1001,14 @@ qf_status qf_x86_conv2d_s8(qf_threadpool *pool, qf_isa isa, const qf_ref_conv_pa
         const int64_t in_img = (int64_t)p->in_c * p->in_h * p->in_w;
         const int64_t out_img = (int64_t)p->out_c * p->out_h * p->out_w;
         for (int32_t b = 0; b < p->batch; b++) {
-            qf_status s = qf_x86_conv2d_s8(pool, isa, &one, in + b * in_img, w, bias,
-                                           out + b * out_img, scratch, scratch_bytes, err);
+            qf_x86_residual rb;
+            if (r) {
+                rb = *r;
+                rb.res = r->res + b * out_img;
+            }
+            qf_status s =
+                qf_x86_conv2d_s8_add(pool, isa, &one, in + b * in_img, w, bias, r ? &rb : NULL,
+                                     out + b * out_img, scratch, scratch_bytes, err);
             if (s) return s;
         }
         return QF_OK;
@@ -999,9 +1016,9 @@ qf_status qf_x86_conv2d_s8(qf_threadpool *pool, qf_isa isa, const qf_ref_conv_pa
     cplan pl;
     if (!make_plan(p, w->layout, &pl))
         return qf_errf(err, QF_ERR_INVALID_ARG,
-                       "%s: batch %d in_c %d out_c %d groups %d, %dx%d -> %dx%d not supported",
-                       who, (int)p->batch, (int)p->in_c, (int)p->out_c, (int)p->groups,
-                       (int)p->in_h, (int)p->in_w, (int)p->out_h, (int)p->out_w);
+                       "%s: batch %d in_c %d out_c %d groups %d, %dx%d -> %dx%d not supported", who,
+                       (int)p->batch, (int)p->in_c, (int)p->out_c, (int)p->groups, (int)p->in_h,
+                       (int)p->in_w, (int)p->out_h, (int)p->out_w);
     if ((double)pl.slots * (double)p->out_c * (double)pl.k < qf_x86_serial_macs()) pool = NULL;
     if (!qr_in_range(p->in_zp, -128, 127))
         return qf_errf(err, QF_ERR_INVALID_ARG, "%s: in_zp %d out of range", who, (int)p->in_zp);
@@ -1024,6 +1041,19 @@ qf_status qf_x86_conv2d_s8(qf_threadpool *pool, qf_isa isa, const qf_ref_conv_pa
     j.uk = isa == QF_ISA_AVX512VNNI ? qx_ukernels_avx512vnni() : qx_ukernels_avx2();
     j.in = in;
     j.out = out;
+    /* the tile adds with the conv's result as operand a */
+    qx_add_consts add;
+    if (r) {
+        add = r->c;
+        if (!r->conv_is_a) {
+            add.a_zp = r->c.b_zp;
+            add.b_zp = r->c.a_zp;
+            add.a_mult = r->c.b_mult;
+            add.b_mult = r->c.a_mult;
+        }
+        j.res = r->res;
+        j.add = &add;
+    }
     j.planes = base;
     j.band = base + align64(pl.planes_bytes);
     int64_t *taps = (int64_t *)(void *)(base + pl.taps_off);
@@ -1083,14 +1113,14 @@ qf_status qf_x86_conv2d_s8(qf_threadpool *pool, qf_isa isa, const qf_ref_conv_pa
     /* corr = bias - (128 + z) * wsum, modulo 2^32 like the reference sum */
     const uint32_t zc = (uint32_t)(128 + p->in_zp);
     for (int64_t g = 0; g < p->groups; g++)
-        for (int64_t r = 0; r < pl.nb * QX_CONV_ROWS; r++) {
-            const int64_t pr = g * pl.nb * QX_CONV_ROWS + r;
-            if (r >= pl.opg) {
+        for (int64_t row = 0; row < pl.nb * QX_CONV_ROWS; row++) {
+            const int64_t pr = g * pl.nb * QX_CONV_ROWS + row;
+            if (row >= pl.opg) {
                 corr[pr] = mq[pr] = shift[pr] = 0;
                 mult[pr] = 0.0f;
                 continue;
             }
-            const int64_t c = g * pl.opg + r;
+            const int64_t c = g * pl.opg + row;
             const uint32_t bv = bias ? (uint32_t)bias[c] : 0u;
             const qf_ref_rescale *rs = qr_mult_of(&p->rq, c);
             corr[pr] = (int32_t)(bv - zc * (uint32_t)w->wsum[c]);
@@ -1167,6 +1197,13 @@ qf_status qf_x86_conv2d_s8(qf_threadpool *pool, qf_isa isa, const qf_ref_conv_pa
                            const int8_t *in, const qf_x86_weights *w, const int32_t *bias,
                            int8_t *out, void *scratch, size_t scratch_bytes, qf_err *err) {
     return qf_errf(err, QF_ERR_UNSUPPORTED, "qf_x86_conv2d_s8: not an x86-64 build");
+}
+
+qf_status qf_x86_conv2d_s8_add(qf_threadpool *pool, qf_isa isa, const qf_ref_conv_params *p,
+                               const int8_t *in, const qf_x86_weights *w, const int32_t *bias,
+                               const qf_x86_residual *r, int8_t *out, void *scratch,
+                               size_t scratch_bytes, qf_err *err) {
+    return qf_errf(err, QF_ERR_UNSUPPORTED, "qf_x86_conv2d_s8_add: not an x86-64 build");
 }
 
 #endif

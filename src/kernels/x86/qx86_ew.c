@@ -52,6 +52,30 @@ static void add_task(void *ctx, int64_t task, int thread_id) {
     if (i0 < i1) j->k->add(j->a + i0, j->b + i0, j->out + i0, i1 - i0, j->c);
 }
 
+static void consts_of(const qf_ref_eltwise_params *p, const qf_ref_add_derived *d,
+                      qx_add_consts *c) {
+    *c = (qx_add_consts){.a_zp = p->a_zp,
+                         .b_zp = p->b_zp,
+                         .out_zp = p->out_zp,
+                         .a_mult = d->a_mult_f,
+                         .b_mult = d->b_mult_f,
+                         .lo = (float)(p->act_min - p->out_zp),
+                         .hi = (float)(p->act_max - p->out_zp)};
+}
+
+qf_status qf_x86_add_consts(const qf_ref_eltwise_params *p, qx_add_consts *c, qf_err *err) {
+    qf_ref_add_derived d;
+    if (!p || !c || !qf_x86_add_s8_supported(p))
+        return qf_errf(err, QF_ERR_INVALID_ARG, "qf_x86_add_consts: unsupported add");
+    qf_status s = qf_ref_add_prepare(p, &d, err);
+    if (s != QF_OK) return s;
+    if (p->act_min > p->act_max || p->act_min < -128 || p->act_max > 127 || p->out_zp < -128 ||
+        p->out_zp > 127)
+        return qf_errf(err, QF_ERR_INVALID_ARG, "qf_x86_add_consts: bad clamp or zero point");
+    consts_of(p, &d, c);
+    return QF_OK;
+}
+
 qf_status qf_x86_add_s8(qf_threadpool *pool, qf_isa isa, const qf_ref_eltwise_params *p,
                         const int8_t *a, const int8_t *b, int8_t *out, qf_err *err) {
     const qx_ew_kernels *k = kernels_for(isa);
@@ -67,13 +91,8 @@ qf_status qf_x86_add_s8(qf_threadpool *pool, qf_isa isa, const qf_ref_eltwise_pa
         if (p->out_dims[i] < 0 || !qf_mul_size(n, (size_t)p->out_dims[i], &n))
             return qf_errf(err, QF_ERR_INVALID_ARG, "qf_x86_add_s8: bad shape");
     if (n == 0) return QF_OK;
-    qx_add_consts c = {.a_zp = p->a_zp,
-                       .b_zp = p->b_zp,
-                       .out_zp = p->out_zp,
-                       .a_mult = d.a_mult_f,
-                       .b_mult = d.b_mult_f,
-                       .lo = (float)(p->act_min - p->out_zp),
-                       .hi = (float)(p->act_max - p->out_zp)};
+    qx_add_consts c;
+    consts_of(p, &d, &c);
     add_job j = {.k = k, .c = &c, .a = a, .b = b, .out = out, .n = n};
     j.n_tasks = n_tasks_for(pool, 2 * n, (int64_t)((n + QX_EW_CHUNK - 1) / QX_EW_CHUNK));
     qf_parallel_for(pool, j.n_tasks, add_task, &j);
@@ -161,10 +180,10 @@ qf_status qf_x86_maxpool_s8(qf_threadpool *pool, qf_isa isa, const qf_ref_pool_p
     /* the reference's checks; on failure it reports them (writing nothing) */
     size_t bytes = 1;
     const int32_t dims[4] = {p->batch, p->channels, p->in_h, p->in_w};
-    bool ok = in && out && p->out_h >= 1 && p->stride_h >= 1 && p->dil_h >= 1 &&
-              p->pad_top >= 0 && p->pad_bottom >= 0 && p->pad_right >= 0 && p->in_zp >= -128 &&
-              p->in_zp <= 127 && p->out_zp >= -128 && p->out_zp <= 127 && p->act_min >= -128 &&
-              p->act_max <= 127 && p->act_min <= p->act_max;
+    bool ok = in && out && p->out_h >= 1 && p->stride_h >= 1 && p->dil_h >= 1 && p->pad_top >= 0 &&
+              p->pad_bottom >= 0 && p->pad_right >= 0 && p->in_zp >= -128 && p->in_zp <= 127 &&
+              p->out_zp >= -128 && p->out_zp <= 127 && p->act_min >= -128 && p->act_max <= 127 &&
+              p->act_min <= p->act_max;
     for (int i = 0; i < 4 && ok; i++)
         ok = dims[i] >= 1 && qf_mul_size(bytes, (size_t)dims[i], &bytes);
     /* the reference also rejects sizes whose product with the output's overflows */
@@ -199,17 +218,17 @@ static void gap_task(void *ctx, int64_t task, int thread_id) {
         /* sum (q - zp) = sum (q + 128) - (128 + zp) * hw, exact: the caller
          * bounded hw * 255 below 2^31 */
         int64_t s = j->k->sum_biased(j->in + pl * j->hw, (size_t)j->hw) - (128 + p->in_zp) * j->hw;
-        j->out[pl] = (int8_t)qf_ref_requantize(p->mode, (int32_t)s, j->r, p->out_zp, p->act_min,
-                                               p->act_max);
+        j->out[pl] =
+            (int8_t)qf_ref_requantize(p->mode, (int32_t)s, j->r, p->out_zp, p->act_min, p->act_max);
     }
 }
 
 qf_status qf_x86_global_avgpool_s8(qf_threadpool *pool, qf_isa isa, const qf_ref_pool_params *p,
                                    const int8_t *in, int8_t *out, qf_err *err) {
     const qx_ew_kernels *k = kernels_for(isa);
-    if (!k || !p || !in || !out || p->batch < 1 || p->channels < 1 || p->in_h < 1 ||
-        p->in_w < 1 || p->in_zp < -128 || p->in_zp > 127 || p->out_zp < -128 ||
-        p->out_zp > 127 || p->act_min < -128 || p->act_max > 127 || p->act_min > p->act_max ||
+    if (!k || !p || !in || !out || p->batch < 1 || p->channels < 1 || p->in_h < 1 || p->in_w < 1 ||
+        p->in_zp < -128 || p->in_zp > 127 || p->out_zp < -128 || p->out_zp > 127 ||
+        p->act_min < -128 || p->act_max > 127 || p->act_min > p->act_max ||
         (p->mode != QF_RQ_FP32 && p->mode != QF_RQ_FIXED))
         return qf_ref_global_avgpool_s8(p, in, out, err); /* the spec, or its error */
     const int64_t hw = (int64_t)p->in_h * p->in_w;
@@ -275,8 +294,8 @@ void qf_x86_quantize_f32_8(qf_threadpool *pool, qf_isa isa, const float *x, size
     qf_parallel_for(pool, j.n_tasks, quant_task, &j);
 }
 
-void qf_x86_dequantize_8_f32(qf_threadpool *pool, qf_isa isa, const void *q, bool is_u8,
-                             size_t n, float scale, int32_t zp, float *x) {
+void qf_x86_dequantize_8_f32(qf_threadpool *pool, qf_isa isa, const void *q, bool is_u8, size_t n,
+                             float scale, int32_t zp, float *x) {
     const qx_ew_kernels *k = kernels_for(isa);
     if (!k) {
         for (size_t i = 0; i < n; i++) {

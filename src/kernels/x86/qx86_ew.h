@@ -48,8 +48,8 @@ qf_status qf_x86_global_avgpool_s8(qf_threadpool *pool, qf_isa isa, const qf_ref
 void qf_x86_quantize_f32_8(qf_threadpool *pool, qf_isa isa, const float *x, size_t n, float scale,
                            float zp, bool is_u8, void *y);
 /* x[i] = (float)(q[i] - zp) * scale, q uint8 when is_u8 else int8. */
-void qf_x86_dequantize_8_f32(qf_threadpool *pool, qf_isa isa, const void *q, bool is_u8,
-                             size_t n, float scale, int32_t zp, float *x);
+void qf_x86_dequantize_8_f32(qf_threadpool *pool, qf_isa isa, const void *q, bool is_u8, size_t n,
+                             float scale, int32_t zp, float *x);
 
 /* ---- row kernels (internal: qx86_ew_avx2.c, qx86_ew_avx512.c) ----------- */
 
@@ -58,6 +58,10 @@ typedef struct qx_add_consts {
     int32_t a_zp, b_zp, out_zp;
     float a_mult, b_mult, lo, hi;
 } qx_add_consts;
+
+/* The FP32 add's constants for p (qf_x86_add_s8_supported; checks the
+ * multipliers, clamp and zero point). */
+qf_status qf_x86_add_consts(const qf_ref_eltwise_params *p, qx_add_consts *c, qf_err *err);
 
 /* Window geometry of one max-pool output row over a row buffer `t` in which
  * tap kx of output ox sits at t[ox * stride + kx * dil]; the buffer has at

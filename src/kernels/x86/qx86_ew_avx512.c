@@ -11,21 +11,12 @@
 
 #define TGT __attribute__((target("avx512f,avx512bw,avx512vl")))
 
+#include "kernels/x86/qx86_avx512_rq.h"
+
 /* lane masks for a tail of n < width elements */
 static inline __mmask16 tail16(size_t n) { return (__mmask16)((1u << n) - 1u); }
 static inline __mmask32 tail32(int32_t n) { return n >= 32 ? ~0u : (1u << n) - 1u; }
 static inline __mmask64 tail64(size_t n) { return n >= 64 ? ~0ull : (1ull << n) - 1ull; }
-
-/* 16 lanes of the add: int8 -> int32 -> float, two multiplies, one add,
- * clamp, cvtps2dq (round half even under the default MXCSR), + out_zp. */
-TGT static inline __m128i add16(__m128i qa, __m128i qb, __m512i za, __m512i zb, __m512 ma,
-                                __m512 mb, __m512 lo, __m512 hi, __m512i zo) {
-    __m512 fa = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_cvtepi8_epi32(qa), za));
-    __m512 fb = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_cvtepi8_epi32(qb), zb));
-    __m512 s = _mm512_add_ps(_mm512_mul_ps(fa, ma), _mm512_mul_ps(fb, mb));
-    s = _mm512_min_ps(_mm512_max_ps(s, lo), hi);
-    return _mm512_cvtepi32_epi8(_mm512_add_epi32(_mm512_cvtps_epi32(s), zo));
-}
 
 TGT static void add_avx512(const int8_t *a, const int8_t *b, int8_t *out, size_t n,
                            const qx_add_consts *c) {
@@ -37,12 +28,12 @@ TGT static void add_avx512(const int8_t *a, const int8_t *b, int8_t *out, size_t
     for (; i + 16 <= n; i += 16) {
         __m128i qa = _mm_loadu_si128((const __m128i *)(a + i));
         __m128i qb = _mm_loadu_si128((const __m128i *)(b + i));
-        _mm_storeu_si128((__m128i *)(out + i), add16(qa, qb, za, zb, ma, mb, lo, hi, zo));
+        _mm_storeu_si128((__m128i *)(out + i), rq_add16(qa, qb, za, zb, ma, mb, lo, hi, zo));
     }
     if (i < n) {
         __mmask16 m = tail16(n - i);
         __m128i qa = _mm_maskz_loadu_epi8(m, a + i), qb = _mm_maskz_loadu_epi8(m, b + i);
-        _mm_mask_storeu_epi8(out + i, m, add16(qa, qb, za, zb, ma, mb, lo, hi, zo));
+        _mm_mask_storeu_epi8(out + i, m, rq_add16(qa, qb, za, zb, ma, mb, lo, hi, zo));
     }
 }
 
@@ -123,8 +114,7 @@ TGT static inline __m512i quant16(__m512 x, __m512 scale, __m512 zp, __m512 qmin
     return _mm512_cvtps_epi32(r);
 }
 
-TGT static void quant_avx512(const float *x, size_t n, float scale, float zp, bool is_u8,
-                             void *y) {
+TGT static void quant_avx512(const float *x, size_t n, float scale, float zp, bool is_u8, void *y) {
     const __m512 vs = _mm512_set1_ps(scale), vz = _mm512_set1_ps(zp);
     const __m512 qmin = _mm512_set1_ps(is_u8 ? 0.0f : -128.0f);
     const __m512 qmax = _mm512_set1_ps(is_u8 ? 255.0f : 127.0f);
