@@ -29,6 +29,7 @@ static uint32_t probe(void) {
     if (zmm_ok && (b & (1u << 16))) f |= QF_CPU_AVX512F;
     if (zmm_ok && (b & (1u << 30))) f |= QF_CPU_AVX512BW;
     if (zmm_ok && (c & (1u << 11))) f |= QF_CPU_AVX512VNNI;
+    if (zmm_ok && (c & (1u << 1))) f |= QF_CPU_AVX512VBMI;
     __cpuid_count(7, 1, a, b, c, d);
     if (ymm_ok && (a & (1u << 4))) f |= QF_CPU_AVXVNNI;
     return f;

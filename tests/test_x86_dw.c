@@ -1,0 +1,257 @@
+/* test_x86_dw.c - edge cases of the AVX-512 VNNI depthwise kernel
+ * (qf_x86_dwconv2d_s8): every geometry of the table, in both requantization
+ * modes and at clamp/scale extremes, with 1 and 2 threads, on the VBMI paths
+ * (flat and wide, where the CPU has AVX512_VBMI) and with them switched off
+ * (qf_x86_dw_set_vbmi(false): the row path), each compared byte for byte
+ * with a naive loop written here (int32 sum, then qf_ref_requant_fp32 /
+ * qf_ref_requant_fixed per pixel). Guard bytes around the output catch
+ * stores past the end. Skipped (and said so) without AVX-512 VNNI. */
+#include <stdint.h>
+
+#include "base/threadpool.h"
+#include "kernels/dispatch.h"
+#include "kernels/ref/qref.h"
+#include "kernels/x86/qx86.h"
+#include "qtest.h"
+
+#define GUARD 80
+
+static uint32_t rng_state = 12345u;
+static int rnd(int lo, int hi) { /* inclusive */
+    rng_state = rng_state * 1664525u + 1013904223u;
+    return lo + (int)((rng_state >> 8) % (uint32_t)(hi - lo + 1));
+}
+
+typedef struct dgeom {
+    const char *name;
+    int batch, ch, h, w, k, s, pt, pl, pb, pr;
+} dgeom;
+
+/* Small planes are grouped into tasks of >= 2048 outputs; the "2 tasks"
+ * rows split into a full and a partial group, so that 2 threads share them.
+ * Which path each row takes on a VBMI CPU: flat (out_w <= 8, tables fit),
+ * wide with 1 vector per row (out_w <= 16), 2 (<= 32) or 4, each with 1..3
+ * loads per input row ("rN"), and the row path for 5x5 wider than 8. */
+/* clang-format off */
+static const dgeom geoms[] = {
+    {"7x7 s1 (flat, one register)",   2, 3, 7,  7,   3, 1, 1, 1, 1, 1},
+    {"14x14 s2 -> 7 (flat, 2 loads)", 1, 3, 14, 14,  3, 2, 1, 1, 1, 1},
+    {"12x11 s2 -> 6 (flat)",          1, 2, 12, 11,  3, 2, 1, 1, 1, 1},
+    {"10x17 k5 s2 (flat, 2 loads)",   2, 2, 10, 17,  5, 2, 0, 0, 0, 0},
+    {"13x5 s2 asym",                  1, 2, 13, 5,   3, 2, 0, 2, 2, 0},
+    {"1x1 s1 pad 2 (flat)",           1, 2, 1,  1,   3, 1, 2, 2, 2, 2},
+    {"5x5 k5 s1 (flat)",              1, 2, 5,  5,   5, 1, 2, 2, 2, 2},
+    {"15x16 k5 s2 (flat)",            1, 2, 15, 16,  5, 2, 2, 2, 2, 2},
+    {"14x14 s1 (wide 1)",             1, 3, 14, 14,  3, 1, 1, 1, 1, 1},
+    {"14x14 s1 14 planes (2 tasks)",  2, 7, 14, 14,  3, 1, 1, 1, 1, 1},
+    {"7x7 s1 48 planes (2 tasks)",    6, 8, 7,  7,   3, 1, 1, 1, 1, 1},
+    {"9x11 s1 (wide 1)",              1, 2, 9,  11,  3, 1, 1, 1, 1, 1},
+    {"28x28 s2 -> 14 (wide 1)",       1, 2, 28, 28,  3, 2, 1, 1, 1, 1},
+    {"19x9 s1 h > 16 (wide 1)",       1, 2, 19, 9,   3, 1, 1, 1, 1, 1},
+    {"28x28 s1 (wide 2)",             1, 3, 28, 28,  3, 1, 1, 1, 1, 1},
+    {"9x17 s1 (wide 2, h % 8)",       2, 2, 9,  17,  3, 1, 1, 1, 1, 1},
+    {"11x33 s2 (wide 2 r1)",          1, 2, 11, 33,  3, 2, 1, 1, 1, 1},
+    {"10x64 s2 no pad (wide 2 r1)",   1, 2, 10, 64,  3, 2, 0, 0, 0, 0},
+    {"5x64 s2 -> 32 (wide 2 r2)",     1, 2, 5,  64,  3, 2, 1, 1, 1, 1},
+    {"56x56 s2 (wide 2 r1)",          1, 2, 56, 56,  3, 2, 1, 1, 1, 1},
+    {"56x56 s1 (wide 4 r1)",          1, 2, 56, 56,  3, 1, 1, 1, 1, 1},
+    {"3x62 s1 -> 62 (wide 4 r1)",     1, 2, 3,  62,  3, 1, 1, 1, 1, 1},
+    {"4x63 s1 -> 63 (wide 4 r2)",     1, 2, 4,  63,  3, 1, 1, 1, 1, 1},
+    {"5x130 s1 (wide 4 r2, 3 blocks)",1, 2, 5,  130, 3, 1, 1, 1, 1, 1},
+    {"3x97 s1 pad 3 (wide 4 r2)",     1, 2, 3,  97,  3, 1, 3, 3, 3, 3},
+    {"6x66 s2 asym (wide 4 r2)",      1, 2, 6,  66,  3, 2, 1, 0, 0, 1},
+    {"7x131 s2 (wide 4 r3)",          1, 2, 7,  131, 3, 2, 1, 1, 1, 1},
+    {"16x16 k5 s1 (row path)",        1, 2, 16, 16,  5, 1, 2, 2, 2, 2},
+    {"6x40 k5 s2 (row path)",         1, 2, 6,  40,  5, 2, 2, 2, 2, 2},
+};
+/* clang-format on */
+
+typedef struct dnum {
+    int fixed;    /* QF_RQ_FIXED, else FP32 */
+    double scale; /* requant multiplier (per channel: x (0.5 .. 1.5)) */
+    int in_zp, out_zp, act_min, act_max;
+    int big_bias; /* biases near the int32 limits (the sum wraps) */
+} dnum;
+
+static const dnum nums[] = {
+    {0, 1.0 / 300, 3, -5, -128, 127, 0},
+    {0, 1.0 / 40, -128, 127, -128, 127, 0}, /* zero points at the ends */
+    {0, 1.0 / 90, 127, -128, 0, 6, 0},      /* narrow clamp (ReLU6-like) */
+    {0, 3.0, 10, 0, -128, 127, 1},          /* |f| beyond int32: the clamps decide */
+    {1, 1.0 / 300, -7, 4, -128, 127, 0},
+    {1, 1e-12, 0, 2, -128, 127, 0}, /* shift < -31: the per-lane fixed path */
+    {1, 0.9, 55, -100, -20, 90, 1},
+};
+
+/* The naive reference: int32 sum (mod 2^32) over taps inside the image,
+ * then the reference requantization of the mode. */
+static void naive_dw(const qf_ref_conv_params *p, const int8_t *x, const int8_t *w,
+                     const int32_t *bias, int8_t *y) {
+    const int k = p->k_h;
+    for (int b = 0; b < p->batch; b++)
+        for (int c = 0; c < p->in_c; c++) {
+            const qf_ref_rescale *r = &p->rq.mult[p->rq.n_mult == 1 ? 0 : c];
+            for (int oy = 0; oy < p->out_h; oy++)
+                for (int ox = 0; ox < p->out_w; ox++) {
+                    uint32_t acc = (uint32_t)bias[c];
+                    for (int ky = 0; ky < k; ky++)
+                        for (int kx = 0; kx < k; kx++) {
+                            const int iy = oy * p->stride_h - p->pad_top + ky;
+                            const int ix = ox * p->stride_w - p->pad_left + kx;
+                            if (iy < 0 || iy >= p->in_h || ix < 0 || ix >= p->in_w) continue;
+                            const int xv = x[((b * p->in_c + c) * p->in_h + iy) * p->in_w + ix];
+                            acc += (uint32_t)((xv - p->in_zp) * w[(c * k + ky) * k + kx]);
+                        }
+                    const int32_t a = (int32_t)acc;
+                    const int32_t q =
+                        p->rq.mode == QF_RQ_FIXED
+                            ? qf_ref_requant_fixed(a, r->mult_q, r->shift, p->rq.out_zp,
+                                                   p->rq.act_min, p->rq.act_max)
+                            : qf_ref_requant_fp32(a, r->mult_f, p->rq.out_zp, p->rq.act_min,
+                                                  p->rq.act_max);
+                    y[((b * p->out_c + c) * p->out_h + oy) * p->out_w + ox] = (int8_t)q;
+                }
+        }
+}
+
+/* One geometry x numerics on all paths and thread counts; 0 when all match. */
+static int run_case(const dgeom *g, const dnum *nc, qf_threadpool *pool, char *msg, size_t len) {
+    qf_ref_conv_params p;
+    memset(&p, 0, sizeof p);
+    p.batch = g->batch;
+    p.in_c = p.out_c = p.groups = g->ch;
+    p.in_h = g->h;
+    p.in_w = g->w;
+    p.k_h = p.k_w = g->k;
+    p.stride_h = p.stride_w = g->s;
+    p.dil_h = p.dil_w = 1;
+    p.pad_top = g->pt;
+    p.pad_left = g->pl;
+    p.pad_bottom = g->pb;
+    p.pad_right = g->pr;
+    p.out_h = qf_ref_conv_out_size(p.in_h, p.k_h, p.stride_h, 1, p.pad_top, p.pad_bottom);
+    p.out_w = qf_ref_conv_out_size(p.in_w, p.k_w, p.stride_w, 1, p.pad_left, p.pad_right);
+    p.in_zp = nc->in_zp;
+    p.w_bits = 8;
+    qf_ref_rescale mult[8];
+    int32_t bias[8];
+    for (int c = 0; c < p.in_c; c++) {
+        qf_ref_rescale_init(nc->scale * (0.5 + rnd(0, 1000) / 1000.0), &mult[c]);
+        bias[c] = nc->big_bias ? (rnd(0, 1) ? INT32_MAX - rnd(0, 3000) : INT32_MIN + rnd(0, 3000))
+                               : rnd(-20000, 20000);
+    }
+    p.rq.mode = nc->fixed ? QF_RQ_FIXED : QF_RQ_FP32;
+    p.rq.mult = mult;
+    p.rq.n_mult = p.in_c;
+    p.rq.out_zp = nc->out_zp;
+    p.rq.act_min = nc->act_min;
+    p.rq.act_max = nc->act_max;
+    const int kk = g->k * g->k;
+    const size_t n_in = (size_t)p.batch * p.in_c * p.in_h * p.in_w;
+    const size_t n_out = (size_t)p.batch * p.out_c * p.out_h * p.out_w;
+    int8_t *x = malloc(n_in), *w = malloc((size_t)p.in_c * kk), *want = malloc(n_out);
+    int8_t *got = malloc(n_out + 2 * GUARD);
+    uint8_t *wp = malloc((size_t)p.in_c * kk);
+    void *packed = malloc(qf_x86_dw_weights_bytes(p.out_c, g->k, g->k) + 4);
+    int rc = 1;
+    if (!x || !w || !want || !got || !wp || !packed) {
+        snprintf(msg, len, "allocation failed");
+        goto done;
+    }
+    for (size_t i = 0; i < n_in; i++)
+        x[i] = (int8_t)(rnd(0, 5) == 0 ? p.in_zp : rnd(-128, 127));
+    for (int i = 0; i < p.in_c * kk; i++)
+        w[i] = (int8_t)rnd(-127, 127);
+    naive_dw(&p, x, w, bias, want);
+    qf_err e;
+    e.msg[0] = 0;
+    qf_x86_weights xw;
+    /* 4 bytes off the allocation: the packed weights need only 4-byte alignment */
+    if (qf_ref_pack_weights(w, p.in_c, kk, 8, wp, &e) != QF_OK ||
+        qf_x86_pack_dw_weights(wp, p.out_c, g->k, g->k, 8, (char *)packed + 4, &xw, &e) != QF_OK) {
+        snprintf(msg, len, "pack: %s", e.msg);
+        goto done;
+    }
+    for (int vbmi = 1; vbmi >= 0; vbmi--)
+        for (int th = 1; th <= 2; th++) {
+            qf_x86_dw_set_vbmi(vbmi != 0);
+            memset(got, 0x5A, n_out + 2 * GUARD);
+            qf_status s = qf_x86_dwconv2d_s8(th == 2 ? pool : NULL, QF_ISA_AVX512VNNI, &p, x, &xw,
+                                             bias, got + GUARD, &e);
+            qf_x86_dw_set_vbmi(true);
+            if (s != QF_OK) {
+                snprintf(msg, len, "vbmi %d threads %d: %s", vbmi, th, e.msg);
+                goto done;
+            }
+            for (size_t i = 0; i < GUARD; i++)
+                if (got[i] != 0x5A || got[GUARD + n_out + i] != 0x5A) {
+                    snprintf(msg, len, "vbmi %d threads %d: guard byte overwritten", vbmi, th);
+                    goto done;
+                }
+            for (size_t i = 0; i < n_out; i++)
+                if (got[GUARD + i] != want[i]) {
+                    snprintf(msg, len, "vbmi %d threads %d: output %zu is %d, want %d", vbmi, th, i,
+                             got[GUARD + i], want[i]);
+                    goto done;
+                }
+        }
+    rc = 0;
+done:
+    free(x), free(w), free(want), free(got), free(wp), free(packed);
+    return rc;
+}
+
+static void dw_matches_naive(void) {
+    if (!qf_x86_isa_usable(QF_ISA_AVX512VNNI)) {
+        printf("  AVX-512 VNNI not usable here: skipped\n");
+        CHECK(!qf_x86_isa_usable(QF_ISA_AVX512VNNI));
+        return;
+    }
+    printf("  AVX512_VBMI %s\n", (qf_cpu_features() & QF_CPU_AVX512VBMI) ? "present: flat and "
+                                                                           "wide paths tested"
+                                                                         : "absent: row path only");
+    qf_threadpool *pool = NULL;
+    CHECK_OK(qf_threadpool_create(2, &pool, NULL));
+    const double old_serial = qf_x86_serial_macs();
+    qf_x86_set_serial_macs(0);
+    char msg[256];
+    int runs = 0, bad = 0;
+    for (size_t gi = 0; gi < sizeof geoms / sizeof geoms[0]; gi++) {
+        for (size_t ni = 0; ni < sizeof nums / sizeof nums[0]; ni++) {
+            msg[0] = 0;
+            if (run_case(&geoms[gi], &nums[ni], pool, msg, sizeof msg) && bad++ < 5)
+                fprintf(stderr, "  %s / numerics %zu: %s\n", geoms[gi].name, ni, msg);
+            runs++;
+        }
+    }
+    qf_x86_set_serial_macs(old_serial);
+    qf_threadpool_destroy(pool);
+    printf("  %d geometry x numerics cases, each on 2 paths x 2 thread counts\n", runs);
+    CHECK_EQ_INT(bad, 0);
+}
+
+/* Every geometry above is one the kernel accepts (else the test would not
+ * reach the paths it names). */
+static void dw_geoms_supported(void) {
+    for (size_t gi = 0; gi < sizeof geoms / sizeof geoms[0]; gi++) {
+        const dgeom *g = &geoms[gi];
+        qf_ref_conv_params p;
+        memset(&p, 0, sizeof p);
+        p.batch = g->batch;
+        p.in_c = p.out_c = p.groups = g->ch;
+        p.in_h = g->h;
+        p.in_w = g->w;
+        p.k_h = p.k_w = g->k;
+        p.stride_h = p.stride_w = g->s;
+        p.dil_h = p.dil_w = 1;
+        p.pad_top = g->pt;
+        p.pad_left = g->pl;
+        p.pad_bottom = g->pb;
+        p.pad_right = g->pr;
+        p.out_h = qf_ref_conv_out_size(p.in_h, p.k_h, p.stride_h, 1, p.pad_top, p.pad_bottom);
+        p.out_w = qf_ref_conv_out_size(p.in_w, p.k_w, p.stride_w, 1, p.pad_left, p.pad_right);
+        CHECK_MSG(qf_x86_dwconv_supported(&p), "%s", g->name);
+    }
+}
+
+QT_MAIN(QT_CASE(dw_geoms_supported), QT_CASE(dw_matches_naive))
