@@ -856,6 +856,71 @@ static void test_session_fusion(void) {
            (int)QF_ARRAY_LEN(cases));
 }
 
+/* ---- concat through tables ----------------------------------------------
+ * qf_x86_concat_s8 against a naive loop: inputs of 0 bytes, under and over
+ * one 64 KiB chunk, tables and plain copies, scalar and vector ISAs, 1 and 2
+ * threads; and the VBMI row kernel against the table on every byte value
+ * and every tail length. */
+static void test_concat_lut(void) {
+    enum { OUTER = 3, NI = 4 };
+    static const int64_t block[NI] = {0, 70000, 33, 140001};
+    int64_t out_block = 0;
+    for (int i = 0; i < NI; i++) out_block += block[i];
+    int8_t lut[2][256];
+    for (int v = 0; v < 256; v++) {
+        lut[0][v] = (int8_t)rnd(-128, 127);
+        lut[1][v] = (int8_t)(127 - v); /* distinct entries */
+    }
+    const int8_t *luts[NI] = {lut[0], NULL, lut[1], lut[0]};
+    int8_t *src[NI];
+    for (int i = 0; i < NI; i++) {
+        src[i] = malloc((size_t)(block[i] * OUTER) + 1);
+        for (int64_t e = 0; e < block[i] * OUTER; e++) src[i][e] = (int8_t)rnd(-128, 127);
+    }
+    const size_t n_out = (size_t)(out_block * OUTER);
+    int8_t *want = malloc(n_out), *got = malloc(n_out);
+    CHECK(want && got);
+    for (int64_t o = 0, at = 0; o < OUTER; o++, at = 0)
+        for (int i = 0; i < NI; i++) {
+            for (int64_t e = 0; e < block[i]; e++) {
+                const int8_t q = src[i][o * block[i] + e];
+                want[o * out_block + at + e] = luts[i] ? luts[i][(uint8_t)q] : q;
+            }
+            at += block[i];
+        }
+    const int8_t *srcs[NI] = {src[0], src[1], src[2], src[3]};
+    const qx_concat c = {.n_in = NI, .src = srcs, .lut = luts, .block = block, .outer = OUTER,
+                         .out_block = out_block, .dst = got};
+    static const qf_isa isa_all[] = {QF_ISA_SCALAR, QF_ISA_AVX2, QF_ISA_AVX512VNNI};
+    int runs = 0;
+    for (size_t ii = 0; ii < QF_ARRAY_LEN(isa_all); ii++)
+        for (int th = 0; th < 2; th++) {
+            memset(got, 0x5A, n_out);
+            qf_x86_concat_s8(th ? pool2() : NULL, isa_all[ii], &c);
+            CHECK_MSG(memcmp(got, want, n_out) == 0, "concat, %s, %d thread(s)",
+                      qf_isa_name(isa_all[ii]), th + 1);
+            runs++;
+        }
+    const qx_lut_fn f = qx_ew_lut_vbmi();
+    if (f) {
+        int8_t x[256 + 70], y[256 + 70 + 8];
+        for (int v = 0; v < 256; v++) x[v] = (int8_t)v;
+        for (int v = 256; v < 256 + 70; v++) x[v] = (int8_t)rnd(-128, 127);
+        for (size_t n = 0; n <= sizeof x; n += (n < 130 ? 1 : 61)) {
+            memset(y, 0x5A, sizeof y);
+            f(lut[0], x, y, n);
+            int ok = 1;
+            for (size_t e = 0; e < n; e++) ok &= y[e] == lut[0][(uint8_t)x[e]];
+            for (size_t e = n; e < sizeof y; e++) ok &= y[e] == 0x5A;
+            CHECK_MSG(ok, "vbmi lut, n %zu", n);
+        }
+    }
+    for (int i = 0; i < NI; i++) free(src[i]);
+    free(want);
+    free(got);
+    printf("  concat: %d runs bit-exact%s\n", runs, f ? ", VBMI table kernel checked" : "");
+}
+
 static void test_session_threads(void) {
     for (size_t ci = 0; ci < QF_ARRAY_LEN(sess_cases); ci++) {
         const sess_case *c = &sess_cases[ci];
@@ -1014,5 +1079,5 @@ static void test_report_skips(void) {
 }
 
 QT_MAIN(QT_CASE(test_isa_resolve), QT_CASE(test_conv_matrix), QT_CASE(test_gemm_matrix),
-        QT_CASE(test_fixed_epilogue), QT_CASE(test_session_threads), QT_CASE(test_session_fusion),
+        QT_CASE(test_fixed_epilogue), QT_CASE(test_session_threads), QT_CASE(test_session_fusion), QT_CASE(test_concat_lut),
         QT_CASE(test_bad_arguments), QT_CASE(test_report_skips))

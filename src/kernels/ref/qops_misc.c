@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "kernels/ref/qops_util.h"
+#include "kernels/x86/qx86_ew.h"
 
 /* ---- QConcat ---------------------------------------------------------- */
 
@@ -130,25 +131,29 @@ static qf_status qconcat_run(const qf_exec_ctx *ctx, const qf_node *n, const qf_
     int64_t outer, inner;
     qf_status s = qconcat_setup(n, in, n_in, &y, &axis, &outer, &inner, err);
     if (s) return s;
-    /* the tables of parse give qf_ref_concat_s8's results (test_qops) */
-    int8_t *y8 = out[0].data;
-    const int64_t out_block = y.dims[axis] * inner;
-    int64_t at = 0;
-    for (int i = 0; i < n_in; i++) {
-        const int64_t block = in[i].dims[axis] * inner;
-        const int8_t *lut = p->lut[i];
-        for (int64_t o = 0; o < outer && block > 0; o++) {
-            const int8_t *src = (const int8_t *)in[i].data + o * block;
-            int8_t *dst = y8 + o * out_block + at;
-            if (!lut) {
-                memcpy(dst, src, (size_t)block);
-                continue;
-            }
-            for (int64_t e = 0; e < block; e++)
-                dst[e] = lut[(uint8_t)src[e]];
-        }
-        at += block;
+    /* the tables of parse give qf_ref_concat_s8's results (test_qops); the
+     * x86 driver splits the copy over the pool and looks them up with
+     * vpermi2b where the CPU has it */
+    const int8_t *src[QF_MAX_NODE_IO], *luts[QF_MAX_NODE_IO];
+    int64_t block[QF_MAX_NODE_IO];
+    if (n_in > 64) {
+        char d[200];
+        return qf_errf(err, QF_ERR_UNSUPPORTED, "%s: more than 64 inputs",
+                       qf_node_desc(n, d, sizeof d));
     }
+    for (int i = 0; i < n_in; i++) {
+        src[i] = in[i].data;
+        luts[i] = p->lut[i];
+        block[i] = in[i].dims[axis] * inner;
+    }
+    const qx_concat c = {.n_in = n_in,
+                         .src = src,
+                         .lut = luts,
+                         .block = block,
+                         .outer = outer,
+                         .out_block = y.dims[axis] * inner,
+                         .dst = out[0].data};
+    qf_x86_concat_s8(ctx ? ctx->pool : NULL, qf_isa_active(), &c);
     return QF_OK;
 }
 

@@ -27,6 +27,58 @@ static int64_t n_tasks_for(qf_threadpool *pool, size_t bytes, int64_t units) {
     return t < units ? t : units;
 }
 
+/* ---- concat -------------------------------------------------------------- */
+
+typedef struct concat_job {
+    const qx_concat *c;
+    qx_lut_fn lut;
+    int64_t first[65]; /* first task of input i; first[n_in] = all tasks */
+    int64_t per[64];   /* chunks per block of input i */
+    int64_t at[64];    /* offset of input i's block in an output block */
+} concat_job;
+
+static void concat_task(void *ctx, int64_t task, int thread_id) {
+    (void)thread_id;
+    const concat_job *j = ctx;
+    const qx_concat *c = j->c;
+    int i = 0;
+    while (task >= j->first[i + 1])
+        i++;
+    const int64_t r = task - j->first[i], o = r / j->per[i], ch = r % j->per[i];
+    const int64_t e0 = ch * QX_EW_CHUNK;
+    const int64_t len = c->block[i] - e0 < QX_EW_CHUNK ? c->block[i] - e0 : QX_EW_CHUNK;
+    const int8_t *x = c->src[i] + o * c->block[i] + e0;
+    int8_t *y = c->dst + o * c->out_block + j->at[i] + e0;
+    const int8_t *lut = c->lut[i];
+    if (!lut) {
+        memcpy(y, x, (size_t)len);
+    } else if (j->lut) {
+        j->lut(lut, x, y, (size_t)len);
+    } else {
+        for (int64_t e = 0; e < len; e++)
+            y[e] = lut[(uint8_t)x[e]];
+    }
+}
+
+void qf_x86_concat_s8(qf_threadpool *pool, qf_isa isa, const qx_concat *c) {
+    if (!c || c->n_in < 1 || c->n_in > 64 || c->outer < 1) return;
+    concat_job j;
+    j.c = c;
+    j.lut = isa == QF_ISA_AVX512VNNI && qf_x86_isa_usable(isa) ? qx_ew_lut_vbmi() : NULL;
+    j.first[0] = 0;
+    int64_t at = 0, bytes = 0;
+    for (int i = 0; i < c->n_in; i++) {
+        j.per[i] = c->block[i] > 0 ? (c->block[i] + QX_EW_CHUNK - 1) / QX_EW_CHUNK : 1;
+        j.at[i] = at;
+        at += c->block[i];
+        j.first[i + 1] = j.first[i] + (c->block[i] > 0 ? c->outer * j.per[i] : 0);
+        bytes += c->block[i] * c->outer;
+    }
+    /* below the threshold, one thread does it all */
+    if (!pool || qf_threadpool_size(pool) < 2 || bytes < QX_EW_PAR_BYTES) pool = NULL;
+    qf_parallel_for(pool, j.first[c->n_in], concat_task, &j);
+}
+
 /* ---- add ----------------------------------------------------------------- */
 
 bool qf_x86_add_s8_supported(const qf_ref_eltwise_params *p) {

@@ -36,6 +36,28 @@ bool qf_x86_add_s8_supported(const qf_ref_eltwise_params *p);
 qf_status qf_x86_add_s8(qf_threadpool *pool, qf_isa isa, const qf_ref_eltwise_params *p,
                         const int8_t *a, const int8_t *b, int8_t *out, qf_err *err);
 
+/* Concatenation of int8 tensors along one axis, each input requantized by
+ * its 256-entry table (y = lut[i][(uint8_t)q];
+ * NULL: a plain copy): for o < outer, input i's block o (block[i] bytes at
+ * src[i] + o * block[i]) goes to dst + o * out_block + at_i, where at_i is
+ * the sum of the blocks before i. n_in <= 64. */
+typedef struct qx_concat {
+    int n_in;
+    const int8_t *const *src;
+    const int8_t *const *lut;
+    const int64_t *block;
+    int64_t outer, out_block;
+    int8_t *dst;
+} qx_concat;
+/* Splits the copy over pool in chunks; with AVX-512 VBMI (isa avx512vnni)
+ * a table lookup is two vpermi2b and a blend per 64 bytes, else a scalar
+ * loop. Same bytes on every path. */
+void qf_x86_concat_s8(qf_threadpool *pool, qf_isa isa, const qx_concat *c);
+/* y[i] = lut[(uint8_t)x[i]], i < n; the VBMI row kernel (NULL when the CPU
+ * or the build lacks it: then use the scalar loop). */
+typedef void (*qx_lut_fn)(const int8_t *lut, const int8_t *x, int8_t *y, size_t n);
+qx_lut_fn qx_ew_lut_vbmi(void);
+
 /* True when the row buffer of the max pool fits (padded width <= 8000). */
 bool qf_x86_maxpool_s8_supported(const qf_ref_pool_params *p);
 qf_status qf_x86_maxpool_s8(qf_threadpool *pool, qf_isa isa, const qf_ref_pool_params *p,

@@ -154,8 +154,35 @@ static const qx_ew_kernels k_avx512 = {.add = add_avx512,
 
 const qx_ew_kernels *qx_ew_kernels_avx512(void) { return &k_avx512; }
 
+#define TGTV __attribute__((target("avx512f,avx512bw,avx512vl,avx512vbmi")))
+
+/* 256-entry byte table: vpermi2b looks up the low 7 bits of each index in
+ * entries 0-127 and in 128-255, the index's top bit picks one. */
+TGTV static void lut_vbmi(const int8_t *lut, const int8_t *x, int8_t *y, size_t n) {
+    const __m512i t0 = _mm512_loadu_si512(lut), t1 = _mm512_loadu_si512(lut + 64);
+    const __m512i t2 = _mm512_loadu_si512(lut + 128), t3 = _mm512_loadu_si512(lut + 192);
+    size_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        const __m512i v = _mm512_loadu_si512(x + i);
+        const __m512i lo = _mm512_permutex2var_epi8(t0, v, t1);
+        const __m512i hi = _mm512_permutex2var_epi8(t2, v, t3);
+        _mm512_storeu_si512(y + i, _mm512_mask_blend_epi8(_mm512_movepi8_mask(v), lo, hi));
+    }
+    if (i < n) {
+        const __mmask64 k = tail64(n - i);
+        const __m512i v = _mm512_maskz_loadu_epi8(k, x + i);
+        const __m512i lo = _mm512_permutex2var_epi8(t0, v, t1);
+        const __m512i hi = _mm512_permutex2var_epi8(t2, v, t3);
+        _mm512_mask_storeu_epi8(y + i, k, _mm512_mask_blend_epi8(_mm512_movepi8_mask(v), lo, hi));
+    }
+}
+
+qx_lut_fn qx_ew_lut_vbmi(void) { return (qf_cpu_features() & QF_CPU_AVX512VBMI) ? lut_vbmi : NULL; }
+
 #else
 
 const qx_ew_kernels *qx_ew_kernels_avx512(void) { return NULL; }
+
+qx_lut_fn qx_ew_lut_vbmi(void) { return NULL; }
 
 #endif
