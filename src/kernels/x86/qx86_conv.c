@@ -355,11 +355,20 @@ static inline void set_bytes(uint8_t *d, uint8_t v, int64_t n) {
     if (i < n) _mm_storeu_si128((__m128i *)(d + n - 16), x);
 }
 
-/* n positions (4 bytes each) interleaved from 4 byte rows into d; n >= 16:
+/* n positions (4 bytes each) interleaved from 4 byte rows into d; any n:
  * the last step overlaps the one before it (same bytes), so no load or
  * store leaves the rows or d. */
 static inline void interleave_n(const uint8_t *r0, const uint8_t *r1, const uint8_t *r2,
                                 const uint8_t *r3, int64_t n, uint8_t *d) {
+    if (n < 16) { /* too short for one vector step */
+        for (int64_t i = 0; i < n; i++) {
+            d[4 * i] = r0[i] ^ 0x80;
+            d[4 * i + 1] = r1[i] ^ 0x80;
+            d[4 * i + 2] = r2[i] ^ 0x80;
+            d[4 * i + 3] = r3[i] ^ 0x80;
+        }
+        return;
+    }
     for (int64_t i = 0;; i += 16) {
         if (i + 16 > n) i = n - 16;
         interleave4(_mm_loadu_si128((const __m128i *)(r0 + i)),
@@ -403,16 +412,7 @@ static void fill_c4_s1(const conv_job *j, const int8_t *const chan[4], uint8_t *
     for (int64_t iy0 = 0; iy0 < iy_end; iy0 += rpr) {
         const int64_t nr = iy_end - iy0 < rpr ? iy_end - iy0 : rpr;
         const int64_t n = nr * w, o = iy0 * w;
-        if (n >= 16) {
-            interleave_n(c0 + o, c1 + o, c2 + o, c3 + o, n, tmp);
-        } else {
-            for (int64_t i = 0; i < n; i++) {
-                tmp[4 * i] = c0[o + i] ^ 0x80;
-                tmp[4 * i + 1] = c1[o + i] ^ 0x80;
-                tmp[4 * i + 2] = c2[o + i] ^ 0x80;
-                tmp[4 * i + 3] = c3[o + i] ^ 0x80;
-            }
-        }
+        interleave_n(c0 + o, c1 + o, c2 + o, c3 + o, n, tmp);
         for (int64_t r = 0; r < nr; r++) {
             uint8_t *d = plane + (p->pad_top + iy0 + r) * row_bytes;
             set_bytes(d, pad, left);
@@ -450,16 +450,7 @@ static void fill_c4_s2(const conv_job *j, const int8_t *const chan[4], uint8_t *
         const int64_t r = iy + p->pad_top, jy = r / sh, py = r % sh;
         if (jy >= pl->hq) break;
         const int64_t o = iy * w;
-        if (w >= 16) {
-            interleave_n(c0 + o, c1 + o, c2 + o, c3 + o, w, tmp);
-        } else {
-            for (int64_t i = 0; i < w; i++) {
-                tmp[4 * i] = c0[o + i] ^ 0x80;
-                tmp[4 * i + 1] = c1[o + i] ^ 0x80;
-                tmp[4 * i + 2] = c2[o + i] ^ 0x80;
-                tmp[4 * i + 3] = c3[o + i] ^ 0x80;
-            }
-        }
+        interleave_n(c0 + o, c1 + o, c2 + o, c3 + o, w, tmp);
         const uint32_t *col = (const uint32_t *)(const void *)tmp;
         for (int64_t px = 0; px < 2; px++) {
             const int64_t ph = py * 2 + px;
