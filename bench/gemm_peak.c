@@ -14,6 +14,9 @@
  *      build/libqforge.a -lprotobuf-c -lcjson -lzstd -lz -lm -lpthread -ldl \
  *      -o build/gemm_peak
  * Run: build/gemm_peak            (prints a Markdown table)
+ *      build/gemm_peak WORD [T]   only the problems whose name contains WORD
+ *                                 ("gemm" for the 512^3 GEMM), at T threads
+ *                                 only (1 or 2), after a shorter peak loop
  */
 #include <pthread.h>
 #include <stdint.h>
@@ -40,6 +43,7 @@ static double now_s(void) {
 /* Short runs, best of many: on a shared machine some run undisturbed. */
 #define PEAK_ITERS 200000L
 #define PEAK_REPS 200
+static int peak_reps = PEAK_REPS;
 
 /* 10 independent vpdpbusd chains: enough to cover the latency. The inputs
  * differ per chain and pass through an empty asm statement every
@@ -55,14 +59,13 @@ __attribute__((target("avx512f,avx512bw,avx512vnni"))) static int64_t peak_vnni(
      * in a loop like this one, and the copies would be measured too */
 #define DP(c, a, bb) "vpdpbusd %[" #bb "], %[" #a "], %[" #c "]\n\t"
     for (long i = 0; i < iters; i++) {
-        __asm__ volatile(DP(c0, a0, b) DP(c1, a1, b) DP(c2, a2, b) DP(c3, a3, b)
-                         DP(c4, a4, b) DP(c5, a0, b2) DP(c6, a1, b2) DP(c7, a2, b2)
-                         DP(c8, a3, b2) DP(c9, a4, b2)
-                         : [c0] "+v"(c0), [c1] "+v"(c1), [c2] "+v"(c2), [c3] "+v"(c3),
-                           [c4] "+v"(c4), [c5] "+v"(c5), [c6] "+v"(c6), [c7] "+v"(c7),
-                           [c8] "+v"(c8), [c9] "+v"(c9)
-                         : [a0] "v"(a0), [a1] "v"(a1), [a2] "v"(a2), [a3] "v"(a3),
-                           [a4] "v"(a4), [b] "v"(b), [b2] "v"(b2));
+        __asm__ volatile(
+            DP(c0, a0, b) DP(c1, a1, b) DP(c2, a2, b) DP(c3, a3, b) DP(c4, a4, b) DP(c5, a0, b2)
+                DP(c6, a1, b2) DP(c7, a2, b2) DP(c8, a3, b2) DP(c9, a4, b2)
+            : [c0] "+v"(c0), [c1] "+v"(c1), [c2] "+v"(c2), [c3] "+v"(c3), [c4] "+v"(c4),
+              [c5] "+v"(c5), [c6] "+v"(c6), [c7] "+v"(c7), [c8] "+v"(c8), [c9] "+v"(c9)
+            : [a0] "v"(a0), [a1] "v"(a1), [a2] "v"(a2), [a3] "v"(a3), [a4] "v"(a4), [b] "v"(b),
+              [b2] "v"(b2));
     }
 #undef DP
     __m512i s = _mm512_add_epi32(_mm512_add_epi32(_mm512_add_epi32(c0, c1), c2), c3);
@@ -109,17 +112,18 @@ static double measure_peak(qf_isa isa, int threads) {
     pthread_t th[2];
     peak_arg args[2];
     const long iters = isa == QF_ISA_AVX512VNNI ? PEAK_ITERS : PEAK_ITERS * 2;
-    const double macs = (double)iters * (isa == QF_ISA_AVX512VNNI ? VNNI_MACS_PER_ITER
-                                                                   : AVX2_MACS_PER_ITER);
+    const double macs =
+        (double)iters * (isa == QF_ISA_AVX512VNNI ? VNNI_MACS_PER_ITER : AVX2_MACS_PER_ITER);
     double best = 0;
-    for (int rep = 0; rep < PEAK_REPS; rep++) {
+    for (int rep = 0; rep < peak_reps; rep++) {
         double t0 = now_s();
         for (int i = 0; i < threads; i++) {
             args[i].isa = (int)isa;
             args[i].iters = iters;
             pthread_create(&th[i], NULL, peak_thread, &args[i]);
         }
-        for (int i = 0; i < threads; i++) pthread_join(th[i], NULL);
+        for (int i = 0; i < threads; i++)
+            pthread_join(th[i], NULL);
         double r = macs * threads / (now_s() - t0);
         if (r > best) best = r;
     }
@@ -168,8 +172,10 @@ static double time_gemm(qf_isa isa, qf_threadpool *pool, int m, int n, int k) {
     size_t wb = qf_x86_weights_bytes(QX_LAYOUT_GEMM16, n, k, 1);
     size_t sb = qf_x86_gemm_s8_scratch_size(&p);
     void *pw = malloc(wb), *scr = malloc(sb);
-    for (size_t i = 0; i < (size_t)m * k; i++) x[i] = (int8_t)(i * 7);
-    for (size_t i = 0; i < (size_t)n * k; i++) w[i] = (int8_t)((i * 13) % 255 - 127);
+    for (size_t i = 0; i < (size_t)m * k; i++)
+        x[i] = (int8_t)(i * 7);
+    for (size_t i = 0; i < (size_t)n * k; i++)
+        w[i] = (int8_t)((i * 13) % 255 - 127);
     qf_x86_weights xw;
     qf_x86_pack_weights(QX_LAYOUT_GEMM16, (const uint8_t *)w, n, k, 8, 1, pw, &xw, NULL);
     double t[REPS];
@@ -217,8 +223,10 @@ static double time_conv(qf_isa isa, qf_threadpool *pool, const conv_shape *s, do
     size_t wb = qf_x86_conv_weights_bytes(lay, p.out_c, s->c, s->k * s->k, 1);
     size_t sb = qf_x86_conv2d_s8_scratch_size(&p, lay);
     void *pw = malloc(wb), *scr = malloc(sb);
-    for (size_t i = 0; i < n_in; i++) x[i] = (int8_t)(i * 7);
-    for (size_t i = 0; i < (size_t)p.out_c * kk; i++) w[i] = (int8_t)((i * 13) % 255 - 127);
+    for (size_t i = 0; i < n_in; i++)
+        x[i] = (int8_t)(i * 7);
+    for (size_t i = 0; i < (size_t)p.out_c * kk; i++)
+        w[i] = (int8_t)((i * 13) % 255 - 127);
     qf_x86_weights xw;
     qf_x86_pack_conv_weights(lay, (const uint8_t *)w, p.out_c, s->c, s->k * s->k, 8, 1, pw, &xw,
                              NULL);
@@ -259,8 +267,10 @@ static double time_dw(qf_threadpool *pool, const conv_shape *s, double *macs) {
     const size_t n_out = (size_t)p.batch * p.out_c * p.out_h * p.out_w;
     int8_t *x = malloc(n_in), *w = malloc((size_t)p.out_c * kk), *y = malloc(n_out);
     void *pw = malloc(qf_x86_dw_weights_bytes(p.out_c, s->k, s->k));
-    for (size_t i = 0; i < n_in; i++) x[i] = (int8_t)(i * 7);
-    for (size_t i = 0; i < (size_t)p.out_c * kk; i++) w[i] = (int8_t)((i * 13) % 255 - 127);
+    for (size_t i = 0; i < n_in; i++)
+        x[i] = (int8_t)(i * 7);
+    for (size_t i = 0; i < (size_t)p.out_c * kk; i++)
+        w[i] = (int8_t)((i * 13) % 255 - 127);
     qf_x86_weights xw;
     qf_x86_pack_dw_weights((const uint8_t *)w, p.out_c, s->k, s->k, 8, pw, &xw, NULL);
     double t[REPS];
@@ -276,8 +286,9 @@ static double time_dw(qf_threadpool *pool, const conv_shape *s, double *macs) {
 }
 
 int main(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
+    const char *only = argc > 1 ? argv[1] : NULL;
+    const int only_th = argc > 2 ? atoi(argv[2]) : 0;
+    if (only) peak_reps = 20;
     const double hz = tsc_hz();
     qf_threadpool *pool = NULL;
     qf_threadpool_create(2, &pool, NULL);
@@ -321,13 +332,19 @@ int main(int argc, char **argv) {
     for (int i = 0; i < 2; i++) {
         if (!qf_x86_isa_usable(isas[i])) continue;
         for (int th = 1; th <= 2; th++) {
+            if (only_th && th != only_th) continue;
             qf_threadpool *pl = th == 1 ? NULL : pool;
-            double t = time_gemm(isas[i], pl, 512, 512, 512);
-            double macs = 512.0 * 512 * 512;
-            printf("| %s | gemm 512x512x512 | %d | %.3f | %.1f | %.0f%% | %.3f | %.0f%% |\n",
-                   qf_isa_name(isas[i]), th, t * 1e3, macs / t * 1e-9,
-                   100 * macs / t / peak[i][th], best_s * 1e3, 100 * macs / best_s / peak[i][th]);
+            double t = 0, macs = 0;
+            if (!only || strstr("gemm 512x512x512", only)) {
+                t = time_gemm(isas[i], pl, 512, 512, 512);
+                macs = 512.0 * 512 * 512;
+                printf("| %s | gemm 512x512x512 | %d | %.3f | %.1f | %.0f%% | %.3f | %.0f%% |\n",
+                       qf_isa_name(isas[i]), th, t * 1e3, macs / t * 1e-9,
+                       100 * macs / t / peak[i][th], best_s * 1e3,
+                       100 * macs / best_s / peak[i][th]);
+            }
             for (size_t c = 0; c < sizeof convs / sizeof convs[0]; c++) {
+                if (only && !strstr(convs[c].name, only)) continue;
                 t = time_conv(isas[i], pl, &convs[c], &macs);
                 printf("| %s | %s | %d | %.3f | %.1f | %.0f%% | %.3f | %.0f%% |\n",
                        qf_isa_name(isas[i]), convs[c].name, th, t * 1e3, macs / t * 1e-9,
@@ -336,6 +353,7 @@ int main(int argc, char **argv) {
             }
             const size_t n_dw = isas[i] == QF_ISA_AVX512VNNI ? sizeof dws / sizeof dws[0] : 0;
             for (size_t c = 0; c < n_dw; c++) {
+                if (only && !strstr(dws[c].name, only)) continue;
                 t = time_dw(pl, &dws[c], &macs);
                 printf("| %s | %s | %d | %.3f | %.1f | %.0f%% | %.3f | %.0f%% |\n",
                        qf_isa_name(isas[i]), dws[c].name, th, t * 1e3, macs / t * 1e-9,

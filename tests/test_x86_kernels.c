@@ -102,6 +102,9 @@ static const geom geo_cases[] = {
     {"7x7 stride2 pad3",    2, 3,  17, 19, 8,  7, 7, 2, 2, 1, 1, 3, 3, 3, 3, 1},
     {"1x7 / 7x1 mix",       1, 5,  9,  11, 6,  1, 7, 1, 1, 1, 1, 0, 3, 0, 3, 1},
     {"3x3 stride3",         1, 4,  13, 14, 5,  3, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1},
+    /* wide strided rows: the vector stride-4 fill and the strided copy */
+    {"11x11 s4 stem w150",  2, 3,  15, 150, 10, 11, 11, 4, 4, 1, 1, 4, 3, 2, 5, 1},
+    {"5x5 s3 c2 w100",      1, 2,  8,  100, 6,  5, 5, 3, 3, 1, 1, 2, 4, 2, 1, 1},
     {"3x3 K=1152 bands",    1, 128,6,  6,  20, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},
     {"1x1 many px bands",   2, 24, 40, 37, 10, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1},
     /* conv8c4 planes: rows of 16+ bytes filled straight from the input,
@@ -865,7 +868,8 @@ static void test_concat_lut(void) {
     enum { OUTER = 3, NI = 4 };
     static const int64_t block[NI] = {0, 70000, 33, 140001};
     int64_t out_block = 0;
-    for (int i = 0; i < NI; i++) out_block += block[i];
+    for (int i = 0; i < NI; i++)
+        out_block += block[i];
     int8_t lut[2][256];
     for (int v = 0; v < 256; v++) {
         lut[0][v] = (int8_t)rnd(-128, 127);
@@ -875,7 +879,8 @@ static void test_concat_lut(void) {
     int8_t *src[NI];
     for (int i = 0; i < NI; i++) {
         src[i] = malloc((size_t)(block[i] * OUTER) + 1);
-        for (int64_t e = 0; e < block[i] * OUTER; e++) src[i][e] = (int8_t)rnd(-128, 127);
+        for (int64_t e = 0; e < block[i] * OUTER; e++)
+            src[i][e] = (int8_t)rnd(-128, 127);
     }
     const size_t n_out = (size_t)(out_block * OUTER);
     int8_t *want = malloc(n_out), *got = malloc(n_out);
@@ -889,8 +894,13 @@ static void test_concat_lut(void) {
             at += block[i];
         }
     const int8_t *srcs[NI] = {src[0], src[1], src[2], src[3]};
-    const qx_concat c = {.n_in = NI, .src = srcs, .lut = luts, .block = block, .outer = OUTER,
-                         .out_block = out_block, .dst = got};
+    const qx_concat c = {.n_in = NI,
+                         .src = srcs,
+                         .lut = luts,
+                         .block = block,
+                         .outer = OUTER,
+                         .out_block = out_block,
+                         .dst = got};
     static const qf_isa isa_all[] = {QF_ISA_SCALAR, QF_ISA_AVX2, QF_ISA_AVX512VNNI};
     int runs = 0;
     for (size_t ii = 0; ii < QF_ARRAY_LEN(isa_all); ii++)
@@ -904,18 +914,23 @@ static void test_concat_lut(void) {
     const qx_lut_fn f = qx_ew_lut_vbmi();
     if (f) {
         int8_t x[256 + 70], y[256 + 70 + 8];
-        for (int v = 0; v < 256; v++) x[v] = (int8_t)v;
-        for (int v = 256; v < 256 + 70; v++) x[v] = (int8_t)rnd(-128, 127);
+        for (int v = 0; v < 256; v++)
+            x[v] = (int8_t)v;
+        for (int v = 256; v < 256 + 70; v++)
+            x[v] = (int8_t)rnd(-128, 127);
         for (size_t n = 0; n <= sizeof x; n += (n < 130 ? 1 : 61)) {
             memset(y, 0x5A, sizeof y);
             f(lut[0], x, y, n);
             int ok = 1;
-            for (size_t e = 0; e < n; e++) ok &= y[e] == lut[0][(uint8_t)x[e]];
-            for (size_t e = n; e < sizeof y; e++) ok &= y[e] == 0x5A;
+            for (size_t e = 0; e < n; e++)
+                ok &= y[e] == lut[0][(uint8_t)x[e]];
+            for (size_t e = n; e < sizeof y; e++)
+                ok &= y[e] == 0x5A;
             CHECK_MSG(ok, "vbmi lut, n %zu", n);
         }
     }
-    for (int i = 0; i < NI; i++) free(src[i]);
+    for (int i = 0; i < NI; i++)
+        free(src[i]);
     free(want);
     free(got);
     printf("  concat: %d runs bit-exact%s\n", runs, f ? ", VBMI table kernel checked" : "");
@@ -1079,5 +1094,5 @@ static void test_report_skips(void) {
 }
 
 QT_MAIN(QT_CASE(test_isa_resolve), QT_CASE(test_conv_matrix), QT_CASE(test_gemm_matrix),
-        QT_CASE(test_fixed_epilogue), QT_CASE(test_session_threads), QT_CASE(test_session_fusion), QT_CASE(test_concat_lut),
-        QT_CASE(test_bad_arguments), QT_CASE(test_report_skips))
+        QT_CASE(test_fixed_epilogue), QT_CASE(test_session_threads), QT_CASE(test_session_fusion),
+        QT_CASE(test_concat_lut), QT_CASE(test_bad_arguments), QT_CASE(test_report_skips))

@@ -83,6 +83,74 @@ TGT static __attribute__((noinline)) void conv_row_out(const qx_conv_tile *t, co
     store_out(q1, &t->st[1], base, t);
 }
 
+/* FP32 epilogue of two rows at once (no residual add). Both rows' 32 slots
+ * are requantized like rq_fp32i up to the conversion, then narrowed with
+ * saturating packs: int32 -> int16, + z (saturating), -> int8, and clamped
+ * to [act_min, act_max] on bytes. Same bits as the reference: a value at or
+ * above the float bound hi = act_max - z converts to hi exactly; any value
+ * below act_min - z stays below it through the saturations (act_min - z >=
+ * -255 > INT16_MIN) and ends at act_min. The packs interleave 128-bit lanes;
+ * one vpermd puts row r's 32 bytes in the low half, row r + 1's in the high. */
+typedef struct pair_consts {
+    __m512 hi;
+    __m512i z16, lo8, hi8, perm;
+} pair_consts;
+
+TGT static inline pair_consts pair_consts_of(const qf_ref_requant *rq) {
+    pair_consts k;
+    k.hi = _mm512_set1_ps((float)(rq->act_max - rq->out_zp));
+    k.z16 = _mm512_set1_epi16((int16_t)rq->out_zp);
+    k.lo8 = _mm512_set1_epi8((char)rq->act_min);
+    k.hi8 = _mm512_set1_epi8((char)rq->act_max);
+    k.perm = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    return k;
+}
+
+TGT static inline __m512i cvt_hi(__m512i acc, __m512 m, __m512 hi) {
+    return _mm512_cvtps_epi32(_mm512_min_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(acc), m), hi));
+}
+
+/* The 32 bytes of one row: lanes 0-15 go by st[0], 16-31 by st[1]. */
+TGT static inline void store_row32(__m256i v, const qx_vec_store *st, int8_t *base) {
+    for (int32_t s = 0; s < st[0].n_seg; s++) {
+        const qx_seg *g = &st[0].seg[s];
+        void *p = (void *)((uintptr_t)(base + g->off) - (uintptr_t)g->lane);
+        _mm256_mask_storeu_epi8(p, (__mmask32)g->mask, v);
+    }
+    for (int32_t s = 0; s < st[1].n_seg; s++) {
+        const qx_seg *g = &st[1].seg[s];
+        void *p = (void *)((uintptr_t)(base + g->off) - (uintptr_t)(16 + g->lane));
+        _mm256_mask_storeu_epi8(p, (__mmask32)g->mask << 16, v);
+    }
+}
+
+/* Rows r and r + 1 (r < n_rows; row r + 1 is stored when it is valid). */
+TGT static inline void out_pair(const qx_conv_tile *t, const pair_consts *k, int r, __m512i a0,
+                                __m512i a1, __m512i b0, __m512i b1) {
+    const __m512 ma = _mm512_set1_ps(t->e.mult_f[r]), mb = _mm512_set1_ps(t->e.mult_f[r + 1]);
+    const __m512i pa =
+        _mm512_adds_epi16(_mm512_packs_epi32(cvt_hi(a0, ma, k->hi), cvt_hi(a1, ma, k->hi)), k->z16);
+    const __m512i pb =
+        _mm512_adds_epi16(_mm512_packs_epi32(cvt_hi(b0, mb, k->hi), cvt_hi(b1, mb, k->hi)), k->z16);
+    __m512i q = _mm512_permutexvar_epi32(k->perm, _mm512_packs_epi16(pa, pb));
+    q = _mm512_min_epi8(_mm512_max_epi8(q, k->lo8), k->hi8);
+    const qx_vec_store *st = t->st;
+    int8_t *base = t->out + (int64_t)(t->ch0 + r) * t->ch_stride;
+    const bool two = r + 1 < t->n_rows;
+    if (st[0].n_seg == 1 && st[1].n_seg == 1 && st[0].seg[0].mask == 0xFFFF &&
+        st[1].seg[0].mask == 0xFFFF && st[1].seg[0].off == st[0].seg[0].off + 16) {
+        /* both vectors whole and back to back: plain 32-byte stores */
+        _mm256_storeu_si256((__m256i *)(void *)(base + st[0].seg[0].off),
+                            _mm512_castsi512_si256(q));
+        if (two)
+            _mm256_storeu_si256((__m256i *)(void *)(base + t->ch_stride + st[0].seg[0].off),
+                                _mm512_extracti64x4_epi64(q, 1));
+        return;
+    }
+    store_row32(_mm512_castsi512_si256(q), st, base);
+    if (two) store_row32(_mm512_extracti64x4_epi64(q, 1), st, base + t->ch_stride);
+}
+
 #define ROW_DOT(r)                                                                                 \
     do {                                                                                           \
         const __m512i b = _mm512_set1_epi32(load32(wk + 4 * (r)));                                 \
@@ -136,8 +204,17 @@ TGT static void conv_tile(const qx_conv_tile *t) {
         }
     }
     const qf_ref_requant *rq = t->e.rq;
+    if (rq->mode == QF_RQ_FP32 && !t->add) {
+        /* the common epilogue: rows in pairs, four vectors narrowed at once */
+        const pair_consts k = pair_consts_of(rq);
+        out_pair(t, &k, 0, c00, c01, c10, c11);
+        if (t->n_rows > 2) out_pair(t, &k, 2, c20, c21, c30, c31);
+        if (t->n_rows > 4) out_pair(t, &k, 4, c40, c41, c50, c51);
+        if (t->n_rows > 6) out_pair(t, &k, 6, c60, c61, c70, c71);
+        return;
+    }
     if (rq->mode == QF_RQ_FP32) {
-        /* the common epilogue, inline: accumulators through a stack tile,
+        /* with the fused residual add: accumulators through a stack tile,
          * one loop over the rows (no per-row call, constants loaded once) */
         __m512i acc[16] = {c00, c01, c10, c11, c20, c21, c30, c31,
                            c40, c41, c50, c51, c60, c61, c70, c71};

@@ -270,35 +270,46 @@ static void fill_row(uint8_t *d, const int8_t *row, const qf_ref_conv_params *p,
         copy_row(d + i0, (const uint8_t *)row, i1 - i0);
         for (int64_t i = i1; i < wq; i++)
             d[i] = (uint8_t)zp;
-    } else if (sw == 2) {
-        /* column i reads input column 2i + off when inside the row */
+    } else {
+        /* column i reads input column sw * i + off when inside the row:
+         * columns [i_lo, i_end) */
         const int64_t off = px - p->pad_left;
-        int64_t i_lo = off >= 0 ? 0 : (1 - off) / 2;
-        int64_t i_end = p->in_w - 1 - off >= 0 ? (p->in_w - 1 - off) / 2 + 1 : 0;
+        int64_t i_lo = off >= 0 ? 0 : (sw - 1 - off) / sw;
+        int64_t i_end = p->in_w - 1 - off >= 0 ? (p->in_w - 1 - off) / sw + 1 : 0;
         if (i_end > wq) i_end = wq;
         if (i_lo > i_end) i_lo = i_end;
         for (int64_t i = 0; i < i_lo; i++)
             d[i] = (uint8_t)zp;
         int64_t i = i_lo;
-        const __m128i even = _mm_set1_epi16(0x00FF);
         const uint8_t *r8 = (const uint8_t *)row;
-        /* 32 input bytes -> their 16 even bytes */
-        for (; i + 16 <= i_end && 2 * i + off + 32 <= p->in_w; i += 16) {
-            const uint8_t *q = r8 + 2 * i + off;
-            const __m128i a = _mm_loadu_si128((const __m128i *)q);
-            const __m128i c = _mm_loadu_si128((const __m128i *)(q + 16));
-            _mm_storeu_si128((__m128i *)(d + i),
-                             _mm_packus_epi16(_mm_and_si128(a, even), _mm_and_si128(c, even)));
+        if (sw == 2) {
+            /* 32 input bytes -> their 16 even bytes */
+            const __m128i even = _mm_set1_epi16(0x00FF);
+            for (; i + 16 <= i_end && 2 * i + off + 32 <= p->in_w; i += 16) {
+                const uint8_t *q = r8 + 2 * i + off;
+                const __m128i a = _mm_loadu_si128((const __m128i *)q);
+                const __m128i c = _mm_loadu_si128((const __m128i *)(q + 16));
+                _mm_storeu_si128((__m128i *)(d + i),
+                                 _mm_packus_epi16(_mm_and_si128(a, even), _mm_and_si128(c, even)));
+            }
+        } else if (sw == 4) {
+            /* 64 input bytes -> every fourth (dwords masked to their low
+             * byte, packed twice without saturation reaching) */
+            const __m128i low = _mm_set1_epi32(0xFF);
+            for (; i + 16 <= i_end && 4 * i + off + 64 <= p->in_w; i += 16) {
+                const uint8_t *q = r8 + 4 * i + off;
+                const __m128i a = _mm_and_si128(_mm_loadu_si128((const __m128i *)q), low);
+                const __m128i b = _mm_and_si128(_mm_loadu_si128((const __m128i *)(q + 16)), low);
+                const __m128i c = _mm_and_si128(_mm_loadu_si128((const __m128i *)(q + 32)), low);
+                const __m128i e = _mm_and_si128(_mm_loadu_si128((const __m128i *)(q + 48)), low);
+                _mm_storeu_si128((__m128i *)(d + i),
+                                 _mm_packus_epi16(_mm_packs_epi32(a, b), _mm_packs_epi32(c, e)));
+            }
         }
-        for (; i < i_end; i++)
-            d[i] = r8[2 * i + off];
+        for (const uint8_t *q = r8 + sw * i + off; i < i_end; i++, q += sw)
+            d[i] = *q;
         for (i = i_end; i < wq; i++)
             d[i] = (uint8_t)zp;
-    } else {
-        for (int64_t i = 0; i < wq; i++) {
-            const int64_t ix = i * sw + px - p->pad_left;
-            d[i] = (uint8_t)(ix < 0 || ix >= p->in_w ? zp : row[ix]);
-        }
     }
 }
 
