@@ -8,7 +8,8 @@
  * microseconds, milliseconds on a loaded virtual machine), then sleep on a
  * condition variable. A worker joins a job by
  * incrementing the count with a compare-and-swap that only succeeds while
- * the job is open; tasks come from an atomic counter. When the caller has no
+ * the job is open; tasks come from atomic counters, one per thread's range
+ * (run_tasks). When the caller has no
  * task left it closes the job and waits only for the workers that joined, so
  * a worker the OS has not scheduled yet (a busy machine) never delays the
  * caller, and a late worker can never pick up tasks of the next call. */
@@ -16,6 +17,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <string.h>
 
 /* Spinning: a bounded busy wait before sleeping. On x86 it is bounded by
  * the time-stamp counter (about 50-100 us at the usual 2-4 GHz) and does not use
@@ -63,7 +65,12 @@ struct qf_threadpool {
     qf_task_fn fn;
     void *ctx;
     int64_t n_tasks;
-    atomic_int_fast64_t next;
+    /* tasks come in n_threads contiguous ranges, range r first to thread
+     * r (see run_tasks); next[r] is range r's next task, one cache line
+     * each */
+    struct {
+        _Alignas(64) atomic_int_fast64_t next;
+    } range[QF_THREADPOOL_MAX];
     int sleepers; /* workers blocked on `wake` (under mu) */
 };
 
@@ -72,11 +79,26 @@ typedef struct worker_start {
     int id;
 } worker_start;
 
+static int64_t range_end(const qf_threadpool *p, int r) {
+    return p->n_tasks * (r + 1) / p->n_threads;
+}
+
+/* Thread id works through range id first, then takes what is left of the
+ * others (a thread the OS runs late, or not at all, delays nobody). Kernels
+ * number their tasks by where they write, so each thread tends to get the
+ * same part of every layer: a layer's output stays in the cache of the core
+ * that wrote it, which the next layer's same part then reads. With one
+ * shared counter, consecutive tasks went to whichever thread came first, and
+ * at batch 1 the activations moved between cores at every layer. */
 static void run_tasks(qf_threadpool *p, int id) {
-    for (;;) {
-        int64_t t = atomic_fetch_add_explicit(&p->next, 1, memory_order_relaxed);
-        if (t >= p->n_tasks) break;
-        p->fn(p->ctx, t, id);
+    for (int k = 0; k < p->n_threads; k++) {
+        const int r = (id + k) % p->n_threads;
+        const int64_t end = range_end(p, r);
+        for (;;) {
+            const int64_t t = atomic_fetch_add_explicit(&p->range[r].next, 1, memory_order_relaxed);
+            if (t >= end) break;
+            p->fn(p->ctx, t, id);
+        }
     }
 }
 
@@ -110,7 +132,8 @@ static void *worker_main(void *arg) {
     for (;;) {
         uint64_t g = gen_of(atomic_load_explicit(&p->state, memory_order_acquire));
         const spin_t t0 = spin_start();
-        while (g == seen && (spin_more(t0) || atomic_load_explicit(&p->hold, memory_order_relaxed))) {
+        while (g == seen &&
+               (spin_more(t0) || atomic_load_explicit(&p->hold, memory_order_relaxed))) {
             if (atomic_load_explicit(&p->stop, memory_order_relaxed)) break;
             g = gen_of(atomic_load_explicit(&p->state, memory_order_acquire));
         }
@@ -138,7 +161,8 @@ qf_status qf_threadpool_create(int n_threads, qf_threadpool **out, qf_err *err) 
     if (n_threads < 1 || n_threads > QF_THREADPOOL_MAX)
         return qf_errf(err, QF_ERR_INVALID_ARG, "qf_threadpool_create: %d threads (1..%d)",
                        n_threads, QF_THREADPOOL_MAX);
-    qf_threadpool *p = qf_calloc(1, sizeof *p);
+    qf_threadpool *p = qf_malloc_aligned(sizeof *p); /* the ranges are cache-line aligned */
+    if (p) memset(p, 0, sizeof *p);
     if (!p) return qf_errf(err, QF_ERR_NOMEM, "qf_threadpool_create: out of memory");
     p->n_threads = n_threads;
     pthread_mutex_init(&p->mu, NULL);
@@ -147,7 +171,8 @@ qf_status qf_threadpool_create(int n_threads, qf_threadpool **out, qf_err *err) 
     atomic_init(&p->state, 0);
     atomic_init(&p->stop, 0);
     atomic_init(&p->hold, 0);
-    atomic_init(&p->next, 0);
+    for (int r = 0; r < QF_THREADPOOL_MAX; r++)
+        atomic_init(&p->range[r].next, 0);
     for (int i = 1; i < n_threads; i++) {
         worker_start *ws = qf_malloc(sizeof *ws);
         if (!ws) {
@@ -178,7 +203,7 @@ void qf_threadpool_destroy(qf_threadpool *p) {
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->wake);
     pthread_cond_destroy(&p->done);
-    qf_free(p);
+    qf_free_aligned(p);
 }
 
 int qf_threadpool_size(const qf_threadpool *p) { return p ? p->n_threads : 1; }
@@ -199,7 +224,8 @@ void qf_parallel_for(qf_threadpool *p, int64_t n_tasks, qf_task_fn fn, void *ctx
     p->fn = fn;
     p->ctx = ctx;
     p->n_tasks = n_tasks;
-    atomic_store_explicit(&p->next, 0, memory_order_relaxed);
+    for (int r = 0; r < p->n_threads; r++)
+        atomic_store_explicit(&p->range[r].next, r ? range_end(p, r - 1) : 0, memory_order_relaxed);
     const uint64_t g = gen_of(atomic_load_explicit(&p->state, memory_order_relaxed)) + 1;
     atomic_store_explicit(&p->state, (g << ST_GEN_SHIFT) | ST_OPEN, memory_order_release);
     pthread_mutex_lock(&p->mu);

@@ -3,10 +3,13 @@
  *
  * qf_parallel_for(pool, n, fn, ctx) runs fn(ctx, task, thread_id) for every
  * task in [0, n) and returns when all have finished. The calling thread takes
- * part (thread_id 0); workers are 1 .. size - 1. Tasks are handed out in
- * order from an atomic counter, so which thread runs a task varies, but a
- * kernel that gives each output element to exactly one task computes the same
- * bits for any thread count. No allocation per call. pool == NULL, a pool of
+ * part (thread_id 0); workers are 1 .. size - 1. The tasks are cut into
+ * size contiguous ranges, and thread r works through range r first, then
+ * helps with what is left of the others: number tasks by the part of the
+ * output they write, and a thread tends to get the same part of every layer
+ * (cache locality across layers). Which thread runs a task still varies,
+ * but a kernel that gives each output element to exactly one task computes
+ * the same bits for any thread count. No allocation per call. pool == NULL, a pool of
  * one thread or n == 1 run everything inline on the caller.
  *
  * One call at a time per pool: parallel_for is not reentrant (a task must
