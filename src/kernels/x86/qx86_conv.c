@@ -319,7 +319,8 @@ static void fill_task(void *ctx, int64_t task, int tid) {
     const conv_job *j = ctx;
     const qf_ref_conv_params *p = j->p;
     const cplan *pl = j->pl;
-    const int64_t ic = task / p->batch, b = task % p->batch;
+    /* image-major, like the tiles: a thread fills the images it computes */
+    const int64_t b = task / p->in_c, ic = task % p->in_c;
     const int64_t sh = p->stride_h, sw = p->stride_w;
     for (int64_t py = 0; py < sh; py++) {
         for (int64_t px = 0; px < sw; px++) {
@@ -491,14 +492,16 @@ static void fill_c4_s2(const conv_job *j, const int8_t *const chan[4], uint8_t *
 }
 
 /* Fill the phase planes of channel quad q of group g, image b (conv8c4):
- * task = (g * nq + q) * batch + b. Rows are built per channel in stack
+ * task = b * groups * nq + g * nq + q. Rows are built per channel in stack
  * buffers, several short rows at a time, then interleaved by 4. */
 static void fill_c4_task(void *ctx, int64_t task, int tid) {
     (void)tid;
     const conv_job *j = ctx;
     const qf_ref_conv_params *p = j->p;
     const cplan *pl = j->pl;
-    const int64_t gq = task / p->batch, b = task % p->batch;
+    /* image-major, like the tiles: a thread fills the images it computes */
+    const int64_t gqs = (int64_t)p->groups * pl->nq;
+    const int64_t b = task / gqs, gq = task % gqs;
     const int64_t g = gq / pl->nq, q = gq % pl->nq;
     const int64_t sh = p->stride_h, sw = p->stride_w, wq = pl->wq;
     /* the channel of each byte of a lane, or NULL past the group's channels */

@@ -32,7 +32,7 @@ static int64_t n_tasks_for(qf_threadpool *pool, size_t bytes, int64_t units) {
 typedef struct concat_job {
     const qx_concat *c;
     qx_lut_fn lut;
-    int64_t first[65]; /* first task of input i; first[n_in] = all tasks */
+    int64_t first[65]; /* first chunk of input i in an output block; first[n_in]: all */
     int64_t per[64];   /* chunks per block of input i */
     int64_t at[64];    /* offset of input i's block in an output block */
 } concat_job;
@@ -41,10 +41,13 @@ static void concat_task(void *ctx, int64_t task, int thread_id) {
     (void)thread_id;
     const concat_job *j = ctx;
     const qx_concat *c = j->c;
+    /* tasks in output order: output block o, then its chunks */
+    const int64_t o = task / j->first[c->n_in];
+    const int64_t r = task % j->first[c->n_in];
     int i = 0;
-    while (task >= j->first[i + 1])
+    while (r >= j->first[i + 1])
         i++;
-    const int64_t r = task - j->first[i], o = r / j->per[i], ch = r % j->per[i];
+    const int64_t ch = r - j->first[i];
     const int64_t e0 = ch * QX_EW_CHUNK;
     const int64_t len = c->block[i] - e0 < QX_EW_CHUNK ? c->block[i] - e0 : QX_EW_CHUNK;
     const int8_t *x = c->src[i] + o * c->block[i] + e0;
@@ -71,12 +74,12 @@ void qf_x86_concat_s8(qf_threadpool *pool, qf_isa isa, const qx_concat *c) {
         j.per[i] = c->block[i] > 0 ? (c->block[i] + QX_EW_CHUNK - 1) / QX_EW_CHUNK : 1;
         j.at[i] = at;
         at += c->block[i];
-        j.first[i + 1] = j.first[i] + (c->block[i] > 0 ? c->outer * j.per[i] : 0);
+        j.first[i + 1] = j.first[i] + (c->block[i] > 0 ? j.per[i] : 0);
         bytes += c->block[i] * c->outer;
     }
     /* below the threshold, one thread does it all */
     if (!pool || qf_threadpool_size(pool) < 2 || bytes < QX_EW_PAR_BYTES) pool = NULL;
-    qf_parallel_for(pool, j.first[c->n_in], concat_task, &j);
+    qf_parallel_for(pool, c->outer * j.first[c->n_in], concat_task, &j);
 }
 
 /* ---- add ----------------------------------------------------------------- */
