@@ -229,8 +229,10 @@ typedef struct conv_job {
     int64_t tap_max; /* largest tap offset */
     uint64_t phases; /* bit py * sw + px: a tap reads that stride phase */
     /* current group and band: tasks are n_pt runs of ppt slot pairs times
-     * n_cc chunks of cb channel blocks */
+     * n_cc chunks of cb channel blocks, numbered run-major, or chunk-major
+     * when cc_major (split_tiles) */
     int64_t g, s0, n_pairs, ppt, n_pt, n_cc, cb;
+    bool cc_major;
 } conv_job;
 
 /* n bytes from s to d (not overlapping): 16-byte moves, the last one
@@ -913,12 +915,39 @@ static void run_tiles(const conv_job *j, int64_t pair0, int64_t pair_end, int64_
     }
 }
 
+/* Split the tiles of n_pairs slot pairs x nb channel blocks (one group)
+ * into about per_thread tasks per thread: runs of ppt pairs x chunks of cb
+ * blocks. The pool gives each thread a contiguous range of task numbers, so
+ * the numbering decides what a thread reads: run-major (the default) keeps
+ * each thread on its own pixels, and their activations in its cache; when
+ * the group's weights outweigh the activations it reads (act_bytes: small
+ * images, many channels, mostly batch 1), chunk-major with one chunk per
+ * thread has each thread stream only its own channels' weights. */
+static void split_tiles(conv_job *j, int64_t nthreads, int64_t per_thread, size_t act_bytes) {
+    const cplan *pl = j->pl;
+    const int64_t want = per_thread * nthreads;
+    const size_t w_bytes = (size_t)pl->nb * QX_CONV_ROWS * (size_t)pl->k4 * 4;
+    j->cc_major = nthreads > 1 && pl->nb >= nthreads && w_bytes > act_bytes;
+    int64_t n_cc = 1;
+    if (j->cc_major)
+        n_cc = nthreads;
+    else if (nthreads > 1 && j->n_pairs < want)
+        n_cc = (want + j->n_pairs - 1) / j->n_pairs;
+    if (n_cc > pl->nb) n_cc = pl->nb;
+    j->cb = (pl->nb + n_cc - 1) / n_cc;
+    j->n_cc = (pl->nb + j->cb - 1) / j->cb;
+    const int64_t runs = nthreads > 1 ? (want + j->n_cc - 1) / j->n_cc : 1;
+    j->ppt = (j->n_pairs + runs - 1) / runs;
+    j->n_pt = (j->n_pairs + j->ppt - 1) / j->ppt;
+}
+
 /* conv8c4: a run of consecutive slot pairs and a chunk of channel blocks,
  * read from the planes. */
 static void c4_task(void *ctx, int64_t task, int tid) {
     (void)tid;
     const conv_job *j = ctx;
-    const int64_t run = task / j->n_cc, cc = task % j->n_cc;
+    const int64_t run = j->cc_major ? task % j->n_pt : task / j->n_cc;
+    const int64_t cc = j->cc_major ? task / j->n_pt : task % j->n_cc;
     const int64_t pair0 = run * j->ppt;
     const int64_t pair_end = pair0 + j->ppt < j->n_pairs ? pair0 + j->ppt : j->n_pairs;
     const int64_t blk_end = (cc + 1) * j->cb < j->pl->nb ? (cc + 1) * j->cb : j->pl->nb;
@@ -932,7 +961,8 @@ static void c4_task(void *ctx, int64_t task, int tid) {
 static void compute_task(void *ctx, int64_t task, int tid) {
     (void)tid;
     const conv_job *j = ctx;
-    const int64_t run = task / j->n_cc, cc = task % j->n_cc;
+    const int64_t run = j->cc_major ? task % j->n_pt : task / j->n_cc;
+    const int64_t cc = j->cc_major ? task / j->n_pt : task % j->n_cc;
     const int64_t pair0 = run * j->ppt;
     const int64_t pair_end = pair0 + j->ppt < j->n_pairs ? pair0 + j->ppt : j->n_pairs;
     const int64_t blk_end = (cc + 1) * j->cb < j->pl->nb ? (cc + 1) * j->cb : j->pl->nb;
@@ -971,17 +1001,7 @@ static void band_loop(qf_threadpool *pool, conv_job *j, qf_task_fn fill_band) {
             if (n > pl->band_slots) n = pl->band_slots;
             qf_parallel_for(pool, n / 16, fill_band, j);
             j->n_pairs = n / QX_CONV_SLOTS;
-            /* about 4 tasks per thread: runs of pairs, and channel chunks
-             * too when there are few pairs */
-            const int64_t want = 4 * nthreads;
-            int64_t n_cc = 1;
-            if (nthreads > 1 && j->n_pairs < want) n_cc = (want + j->n_pairs - 1) / j->n_pairs;
-            if (n_cc > pl->nb) n_cc = pl->nb;
-            j->cb = (pl->nb + n_cc - 1) / n_cc;
-            j->n_cc = (pl->nb + j->cb - 1) / j->cb;
-            const int64_t runs = nthreads > 1 ? (want + j->n_cc - 1) / j->n_cc : 1;
-            j->ppt = (j->n_pairs + runs - 1) / runs;
-            j->n_pt = (j->n_pairs + j->ppt - 1) / j->ppt;
+            split_tiles(j, nthreads, 4, (size_t)n * (size_t)pl->k4 * 4);
             qf_parallel_for(pool, j->n_pt * j->n_cc, compute_task, j);
         }
     }
@@ -1148,15 +1168,7 @@ qf_status qf_x86_conv2d_s8_add(qf_threadpool *pool, qf_isa isa, const qf_ref_con
             return QF_OK;
         }
         j.n_pairs = (pl.slots + QX_CONV_SLOTS - 1) / QX_CONV_SLOTS;
-        const int64_t want = 8 * nthreads;
-        int64_t n_cc = 1;
-        if (nthreads > 1 && j.n_pairs < want) n_cc = (want + j.n_pairs - 1) / j.n_pairs;
-        if (n_cc > pl.nb) n_cc = pl.nb;
-        j.cb = (pl.nb + n_cc - 1) / n_cc;
-        j.n_cc = (pl.nb + j.cb - 1) / j.cb;
-        const int64_t runs = nthreads > 1 ? (want + j.n_cc - 1) / j.n_cc : 1;
-        j.ppt = (j.n_pairs + runs - 1) / runs;
-        j.n_pt = (j.n_pairs + j.ppt - 1) / j.ppt;
+        split_tiles(&j, nthreads, 8, pl.planes_bytes / (size_t)p->groups);
         for (j.g = 0; j.g < p->groups; j.g++)
             qf_parallel_for(pool, j.n_pt * j.n_cc, c4_task, &j);
         return QF_OK;
