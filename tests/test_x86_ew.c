@@ -104,8 +104,8 @@ static void run_add_case(const add_case *c, size_t n, qf_isa isa, qf_threadpool 
     CHECK_OK(qf_ref_add_s8(&p, a, b, want, &e));
     memset(got, GUARD_BYTE, n + GUARD);
     CHECK_OK(qf_x86_add_s8(pool, isa, &p, a, b, got, &e));
-    CHECK_MSG(memcmp(want, got, n) == 0, "%s n=%zu isa=%s threads=%d", c->name, n,
-              qf_isa_name(isa), qf_threadpool_size(pool));
+    CHECK_MSG(memcmp(want, got, n) == 0, "%s n=%zu isa=%s threads=%d", c->name, n, qf_isa_name(isa),
+              qf_threadpool_size(pool));
     CHECK(guard_ok((const uint8_t *)got + n));
     n_isa_runs[isa]++;
 }
@@ -174,6 +174,11 @@ typedef struct pool_geom {
 static const pool_geom pool_geoms[] = {
     {"resnet stem",      1, 64, 112, 112, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1},
     {"2x2 s2",           2, 3,  16,  16,  2, 2, 2, 2, 1, 1, 0, 0, 0, 0},
+    /* the 2x2 stride-2 plane kernel: narrow, odd sizes (last row and
+     * column unused), rows over 64 bytes */
+    {"2x2 s2 28x28",     3, 5,  28,  28,  2, 2, 2, 2, 1, 1, 0, 0, 0, 0},
+    {"2x2 s2 odd 7x9",   1, 4,  7,   9,   2, 2, 2, 2, 1, 1, 0, 0, 0, 0},
+    {"2x2 s2 wide 150",  2, 2,  6,   150, 2, 2, 2, 2, 1, 1, 0, 0, 0, 0},
     {"3x3 s1 p1",        1, 5,  9,   70,  3, 3, 1, 1, 1, 1, 1, 1, 1, 1},
     {"3x3 s2 odd",       1, 3,  13,  33,  3, 3, 2, 2, 1, 1, 0, 0, 0, 0},
     {"3x3 s2 wide",      1, 2,  5,   200, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1},
@@ -235,11 +240,10 @@ static void test_maxpool_matrix(void) {
                     if (!isa_runs(all_isas[ii])) continue;
                     for (int th = 0; th < 2; th++) {
                         memset(got, GUARD_BYTE, no + GUARD);
-                        CHECK_OK(qf_x86_maxpool_s8(th ? pool2() : NULL, all_isas[ii], &p, in,
-                                                   got, &e));
+                        CHECK_OK(
+                            qf_x86_maxpool_s8(th ? pool2() : NULL, all_isas[ii], &p, in, got, &e));
                         CHECK_MSG(memcmp(want, got, no) == 0, "%s data %d clamp %zu isa %s th %d",
-                                  pool_geoms[gi].name, data, ci, qf_isa_name(all_isas[ii]),
-                                  th + 1);
+                                  pool_geoms[gi].name, data, ci, qf_isa_name(all_isas[ii]), th + 1);
                         CHECK(guard_ok((const uint8_t *)got + no));
                         n_isa_runs[all_isas[ii]]++;
                     }
@@ -303,8 +307,8 @@ static void test_global_avgpool_matrix(void) {
             if (!isa_runs(all_isas[ii])) continue;
             for (int th = 0; th < 2; th++) {
                 memset(got, GUARD_BYTE, no + GUARD);
-                CHECK_OK(qf_x86_global_avgpool_s8(th ? pool2() : NULL, all_isas[ii], &p, in, got,
-                                                  &e));
+                CHECK_OK(
+                    qf_x86_global_avgpool_s8(th ? pool2() : NULL, all_isas[ii], &p, in, got, &e));
                 CHECK_MSG(memcmp(want, got, no) == 0, "%s isa %s th %d", c->name,
                           qf_isa_name(all_isas[ii]), th + 1);
                 CHECK(guard_ok((const uint8_t *)got + no));
@@ -366,10 +370,11 @@ static void test_quantize_matrix(void) {
                             size_t bad = 0;
                             while (bad < n && want[bad] == got[bad])
                                 bad++;
-                            CHECK_MSG(bad == n, "scale %g zp %g u8 %d n %zu isa %s: x[%zu]=%g "
-                                      "want %d got %d", (double)sc, (double)zp, u8, n,
-                                      qf_isa_name(all_isas[ii]), bad, (double)x[bad],
-                                      want[bad], got[bad]);
+                            CHECK_MSG(bad == n,
+                                      "scale %g zp %g u8 %d n %zu isa %s: x[%zu]=%g "
+                                      "want %d got %d",
+                                      (double)sc, (double)zp, u8, n, qf_isa_name(all_isas[ii]), bad,
+                                      (double)x[bad], want[bad], got[bad]);
                             CHECK(guard_ok(got + n));
                             n_isa_runs[all_isas[ii]]++;
                         }
@@ -406,8 +411,8 @@ static void test_dequantize_matrix(void) {
                             qf_x86_dequantize_8_f32(th ? pool2() : NULL, all_isas[ii], q, u8, n,
                                                     scales[sci], zp, got);
                             CHECK_MSG(memcmp(want, got, n * sizeof(float)) == 0,
-                                      "scale %g zp %d u8 %d n %zu isa %s", (double)scales[sci],
-                                      zp, u8, n, qf_isa_name(all_isas[ii]));
+                                      "scale %g zp %d u8 %d n %zu isa %s", (double)scales[sci], zp,
+                                      u8, n, qf_isa_name(all_isas[ii]));
                             CHECK(guard_ok((const uint8_t *)(got + n)));
                             n_isa_runs[all_isas[ii]]++;
                         }
@@ -430,6 +435,5 @@ static void test_report_isas(void) {
            n_isa_runs[2]);
 }
 
-QT_MAIN(QT_CASE(test_add_matrix), QT_CASE(test_maxpool_matrix),
-        QT_CASE(test_global_avgpool_matrix), QT_CASE(test_quantize_matrix),
-        QT_CASE(test_dequantize_matrix), QT_CASE(test_report_isas))
+QT_MAIN(QT_CASE(test_add_matrix), QT_CASE(test_maxpool_matrix), QT_CASE(test_global_avgpool_matrix),
+        QT_CASE(test_quantize_matrix), QT_CASE(test_dequantize_matrix), QT_CASE(test_report_isas))

@@ -177,6 +177,7 @@ typedef struct pool_job {
     const int8_t *in;
     int8_t *out;
     int64_t planes, n_tasks;
+    bool pool2; /* 2x2 stride 2 without padding: the plane kernel */
 } pool_job;
 
 /* Horizontal pass for strides the vector kernels do not take. */
@@ -197,12 +198,18 @@ static void hmax_scalar(const int8_t *t, int32_t out_w, int32_t stride, int32_t 
 static void maxpool_task(void *ctx, int64_t task, int thread_id) {
     const pool_job *j = ctx;
     const qf_ref_pool_params *p = j->p;
+    const int64_t per = (j->planes + j->n_tasks - 1) / j->n_tasks;
+    const int64_t pl0 = task * per, pl1 = pl0 + per < j->planes ? pl0 + per : j->planes;
+    if (j->pool2) {
+        for (int64_t pl = pl0; pl < pl1; pl++)
+            j->k->pool2(j->in + pl * p->in_h * p->in_w, p->in_w, p->out_h, p->out_w, p->act_min,
+                        p->act_max, j->out + pl * p->out_h * p->out_w);
+        return;
+    }
     int8_t t[QX_POOL_ROW];
     const int64_t len = pool_row_len(p) + QX_POOL_SLACK;
     memset(t, -128, (size_t)len);
     const int8_t *rows[64];
-    const int64_t per = (j->planes + j->n_tasks - 1) / j->n_tasks;
-    const int64_t pl0 = task * per, pl1 = pl0 + per < j->planes ? pl0 + per : j->planes;
     const bool vec_h = p->stride_w <= 2;
     for (int64_t pl = pl0; pl < pl1; pl++) {
         const int8_t *plane = j->in + pl * p->in_h * p->in_w;
@@ -247,6 +254,9 @@ qf_status qf_x86_maxpool_s8(qf_threadpool *pool, qf_isa isa, const qf_ref_pool_p
          qf_mul_size(all, (size_t)p->out_w, &all) && all <= (size_t)INT64_MAX;
     if (!ok) return qf_ref_maxpool_s8(p, in, out, err);
     pool_job j = {.k = k, .p = p, .in = in, .out = out};
+    j.pool2 = k->pool2 && p->k_h == 2 && p->k_w == 2 && p->stride_h == 2 && p->stride_w == 2 &&
+              p->dil_h == 1 && p->dil_w == 1 && !p->pad_top && !p->pad_left && !p->pad_bottom &&
+              !p->pad_right && 2 * (int64_t)p->out_h <= p->in_h && 2 * (int64_t)p->out_w <= p->in_w;
     j.planes = (int64_t)p->batch * p->channels;
     j.n_tasks = n_tasks_for(pool, bytes, j.planes);
     qf_parallel_for(pool, j.n_tasks, maxpool_task, &j);

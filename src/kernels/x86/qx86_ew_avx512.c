@@ -85,6 +85,27 @@ TGT static void hmax_avx512(const int8_t *t, int32_t out_w, int32_t stride, int3
     }
 }
 
+/* 2x2 stride 2, straight from the input rows: the vertical max on bytes,
+ * then the horizontal one on int16 words (even byte sign-extended by the
+ * shift pair, odd byte by the arithmetic shift), 32 outputs per step. */
+TGT static void pool2_avx512(const int8_t *in, int32_t in_w, int32_t out_h, int32_t out_w,
+                             int32_t lo, int32_t hi, int8_t *out) {
+    const __m512i wlo = _mm512_set1_epi16((short)lo), whi = _mm512_set1_epi16((short)hi);
+    for (int32_t oy = 0; oy < out_h; oy++, out += out_w) {
+        const int8_t *r0 = in + (int64_t)2 * oy * in_w, *r1 = r0 + in_w;
+        for (int32_t ox = 0; ox < out_w; ox += 32) {
+            const int32_t left = out_w - ox;
+            const __mmask64 k = left >= 32 ? ~(__mmask64)0 : tail64((size_t)(2 * left));
+            const __m512i m = _mm512_max_epi8(_mm512_maskz_loadu_epi8(k, r0 + 2 * ox),
+                                              _mm512_maskz_loadu_epi8(k, r1 + 2 * ox));
+            __m512i w = _mm512_max_epi16(_mm512_srai_epi16(_mm512_slli_epi16(m, 8), 8),
+                                         _mm512_srai_epi16(m, 8));
+            w = _mm512_min_epi16(_mm512_max_epi16(w, wlo), whi);
+            _mm256_mask_storeu_epi8(out + ox, tail32(left), _mm512_cvtepi16_epi8(w));
+        }
+    }
+}
+
 TGT static int64_t sum_biased_avx512(const int8_t *x, size_t n) {
     const __m512i flip = _mm512_set1_epi8((char)0x80), zero = _mm512_setzero_si512();
     __m512i acc = _mm512_setzero_si512(); /* 8 x u64, each < 2^64 for any n */
@@ -148,6 +169,7 @@ TGT static void dequant_avx512(const void *q, bool is_u8, size_t n, float scale,
 static const qx_ew_kernels k_avx512 = {.add = add_avx512,
                                        .vmax = vmax_avx512,
                                        .hmax = hmax_avx512,
+                                       .pool2 = pool2_avx512,
                                        .sum_biased = sum_biased_avx512,
                                        .quant = quant_avx512,
                                        .dequant = dequant_avx512};
