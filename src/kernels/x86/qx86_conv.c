@@ -138,8 +138,17 @@ static bool make_plan(const qf_ref_conv_params *p, qx_layout layout, cplan *pl) 
     /* conv8c4 per-pixel vectors that span rows are gathered once per tile
      * pair, about 3/4 of one channel block's work: grid tiles are worth up
      * to that much more */
-    if (pl->c4) pl->grid = gt * pl->nb * 4 <= pt * (pl->nb * 4 + 3);
-    pl->slots = pl->grid ? grid_slots : px_slots;
+    if (pl->c4) {
+        /* conv8c4's grid skips the rows past out_h (b, y < out_h, x < wq):
+         * the same slots at batch 1, fewer after it; a vector that crosses
+         * into the next image reads two runs */
+        const int64_t rg_slots = ((int64_t)p->batch * p->out_h - 1) * pl->wq + p->out_w;
+        const int64_t rt = (rg_slots + QX_CONV_SLOTS - 1) / QX_CONV_SLOTS;
+        pl->grid = rt * pl->nb * 4 <= pt * (pl->nb * 4 + 3);
+        pl->slots = pl->grid ? rg_slots : px_slots;
+    } else {
+        pl->slots = pl->grid ? grid_slots : px_slots;
+    }
     /* conv8c4 packs nothing, except per-pixel vectors of long reductions
      * (too long to gather on the stack): gathered into bands */
     const bool banded = !pl->c4 || (!pl->grid && pl->k4 > GATHER_STEPS);
@@ -776,9 +785,42 @@ static void make_grid_store(const qf_ref_conv_params *p, const cplan *pl, int64_
 
 /* Output runs of the 16 slots starting at s: slots are output pixels in
  * (b, oy, ox) order, so a run only breaks where an image ends. */
+/* conv8c4's grid: output runs of the 16 slots starting at s, over rows of
+ * wq slots of which the first out_w are stored, out_h rows per image. */
+static void make_rowgrid_store(const qf_ref_conv_params *p, const cplan *pl, int64_t s,
+                               qx_vec_store *st) {
+    const int64_t per_img = (int64_t)p->out_h * pl->wq;
+    const int64_t out_hw = (int64_t)p->out_h * p->out_w;
+    int64_t b = s / per_img, rem = s % per_img, y = rem / pl->wq, x = rem % pl->wq;
+    int64_t lane = 0;
+    while (lane < 16 && b < p->batch) {
+        const int64_t run = pl->wq - x < 16 - lane ? pl->wq - x : 16 - lane;
+        if (x < p->out_w) {
+            qx_seg *g = &st->seg[st->n_seg++];
+            g->lane = (int32_t)lane;
+            g->n = (int32_t)(run < p->out_w - x ? run : p->out_w - x);
+            g->off = b * p->out_c * out_hw + y * p->out_w + x;
+            g->mask = ((1u << g->n) - 1u) << lane;
+        }
+        lane += run;
+        x += run;
+        if (x == pl->wq) {
+            x = 0;
+            if (++y == p->out_h) {
+                y = 0;
+                b++;
+            }
+        }
+    }
+}
+
 static void make_store(const qf_ref_conv_params *p, const cplan *pl, int64_t s, qx_vec_store *st) {
     const int64_t out_hw = (int64_t)p->out_h * p->out_w;
     st->n_seg = 0;
+    if (pl->grid && pl->c4) {
+        if (s < pl->slots) make_rowgrid_store(p, pl, s, st);
+        return;
+    }
     if (pl->grid) {
         make_grid_store(p, pl, s, st);
         return;
@@ -807,9 +849,31 @@ static void make_src(const conv_job *j, int64_t s, qx_src *src) {
     const uint8_t *gbase = j->planes + j->g * pl->g_stride;
     src->n = 1;
     src->mask[0] = 0xFFFF;
-    if (pl->grid || s >= pl->slots) {
-        /* grid slots are positions: 16 consecutive ones */
-        src->p[0] = s < pl->slots ? gbase + s * 4 : gbase;
+    if (s >= pl->slots) {
+        src->p[0] = gbase;
+        return;
+    }
+    if (pl->grid) {
+        /* consecutive slots of one image are consecutive positions: one run
+         * per image the vector touches, the last stretched to lane 16 (a
+         * slot's position is at least its index, so no pointer falls before
+         * the planes) */
+        const int64_t per_img = (int64_t)p->out_h * pl->wq;
+        int64_t b = s / per_img, r = s % per_img;
+        int lane = 0, n = 0;
+        while (lane < 16) {
+            int64_t cnt = per_img - r < 16 - lane ? per_img - r : 16 - lane;
+            const bool last = b + 1 >= p->batch || lane + cnt == 16;
+            if (last) cnt = 16 - lane;
+            src->p[n] = gbase + (b * pl->img_stride + r - lane) * 4;
+            src->mask[n] = (uint16_t)(((1u << cnt) - 1u) << lane);
+            n++;
+            if (last) break;
+            lane += (int)cnt;
+            r = 0;
+            b++;
+        }
+        src->n = n;
         return;
     }
     /* a run's pointer is where its lane 0 would be (its position minus its
