@@ -13,6 +13,7 @@
 #include "kernels/ref/qref_util.h"
 
 #define TGT __attribute__((target("avx2,avx512f,avx512bw,avx512vl,avx512vnni")))
+#define INL __attribute__((always_inline)) inline
 
 #include "kernels/x86/qx86_avx512_rq.h"
 
@@ -125,8 +126,8 @@ TGT static inline void store_row32(__m256i v, const qx_vec_store *st, int8_t *ba
 }
 
 /* Rows r and r + 1 (r < n_rows; row r + 1 is stored when it is valid). */
-TGT static inline void out_pair(const qx_conv_tile *t, const pair_consts *k, int r, __m512i a0,
-                                __m512i a1, __m512i b0, __m512i b1) {
+TGT static INL void out_pair(const qx_conv_tile *t, const pair_consts *k, int r, __m512i a0,
+                             __m512i a1, __m512i b0, __m512i b1) {
     const __m512 ma = _mm512_set1_ps(t->e.mult_f[r]), mb = _mm512_set1_ps(t->e.mult_f[r + 1]);
     const __m512i pa =
         _mm512_adds_epi16(_mm512_packs_epi32(cvt_hi(a0, ma, k->hi), cvt_hi(a1, ma, k->hi)), k->z16);
@@ -149,6 +150,17 @@ TGT static inline void out_pair(const qx_conv_tile *t, const pair_consts *k, int
     }
     store_row32(_mm512_castsi512_si256(q), st, base);
     if (two) store_row32(_mm512_extracti64x4_epi64(q, 1), st, base + t->ch_stride);
+}
+
+/* The whole tile's FP32 epilogue, out of line (inlined, it makes GCC spill
+ * the accumulators inside the dot-product loop); the accumulators come
+ * through memory once, and the four row pairs, independent, overlap. */
+TGT static __attribute__((noinline)) void out_tile(const qx_conv_tile *t, const __m512i *acc) {
+    const pair_consts k = pair_consts_of(t->e.rq);
+    out_pair(t, &k, 0, acc[0], acc[1], acc[2], acc[3]);
+    if (t->n_rows > 2) out_pair(t, &k, 2, acc[4], acc[5], acc[6], acc[7]);
+    if (t->n_rows > 4) out_pair(t, &k, 4, acc[8], acc[9], acc[10], acc[11]);
+    if (t->n_rows > 6) out_pair(t, &k, 6, acc[12], acc[13], acc[14], acc[15]);
 }
 
 #define ROW_DOT(r)                                                                                 \
@@ -206,11 +218,9 @@ TGT static void conv_tile(const qx_conv_tile *t) {
     const qf_ref_requant *rq = t->e.rq;
     if (rq->mode == QF_RQ_FP32 && !t->add) {
         /* the common epilogue: rows in pairs, four vectors narrowed at once */
-        const pair_consts k = pair_consts_of(rq);
-        out_pair(t, &k, 0, c00, c01, c10, c11);
-        if (t->n_rows > 2) out_pair(t, &k, 2, c20, c21, c30, c31);
-        if (t->n_rows > 4) out_pair(t, &k, 4, c40, c41, c50, c51);
-        if (t->n_rows > 6) out_pair(t, &k, 6, c60, c61, c70, c71);
+        const __m512i acc[16] = {c00, c01, c10, c11, c20, c21, c30, c31,
+                                 c40, c41, c50, c51, c60, c61, c70, c71};
+        out_tile(t, acc);
         return;
     }
     if (rq->mode == QF_RQ_FP32) {
