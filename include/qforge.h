@@ -160,6 +160,15 @@ size_t qf_session_arena_bytes(const qf_session *s);
  * session's planned memory is arena + scratch: a run allocates nothing. */
 size_t qf_session_scratch_bytes(const qf_session *s);
 
+/* Images per chunk when the current plan runs a batch as several smaller
+ * ones (0: it does not). A batch whose activations would overflow the
+ * last-level cache runs through the whole graph one chunk at a time (the
+ * largest divisor of the batch whose biggest activation fits half that
+ * cache), when every run-time node treats the images of a batch
+ * independently; QF_BATCH_CHUNK=N forces N images (a divisor of the batch),
+ * 0 turns it off. Results are the same bytes either way. */
+int qf_session_batch_chunk(const qf_session *s);
+
 /* Residual adds (qforge.QAdd) the current plan runs inside the convolution
  * that produces one of their operands (0 before the first run; always 0
  * while an observer is set, since observers see every node's output). */

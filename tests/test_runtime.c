@@ -2,14 +2,28 @@
  * no allocation in a steady-state run, re-planning on new shapes, shape
  * inputs fed by the caller, and input validation errors. Graphs are built
  * by hand; expected values are computed in the test. */
+#include <math.h>
+#include <stdlib.h>
+
 #include "ir/graph.h"
 #include "qtest.h"
 #include "runtime/runtime.h"
 
 static long n_allocs;
-static void *count_alloc(void *u, size_t n) { (void)u; n_allocs++; return malloc(n); }
-static void *count_realloc(void *u, void *p, size_t n) { (void)u; n_allocs++; return realloc(p, n); }
-static void plain_free(void *u, void *p) { (void)u; free(p); }
+static void *count_alloc(void *u, size_t n) {
+    (void)u;
+    n_allocs++;
+    return malloc(n);
+}
+static void *count_realloc(void *u, void *p, size_t n) {
+    (void)u;
+    n_allocs++;
+    return realloc(p, n);
+}
+static void plain_free(void *u, void *p) {
+    (void)u;
+    free(p);
+}
 
 /* x -> Relu -> Neg? keep to ops the runtime ships: a chain of k Relu/Add */
 static qf_model *chain_model(int k, int64_t c) {
@@ -49,7 +63,8 @@ static void chain_values_and_buffer_reuse(void) {
     qf_err e;
     CHECK_OK(qf_session_create(m, NULL, &s, &e));
     static float xin[2 * 1000];
-    for (int i = 0; i < 2000; i++) xin[i] = (float)((i * 37) % 23) - 11.0f;
+    for (int i = 0; i < 2000; i++)
+        xin[i] = (float)((i * 37) % 23) - 11.0f;
     qf_tensor in = {.dtype = QF_DT_F32, .rank = 2, .dims = {2, 1000}, .data = xin}, out;
     qf_status st = qf_session_run(s, &in, 1, &out, 1, &e);
     CHECK_MSG(st == QF_OK, "%s", e.msg);
@@ -58,7 +73,8 @@ static void chain_values_and_buffer_reuse(void) {
     const float *y = out.data;
     for (int i = 0; i < 2000; i++) {
         float r = xin[i];
-        for (int j = 0; j < k; j++) r = (j % 2 == 0) ? (r > 0 ? r : 0) : r + xin[i];
+        for (int j = 0; j < k; j++)
+            r = (j % 2 == 0) ? (r > 0 ? r : 0) : r + xin[i];
         CHECK_NEAR(y[i], r, 1e-5);
     }
     /* 12 intermediates of 8000 bytes: a plan that reuses buffers needs at
@@ -132,7 +148,8 @@ static void shape_input_from_caller(void) {
     qf_session *s;
     CHECK_OK(qf_session_create(m, NULL, &s, &e));
     float xv[12];
-    for (int i = 0; i < 12; i++) xv[i] = (float)i - 5;
+    for (int i = 0; i < 12; i++)
+        xv[i] = (float)i - 5;
     int64_t s1[2] = {3, 4}, s2[2] = {-1, 6};
     qf_tensor in[2] = {{.dtype = QF_DT_F32, .rank = 1, .dims = {12}, .data = xv},
                        {.dtype = QF_DT_I64, .rank = 1, .dims = {2}, .data = s1}};
@@ -224,7 +241,8 @@ static void shape_chain_on_dynamic_batch(void) {
     qf_session *s;
     CHECK_OK(qf_session_create(m, NULL, &s, &e));
     float xv[4 * 6];
-    for (int i = 0; i < 24; i++) xv[i] = (float)i;
+    for (int i = 0; i < 24; i++)
+        xv[i] = (float)i;
     qf_tensor in = {.dtype = QF_DT_F32, .rank = 3, .dims = {4, 2, 3}, .data = xv}, out;
     qf_status st = qf_session_run(s, &in, 1, &out, 1, &e);
     CHECK_MSG(st == QF_OK, "%s", e.msg);
@@ -238,5 +256,112 @@ static void shape_chain_on_dynamic_batch(void) {
     qf_model_free(m);
 }
 
-QT_MAIN(QT_CASE(shape_chain_on_dynamic_batch), QT_CASE(observer_sees_every_node), QT_CASE(chain_values_and_buffer_reuse), QT_CASE(input_validation_errors),
-        QT_CASE(shape_input_from_caller))
+/* y = Softmax(Relu(x) + x, axis): per sample for axis 1, across the batch
+ * for axis 0. */
+static qf_model *softmax_model(int64_t axis) {
+    qf_graph *g = qf_graph_create();
+    int64_t dims[2] = {-1, 5};
+    int x = qf_graph_add_value(g, "x", QF_DT_F32, 2, dims);
+    int r = qf_graph_add_value(g, "r", QF_DT_UNDEF, -1, NULL);
+    int a = qf_graph_add_value(g, "a", QF_DT_UNDEF, -1, NULL);
+    int y = qf_graph_add_value(g, "y", QF_DT_UNDEF, -1, NULL);
+    qf_graph_add_input(g, x);
+    int ai[2] = {r, x};
+    qf_attr ax = {.name = "axis", .type = QF_ATTR_INT, .i = axis};
+    qf_graph_add_node(g, "relu", "Relu", "", 13, &x, 1, &r, 1, NULL, 0);
+    qf_graph_add_node(g, "add", "Add", "", 13, ai, 2, &a, 1, NULL, 0);
+    qf_graph_add_node(g, "softmax", "Softmax", "", 13, &a, 1, &y, 1, &ax, 1);
+    qf_graph_add_output(g, y);
+    qf_err e;
+    qf_model *m = NULL;
+    if (qf_graph_toposort(g, &e) || qf_graph_parse_ops(g, &e) ||
+        qf_model_from_graph(g, "softmax.onnx", &m, &e)) {
+        fprintf(stderr, "softmax_model: %s\n", e.msg);
+        return NULL;
+    }
+    return m;
+}
+
+static void softmax_expect(const float *x, int b, int64_t axis, float *y) {
+    float a[8 * 5];
+    for (int i = 0; i < b * 5; i++)
+        a[i] = (x[i] > 0 ? x[i] : 0) + x[i];
+    const int outer = axis == 1 ? b : 5, inner = axis == 1 ? 5 : b;
+    for (int o = 0; o < outer; o++) {
+        double sum = 0, mx = -1e30;
+        for (int i = 0; i < inner; i++) {
+            const int at = axis == 1 ? o * 5 + i : i * 5 + o;
+            if (a[at] > mx) mx = a[at];
+        }
+        for (int i = 0; i < inner; i++)
+            sum += exp(a[axis == 1 ? o * 5 + i : i * 5 + o] - mx);
+        for (int i = 0; i < inner; i++) {
+            const int at = axis == 1 ? o * 5 + i : i * 5 + o;
+            y[at] = (float)(exp(a[at] - mx) / sum);
+        }
+    }
+}
+
+/* Batch chunking (QF_BATCH_CHUNK forces the chunk size): a per-sample graph
+ * runs the batch 2 images at a time with the unchunked results and no
+ * allocation once planned; a batch the chunk does not divide, an observer
+ * and a graph that mixes the batch (softmax over axis 0) run unchunked. */
+static void batch_chunking(void) {
+    setenv("QF_BATCH_CHUNK", "2", 1);
+    float x[8 * 5], want[8 * 5];
+    for (int i = 0; i < 8 * 5; i++)
+        x[i] = (float)((i * 29) % 17) * 0.25f - 2.0f;
+    for (int64_t axis = 1; axis >= 0; axis--) {
+        qf_model *m = softmax_model(axis);
+        CHECK(m != NULL);
+        qf_session *s;
+        qf_err e;
+        CHECK_OK(qf_session_create(m, NULL, &s, &e));
+        const int batches[4] = {6, 6, 3, 8};
+        for (int k = 0; k < 4; k++) {
+            const int b = batches[k];
+            qf_tensor in = {.dtype = QF_DT_F32, .rank = 2, .dims = {b, 5}, .data = x}, out;
+            qf_allocator a = {count_alloc, count_realloc, plain_free, NULL};
+            if (k == 1) {
+                qf_set_allocator(&a);
+                n_allocs = 0;
+            }
+            qf_status st = qf_session_run(s, &in, 1, &out, 1, &e);
+            if (k == 1) {
+                qf_set_allocator(NULL);
+                CHECK_EQ_INT(n_allocs, 0);
+            }
+            CHECK_MSG(st == QF_OK, "%s", e.msg);
+            CHECK(out.rank == 2 && out.dims[0] == b && out.dims[1] == 5);
+            CHECK_EQ_INT(qf_session_batch_chunk(s), axis == 1 && b % 2 == 0 ? 2 : 0);
+            softmax_expect(x, b, axis, want);
+            for (int i = 0; i < b * 5; i++)
+                CHECK_NEAR(((const float *)out.data)[i], want[i], 1e-6);
+        }
+        /* an observer sees the whole batch: no chunks */
+        qf_session_set_observer(s, count_observer, NULL);
+        qf_tensor in = {.dtype = QF_DT_F32, .rank = 2, .dims = {6, 5}, .data = x}, out;
+        CHECK_OK(qf_session_run(s, &in, 1, &out, 1, &e));
+        CHECK_EQ_INT(qf_session_batch_chunk(s), 0);
+        softmax_expect(x, 6, axis, want);
+        for (int i = 0; i < 30; i++)
+            CHECK_NEAR(((const float *)out.data)[i], want[i], 1e-6);
+        qf_session_free(s);
+        qf_model_free(m);
+    }
+    setenv("QF_BATCH_CHUNK", "0", 1);
+    qf_model *m = softmax_model(1);
+    qf_session *s;
+    qf_err e;
+    CHECK_OK(qf_session_create(m, NULL, &s, &e));
+    qf_tensor in = {.dtype = QF_DT_F32, .rank = 2, .dims = {8, 5}, .data = x}, out;
+    CHECK_OK(qf_session_run(s, &in, 1, &out, 1, &e));
+    CHECK_EQ_INT(qf_session_batch_chunk(s), 0);
+    qf_session_free(s);
+    qf_model_free(m);
+    unsetenv("QF_BATCH_CHUNK");
+}
+
+QT_MAIN(QT_CASE(shape_chain_on_dynamic_batch), QT_CASE(observer_sees_every_node),
+        QT_CASE(chain_values_and_buffer_reuse), QT_CASE(input_validation_errors),
+        QT_CASE(shape_input_from_caller), QT_CASE(batch_chunking))
