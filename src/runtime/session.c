@@ -834,7 +834,9 @@ static qf_status try_chunking(qf_session *s, const qf_tensor *inputs, qf_err *er
     const int64_t b = inputs[0].dims[0];
     if (b < 2 || b > INT32_MAX) return QF_OK;
     for (int i = 0; i < g->n_inputs; i++)
-        if (inputs[i].rank < 1 || inputs[i].dims[0] != b || s->bound_values[i]) return QF_OK;
+        if (inputs[i].rank < 1 || inputs[i].dims[0] != b || s->bound_values[i] ||
+            tensor_bytes(&inputs[i]) == 0 || !inputs[i].data)
+            return QF_OK;
     for (int k = 0; k < s->n_steps; k++)
         if (!step_per_sample(s, &g->nodes[s->steps[k]])) return QF_OK;
     /* the biggest activation and, for the decision, the work per byte of
