@@ -16,6 +16,7 @@
 #include "base/threadpool.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <string.h>
 
@@ -45,6 +46,15 @@ static inline bool spin_more(spin_t t0) {
     return ++n % SPIN_BUDGET != 0;
 }
 #endif
+
+/* A spinning thread yields its CPU every this many polls: when the OS put
+ * it on the same CPU as the thread it waits for (more threads than free
+ * CPUs), spinning on would hold that thread off for a whole time slice. On a
+ * CPU of its own the yield returns at once, and this rarely (tens of
+ * microseconds of polling) it costs nothing measurable. SqueezeNet 1.1,
+ * batch 1, 2 threads pinned to one CPU: 6.6 ms per run without it, 2.6 ms
+ * with it (1 thread: 2.5 ms). */
+#define SPIN_YIELD_POLLS 4096u
 
 /* state = generation << 17 | OPEN | joined workers (< 2^16) */
 #define ST_OPEN ((uint64_t)1 << 16)
@@ -132,10 +142,12 @@ static void *worker_main(void *arg) {
     for (;;) {
         uint64_t g = gen_of(atomic_load_explicit(&p->state, memory_order_acquire));
         const spin_t t0 = spin_start();
+        unsigned polls = 0;
         while (g == seen &&
                (spin_more(t0) || atomic_load_explicit(&p->hold, memory_order_relaxed))) {
             if (atomic_load_explicit(&p->stop, memory_order_relaxed)) break;
             g = gen_of(atomic_load_explicit(&p->state, memory_order_acquire));
+            if (++polls % SPIN_YIELD_POLLS == 0) sched_yield();
         }
         if (g == seen) {
             pthread_mutex_lock(&p->mu);
@@ -235,9 +247,12 @@ void qf_parallel_for(qf_threadpool *p, int64_t n_tasks, qf_task_fn fn, void *ctx
     /* close: from now on nobody joins; wait for those who did */
     uint64_t s = atomic_fetch_and_explicit(&p->state, ~ST_OPEN, memory_order_acq_rel) & ~ST_OPEN;
     const spin_t t0 = spin_start();
+    unsigned polls = 0;
     while ((s & ST_COUNT) != 0 &&
-           (spin_more(t0) || atomic_load_explicit(&p->hold, memory_order_relaxed)))
+           (spin_more(t0) || atomic_load_explicit(&p->hold, memory_order_relaxed))) {
         s = atomic_load_explicit(&p->state, memory_order_acquire);
+        if (++polls % SPIN_YIELD_POLLS == 0) sched_yield();
+    }
     if ((s & ST_COUNT) == 0) return;
     pthread_mutex_lock(&p->mu);
     while ((atomic_load_explicit(&p->state, memory_order_acquire) & ST_COUNT) != 0)
