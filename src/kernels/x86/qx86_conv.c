@@ -754,48 +754,18 @@ static void gather_task(void *ctx, int64_t task, int tid) {
     gather_vec(j, &src, j->band + task * j->pl->k4 * 64);
 }
 
-/* Output runs of the 16 grid slots starting at s (slots with x >= out_w or
- * y >= out_h are dropped). */
-static void make_grid_store(const qf_ref_conv_params *p, const cplan *pl, int64_t s,
+/* Output runs of the 16 grid slots starting at s: rows of wq slots, of
+ * which the first out_w are stored, `rows` rows per image (conv8's grid:
+ * hq, rows past out_h dropped; conv8c4's: out_h). */
+static void make_grid_store(const qf_ref_conv_params *p, const cplan *pl, int64_t s, int64_t rows,
                             qx_vec_store *st) {
-    const int64_t img = pl->hq * pl->wq;
+    const int64_t img = rows * pl->wq;
     const int64_t out_hw = (int64_t)p->out_h * p->out_w;
     int64_t b = s / img, rem = s % img, y = rem / pl->wq, x = rem % pl->wq;
     int64_t lane = 0;
-    while (lane < 16) {
-        int64_t run = pl->wq - x < 16 - lane ? pl->wq - x : 16 - lane;
-        if (b < p->batch && y < p->out_h && x < p->out_w) {
-            qx_seg *g = &st->seg[st->n_seg++];
-            g->lane = (int32_t)lane;
-            g->n = (int32_t)(run < p->out_w - x ? run : p->out_w - x);
-            g->off = b * p->out_c * out_hw + y * p->out_w + x;
-            g->mask = ((1u << g->n) - 1u) << lane;
-        }
-        lane += run;
-        x += run;
-        if (x == pl->wq) {
-            x = 0;
-            if (++y == pl->hq) {
-                y = 0;
-                b++;
-            }
-        }
-    }
-}
-
-/* Output runs of the 16 slots starting at s: slots are output pixels in
- * (b, oy, ox) order, so a run only breaks where an image ends. */
-/* conv8c4's grid: output runs of the 16 slots starting at s, over rows of
- * wq slots of which the first out_w are stored, out_h rows per image. */
-static void make_rowgrid_store(const qf_ref_conv_params *p, const cplan *pl, int64_t s,
-                               qx_vec_store *st) {
-    const int64_t per_img = (int64_t)p->out_h * pl->wq;
-    const int64_t out_hw = (int64_t)p->out_h * p->out_w;
-    int64_t b = s / per_img, rem = s % per_img, y = rem / pl->wq, x = rem % pl->wq;
-    int64_t lane = 0;
     while (lane < 16 && b < p->batch) {
         const int64_t run = pl->wq - x < 16 - lane ? pl->wq - x : 16 - lane;
-        if (x < p->out_w) {
+        if (y < p->out_h && x < p->out_w) {
             qx_seg *g = &st->seg[st->n_seg++];
             g->lane = (int32_t)lane;
             g->n = (int32_t)(run < p->out_w - x ? run : p->out_w - x);
@@ -806,7 +776,7 @@ static void make_rowgrid_store(const qf_ref_conv_params *p, const cplan *pl, int
         x += run;
         if (x == pl->wq) {
             x = 0;
-            if (++y == p->out_h) {
+            if (++y == rows) {
                 y = 0;
                 b++;
             }
@@ -814,15 +784,13 @@ static void make_rowgrid_store(const qf_ref_conv_params *p, const cplan *pl, int
     }
 }
 
+/* Output runs of the 16 slots starting at s: grid slots, or output pixels
+ * in (b, oy, ox) order, where a run only breaks where an image ends. */
 static void make_store(const qf_ref_conv_params *p, const cplan *pl, int64_t s, qx_vec_store *st) {
     const int64_t out_hw = (int64_t)p->out_h * p->out_w;
     st->n_seg = 0;
-    if (pl->grid && pl->c4) {
-        if (s < pl->slots) make_rowgrid_store(p, pl, s, st);
-        return;
-    }
     if (pl->grid) {
-        make_grid_store(p, pl, s, st);
+        if (s < pl->slots) make_grid_store(p, pl, s, pl->c4 ? p->out_h : pl->hq, st);
         return;
     }
     if (s >= pl->slots) return;
