@@ -875,6 +875,8 @@ static qf_status try_chunking(qf_session *s, const qf_tensor *inputs, qf_err *er
     }
     qf_err e2;
     ok = ok && plan(s, views, &e2) == QF_OK;
+    for (int k = 0; ok && k < s->n_steps; k++)
+        ok = step_per_sample(s, &g->nodes[s->steps[k]]);
     for (int v = 0; ok && v < g->n_values; v++) {
         if (s->pv[v].kind == PV_NONE || s->pv[v].kind == PV_CONST) continue;
         const qf_tensor *f = &full[v], *t = &s->pv[v].t;
