@@ -96,9 +96,8 @@ typedef struct qx_ew_kernels {
     /* out[ox] = clamp(max_kx t[ox * stride + kx * dil], lo, hi), stride 1 or 2 */
     void (*hmax)(const int8_t *t, int32_t out_w, int32_t stride, int32_t k_w, int32_t dil,
                  int32_t lo, int32_t hi, int8_t *out);
-    /* 2x2 stride-2 max pool of one plane without padding (NULL: not
-     * compiled in): out[oy][ox] = clamp(max of in[2oy + dy][2ox + dx], lo,
-     * hi) for rows of in_w >= 2 * out_w bytes and in_h >= 2 * out_h */
+    /* 2x2 stride-2 max pool of one plane without padding: out[oy][ox] = clamp(max of in[2oy +
+     * dy][2ox + dx], lo, hi) for rows of in_w >= 2 * out_w bytes and in_h >= 2 * out_h */
     void (*pool2)(const int8_t *in, int32_t in_w, int32_t out_h, int32_t out_w, int32_t lo,
                   int32_t hi, int8_t *out);
     /* sum of (x[i] + 128) as an exact 64-bit integer */

@@ -18,8 +18,8 @@ TGT static inline __m256i pack4(__m256i r0, __m256i r1, __m256i r2, __m256i r3) 
     return _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
 }
 
-TGT static inline __m256i add8(__m128i qa, __m128i qb, __m256i za, __m256i zb, __m256 ma,
-                               __m256 mb, __m256 lo, __m256 hi, __m256i zo) {
+TGT static inline __m256i add8(__m128i qa, __m128i qb, __m256i za, __m256i zb, __m256 ma, __m256 mb,
+                               __m256 lo, __m256 hi, __m256i zo) {
     __m256 fa = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_cvtepi8_epi32(qa), za));
     __m256 fb = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_cvtepi8_epi32(qb), zb));
     __m256 s = _mm256_add_ps(_mm256_mul_ps(fa, ma), _mm256_mul_ps(fb, mb));
@@ -65,8 +65,8 @@ TGT static void vmax_avx2(const int8_t *const *rows, int n_rows, size_t n, int8_
 
 /* Stride 2 as int16 lanes (see the AVX-512 twin); 16 outputs per step. The
  * last partial step goes through a stack buffer. */
-TGT static void hmax_avx2(const int8_t *t, int32_t out_w, int32_t stride, int32_t k_w,
-                          int32_t dil, int32_t lo, int32_t hi, int8_t *out) {
+TGT static void hmax_avx2(const int8_t *t, int32_t out_w, int32_t stride, int32_t k_w, int32_t dil,
+                          int32_t lo, int32_t hi, int8_t *out) {
     int8_t buf[32];
     if (stride == 1) {
         const __m256i vlo = _mm256_set1_epi8((char)lo), vhi = _mm256_set1_epi8((char)hi);
@@ -102,6 +102,36 @@ TGT static void hmax_avx2(const int8_t *t, int32_t out_w, int32_t stride, int32_
     }
 }
 
+/* 2x2 stride 2 straight from the input rows (pool2_avx512's steps on 16
+ * outputs), the last few outputs in scalar. */
+TGT static void pool2_avx2(const int8_t *in, int32_t in_w, int32_t out_h, int32_t out_w, int32_t lo,
+                           int32_t hi, int8_t *out) {
+    const __m256i wlo = _mm256_set1_epi16((short)lo), whi = _mm256_set1_epi16((short)hi);
+    for (int32_t oy = 0; oy < out_h; oy++, out += out_w) {
+        const int8_t *r0 = in + (int64_t)2 * oy * in_w, *r1 = r0 + in_w;
+        int32_t ox = 0;
+        for (; ox + 16 <= out_w; ox += 16) {
+            const __m256i m =
+                _mm256_max_epi8(_mm256_loadu_si256((const __m256i *)(const void *)(r0 + 2 * ox)),
+                                _mm256_loadu_si256((const __m256i *)(const void *)(r1 + 2 * ox)));
+            __m256i w = _mm256_max_epi16(_mm256_srai_epi16(_mm256_slli_epi16(m, 8), 8),
+                                         _mm256_srai_epi16(m, 8));
+            w = _mm256_min_epi16(_mm256_max_epi16(w, wlo), whi);
+            /* words 0-7 and 8-15 sit in the two 128-bit lanes: pack, then
+             * gather quadwords 0 and 2 */
+            const __m256i p = _mm256_permute4x64_epi64(_mm256_packs_epi16(w, w), 0x08);
+            _mm_storeu_si128((__m128i *)(void *)(out + ox), _mm256_castsi256_si128(p));
+        }
+        for (; ox < out_w; ox++) {
+            int32_t m = r0[2 * ox];
+            if (r0[2 * ox + 1] > m) m = r0[2 * ox + 1];
+            if (r1[2 * ox] > m) m = r1[2 * ox];
+            if (r1[2 * ox + 1] > m) m = r1[2 * ox + 1];
+            out[ox] = (int8_t)(m < lo ? lo : m > hi ? hi : m);
+        }
+    }
+}
+
 TGT static int64_t sum_biased_avx2(const int8_t *x, size_t n) {
     const __m256i flip = _mm256_set1_epi8((char)0x80), zero = _mm256_setzero_si256();
     __m256i acc = _mm256_setzero_si256();
@@ -119,8 +149,8 @@ TGT static int64_t sum_biased_avx2(const int8_t *x, size_t n) {
 }
 
 TGT static inline __m256i quant8(__m256 x, __m256 scale, __m256 zp, __m256 qmin, __m256 qmax) {
-    __m256 r = _mm256_round_ps(_mm256_div_ps(x, scale),
-                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r =
+        _mm256_round_ps(_mm256_div_ps(x, scale), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     r = _mm256_add_ps(r, zp);
     __m256 ordered = _mm256_cmp_ps(r, r, _CMP_ORD_Q);
     r = _mm256_min_ps(_mm256_max_ps(r, qmin), qmax);
@@ -140,8 +170,8 @@ TGT static void quant_avx2(const float *x, size_t n, float scale, float zp, bool
     for (; i + 32 <= n; i += 32) {
         __m256i r[4];
         for (int j = 0; j < 4; j++)
-            r[j] = _mm256_add_epi32(quant8(_mm256_loadu_ps(x + i + 8 * j), vs, vz, fmin, fmax),
-                                    bias);
+            r[j] =
+                _mm256_add_epi32(quant8(_mm256_loadu_ps(x + i + 8 * j), vs, vz, fmin, fmax), bias);
         __m256i b = _mm256_xor_si256(pack4(r[0], r[1], r[2], r[3]), unbias);
         _mm256_storeu_si256((__m256i *)(yb + i), b);
     }
@@ -171,6 +201,7 @@ TGT static void dequant_avx2(const void *q, bool is_u8, size_t n, float scale, i
 static const qx_ew_kernels k_avx2 = {.add = add_avx2,
                                      .vmax = vmax_avx2,
                                      .hmax = hmax_avx2,
+                                     .pool2 = pool2_avx2,
                                      .sum_biased = sum_biased_avx2,
                                      .quant = quant_avx2,
                                      .dequant = dequant_avx2};
