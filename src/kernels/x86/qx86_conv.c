@@ -975,15 +975,26 @@ static void split_tiles(conv_job *j, int64_t nthreads, int64_t per_thread, size_
 
 /* conv8c4: a run of consecutive slot pairs and a chunk of channel blocks,
  * read from the planes. */
+/* Task `task` of split_tiles' numbering: pairs [pair0, pair_end) x channel
+ * blocks [blk0, blk1). */
+typedef struct tile_span {
+    int64_t pair0, pair_end, blk0, blk1;
+} tile_span;
+
+static tile_span span_of(const conv_job *j, int64_t task) {
+    const int64_t run = j->cc_major ? task % j->n_pt : task / j->n_cc;
+    const int64_t cc = j->cc_major ? task / j->n_pt : task % j->n_cc;
+    tile_span t = {.pair0 = run * j->ppt, .blk0 = cc * j->cb};
+    t.pair_end = t.pair0 + j->ppt < j->n_pairs ? t.pair0 + j->ppt : j->n_pairs;
+    t.blk1 = t.blk0 + j->cb < j->pl->nb ? t.blk0 + j->cb : j->pl->nb;
+    return t;
+}
+
 static void c4_task(void *ctx, int64_t task, int tid) {
     (void)tid;
     const conv_job *j = ctx;
-    const int64_t run = j->cc_major ? task % j->n_pt : task / j->n_cc;
-    const int64_t cc = j->cc_major ? task / j->n_pt : task % j->n_cc;
-    const int64_t pair0 = run * j->ppt;
-    const int64_t pair_end = pair0 + j->ppt < j->n_pairs ? pair0 + j->ppt : j->n_pairs;
-    const int64_t blk_end = (cc + 1) * j->cb < j->pl->nb ? (cc + 1) * j->cb : j->pl->nb;
-    run_tiles(j, pair0, pair_end, pair0 * QX_CONV_SLOTS, NULL, cc * j->cb, blk_end);
+    const tile_span t = span_of(j, task);
+    run_tiles(j, t.pair0, t.pair_end, t.pair0 * QX_CONV_SLOTS, NULL, t.blk0, t.blk1);
 }
 
 /* Band path: a run of consecutive slot pairs of the packed band and a chunk
@@ -993,13 +1004,9 @@ static void c4_task(void *ctx, int64_t task, int tid) {
 static void compute_task(void *ctx, int64_t task, int tid) {
     (void)tid;
     const conv_job *j = ctx;
-    const int64_t run = j->cc_major ? task % j->n_pt : task / j->n_cc;
-    const int64_t cc = j->cc_major ? task / j->n_pt : task % j->n_cc;
-    const int64_t pair0 = run * j->ppt;
-    const int64_t pair_end = pair0 + j->ppt < j->n_pairs ? pair0 + j->ppt : j->n_pairs;
-    const int64_t blk_end = (cc + 1) * j->cb < j->pl->nb ? (cc + 1) * j->cb : j->pl->nb;
-    run_tiles(j, pair0, pair_end, j->s0 + pair0 * QX_CONV_SLOTS,
-              j->band + 2 * pair0 * j->pl->k4 * 64, cc * j->cb, blk_end);
+    const tile_span t = span_of(j, task);
+    run_tiles(j, t.pair0, t.pair_end, j->s0 + t.pair0 * QX_CONV_SLOTS,
+              j->band + 2 * t.pair0 * j->pl->k4 * 64, t.blk0, t.blk1);
 }
 
 /* Fused path: unit u = pairs [u * upairs, (u + 1) * upairs) of the current

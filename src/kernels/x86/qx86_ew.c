@@ -33,7 +33,6 @@ typedef struct concat_job {
     const qx_concat *c;
     qx_lut_fn lut;
     int64_t first[65]; /* first chunk of input i in an output block; first[n_in]: all */
-    int64_t per[64];   /* chunks per block of input i */
     int64_t at[64];    /* offset of input i's block in an output block */
 } concat_job;
 
@@ -71,10 +70,9 @@ void qf_x86_concat_s8(qf_threadpool *pool, qf_isa isa, const qx_concat *c) {
     j.first[0] = 0;
     int64_t at = 0, bytes = 0;
     for (int i = 0; i < c->n_in; i++) {
-        j.per[i] = c->block[i] > 0 ? (c->block[i] + QX_EW_CHUNK - 1) / QX_EW_CHUNK : 1;
         j.at[i] = at;
         at += c->block[i];
-        j.first[i + 1] = j.first[i] + (c->block[i] > 0 ? j.per[i] : 0);
+        j.first[i + 1] = j.first[i] + (c->block[i] + QX_EW_CHUNK - 1) / QX_EW_CHUNK;
         bytes += c->block[i] * c->outer;
     }
     /* below the threshold, one thread does it all */
