@@ -257,6 +257,7 @@ static int conv_one(qf_isa isa, qf_threadpool *pool, qx_layout lay, const geom *
     size_t sb = qf_x86_conv2d_s8_scratch_size(&p, lay);
     char *scr = malloc(sb + 1);
     int8_t *res = NULL, *want_add = NULL;
+    void *epi_mem = NULL;
     int rc = 1;
     if (!x || !wv || !wp || !want || !got || !packed || !scr || !wb || !sb) {
         snprintf(msg, msg_len, "setup failed (wb %zu sb %zu)", wb, sb);
@@ -290,15 +291,34 @@ static int conv_one(qf_isa isa, qf_threadpool *pool, qx_layout lay, const geom *
         snprintf(msg, msg_len, "a pair over the AVX2 limit was not flagged");
         goto done;
     }
-    /* the general kernel, then the depthwise one where it applies */
+    /* epilogue tables built ahead for this layer, and stale ones (built for
+     * another input zero point) that the kernel must not use */
+    const int32_t *bias = nc->bias ? pp.bias : NULL;
+    const size_t eb = qf_x86_conv_epi_bytes(&xw);
+    epi_mem = malloc(2 * eb + 8);
+    qf_x86_conv_epi epi, stale;
+    const int32_t stale_zp = p.in_zp == 127 ? 126 : p.in_zp + 1;
+    if (!eb || !epi_mem ||
+        qf_x86_conv_epi_build(&xw, &p.rq, p.in_zp, bias, epi_mem, &epi, &e) != QF_OK ||
+        qf_x86_conv_epi_build(&xw, &p.rq, stale_zp, bias, (char *)epi_mem + eb, &stale, &e) !=
+            QF_OK) {
+        snprintf(msg, msg_len, "epilogue tables (%zu bytes): %s", eb, e.msg);
+        goto done;
+    }
+    /* the general kernel (tables per call, prebuilt, stale), then the
+     * depthwise one where it applies */
     const int dw =
         isa == QF_ISA_AVX512VNNI && lay == QX_LAYOUT_CONV8 && qf_x86_dwconv_supported(&p);
-    for (int pass = 0; pass < 1 + dw; pass++) {
+    static const char *const pass_name[] = {"general", "general, prebuilt tables",
+                                            "general, stale tables", "depthwise"};
+    for (int pass = 0; pass < 3 + dw; pass++) {
         memset(got, 0x5A, n_out + 2 * GUARD);
         qf_status s;
         if (pass == 0) {
-            s = qf_x86_conv2d_s8(pool, isa, &p, x, &xw, nc->bias ? pp.bias : NULL, got + GUARD,
-                                 scr + 1, sb, &e);
+            s = qf_x86_conv2d_s8(pool, isa, &p, x, &xw, bias, got + GUARD, scr + 1, sb, &e);
+        } else if (pass < 3) {
+            s = qf_x86_conv2d_s8_add(pool, isa, &p, x, &xw, bias, pass == 1 ? &epi : &stale, NULL,
+                                     got + GUARD, scr + 1, sb, &e);
         } else {
             qf_x86_weights dww;
             s = qf_x86_pack_dw_weights(wp, p.out_c, p.k_h, p.k_w, nc->w_bits, packed, &dww, &e);
@@ -306,7 +326,7 @@ static int conv_one(qf_isa isa, qf_threadpool *pool, qx_layout lay, const geom *
                 s = qf_x86_dwconv2d_s8(pool, isa, &p, x, &dww, nc->bias ? pp.bias : NULL,
                                        got + GUARD, &e);
         }
-        const char *which = pass ? "depthwise" : "general";
+        const char *which = pass_name[pass];
         if (s != QF_OK) {
             snprintf(msg, msg_len, "%s x86 kernel: %s", which, e.msg);
             goto done;
@@ -321,7 +341,7 @@ static int conv_one(qf_isa isa, qf_threadpool *pool, qx_layout lay, const geom *
                          want[i]);
                 goto done;
             }
-        if (pass) n_dw_runs++;
+        if (pass == 3) n_dw_runs++;
     }
     /* the fused residual add: the FP32 QAdd of the conv's result and a
      * random residual (either operand order, sometimes in place), against
@@ -366,8 +386,8 @@ static int conv_one(qf_isa isa, qf_threadpool *pool, qx_layout lay, const geom *
         if (in_place) memcpy(got + GUARD, res, n_out);
         r.res = in_place ? got + GUARD : res;
         r.conv_is_a = conv_is_a;
-        if (qf_x86_conv2d_s8_add(pool, isa, &p, x, &xw, nc->bias ? pp.bias : NULL, &r, got + GUARD,
-                                 scr + 1, sb, &e) != QF_OK) {
+        if (qf_x86_conv2d_s8_add(pool, isa, &p, x, &xw, bias, rnd(0, 1) ? &epi : NULL, &r,
+                                 got + GUARD, scr + 1, sb, &e) != QF_OK) {
             snprintf(msg, msg_len, "residual x86 kernel: %s", e.msg);
             goto done;
         }
@@ -394,6 +414,7 @@ done:
     free(scr);
     free(res);
     free(want_add);
+    free(epi_mem);
     return rc;
 }
 

@@ -59,6 +59,10 @@ typedef struct qweighted {
     qf_isa isa;
     qf_x86_weights x86;
     const void *x86_src;
+    /* conv: the epilogue tables for the parse-time bias, zero point and
+     * requantization (x86_epi_ok), so a run does not rebuild them */
+    bool x86_epi_ok;
+    qf_x86_conv_epi x86_epi;
     /* depthwise 3x3/5x5 on AVX-512 VNNI: weights packed from dw_src */
     bool dw_ok;
     qf_x86_weights dw;
@@ -317,6 +321,17 @@ static qf_status prepare_x86(qf_graph *g, const qf_node *n, qweighted *p, qx_lay
                        : qf_x86_pack_weights(layout, w->data, p->out_ch, p->k, p->w_bits, groups,
                                              dst, &p->x86, err);
     if (s) return s;
+    p->x86_epi_ok = false;
+    const size_t epi_bytes = conv ? qf_x86_conv_epi_bytes(&p->x86) : 0;
+    if (epi_bytes) {
+        void *edst = qf_graph_alloc(g, epi_bytes);
+        if (!edst) return qo_nomem(n, err);
+        const int32_t *bias = p->has_bias ? g->values[n->inputs[2]].data : NULL;
+        qf_err e2;
+        /* a layer the kernel would refuse keeps reporting that at run */
+        p->x86_epi_ok =
+            qf_x86_conv_epi_build(&p->x86, &p->rq, p->in.zp, bias, edst, &p->x86_epi, &e2) == QF_OK;
+    }
     p->isa = isa;
     p->x86_src = w->data;
     p->x86_ok = true;
@@ -527,8 +542,9 @@ static qf_status qconv_run(const qf_exec_ctx *ctx, const qf_node *n, const qf_te
     if (scratch && p->w.x86_ok && in[1].data == p->w.x86_src) {
         size_t need = qf_x86_conv2d_s8_scratch_size(&cp, p->w.x86.layout);
         if (need)
-            return qf_x86_conv2d_s8(ctx ? ctx->pool : NULL, p->w.isa, &cp, in[0].data, &p->w.x86,
-                                    bias, out[0].data, scratch, need, err);
+            return qf_x86_conv2d_s8_add(ctx ? ctx->pool : NULL, p->w.isa, &cp, in[0].data,
+                                        &p->w.x86, bias, p->w.x86_epi_ok ? &p->w.x86_epi : NULL,
+                                        NULL, out[0].data, scratch, need, err);
     }
     qf_fast_weights fw;
     if (scratch && fast_weights(&p->w, &in[1], &fw)) {
@@ -596,7 +612,8 @@ static qf_status qconv_run_add(const qf_exec_ctx *ctx, const qf_node *n, const q
     r.conv_is_a = slot == 0;
     const int32_t *bias = p->w.has_bias ? in[2].data : NULL;
     return qf_x86_conv2d_s8_add(ctx ? ctx->pool : NULL, p->w.isa, &cp, in[0].data, &p->w.x86, bias,
-                                &r, add_out->data, scratch, need, err);
+                                p->w.x86_epi_ok ? &p->w.x86_epi : NULL, &r, add_out->data, scratch,
+                                need, err);
 }
 
 const qf_op_def qf_opdef_qconv = {.name = "qforge.QConv",

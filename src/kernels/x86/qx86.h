@@ -155,12 +155,37 @@ typedef struct qf_x86_residual {
     bool conv_is_a;
 } qf_x86_residual;
 
+/* A convolution's per-channel epilogue tables (bias minus the input zero
+ * point's share, multipliers, shifts), built once for a layer's constants
+ * instead of on every call. They hold for the weights, requantization
+ * (mode, multiplier array, zero point, clamp), input zero point and bias
+ * they were built from: a call with any other uses its own, built in
+ * scratch. */
+typedef struct qf_x86_conv_epi {
+    const int32_t *bias; /* built for: bias (NULL: none), in_zp, rq */
+    int32_t in_zp;
+    qf_ref_requant rq;
+    int64_t rows_p; /* entries: groups * nb * QX_CONV_ROWS */
+    int32_t *corr;  /* bias - (128 + in_zp) * weight sum, modulo 2^32 */
+    float *mult;    /* FP32 multipliers */
+    int32_t *mq;    /* fixed-point multipliers and shifts */
+    int32_t *shift;
+    bool fixed_vec; /* every shift >= -31 (the vector fixed-point path) */
+} qf_x86_conv_epi;
+
+/* Bytes for the tables of w (conv8 or conv8c4 layout); 0 when invalid. */
+size_t qf_x86_conv_epi_bytes(const qf_x86_weights *w);
+/* Build into dst (qf_x86_conv_epi_bytes bytes, 4-byte aligned, caller-owned
+ * like the weights) after checking rq against w->rows channels. */
+qf_status qf_x86_conv_epi_build(const qf_x86_weights *w, const qf_ref_requant *rq, int32_t in_zp,
+                                const int32_t *bias, void *dst, qf_x86_conv_epi *out, qf_err *err);
+
 /* qf_x86_conv2d_s8, then the add of r (NULL: none) before the store; out
- * may be res itself. */
+ * may be res itself. epi: prebuilt tables (NULL: built per call). */
 qf_status qf_x86_conv2d_s8_add(qf_threadpool *pool, qf_isa isa, const qf_ref_conv_params *p,
                                const int8_t *in, const qf_x86_weights *w, const int32_t *bias,
-                               const qf_x86_residual *r, int8_t *out, void *scratch,
-                               size_t scratch_bytes, qf_err *err);
+                               const qf_x86_conv_epi *epi, const qf_x86_residual *r, int8_t *out,
+                               void *scratch, size_t scratch_bytes, qf_err *err);
 
 /* Fully connected: as qf_ref_gemm_s8 with gemm16 weights (w->rows == n,
  * w->k == k). */

@@ -1049,13 +1049,86 @@ static void band_loop(qf_threadpool *pool, conv_job *j, qf_task_fn fill_band) {
 qf_status qf_x86_conv2d_s8(qf_threadpool *pool, qf_isa isa, const qf_ref_conv_params *p,
                            const int8_t *in, const qf_x86_weights *w, const int32_t *bias,
                            int8_t *out, void *scratch, size_t scratch_bytes, qf_err *err) {
-    return qf_x86_conv2d_s8_add(pool, isa, p, in, w, bias, NULL, out, scratch, scratch_bytes, err);
+    return qf_x86_conv2d_s8_add(pool, isa, p, in, w, bias, NULL, NULL, out, scratch, scratch_bytes,
+                                err);
+}
+
+/* The per-channel tables of rows_p = groups * nb * QX_CONV_ROWS entries
+ * (rows past a group's channels are zero); false when a shift is beyond
+ * the vector fixed-point path. */
+static bool fill_epi(const qf_x86_weights *w, const qf_ref_requant *rq, int32_t in_zp,
+                     const int32_t *bias, int32_t *corr, float *mult, int32_t *mq, int32_t *shift) {
+    bool fixed_vec = true;
+    const int64_t opg = w->rows / w->groups;
+    /* corr = bias - (128 + z) * wsum, modulo 2^32 like the reference sum */
+    const uint32_t zc = (uint32_t)(128 + in_zp);
+    for (int64_t g = 0; g < w->groups; g++)
+        for (int64_t row = 0; row < (int64_t)w->nb * QX_CONV_ROWS; row++) {
+            const int64_t pr = g * w->nb * QX_CONV_ROWS + row;
+            if (row >= opg) {
+                corr[pr] = mq[pr] = shift[pr] = 0;
+                mult[pr] = 0.0f;
+                continue;
+            }
+            const int64_t c = g * opg + row;
+            const uint32_t bv = bias ? (uint32_t)bias[c] : 0u;
+            const qf_ref_rescale *rs = qr_mult_of(rq, c);
+            corr[pr] = (int32_t)(bv - zc * (uint32_t)w->wsum[c]);
+            mult[pr] = rs->mult_f;
+            mq[pr] = rs->mult_q;
+            shift[pr] = rs->shift;
+            if (rs->shift < -31) fixed_vec = false;
+        }
+    return fixed_vec;
+}
+
+static bool conv_weights_ok(const qf_x86_weights *w) {
+    return w && w->wsum && (w->layout == QX_LAYOUT_CONV8 || w->layout == QX_LAYOUT_CONV8C4) &&
+           w->groups >= 1 && w->rows >= 1 && w->rows % w->groups == 0 && w->nb >= 1 &&
+           (int64_t)w->nb * QX_CONV_ROWS >= w->rows / w->groups;
+}
+
+size_t qf_x86_conv_epi_bytes(const qf_x86_weights *w) {
+    if (!conv_weights_ok(w)) return 0;
+    return 4 * (size_t)w->groups * (size_t)w->nb * QX_CONV_ROWS * sizeof(int32_t);
+}
+
+qf_status qf_x86_conv_epi_build(const qf_x86_weights *w, const qf_ref_requant *rq, int32_t in_zp,
+                                const int32_t *bias, void *dst, qf_x86_conv_epi *out, qf_err *err) {
+    const char *who = "qf_x86_conv_epi_build";
+    if (!w || !rq || !dst || !out || !conv_weights_ok(w))
+        return qf_errf(err, QF_ERR_INVALID_ARG, "%s: bad arguments", who);
+    if (!qr_in_range(in_zp, -128, 127))
+        return qf_errf(err, QF_ERR_INVALID_ARG, "%s: in_zp %d out of range", who, (int)in_zp);
+    qf_status s = qr_check_requant(rq, w->rows, -128, 127, who, err);
+    if (s != QF_OK) return s;
+    memset(out, 0, sizeof *out);
+    out->rows_p = (int64_t)w->groups * w->nb * QX_CONV_ROWS;
+    int32_t *base = dst;
+    out->corr = base;
+    out->mult = (float *)(void *)(base + out->rows_p);
+    out->mq = base + 2 * out->rows_p;
+    out->shift = base + 3 * out->rows_p;
+    out->fixed_vec = fill_epi(w, rq, in_zp, bias, out->corr, out->mult, out->mq, out->shift);
+    out->bias = bias;
+    out->in_zp = in_zp;
+    out->rq = *rq;
+    return QF_OK;
+}
+
+/* epi holds for this call's constants */
+static bool epi_matches(const qf_x86_conv_epi *e, const qf_ref_conv_params *p,
+                        const qf_x86_weights *w, const int32_t *bias) {
+    return e && e->bias == bias && e->in_zp == p->in_zp && e->rq.mode == p->rq.mode &&
+           e->rq.mult == p->rq.mult && e->rq.n_mult == p->rq.n_mult &&
+           e->rq.out_zp == p->rq.out_zp && e->rq.act_min == p->rq.act_min &&
+           e->rq.act_max == p->rq.act_max && e->rows_p == (int64_t)w->groups * w->nb * QX_CONV_ROWS;
 }
 
 qf_status qf_x86_conv2d_s8_add(qf_threadpool *pool, qf_isa isa, const qf_ref_conv_params *p,
                                const int8_t *in, const qf_x86_weights *w, const int32_t *bias,
-                               const qf_x86_residual *r, int8_t *out, void *scratch,
-                               size_t scratch_bytes, qf_err *err) {
+                               const qf_x86_conv_epi *epi, const qf_x86_residual *r, int8_t *out,
+                               void *scratch, size_t scratch_bytes, qf_err *err) {
     const char *who = "qf_x86_conv2d_s8";
     if (!p || !in || !w || !w->data || !out || !scratch || (r && !r->res))
         return qf_errf(err, QF_ERR_INVALID_ARG, "%s: NULL argument", who);
@@ -1071,7 +1144,7 @@ qf_status qf_x86_conv2d_s8_add(qf_threadpool *pool, qf_isa isa, const qf_ref_con
                 rb.res = r->res + b * out_img;
             }
             qf_status s =
-                qf_x86_conv2d_s8_add(pool, isa, &one, in + b * in_img, w, bias, r ? &rb : NULL,
+                qf_x86_conv2d_s8_add(pool, isa, &one, in + b * in_img, w, bias, epi, r ? &rb : NULL,
                                      out + b * out_img, scratch, scratch_bytes, err);
             if (s) return s;
         }
@@ -1084,10 +1157,14 @@ qf_status qf_x86_conv2d_s8_add(qf_threadpool *pool, qf_isa isa, const qf_ref_con
                        (int)p->batch, (int)p->in_c, (int)p->out_c, (int)p->groups, (int)p->in_h,
                        (int)p->in_w, (int)p->out_h, (int)p->out_w);
     if ((double)pl.slots * (double)p->out_c * (double)pl.k < qf_x86_serial_macs()) pool = NULL;
-    if (!qr_in_range(p->in_zp, -128, 127))
-        return qf_errf(err, QF_ERR_INVALID_ARG, "%s: in_zp %d out of range", who, (int)p->in_zp);
-    qf_status s = qr_check_requant(&p->rq, p->out_c, -128, 127, who, err);
-    if (s != QF_OK) return s;
+    if (!epi_matches(epi, p, w, bias)) {
+        epi = NULL; /* (checked when it was built) */
+        if (!qr_in_range(p->in_zp, -128, 127))
+            return qf_errf(err, QF_ERR_INVALID_ARG, "%s: in_zp %d out of range", who,
+                           (int)p->in_zp);
+        qf_status s = qr_check_requant(&p->rq, p->out_c, -128, 127, who, err);
+        if (s != QF_OK) return s;
+    }
     if (w->rows != p->out_c || w->k != pl.k || w->k4 != pl.k4 || w->groups != p->groups ||
         w->nb != pl.nb || (pl.c4 && w->khw != (int32_t)p->k_h * p->k_w))
         return qf_errf(err, QF_ERR_INVALID_ARG, "%s: packed weights do not match the layer", who);
@@ -1126,17 +1203,25 @@ qf_status qf_x86_conv2d_s8_add(qf_threadpool *pool, qf_isa isa, const qf_ref_con
     for (int64_t k = 0; k < pl.k4; k++)
         seq[k] = (int32_t)(k * 64);
     j.seq = seq;
-    int32_t *corr = (int32_t *)(void *)(base + pl.corr_off);
-    float *mult = (float *)(void *)(base + pl.mult_off);
-    int32_t *mq = (int32_t *)(void *)(base + pl.mq_off);
-    int32_t *shift = (int32_t *)(void *)(base + pl.shift_off);
-    j.mq = mq;
-    j.shift = shift;
-    j.fixed_vec = true;
+    if (epi) {
+        j.corr = epi->corr;
+        j.mult = epi->mult;
+        j.mq = epi->mq;
+        j.shift = epi->shift;
+        j.fixed_vec = epi->fixed_vec;
+    } else {
+        int32_t *corr = (int32_t *)(void *)(base + pl.corr_off);
+        float *mult = (float *)(void *)(base + pl.mult_off);
+        int32_t *mq = (int32_t *)(void *)(base + pl.mq_off);
+        int32_t *shift = (int32_t *)(void *)(base + pl.shift_off);
+        j.fixed_vec = fill_epi(w, &p->rq, p->in_zp, bias, corr, mult, mq, shift);
+        j.corr = corr;
+        j.mult = mult;
+        j.mq = mq;
+        j.shift = shift;
+    }
     j.taps = taps;
     j.koff = koff;
-    j.corr = corr;
-    j.mult = mult;
 
     /* tap t = (ic, ky, kx) -> byte offset from a slot's position; the
      * offsets within one channel are computed once (no divisions per tap:
@@ -1174,25 +1259,6 @@ qf_status qf_x86_conv2d_s8_add(qf_threadpool *pool, qf_isa isa, const qf_ref_con
     for (int64_t ky = 0; ky < p->k_h && sh * sw <= 64; ky++)
         for (int64_t kx = 0; kx < p->k_w; kx++)
             j.phases |= (uint64_t)1 << (((ky * p->dil_h) % sh) * sw + (kx * p->dil_w) % sw);
-    /* corr = bias - (128 + z) * wsum, modulo 2^32 like the reference sum */
-    const uint32_t zc = (uint32_t)(128 + p->in_zp);
-    for (int64_t g = 0; g < p->groups; g++)
-        for (int64_t row = 0; row < pl.nb * QX_CONV_ROWS; row++) {
-            const int64_t pr = g * pl.nb * QX_CONV_ROWS + row;
-            if (row >= pl.opg) {
-                corr[pr] = mq[pr] = shift[pr] = 0;
-                mult[pr] = 0.0f;
-                continue;
-            }
-            const int64_t c = g * pl.opg + row;
-            const uint32_t bv = bias ? (uint32_t)bias[c] : 0u;
-            const qf_ref_rescale *rs = qr_mult_of(&p->rq, c);
-            corr[pr] = (int32_t)(bv - zc * (uint32_t)w->wsum[c]);
-            mult[pr] = rs->mult_f;
-            mq[pr] = rs->mult_q;
-            shift[pr] = rs->shift;
-            if (rs->shift < -31) j.fixed_vec = false;
-        }
 
     const int64_t nthreads = qf_threadpool_size(pool);
     if (pl.c4) {
@@ -1257,9 +1323,19 @@ qf_status qf_x86_conv2d_s8(qf_threadpool *pool, qf_isa isa, const qf_ref_conv_pa
 
 qf_status qf_x86_conv2d_s8_add(qf_threadpool *pool, qf_isa isa, const qf_ref_conv_params *p,
                                const int8_t *in, const qf_x86_weights *w, const int32_t *bias,
-                               const qf_x86_residual *r, int8_t *out, void *scratch,
-                               size_t scratch_bytes, qf_err *err) {
+                               const qf_x86_conv_epi *epi, const qf_x86_residual *r, int8_t *out,
+                               void *scratch, size_t scratch_bytes, qf_err *err) {
     return qf_errf(err, QF_ERR_UNSUPPORTED, "qf_x86_conv2d_s8_add: not an x86-64 build");
+}
+
+size_t qf_x86_conv_epi_bytes(const qf_x86_weights *w) {
+    (void)w;
+    return 0;
+}
+
+qf_status qf_x86_conv_epi_build(const qf_x86_weights *w, const qf_ref_requant *rq, int32_t in_zp,
+                                const int32_t *bias, void *dst, qf_x86_conv_epi *out, qf_err *err) {
+    return qf_errf(err, QF_ERR_UNSUPPORTED, "qf_x86_conv_epi_build: not an x86-64 build");
 }
 
 #endif

@@ -653,6 +653,13 @@ TGTV static void wide_plane(void *ctx, int64_t task, int tid) {
     }
 }
 
+/* A depthwise multiply-accumulate costs about this many of the GEMM's
+ * (MobileNetV2's 7x7x960 and 14x14x384 layers run at 17-24 GMAC/s on one
+ * core, the GEMM at 200): the serial threshold counts MACs at GEMM speed.
+ * Those layers ran on one thread under the plain threshold and took 25-28
+ * us while the other thread waited. */
+#define DW_MAC_COST 8.0
+
 /* Outputs per task at least (see qf_x86_dwconv2d_s8). */
 #define DW_TASK_OUTPUTS 2048
 
@@ -709,12 +716,14 @@ qf_status qf_x86_dwconv2d_s8(qf_threadpool *pool, qf_isa isa, const qf_ref_conv_
     }
     /* Tasks of whole planes, at least DW_TASK_OUTPUTS outputs each: a 7x7
      * plane takes ~20 ns here, less than handing a task to another thread.
-     * Layers below qf_x86_serial_macs() run on the caller alone. */
+     * Layers below qf_x86_serial_macs() / DW_MAC_COST run on the caller
+     * alone. */
     const int64_t planes = (int64_t)p->batch * p->in_c;
     const int64_t plane_out = (int64_t)p->out_h * p->out_w;
     j.n_planes = planes;
     j.per_task = plane_out >= DW_TASK_OUTPUTS ? 1 : (DW_TASK_OUTPUTS + plane_out - 1) / plane_out;
-    if ((double)planes * (double)plane_out * p->k_h * p->k_w < qf_x86_serial_macs()) pool = NULL;
+    if ((double)planes * (double)plane_out * p->k_h * p->k_w * DW_MAC_COST < qf_x86_serial_macs())
+        pool = NULL;
     qf_parallel_for(pool, (planes + j.per_task - 1) / j.per_task, dw_task, &j);
     return QF_OK;
 }
