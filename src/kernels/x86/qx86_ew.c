@@ -179,7 +179,8 @@ typedef struct pool_job {
     const int8_t *in;
     int8_t *out;
     int64_t planes, n_tasks;
-    bool pool2; /* 2x2 stride 2 without padding: the plane kernel */
+    bool pool2;   /* 2x2 stride 2 without padding: the plane kernel */
+    bool pool3s2; /* 3x3 stride 2, padding up to 2: the plane kernel */
 } pool_job;
 
 /* Horizontal pass for strides the vector kernels do not take. */
@@ -206,6 +207,13 @@ static void maxpool_task(void *ctx, int64_t task, int thread_id) {
         for (int64_t pl = pl0; pl < pl1; pl++)
             j->k->pool2(j->in + pl * p->in_h * p->in_w, p->in_w, p->out_h, p->out_w, p->act_min,
                         p->act_max, j->out + pl * p->out_h * p->out_w);
+        return;
+    }
+    if (j->pool3s2) {
+        for (int64_t pl = pl0; pl < pl1; pl++)
+            j->k->pool3s2(j->in + pl * p->in_h * p->in_w, p->in_h, p->in_w, p->pad_top, p->pad_left,
+                          p->out_h, p->out_w, p->act_min, p->act_max,
+                          j->out + pl * p->out_h * p->out_w);
         return;
     }
     int8_t t[QX_POOL_ROW];
@@ -259,6 +267,9 @@ qf_status qf_x86_maxpool_s8(qf_threadpool *pool, qf_isa isa, const qf_ref_pool_p
     j.pool2 = k->pool2 && p->k_h == 2 && p->k_w == 2 && p->stride_h == 2 && p->stride_w == 2 &&
               p->dil_h == 1 && p->dil_w == 1 && !p->pad_top && !p->pad_left && !p->pad_bottom &&
               !p->pad_right && 2 * (int64_t)p->out_h <= p->in_h && 2 * (int64_t)p->out_w <= p->in_w;
+    j.pool3s2 = k->pool3s2 && !j.pool2 && p->k_h == 3 && p->k_w == 3 && p->stride_h == 2 &&
+                p->stride_w == 2 && p->dil_h == 1 && p->dil_w == 1 && p->pad_top <= 2 &&
+                p->pad_left <= 2;
     j.planes = (int64_t)p->batch * p->channels;
     j.n_tasks = n_tasks_for(pool, bytes, j.planes);
     qf_parallel_for(pool, j.n_tasks, maxpool_task, &j);

@@ -100,6 +100,11 @@ typedef struct qx_ew_kernels {
      * dy][2ox + dx], lo, hi) for rows of in_w >= 2 * out_w bytes and in_h >= 2 * out_h */
     void (*pool2)(const int8_t *in, int32_t in_w, int32_t out_h, int32_t out_w, int32_t lo,
                   int32_t hi, int8_t *out);
+    /* 3x3 stride-2 (dilation 1) max pool of one in_h x in_w plane with pad_top, pad_left <= 2:
+     * out[oy][ox] = clamp(max of the in[2oy - pad_top + dy][2ox - pad_left + dx] inside the
+     * plane, else -128, lo, hi); rows and columns past the plane count as padding */
+    void (*pool3s2)(const int8_t *in, int32_t in_h, int32_t in_w, int32_t pad_top, int32_t pad_left,
+                    int32_t out_h, int32_t out_w, int32_t lo, int32_t hi, int8_t *out);
     /* sum of (x[i] + 128) as an exact 64-bit integer */
     int64_t (*sum_biased)(const int8_t *x, size_t n);
     void (*quant)(const float *x, size_t n, float scale, float zp, bool is_u8, void *y);

@@ -132,6 +132,56 @@ TGT static void pool2_avx2(const int8_t *in, int32_t in_w, int32_t out_h, int32_
     }
 }
 
+/* 3x3 stride 2, as pool3s2_avx512 with 16 outputs per step: a = columns
+ * c0 .. c0 + 31, b = c0 + 2 .. c0 + 33. Blocks that reach outside the plane
+ * go through a stack copy of their 34 columns, -128 outside. */
+TGT static void pool3s2_avx2(const int8_t *in, int32_t in_h, int32_t in_w, int32_t pad_top,
+                             int32_t pad_left, int32_t out_h, int32_t out_w, int32_t lo, int32_t hi,
+                             int8_t *out) {
+    const __m256i neg = _mm256_set1_epi8(-128);
+    const __m256i wlo = _mm256_set1_epi16((short)lo), whi = _mm256_set1_epi16((short)hi);
+    int8_t buf[3][64];
+    for (int32_t oy = 0; oy < out_h; oy++, out += out_w) {
+        const int8_t *rows[3];
+        int nr = 0;
+        for (int32_t ky = 0; ky < 3; ky++) {
+            const int64_t iy = 2 * (int64_t)oy - pad_top + ky;
+            if (iy >= 0 && iy < in_h) rows[nr++] = in + iy * in_w;
+        }
+        for (int32_t ox = 0; ox < out_w; ox += 16) {
+            const int64_t c0 = 2 * (int64_t)ox - pad_left;
+            const bool inside = c0 >= 0 && c0 + 34 <= in_w;
+            __m256i a = neg, b = neg;
+            for (int r = 0; r < nr; r++) {
+                const int8_t *src = rows[r] + (inside ? c0 : 0);
+                if (!inside) {
+                    for (int64_t j = 0; j < 34; j++)
+                        buf[r][j] = c0 + j >= 0 && c0 + j < in_w ? rows[r][c0 + j] : (int8_t)-128;
+                    src = buf[r];
+                }
+                a = _mm256_max_epi8(a, _mm256_loadu_si256((const __m256i *)(const void *)src));
+                b = _mm256_max_epi8(b,
+                                    _mm256_loadu_si256((const __m256i *)(const void *)(src + 2)));
+            }
+            __m256i w = _mm256_max_epi16(_mm256_srai_epi16(_mm256_slli_epi16(a, 8), 8),
+                                         _mm256_srai_epi16(a, 8));
+            w = _mm256_max_epi16(w, _mm256_srai_epi16(_mm256_slli_epi16(b, 8), 8));
+            w = _mm256_min_epi16(_mm256_max_epi16(w, wlo), whi);
+            /* words 0-7 and 8-15 sit in the two 128-bit lanes: pack, then
+             * gather quadwords 0 and 2 */
+            const __m128i q =
+                _mm256_castsi256_si128(_mm256_permute4x64_epi64(_mm256_packs_epi16(w, w), 0x08));
+            if (out_w - ox >= 16) {
+                _mm_storeu_si128((__m128i *)(void *)(out + ox), q);
+            } else {
+                int8_t t[16];
+                _mm_storeu_si128((__m128i *)(void *)t, q);
+                memcpy(out + ox, t, (size_t)(out_w - ox));
+            }
+        }
+    }
+}
+
 TGT static int64_t sum_biased_avx2(const int8_t *x, size_t n) {
     const __m256i flip = _mm256_set1_epi8((char)0x80), zero = _mm256_setzero_si256();
     __m256i acc = _mm256_setzero_si256();
@@ -202,6 +252,7 @@ static const qx_ew_kernels k_avx2 = {.add = add_avx2,
                                      .vmax = vmax_avx2,
                                      .hmax = hmax_avx2,
                                      .pool2 = pool2_avx2,
+                                     .pool3s2 = pool3s2_avx2,
                                      .sum_biased = sum_biased_avx2,
                                      .quant = quant_avx2,
                                      .dequant = dequant_avx2};

@@ -106,6 +106,54 @@ TGT static void pool2_avx512(const int8_t *in, int32_t in_w, int32_t out_h, int3
     }
 }
 
+/* Bits j of a 64-byte load at column c0 whose column c0 + j is in [0, w). */
+static inline __mmask64 cols_in(int64_t c0, int32_t w) {
+    const int64_t s = c0 < 0 ? -c0 : 0;
+    int64_t e = (int64_t)w - c0;
+    if (e > 64) e = 64;
+    if (e <= s) return 0;
+    return tail64((size_t)e) & ~tail64((size_t)s);
+}
+
+/* 3x3 stride 2 from the input rows. For 32 outputs at ox: a = bytes of
+ * columns c0 .. c0 + 63 (c0 = 2 ox - pad_left), b = columns c0 + 2 ..
+ * c0 + 65, each the max over the window's rows inside the plane, with
+ * columns outside it masked to -128 (masked-off bytes are never read). As
+ * int16 words, output i takes the even byte of word i of a (tap 0), its
+ * odd byte (tap 1) and the even byte of word i of b (tap 2). */
+TGT static void pool3s2_avx512(const int8_t *in, int32_t in_h, int32_t in_w, int32_t pad_top,
+                               int32_t pad_left, int32_t out_h, int32_t out_w, int32_t lo,
+                               int32_t hi, int8_t *out) {
+    const __m512i neg = _mm512_set1_epi8(-128);
+    const __m512i wlo = _mm512_set1_epi16((short)lo), whi = _mm512_set1_epi16((short)hi);
+    for (int32_t oy = 0; oy < out_h; oy++, out += out_w) {
+        uintptr_t rows[3];
+        int nr = 0;
+        for (int32_t ky = 0; ky < 3; ky++) {
+            const int64_t iy = 2 * (int64_t)oy - pad_top + ky;
+            if (iy >= 0 && iy < in_h) rows[nr++] = (uintptr_t)(in + iy * in_w);
+        }
+        for (int32_t ox = 0; ox < out_w; ox += 32) {
+            const int64_t c0 = 2 * (int64_t)ox - pad_left;
+            const __mmask64 ka = cols_in(c0, in_w), kb = cols_in(c0 + 2, in_w);
+            __m512i a = neg, b = neg;
+            for (int r = 0; r < nr; r++) {
+                /* (addresses as integers: c0 may be -1 or -2; those bytes
+                 * are masked off) */
+                a = _mm512_max_epi8(
+                    a, _mm512_mask_loadu_epi8(neg, ka, (const void *)(rows[r] + (uintptr_t)c0)));
+                b = _mm512_max_epi8(b, _mm512_mask_loadu_epi8(
+                                           neg, kb, (const void *)(rows[r] + (uintptr_t)(c0 + 2))));
+            }
+            __m512i w = _mm512_max_epi16(_mm512_srai_epi16(_mm512_slli_epi16(a, 8), 8),
+                                         _mm512_srai_epi16(a, 8));
+            w = _mm512_max_epi16(w, _mm512_srai_epi16(_mm512_slli_epi16(b, 8), 8));
+            w = _mm512_min_epi16(_mm512_max_epi16(w, wlo), whi);
+            _mm256_mask_storeu_epi8(out + ox, tail32(out_w - ox), _mm512_cvtepi16_epi8(w));
+        }
+    }
+}
+
 TGT static int64_t sum_biased_avx512(const int8_t *x, size_t n) {
     const __m512i flip = _mm512_set1_epi8((char)0x80), zero = _mm512_setzero_si512();
     __m512i acc = _mm512_setzero_si512(); /* 8 x u64, each < 2^64 for any n */
@@ -170,6 +218,7 @@ static const qx_ew_kernels k_avx512 = {.add = add_avx512,
                                        .vmax = vmax_avx512,
                                        .hmax = hmax_avx512,
                                        .pool2 = pool2_avx512,
+                                       .pool3s2 = pool3s2_avx512,
                                        .sum_biased = sum_biased_avx512,
                                        .quant = quant_avx512,
                                        .dequant = dequant_avx512};
