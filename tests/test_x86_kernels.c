@@ -71,6 +71,8 @@ static const numerics num_cases[] = {
     {"wrapping bias fp32",     -128, 0,   8, W_EXTREME,  0, 1, 2, S_NORMAL, -128, 127},
     {"wrapping bias fixed w4", 127,  1,   4, W_RANDOM,   1, 1, 2, S_NORMAL, -128, 127},
     {"wrapping bias large fixed", -5, 2,  8, W_EXTREME,  1, 1, 2, S_LARGE,  -128, 127},
+    /* products past 2^31: the FP32 epilogue must clamp before converting */
+    {"wrapping bias large fp32",  -5, 2,  8, W_EXTREME,  0, 1, 2, S_LARGE,  -128, 127},
 };
 
 typedef struct geom {

@@ -170,7 +170,8 @@ typedef struct qf_x86_conv_epi {
     float *mult;    /* FP32 multipliers */
     int32_t *mq;    /* fixed-point multipliers and shifts */
     int32_t *shift;
-    bool fixed_vec; /* every shift >= -31 (the vector fixed-point path) */
+    bool fixed_vec;  /* every shift >= -31 (the vector fixed-point path) */
+    bool mult_small; /* every FP32 multiplier passes qx_mult_small */
 } qf_x86_conv_epi;
 
 /* Bytes for the tables of w (conv8 or conv8c4 layout); 0 when invalid. */
@@ -226,8 +227,16 @@ typedef struct qx_epi {
     const int32_t *mult_q;    /* FIXED mode, likewise */
     const int32_t *shift;     /* FIXED mode, likewise */
     bool fixed_vec;           /* FIXED mode: every shift in [-31, 31] (vector form) */
+    bool mult_small;          /* FP32 mode: every mult_f in [0, 0.5] (qx_mult_small) */
     const qf_ref_requant *rq; /* mode, zero point, bounds, fixed multipliers */
 } qx_epi;
+
+/* An FP32 multiplier m in [0, 0.5] maps every int32 accumulator into
+ * [-2^30, 2^30] (float(acc) is at most 2^31), so its product converts to
+ * int32 without overflow and the epilogue may skip the upper clamp before
+ * the conversion: the saturating narrowings and the final clamp give the
+ * same bytes. */
+static inline bool qx_mult_small(float m) { return m >= 0.0f && m <= 0.5f; }
 
 /* Where a 16-slot activation vector is read, at reduction step k: lanes of
  * run r come from p[r] + koff[k] + 4 * lane (run 0 is read whole, later

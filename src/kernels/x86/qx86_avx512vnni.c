@@ -107,8 +107,9 @@ TGT static inline pair_consts pair_consts_of(const qf_ref_requant *rq) {
     return k;
 }
 
-TGT static inline __m512i cvt_hi(__m512i acc, __m512 m, __m512 hi) {
-    return _mm512_cvtps_epi32(_mm512_min_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(acc), m), hi));
+TGT static INL __m512i cvt_hi(__m512i acc, __m512 m, __m512 hi, bool small) {
+    const __m512 x = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), m);
+    return _mm512_cvtps_epi32(small ? x : _mm512_min_ps(x, hi));
 }
 
 /* The 32 bytes of one row: lanes 0-15 go by st[0], 16-31 by st[1]. */
@@ -125,14 +126,16 @@ TGT static inline void store_row32(__m256i v, const qx_vec_store *st, int8_t *ba
     }
 }
 
-/* Rows r and r + 1 (r < n_rows; row r + 1 is stored when it is valid). */
+/* Rows r and r + 1 (r < n_rows; row r + 1 is stored when it is valid).
+ * small: every multiplier passes qx_mult_small (no upper clamp before the
+ * conversion). */
 TGT static INL void out_pair(const qx_conv_tile *t, const pair_consts *k, int r, __m512i a0,
-                             __m512i a1, __m512i b0, __m512i b1) {
+                             __m512i a1, __m512i b0, __m512i b1, bool small) {
     const __m512 ma = _mm512_set1_ps(t->e.mult_f[r]), mb = _mm512_set1_ps(t->e.mult_f[r + 1]);
-    const __m512i pa =
-        _mm512_adds_epi16(_mm512_packs_epi32(cvt_hi(a0, ma, k->hi), cvt_hi(a1, ma, k->hi)), k->z16);
-    const __m512i pb =
-        _mm512_adds_epi16(_mm512_packs_epi32(cvt_hi(b0, mb, k->hi), cvt_hi(b1, mb, k->hi)), k->z16);
+    const __m512i pa = _mm512_adds_epi16(
+        _mm512_packs_epi32(cvt_hi(a0, ma, k->hi, small), cvt_hi(a1, ma, k->hi, small)), k->z16);
+    const __m512i pb = _mm512_adds_epi16(
+        _mm512_packs_epi32(cvt_hi(b0, mb, k->hi, small), cvt_hi(b1, mb, k->hi, small)), k->z16);
     __m512i q = _mm512_permutexvar_epi32(k->perm, _mm512_packs_epi16(pa, pb));
     q = _mm512_min_epi8(_mm512_max_epi8(q, k->lo8), k->hi8);
     const qx_vec_store *st = t->st;
@@ -155,12 +158,19 @@ TGT static INL void out_pair(const qx_conv_tile *t, const pair_consts *k, int r,
 /* The whole tile's FP32 epilogue, out of line (inlined, it makes GCC spill
  * the accumulators inside the dot-product loop); the accumulators come
  * through memory once, and the four row pairs, independent, overlap. */
-TGT static __attribute__((noinline)) void out_tile(const qx_conv_tile *t, const __m512i *acc) {
+TGT static INL void out_tile_k(const qx_conv_tile *t, const __m512i *acc, bool small) {
     const pair_consts k = pair_consts_of(t->e.rq);
-    out_pair(t, &k, 0, acc[0], acc[1], acc[2], acc[3]);
-    if (t->n_rows > 2) out_pair(t, &k, 2, acc[4], acc[5], acc[6], acc[7]);
-    if (t->n_rows > 4) out_pair(t, &k, 4, acc[8], acc[9], acc[10], acc[11]);
-    if (t->n_rows > 6) out_pair(t, &k, 6, acc[12], acc[13], acc[14], acc[15]);
+    out_pair(t, &k, 0, acc[0], acc[1], acc[2], acc[3], small);
+    if (t->n_rows > 2) out_pair(t, &k, 2, acc[4], acc[5], acc[6], acc[7], small);
+    if (t->n_rows > 4) out_pair(t, &k, 4, acc[8], acc[9], acc[10], acc[11], small);
+    if (t->n_rows > 6) out_pair(t, &k, 6, acc[12], acc[13], acc[14], acc[15], small);
+}
+
+TGT static __attribute__((noinline)) void out_tile(const qx_conv_tile *t, const __m512i *acc) {
+    if (t->e.mult_small)
+        out_tile_k(t, acc, true);
+    else
+        out_tile_k(t, acc, false);
 }
 
 #define ROW_DOT(r)                                                                                 \

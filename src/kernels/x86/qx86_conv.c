@@ -232,7 +232,7 @@ typedef struct conv_job {
     const int32_t *corr;
     const float *mult;
     const int32_t *mq, *shift;
-    bool fixed_vec;
+    bool fixed_vec, mult_small;
     const uint8_t *src; /* planes or the input */
     int64_t src_len;
     int64_t tap_max; /* largest tap offset */
@@ -904,6 +904,7 @@ static void run_tiles(const conv_job *j, int64_t pair0, int64_t pair_end, int64_
     t.st = st;
     t.e.rq = &p->rq;
     t.e.fixed_vec = j->fixed_vec;
+    t.e.mult_small = j->mult_small;
     t.res = j->res;
     t.add = j->add;
     for (int64_t pair = pair0; pair < pair_end; pair++) {
@@ -1057,8 +1058,10 @@ qf_status qf_x86_conv2d_s8(qf_threadpool *pool, qf_isa isa, const qf_ref_conv_pa
  * (rows past a group's channels are zero); false when a shift is beyond
  * the vector fixed-point path. */
 static bool fill_epi(const qf_x86_weights *w, const qf_ref_requant *rq, int32_t in_zp,
-                     const int32_t *bias, int32_t *corr, float *mult, int32_t *mq, int32_t *shift) {
+                     const int32_t *bias, int32_t *corr, float *mult, int32_t *mq, int32_t *shift,
+                     bool *mult_small) {
     bool fixed_vec = true;
+    *mult_small = true;
     const int64_t opg = w->rows / w->groups;
     /* corr = bias - (128 + z) * wsum, modulo 2^32 like the reference sum */
     const uint32_t zc = (uint32_t)(128 + in_zp);
@@ -1078,6 +1081,7 @@ static bool fill_epi(const qf_x86_weights *w, const qf_ref_requant *rq, int32_t 
             mq[pr] = rs->mult_q;
             shift[pr] = rs->shift;
             if (rs->shift < -31) fixed_vec = false;
+            if (!qx_mult_small(rs->mult_f)) *mult_small = false;
         }
     return fixed_vec;
 }
@@ -1109,7 +1113,8 @@ qf_status qf_x86_conv_epi_build(const qf_x86_weights *w, const qf_ref_requant *r
     out->mult = (float *)(void *)(base + out->rows_p);
     out->mq = base + 2 * out->rows_p;
     out->shift = base + 3 * out->rows_p;
-    out->fixed_vec = fill_epi(w, rq, in_zp, bias, out->corr, out->mult, out->mq, out->shift);
+    out->fixed_vec =
+        fill_epi(w, rq, in_zp, bias, out->corr, out->mult, out->mq, out->shift, &out->mult_small);
     out->bias = bias;
     out->in_zp = in_zp;
     out->rq = *rq;
@@ -1209,12 +1214,13 @@ qf_status qf_x86_conv2d_s8_add(qf_threadpool *pool, qf_isa isa, const qf_ref_con
         j.mq = epi->mq;
         j.shift = epi->shift;
         j.fixed_vec = epi->fixed_vec;
+        j.mult_small = epi->mult_small;
     } else {
         int32_t *corr = (int32_t *)(void *)(base + pl.corr_off);
         float *mult = (float *)(void *)(base + pl.mult_off);
         int32_t *mq = (int32_t *)(void *)(base + pl.mq_off);
         int32_t *shift = (int32_t *)(void *)(base + pl.shift_off);
-        j.fixed_vec = fill_epi(w, &p->rq, p->in_zp, bias, corr, mult, mq, shift);
+        j.fixed_vec = fill_epi(w, &p->rq, p->in_zp, bias, corr, mult, mq, shift, &j.mult_small);
         j.corr = corr;
         j.mult = mult;
         j.mq = mq;
