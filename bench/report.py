@@ -259,7 +259,9 @@ def main():
         L.append(f"**Note:** {note}\n")
     L.append("Each cell: median latency over repetitions of each process's median (ms) and "
              "throughput (items/s = batch / median). The four engines of a row ran back to "
-             "back in every repetition (round-robin), so noise hits them alike.\n")
+             "back in every repetition (round-robin), so noise hits them alike; the two int8 "
+             "engines ran next to each other, in alternating order from one repetition to the "
+             "next.\n")
 
     # ---- targets ----
     L.append("## Targets of issue 5 (2 threads)\n")
