@@ -195,6 +195,35 @@ static int run_case(const dgeom *g, const dnum *nc, qf_threadpool *pool, char *m
                     goto done;
                 }
         }
+    /* multipliers accepted once (as the ops do at parse): same bytes; another
+     * array is still checked channel by channel, and a bad one is refused */
+    {
+        qf_ref_rescale bad[8];
+        memcpy(bad, mult, sizeof bad);
+        bad[p.in_c - 1].mult_f = -1.0f;
+        qf_ref_conv_params pb = p;
+        pb.rq.mult = bad;
+        if (qf_x86_dw_accept_requant(&xw, &pb.rq, &e) == QF_OK) {
+            snprintf(msg, len, "a negative multiplier was accepted");
+            goto done;
+        }
+        if (qf_x86_dw_accept_requant(&xw, &p.rq, &e) != QF_OK || xw.rq_checked != mult) {
+            snprintf(msg, len, "accept: %s", e.msg);
+            goto done;
+        }
+        memset(got, 0x5A, n_out + 2 * GUARD);
+        if (qf_x86_dwconv2d_s8(pool, QF_ISA_AVX512VNNI, &p, x, &xw, bias, got + GUARD, &e) !=
+                QF_OK ||
+            memcmp(got + GUARD, want, n_out) != 0) {
+            snprintf(msg, len, "accepted multipliers: wrong result or error (%s)", e.msg);
+            goto done;
+        }
+        if (qf_x86_dwconv2d_s8(pool, QF_ISA_AVX512VNNI, &pb, x, &xw, bias, got + GUARD, &e) !=
+            QF_ERR_INVALID_ARG) {
+            snprintf(msg, len, "a bad multiplier array passed after another was accepted");
+            goto done;
+        }
+    }
     rc = 0;
 done:
     free(x), free(w), free(want), free(got), free(wp), free(packed);

@@ -360,6 +360,9 @@ static qf_status prepare_dw(qf_graph *g, const qf_node *n, qconv_params *p, qf_e
     const qf_value *wv = &g->values[n->inputs[1]];
     qf_status s = qf_x86_pack_dw_weights(wv->data, w->out_ch, k, k, w->w_bits, dst, &w->dw, err);
     if (s) return s;
+    /* checked once here; a layer the kernel refuses keeps reporting that at run */
+    qf_err e2;
+    (void)qf_x86_dw_accept_requant(&w->dw, &w->rq, &e2);
     w->dw_src = wv->data;
     w->dw_ok = true;
     return QF_OK;

@@ -102,6 +102,10 @@ typedef struct qf_x86_weights {
     bool maddubs_ok; /* AVX2 vpmaddubsw cannot saturate on these weights */
     int32_t kh, kw;  /* depthwise only: kernel size (k == kh * kw) */
     int32_t khw;     /* conv8 / conv8c4: taps per channel (k == cpg * khw) */
+    /* depthwise: multipliers already checked for these weights (qf_x86_dw_accept_requant);
+     * a call whose rq.mult is this array (n_rq_checked entries) skips the per-channel check */
+    const qf_ref_rescale *rq_checked;
+    int32_t n_rq_checked;
 } qf_x86_weights;
 
 /* Bytes for rows x k weights in `layout` with `groups` groups (rows % groups
@@ -131,6 +135,10 @@ qf_status qf_x86_pack_conv_weights(qx_layout layout, const uint8_t *packed, int6
 size_t qf_x86_dw_weights_bytes(int64_t channels, int32_t kh, int32_t kw);
 qf_status qf_x86_pack_dw_weights(const uint8_t *packed, int64_t channels, int32_t kh, int32_t kw,
                                  int bits, void *dst, qf_x86_weights *out, qf_err *err);
+/* Check rq's multipliers once for the depthwise weights w (w->rows channels) and remember
+ * them: calls with the same multiplier array then skip the per-channel check. The caller
+ * must not change the array afterwards (the ops keep it in the graph arena). */
+qf_status qf_x86_dw_accept_requant(qf_x86_weights *w, const qf_ref_requant *rq, qf_err *err);
 
 /* True when isa has x86 kernels here (avx2, avx512vnni) and the CPU runs it. */
 bool qf_x86_isa_usable(qf_isa isa);

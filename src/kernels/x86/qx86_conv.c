@@ -1258,8 +1258,11 @@ qf_status qf_x86_conv2d_s8_add(qf_threadpool *pool, qf_isa isa, const qf_ref_con
         for (int64_t ic = 1; ic < pl.cpg; ic++)
             for (int64_t t = 0; t < khw; t++)
                 taps[ic * khw + t] = ic * pl.ic_stride + taps[t];
-        for (int64_t t = 0; t < pl.k; t++)
-            if (taps[t] > j.tap_max) j.tap_max = taps[t];
+        /* the largest offset: the last channel's (ic_stride >= 0) */
+        int64_t tmax = 0;
+        for (int64_t t = 0; t < khw; t++)
+            if (taps[t] > tmax) tmax = taps[t];
+        j.tap_max = (pl.cpg - 1) * pl.ic_stride + tmax;
     }
     j.phases = sh * sw > 64 ? ~(uint64_t)0 : 0;
     for (int64_t ky = 0; ky < p->k_h && sh * sw <= 64; ky++)

@@ -671,6 +671,16 @@ static void dw_task(void *ctx, int64_t task, int tid) {
         j->plane(ctx, pl, tid);
 }
 
+qf_status qf_x86_dw_accept_requant(qf_x86_weights *w, const qf_ref_requant *rq, qf_err *err) {
+    if (!w || !rq || w->layout != QX_LAYOUT_DW)
+        return qf_errf(err, QF_ERR_INVALID_ARG, "qf_x86_dw_accept_requant: bad arguments");
+    qf_status s = qr_check_requant(rq, w->rows, -128, 127, "qf_x86_dw_accept_requant", err);
+    if (s != QF_OK) return s;
+    w->rq_checked = rq->mult;
+    w->n_rq_checked = rq->n_mult;
+    return QF_OK;
+}
+
 /* Test hook (qx86.h): when false the flat path is never taken. */
 static _Atomic bool dw_vbmi_allowed = true;
 void qf_x86_dw_set_vbmi(bool allow) { dw_vbmi_allowed = allow; }
@@ -685,7 +695,15 @@ qf_status qf_x86_dwconv2d_s8(qf_threadpool *pool, qf_isa isa, const qf_ref_conv_
         return qf_errf(err, QF_ERR_INVALID_ARG, "%s: not a supported depthwise shape", who);
     if (!qr_in_range(p->in_zp, -128, 127))
         return qf_errf(err, QF_ERR_INVALID_ARG, "%s: in_zp %d out of range", who, (int)p->in_zp);
-    qf_status s = qr_check_requant(&p->rq, p->out_c, -128, 127, who, err);
+    qf_status s;
+    if (p->rq.mult && p->rq.mult == w->rq_checked && p->rq.n_mult == w->n_rq_checked) {
+        /* the multipliers were checked when w took them: the rest only */
+        qf_ref_requant head = p->rq;
+        head.n_mult = 0;
+        s = qr_check_requant(&head, 0, -128, 127, who, err);
+    } else {
+        s = qr_check_requant(&p->rq, p->out_c, -128, 127, who, err);
+    }
     if (s != QF_OK) return s;
     if (w->layout != QX_LAYOUT_DW || w->rows != p->out_c || w->kh != p->k_h || w->kw != p->k_w)
         return qf_errf(err, QF_ERR_INVALID_ARG, "%s: packed weights do not match the layer", who);
@@ -731,6 +749,12 @@ qf_status qf_x86_dwconv2d_s8(qf_threadpool *pool, qf_isa isa, const qf_ref_conv_
 #else
 
 void qf_x86_dw_set_vbmi(bool allow) { (void)allow; }
+
+qf_status qf_x86_dw_accept_requant(qf_x86_weights *w, const qf_ref_requant *rq, qf_err *err) {
+    (void)w;
+    (void)rq;
+    return qf_errf(err, QF_ERR_UNSUPPORTED, "qf_x86_dw_accept_requant: not an x86-64 build");
+}
 
 bool qf_x86_dwconv_supported(const qf_ref_conv_params *p) {
     (void)p;
