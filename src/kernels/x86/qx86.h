@@ -167,10 +167,12 @@ typedef struct qf_x86_residual {
  * point's share, multipliers, shifts), built once for a layer's constants
  * instead of on every call. They hold for the weights, requantization
  * (mode, multiplier array, zero point, clamp), input zero point and bias
- * they were built from: a call with any other uses its own, built in
- * scratch. */
+ * they were built from (compared by address: the caller must not change
+ * the bias or multiplier values afterwards; the ops keep them in the graph
+ * arena): a call with any other uses its own, built in scratch. */
 typedef struct qf_x86_conv_epi {
-    const int32_t *bias; /* built for: bias (NULL: none), in_zp, rq */
+    const int32_t *wsum; /* built for: the weights' sums, bias (NULL: none), in_zp, rq */
+    const int32_t *bias;
     int32_t in_zp;
     qf_ref_requant rq;
     int64_t rows_p; /* entries: groups * nb * QX_CONV_ROWS */

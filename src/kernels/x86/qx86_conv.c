@@ -1115,6 +1115,7 @@ qf_status qf_x86_conv_epi_build(const qf_x86_weights *w, const qf_ref_requant *r
     out->shift = base + 3 * out->rows_p;
     out->fixed_vec =
         fill_epi(w, rq, in_zp, bias, out->corr, out->mult, out->mq, out->shift, &out->mult_small);
+    out->wsum = w->wsum;
     out->bias = bias;
     out->in_zp = in_zp;
     out->rq = *rq;
@@ -1124,8 +1125,8 @@ qf_status qf_x86_conv_epi_build(const qf_x86_weights *w, const qf_ref_requant *r
 /* epi holds for this call's constants */
 static bool epi_matches(const qf_x86_conv_epi *e, const qf_ref_conv_params *p,
                         const qf_x86_weights *w, const int32_t *bias) {
-    return e && e->bias == bias && e->in_zp == p->in_zp && e->rq.mode == p->rq.mode &&
-           e->rq.mult == p->rq.mult && e->rq.n_mult == p->rq.n_mult &&
+    return e && e->wsum == w->wsum && e->bias == bias && e->in_zp == p->in_zp &&
+           e->rq.mode == p->rq.mode && e->rq.mult == p->rq.mult && e->rq.n_mult == p->rq.n_mult &&
            e->rq.out_zp == p->rq.out_zp && e->rq.act_min == p->rq.act_min &&
            e->rq.act_max == p->rq.act_max && e->rows_p == (int64_t)w->groups * w->nb * QX_CONV_ROWS;
 }
