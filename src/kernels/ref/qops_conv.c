@@ -575,6 +575,23 @@ static size_t qconv_scratch(const qf_node *n, const qf_tensor *in, int n_in, con
 /* Residual fusion: the layers that run the x86 general kernel (not the
  * depthwise one, not 16-bit) can add a same-shape int8 tensor in their
  * epilogue (qf_x86_conv2d_s8_add). */
+/* The fusion's conditions, for the kernel parameters cp and output shape od
+ * of qconv_setup; *c gets the add's constants. */
+static bool fuse_add_check(const qf_node *n, const qf_tensor *in, const qf_ref_conv_params *cp,
+                           const int64_t *od, const qf_node *add, const qf_tensor *add_in, int slot,
+                           const qf_tensor *add_out, qx_add_consts *c) {
+    const qconv_params *p = n->params;
+    if (cp->batch == 0 || cp->in_c == 0) return false;
+    if (p->w.dw_ok && in[1].data == p->w.dw_src && qf_x86_dwconv_supported(cp)) return false;
+    /* the add's operand is this layer's output, of this shape */
+    const qf_tensor *y = &add_in[slot];
+    if (y->rank != in[0].rank) return false;
+    for (int i = 0; i < y->rank; i++)
+        if (y->dims[i] != od[i]) return false;
+    return qf_x86_conv2d_s8_scratch_size(cp, p->w.x86.layout) > 0 &&
+           qf_qadd_fusable(add, &add_in[0], &add_in[1], add_out, c);
+}
+
 static bool qconv_fuse_add_ok(const qf_node *n, const qf_tensor *in, int n_in, const qf_node *add,
                               const qf_tensor *add_in, int slot, const qf_tensor *add_out) {
     const qconv_params *p = n->params;
@@ -583,17 +600,9 @@ static bool qconv_fuse_add_ok(const qf_node *n, const qf_tensor *in, int n_in, c
     qf_err e;
     qx_add_consts c;
     if (!p || !p->w.x86_ok || p->w.in.dtype != QF_DT_I8 || in[1].data != p->w.x86_src ||
-        (slot != 0 && slot != 1) || qconv_setup(n, in, n_in, &cp, od, &e) != QF_OK ||
-        cp.batch == 0 || cp.in_c == 0)
+        (slot != 0 && slot != 1) || qconv_setup(n, in, n_in, &cp, od, &e) != QF_OK)
         return false;
-    if (p->w.dw_ok && in[1].data == p->w.dw_src && qf_x86_dwconv_supported(&cp)) return false;
-    /* the add's operand is this layer's output, of this shape */
-    const qf_tensor *y = &add_in[slot];
-    if (y->rank != in[0].rank) return false;
-    for (int i = 0; i < y->rank; i++)
-        if (y->dims[i] != od[i]) return false;
-    return qf_x86_conv2d_s8_scratch_size(&cp, p->w.x86.layout) > 0 &&
-           qf_qadd_fusable(add, &add_in[0], &add_in[1], add_out, &c);
+    return fuse_add_check(n, in, &cp, od, add, add_in, slot, add_out, &c);
 }
 
 static qf_status qconv_run_add(const qf_exec_ctx *ctx, const qf_node *n, const qf_tensor *in,
@@ -607,8 +616,10 @@ static qf_status qconv_run_add(const qf_exec_ctx *ctx, const qf_node *n, const q
     if (s) return s;
     qf_x86_residual r;
     size_t need = qf_x86_conv2d_s8_scratch_size(&cp, p->w.x86.layout);
-    if (!scratch || need == 0 || !qconv_fuse_add_ok(n, in, n_in, add, add_in, slot, add_out) ||
-        !qf_qadd_fusable(add, &add_in[0], &add_in[1], add_out, &r.c))
+    /* (one setup: qconv_fuse_add_ok's checks on this call's parameters) */
+    if (!scratch || need == 0 || !p->w.x86_ok || p->w.in.dtype != QF_DT_I8 ||
+        in[1].data != p->w.x86_src || (slot != 0 && slot != 1) ||
+        !fuse_add_check(n, in, &cp, od, add, add_in, slot, add_out, &r.c))
         return qf_errf(err, QF_ERR_INVALID_ARG, "%s: cannot fuse the add %s",
                        qf_node_desc(n, d, sizeof d), add->name);
     r.res = add_in[1 - slot].data;
