@@ -367,8 +367,19 @@ static inline void interleave4(__m128i v0, __m128i v1, __m128i v2, __m128i v3, u
 /* n bytes of value v at d. */
 static inline void set_bytes(uint8_t *d, uint8_t v, int64_t n) {
     if (n < 16) {
-        for (int64_t i = 0; i < n; i++)
-            d[i] = v;
+        /* two overlapping stores (pads are mostly 4 or 8 bytes) */
+        if (n >= 8) {
+            const uint64_t x = v * 0x0101010101010101ull;
+            memcpy(d, &x, 8);
+            memcpy(d + n - 8, &x, 8);
+        } else if (n >= 4) {
+            const uint32_t x = v * 0x01010101u;
+            memcpy(d, &x, 4);
+            memcpy(d + n - 4, &x, 4);
+        } else {
+            for (int64_t i = 0; i < n; i++)
+                d[i] = v;
+        }
         return;
     }
     const __m128i x = _mm_set1_epi8((char)v);
