@@ -17,6 +17,7 @@
 #include "ir/graph.h"
 #include "ir/ops.h"
 #include "kernels/ref/broadcast.h"
+#include "qt_alloc.h"
 #include "qtest.h"
 
 /* Strong references: they also make sure the kernel files are linked from
@@ -1372,22 +1373,6 @@ static void test_errors(void) {
 
 /* ---- run never allocates ------------------------------------------------- */
 
-static long n_allocs;
-static void *count_alloc(void *u, size_t n) {
-    (void)u;
-    n_allocs++;
-    return malloc(n);
-}
-static void *count_realloc(void *u, void *p, size_t n) {
-    (void)u;
-    n_allocs++;
-    return realloc(p, n);
-}
-static void plain_free(void *u, void *p) {
-    (void)u;
-    free(p);
-}
-
 static void test_run_no_alloc(void) {
     static const char *const ops[] = {"Add",     "PRelu", "Sum",        "Pow",
                                       "Sigmoid", "Cast",  "ReduceMean", "Clip"};
@@ -1413,14 +1398,14 @@ static void test_run_no_alloc(void) {
         o.data = malloc((size_t)numel(&o) * esize(o.dtype));
         size_t sb = d->scratch ? d->scratch(n, in, unary ? 1 : 2, &o, 1) : 0;
         void *scratch = sb ? malloc(sb) : NULL;
-        qf_allocator al = {count_alloc, count_realloc, plain_free, NULL};
-        n_allocs = 0;
+        qf_allocator al = qt_counting_allocator();
+        *qt_allocs() = 0;
         qf_set_allocator(&al);
         qf_exec_ctx ctx = {.num_threads = 1};
         qf_status s = d->run(&ctx, n, in, unary ? 1 : 2, &o, 1, scratch, &err);
         qf_set_allocator(NULL);
         CHECK(s == QF_OK);
-        CHECK_MSG(n_allocs == 0, "%s allocated %ld times", ops[k], n_allocs);
+        CHECK_MSG(*qt_allocs() == 0, "%s allocated %ld times", ops[k], *qt_allocs());
         free(scratch);
         free(o.data);
         qf_graph_free(g);

@@ -21,6 +21,7 @@
 
 #include "ir/graph.h"
 #include "kernels/ref/qref.h"
+#include "qt_alloc.h"
 #include "qtest.h"
 #include "runtime/runtime.h"
 
@@ -746,7 +747,8 @@ static void test_qconcat_wiring(void) {
             xb[i] = (int8_t)(127 - i);
         }
         qf_graph *g = qf_graph_create();
-        int ins[2] = {input(g, "a", QF_DT_I8, 0.173f, -7, 8), input(g, "b", QF_DT_I8, 0.031f, 100, 8)};
+        int ins[2] = {input(g, "a", QF_DT_I8, 0.173f, -7, 8),
+                      input(g, "b", QF_DT_I8, 0.031f, 100, 8)};
         int vy = act(g, "y", QF_DT_I8, 0.09f, 3, 8);
         qf_graph_add_output(g, vy);
         qf_attr at[2] = {A_INT("axis", 1), A_STR("requant", "fixed")};
@@ -757,12 +759,17 @@ static void test_qconcat_wiring(void) {
         qf_err e;
         CHECK_MSG(run_graph(g, in, 2, &yt, y, sizeof y, &e) == QF_OK, "all bytes: %s", e.msg);
         qf_ref_concat_input ci_in[2] = {{xa, 256, 0.173f, -7}, {xb, 256, 0.031f, 100}};
-        qf_ref_concat_params p = {.n_inputs = 2, .inputs = ci_in, .outer = 1, .inner = 1,
-                                  .out_scale = 0.09f, .out_zp = 3,
+        qf_ref_concat_params p = {.n_inputs = 2,
+                                  .inputs = ci_in,
+                                  .outer = 1,
+                                  .inner = 1,
+                                  .out_scale = 0.09f,
+                                  .out_zp = 3,
                                   .mode = fixed ? QF_RQ_FIXED : QF_RQ_FP32};
         CHECK_OK(qf_ref_concat_s8(&p, want, NULL));
         for (int i = 0; i < 512; i++)
-            CHECK_MSG(y[i] == want[i], "all bytes, mode %d: [%d] %d vs %d", fixed, i, y[i], want[i]);
+            CHECK_MSG(y[i] == want[i], "all bytes, mode %d: [%d] %d vs %d", fixed, i, y[i],
+                      want[i]);
     }
 }
 
@@ -959,22 +966,6 @@ static void test_qlut_wiring(void) {
 
 /* ---- a chain in one session: arena reuse, no allocation in steady state ---- */
 
-static long n_allocs;
-static void *count_alloc(void *u, size_t n) {
-    (void)u;
-    n_allocs++;
-    return malloc(n);
-}
-static void *count_realloc(void *u, void *p, size_t n) {
-    (void)u;
-    n_allocs++;
-    return realloc(p, n);
-}
-static void plain_free(void *u, void *p) {
-    (void)u;
-    free(p);
-}
-
 /* x -> QConv (1x1, 3 -> 4) -> QLut -> QMaxPool (2x2 s2), against the three
  * kernels called one after the other; a second run must not allocate. */
 static void test_chain_session(void) {
@@ -1017,14 +1008,14 @@ static void test_chain_session(void) {
     int64_t xd[4] = {N, C, H, W};
     qf_tensor xt = tensor(QF_DT_I8, 4, xd, x), yt;
     qf_status st = qf_session_run(s, &xt, 1, &yt, 1, &e);
-    qf_allocator a = {count_alloc, count_realloc, plain_free, NULL};
+    qf_allocator a = qt_counting_allocator();
     if (st == QF_OK) {
         qf_set_allocator(&a);
-        n_allocs = 0;
+        *qt_allocs() = 0;
         st = qf_session_run(s, &xt, 1, &yt, 1, &e);
         qf_set_allocator(NULL);
     }
-    long allocs = n_allocs;
+    long allocs = *qt_allocs();
     int8_t y[N * O * 9];
     if (st == QF_OK) memcpy(y, yt.data, sizeof y);
     bool shape_ok = yt.rank == 4 && yt.dims[1] == O && yt.dims[2] == 3 && yt.dims[3] == 3;

@@ -6,24 +6,9 @@
 #include <stdlib.h>
 
 #include "ir/graph.h"
+#include "qt_alloc.h"
 #include "qtest.h"
 #include "runtime/runtime.h"
-
-static long n_allocs;
-static void *count_alloc(void *u, size_t n) {
-    (void)u;
-    n_allocs++;
-    return malloc(n);
-}
-static void *count_realloc(void *u, void *p, size_t n) {
-    (void)u;
-    n_allocs++;
-    return realloc(p, n);
-}
-static void plain_free(void *u, void *p) {
-    (void)u;
-    free(p);
-}
 
 /* x -> Relu -> Neg? keep to ops the runtime ships: a chain of k Relu/Add */
 static qf_model *chain_model(int k, int64_t c) {
@@ -82,11 +67,11 @@ static void chain_values_and_buffer_reuse(void) {
     size_t arena = qf_session_arena_bytes(s);
     CHECK_MSG(arena > 0 && arena <= 3 * 8000 + 3 * 64, "arena %zu", arena);
     /* steady state: no allocation */
-    qf_allocator a = {count_alloc, count_realloc, plain_free, NULL};
+    qf_allocator a = qt_counting_allocator();
     qf_set_allocator(&a);
-    n_allocs = 0;
+    *qt_allocs() = 0;
     st = qf_session_run(s, &in, 1, &out, 1, &e);
-    long allocs = n_allocs;
+    long allocs = *qt_allocs();
     qf_set_allocator(NULL);
     CHECK(st == QF_OK);
     CHECK_EQ_INT(allocs, 0);
@@ -321,15 +306,15 @@ static void batch_chunking(void) {
         for (int k = 0; k < 4; k++) {
             const int b = batches[k];
             qf_tensor in = {.dtype = QF_DT_F32, .rank = 2, .dims = {b, 5}, .data = x}, out;
-            qf_allocator a = {count_alloc, count_realloc, plain_free, NULL};
+            qf_allocator a = qt_counting_allocator();
             if (k == 1) {
                 qf_set_allocator(&a);
-                n_allocs = 0;
+                *qt_allocs() = 0;
             }
             qf_status st = qf_session_run(s, &in, 1, &out, 1, &e);
             if (k == 1) {
                 qf_set_allocator(NULL);
-                CHECK_EQ_INT(n_allocs, 0);
+                CHECK_EQ_INT(*qt_allocs(), 0);
             }
             CHECK_MSG(st == QF_OK, "%s", e.msg);
             CHECK(out.rank == 2 && out.dims[0] == b && out.dims[1] == 5);

@@ -80,11 +80,17 @@ static unsigned char zero_size_buf[QF_ALIGN] __attribute__((aligned(QF_ALIGN)));
 
 static size_t align_up(size_t n) { return (n + QF_ALIGN - 1) & ~(size_t)(QF_ALIGN - 1); }
 
+/* Free the n buffers of *v with f, then the array; *v becomes NULL. */
+static void free_each(void ***v, int n, void (*f)(void *)) {
+    if (*v)
+        for (int i = 0; i < n; i++)
+            f((*v)[i]);
+    qf_free(*v);
+    *v = NULL;
+}
+
 static void free_plan(qf_session *s) {
-    for (int i = 0; i < s->n_plan_buffers; i++)
-        qf_free_aligned(s->plan_buffers[i]);
-    qf_free(s->plan_buffers);
-    s->plan_buffers = NULL;
+    free_each(&s->plan_buffers, s->n_plan_buffers, qf_free_aligned);
     s->n_plan_buffers = s->cap_plan_buffers = 0;
     qf_free(s->pv);
     s->pv = NULL;
@@ -101,24 +107,14 @@ static void free_plan(qf_session *s) {
     qf_free_aligned(s->scratch);
     s->scratch = NULL;
     s->scratch_bytes = 0;
-    if (s->bound_values) {
-        for (int i = 0; i < s->m->g->n_inputs; i++)
-            qf_free(s->bound_values[i]);
-    }
-    qf_free(s->bound_values);
-    s->bound_values = NULL;
+    free_each(&s->bound_values, s->m->g->n_inputs, qf_free);
     qf_free(s->bound_value_bytes);
     s->bound_value_bytes = NULL;
     qf_free(s->bound);
     s->bound = NULL;
     qf_free(s->value_needed);
     s->value_needed = NULL;
-    if (s->out_bufs) {
-        for (int i = 0; i < s->m->g->n_outputs; i++)
-            qf_free_aligned(s->out_bufs[i]);
-    }
-    qf_free(s->out_bufs);
-    s->out_bufs = NULL;
+    free_each(&s->out_bufs, s->m->g->n_outputs, qf_free_aligned);
     qf_free(s->out_full);
     s->out_full = NULL;
     qf_free(s->full_bound);
