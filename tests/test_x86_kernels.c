@@ -121,6 +121,18 @@ static const geom geo_cases[] = {
     {"c4 5x5 s2x1 dil2",    1, 8,  13, 21, 5,  5, 5, 1, 2, 2, 2, 3, 1, 2, 4, 1},
     {"c4 3x3 s3x2 w37",     2, 4,  10, 37, 7,  3, 3, 3, 2, 1, 1, 1, 1, 1, 1, 1},
     {"c4 3x3 K=4176 bands", 2, 464,5,  5,  9,  3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},
+    /* transposed tiles (small images, long reductions): 8-pixel tiles with
+     * tails of 1-7 pixels (4- and 8-row kernels), partial 32-channel chunks
+     * (blocks past the last repeated), stride 2, groups, whole images of
+     * fewer than 8 pixels; and a long 1x1 reduction (1x1 layers stay on
+     * slot tiles: no planes) */
+    {"tt 3x3 7x7 oc60",     1, 32, 7,  7,  60, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},
+    {"tt 3x3 s2 14->7 b2",  2, 32, 14, 14, 64, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1},
+    {"1x1 c256 5x5 b3",     3, 256,5,  5,  64, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1},
+    {"tt 3x3 groups2",      1, 64, 6,  6,  48, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 2},
+    {"tt 3x3 13x13 oc64",   1, 32, 13, 13, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},
+    {"tt 3x3 2x3 b2",       2, 32, 2,  3,  36, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},
+    {"tt 3x3 4x5 oc96",     1, 40, 4,  5,  96, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},
     {"dw 3x3 s1 p1 w7",     1, 5,  7,  7,  5,  3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 5},
     {"dw 3x3 s1 p1 w17",    2, 3,  6,  17, 3,  3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 3},
     {"dw 3x3 s2 p1 w33",    1, 4,  9,  33, 4,  3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 4},
@@ -163,6 +175,8 @@ static const gcase gemm_cases[] = {
 static const qf_isa isas[] = {QF_ISA_AVX2, QF_ISA_AVX512VNNI};
 static int n_skipped;
 static int n_dw_runs;
+static int n_tt_runs;     /* conv8c4 runs on transposed tiles */
+static bool tt_on = true; /* qf_x86_conv_set_tt for the current runs */
 
 /* Weights in [-wmax, wmax] following the case's pattern; k taps per row. */
 static void make_weights(const numerics *nc, int rows, int k, int8_t *w) {
@@ -345,6 +359,7 @@ static int conv_one(qf_isa isa, qf_threadpool *pool, qx_layout lay, const geom *
             }
         if (pass == 3) n_dw_runs++;
     }
+    if (lay == QX_LAYOUT_CONV8C4 && tt_on && qf_x86_conv_uses_tt(&p, isa)) n_tt_runs++;
     /* the fused residual add: the FP32 QAdd of the conv's result and a
      * random residual (either operand order, sometimes in place), against
      * qf_ref_add_s8 on the reference conv output */
@@ -436,9 +451,13 @@ static void test_conv_matrix(void) {
             continue;
         }
         /* both layouts on every geometry: conv8 (taps per lane) and conv8c4
-         * (channels per lane, planes read in place) */
-        static const qx_layout lays[] = {QX_LAYOUT_CONV8, QX_LAYOUT_CONV8C4};
-        for (size_t li = 0; li < 2; li++)
+         * (channels per lane, planes read in place), the latter also with
+         * the transposed tiles kept off */
+        static const qx_layout lays[] = {QX_LAYOUT_CONV8, QX_LAYOUT_CONV8C4, QX_LAYOUT_CONV8C4};
+        static const char *const lay_name[] = {"conv8", "conv8c4", "conv8c4 without tt"};
+        for (size_t li = 0; li < 3; li++) {
+            tt_on = li != 2;
+            qf_x86_conv_set_tt(tt_on);
             for (size_t gi = 0; gi < QF_ARRAY_LEN(geo_cases); gi++)
                 for (size_t ni = 0; ni < QF_ARRAY_LEN(num_cases); ni++)
                     for (int th = 0; th < 2; th++) {
@@ -447,13 +466,23 @@ static void test_conv_matrix(void) {
                         int rc = conv_one(isas[ii], th ? pool2() : NULL, lays[li], &geo_cases[gi],
                                           &num_cases[ni], msg, sizeof msg);
                         CHECK_MSG(rc == 0, "%s, %s, %s x %s, %d thread(s): %s (seed %u)",
-                                  qf_isa_name(isas[ii]), li ? "conv8c4" : "conv8",
-                                  geo_cases[gi].name, num_cases[ni].name, th + 1, msg, seed);
+                                  qf_isa_name(isas[ii]), lay_name[li], geo_cases[gi].name,
+                                  num_cases[ni].name, th + 1, msg, seed);
                         ran++;
                     }
+        }
+        qf_x86_conv_set_tt(true);
+        tt_on = true;
     }
-    printf("  conv: %d runs bit-exact (%d also through the depthwise kernel)\n", ran, n_dw_runs);
-    if (qf_x86_isa_usable(QF_ISA_AVX512VNNI)) CHECK(n_dw_runs >= 9 * 15 * 2);
+    printf("  conv: %d runs bit-exact (%d also through the depthwise kernel, %d on transposed "
+           "tiles)\n",
+           ran, n_dw_runs, n_tt_runs);
+    if (qf_x86_isa_usable(QF_ISA_AVX512VNNI)) {
+        CHECK(n_dw_runs >= 9 * 15 * 2);
+        /* the six "tt" geometries and "3x3 K=1152 bands", every numerics
+         * case, 1 and 2 threads */
+        CHECK(n_tt_runs >= 7 * (int)QF_ARRAY_LEN(num_cases) * 2);
+    }
 }
 
 static int gemm_one(qf_isa isa, qf_threadpool *pool, const gcase *gc, const numerics *nc, char *msg,
@@ -550,6 +579,85 @@ static void test_gemm_matrix(void) {
  * multipliers and shifts drawn over their whole domain ([-31, 31] takes the
  * vector epilogue; one pass with shifts down to -62 takes the lane-by-lane
  * fallback), compared with the reference. */
+/* FIXED requantization on transposed conv tiles (and, with them kept off,
+ * on slot tiles): random per-channel multipliers with shifts in [-31, 31]
+ * (vector form) and, on some passes, down to -62 (lane by lane), full-range
+ * biases, against qf_ref_conv2d_s8. */
+static void test_fixed_epilogue_tt(void) {
+    if (!qf_x86_isa_usable(QF_ISA_AVX512VNNI)) {
+        printf("  skip FIXED transposed tiles (no AVX-512 VNNI)\n");
+        n_skipped++;
+        return;
+    }
+    enum { C = 32, H = 4, W = 5, OC = 44 };
+    static qf_ref_rescale mult[OC];
+    static int32_t bias[OC];
+    static int8_t x[C * H * W], wv[OC * C * 9], want[OC * H * W], got[OC * H * W];
+    static char packed[1 << 16], scr[1 << 18];
+    qf_ref_conv_params p;
+    memset(&p, 0, sizeof p);
+    p.batch = 1;
+    p.in_c = C;
+    p.in_h = p.out_h = H;
+    p.in_w = p.out_w = W;
+    p.out_c = OC;
+    p.k_h = p.k_w = 3;
+    p.stride_h = p.stride_w = p.dil_h = p.dil_w = 1;
+    p.pad_top = p.pad_left = p.pad_bottom = p.pad_right = 1;
+    p.groups = 1;
+    p.w_bits = 8;
+    p.rq.mode = QF_RQ_FIXED;
+    p.rq.mult = mult;
+    p.rq.n_mult = OC;
+    CHECK(qf_x86_conv_uses_tt(&p, QF_ISA_AVX512VNNI));
+    CHECK(qf_x86_conv_weights_bytes(QX_LAYOUT_CONV8C4, OC, C, 9, 1) <= sizeof packed);
+    CHECK(qf_x86_conv2d_s8_scratch_size(&p, QX_LAYOUT_CONV8C4) <= sizeof scr);
+    int runs = 0;
+    for (int pass = 0; pass < 24; pass++) {
+        const int deep = pass % 3 == 2; /* shifts below -31 */
+        for (int c = 0; c < OC; c++) {
+            const int r = rnd(0, 9);
+            mult[c].mult_q = r == 0 ? 0 : r == 1 ? INT32_MAX : rnd(1 << 30, INT32_MAX);
+            /* mostly shifts that bring these sums (about +-2^17) into
+             * range, some anywhere in [-31, 31], and on deep passes some
+             * below -31 */
+            const int k = rnd(0, 9);
+            mult[c].shift = deep && k == 0 ? rnd(-62, -32) : k == 1 ? rnd(-31, 31) : rnd(-15, -7);
+            mult[c].mult_f = 1.0f;
+            bias[c] = rnd(0, 7) == 0 ? (int32_t)(rng ^ (rng << 7)) : rnd(-3000, 3000);
+        }
+        for (size_t i = 0; i < sizeof x; i++)
+            x[i] = (int8_t)rnd(-128, 127);
+        for (size_t i = 0; i < sizeof wv; i++)
+            wv[i] = (int8_t)rnd(-127, 127);
+        p.in_zp = rnd(-128, 127);
+        p.rq.out_zp = rnd(-128, 127);
+        p.rq.act_min = rnd(0, 1) ? -128 : rnd(-128, 0);
+        p.rq.act_max = rnd(0, 1) ? 127 : rnd(p.rq.act_min, 127);
+        qf_err e;
+        qf_x86_weights xw;
+        CHECK_OK(qf_ref_conv2d_s8(&p, x, (const uint8_t *)wv, bias, want, &e));
+        CHECK_OK(qf_x86_pack_conv_weights(QX_LAYOUT_CONV8C4, (const uint8_t *)wv, OC, C, 9, 8, 1,
+                                          packed, &xw, &e));
+        for (int tt = 1; tt >= 0; tt--) {
+            qf_x86_conv_set_tt(tt);
+            memset(got, 0x5A, sizeof got);
+            CHECK_OK(qf_x86_conv2d_s8(pass % 2 ? pool2() : NULL, QF_ISA_AVX512VNNI, &p, x, &xw,
+                                      bias, got, scr, sizeof scr, &e));
+            for (size_t i = 0; i < sizeof got; i++)
+                if (got[i] != want[i]) {
+                    CHECK_MSG(0, "%s tiles, pass %d, channel %zu pixel %zu: %d, reference %d",
+                              tt ? "transposed" : "slot", pass, i / (H * W), i % (H * W), got[i],
+                              want[i]);
+                    break;
+                }
+            runs++;
+        }
+    }
+    qf_x86_conv_set_tt(true);
+    printf("  fixed epilogue, conv tiles: %d runs bit-exact\n", runs);
+}
+
 static void test_fixed_epilogue(void) {
     enum { M = 37, N = 48 };
     static qf_ref_rescale mult[N];
@@ -1117,5 +1225,6 @@ static void test_report_skips(void) {
 }
 
 QT_MAIN(QT_CASE(test_isa_resolve), QT_CASE(test_conv_matrix), QT_CASE(test_gemm_matrix),
-        QT_CASE(test_fixed_epilogue), QT_CASE(test_session_threads), QT_CASE(test_session_fusion),
-        QT_CASE(test_concat_lut), QT_CASE(test_bad_arguments), QT_CASE(test_report_skips))
+        QT_CASE(test_fixed_epilogue), QT_CASE(test_fixed_epilogue_tt),
+        QT_CASE(test_session_threads), QT_CASE(test_session_fusion), QT_CASE(test_concat_lut),
+        QT_CASE(test_bad_arguments), QT_CASE(test_report_skips))

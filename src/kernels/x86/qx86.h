@@ -33,6 +33,11 @@
  *    reduction step), and there is no packing per tile. A 16-slot vector
  *    whose slots are not consecutive in the copy (a row or image break) is
  *    read as up to 16 runs merged under lane masks (qx_src).
+ *    Small images (AVX-512 VNNI, long reductions) run the same planes and
+ *    weights on transposed tiles instead (qx_conv_tt: 8 output pixels, one
+ *    broadcast each, x 32 output channels in the lanes), where the slot
+ *    tiles would compute many grid columns past out_w or round each image
+ *    up to whole tiles (qx86_conv.c's tt_pick).
  *  - "conv8" (1-3 input channels per group with a k x k kernel, e.g. RGB or
  *    grey stems, where quads of channels would pad the reduction): as above
  *    but the 4 bytes of a lane are 4 consecutive taps of one channel in
@@ -294,14 +299,46 @@ typedef struct qx_gemm_tile {
     qx_epi e; /* corr/mult_f indexed by channel - ch0 (32 entries) */
 } qx_gemm_tile;
 
+/* Transposed conv8c4 tile ("tt"): up to 8 output pixels (rows, one
+ * broadcast each) x 32 output channels (lanes) of one image, for small
+ * images, where 32-slot tiles leave lanes idle (a 7x7 output fills 49 of
+ * 64). It reads the same planes, reduction steps and conv8c4 weights as
+ * qx_conv_tile: the 32 channels are 4 consecutive 8-channel blocks, two per
+ * vector. The epilogue transposes the 8 x 32 result bytes so each channel's
+ * pixels are stored as one run. */
+typedef struct qx_conv_tt {
+    const uint8_t *px[8]; /* each row's place in the planes (rows past n_rows repeat the last) */
+    const int32_t *koff;  /* k4 byte offsets, one per reduction step */
+    const int8_t *wb[4];  /* 4 weight blocks [k4][8][4] (past the last block: repeat it) */
+    int32_t k4;
+    int32_t n_rows;    /* valid pixels, 1..8, consecutive in the output plane */
+    int32_t n_ch;      /* valid channels, 1..32 */
+    int32_t ch0;       /* global channel of lane 0 (FIXED mode's per-lane fallback) */
+    int8_t *out;       /* the byte of (channel 0, pixel 0) */
+    int64_t ch_stride; /* output bytes between channels (out_h * out_w) */
+    qx_epi e;          /* corr/mult_f/mult_q/shift indexed by channel - ch0 (n_ch entries) */
+    /* fused residual add (NULL: none), as in qx_conv_tile */
+    const int8_t *res;
+    const qx_add_consts *add;
+} qx_conv_tt;
+
 typedef struct qx_ukernels {
     void (*conv_tile)(const qx_conv_tile *t);
     void (*gemm_tile)(const qx_gemm_tile *t);
+    void (*conv_tt)(const qx_conv_tt *t); /* NULL: not available */
 } qx_ukernels;
 
 /* NULL when isa has no micro-kernels here or is not compiled in. */
 const qx_ukernels *qx_ukernels_avx512vnni(void);
 const qx_ukernels *qx_ukernels_avx2(void);
+
+/* Test hook: false keeps conv8c4 layers off the transposed tiles
+ * (qx_conv_tt), so tests can check both kernels on the same shapes;
+ * default true. */
+void qf_x86_conv_set_tt(bool allow);
+/* Whether qf_x86_conv2d_s8 with conv8c4 weights on `isa` runs p on
+ * transposed tiles (for tests and reports). */
+bool qf_x86_conv_uses_tt(const qf_ref_conv_params *p, qf_isa isa);
 
 /* Test hook: false keeps qf_x86_dwconv2d_s8 off its AVX512_VBMI paths (flat
  * and wide), so tests can check the row path, which CPUs without VBMI run,

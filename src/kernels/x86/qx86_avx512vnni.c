@@ -368,7 +368,192 @@ TGT static void gemm_tile(const qx_gemm_tile *t) {
     gemm_row_out(t, 7, c70, c71);
 }
 
-static const qx_ukernels k_vnni = {.conv_tile = conv_tile, .gemm_tile = gemm_tile};
+/* ---- transposed conv tiles (qx_conv_tt) ---------------------------------- */
+
+/* 16 channels of both 8-channel blocks at reduction step k: one vector. */
+TGT static inline __m512i tt_w(const int8_t *b0, const int8_t *b1, int32_t k) {
+    const __m512i lo =
+        _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(const void *)(b0 + 32 * k)));
+    return _mm512_inserti64x4(lo, _mm256_loadu_si256((const __m256i *)(const void *)(b1 + 32 * k)),
+                              1);
+}
+
+#define TT_ROW(r)                                                                                  \
+    do {                                                                                           \
+        const __m512i b = _mm512_set1_epi32(load32(p##r + o));                                     \
+        c##r##0 = _mm512_dpbusd_epi32(c##r##0, b, w0);                                             \
+        c##r##1 = _mm512_dpbusd_epi32(c##r##1, b, w1);                                             \
+    } while (0)
+
+/* FIXED mode lane by lane (rq_fixed) for the first n lanes (channels ch,
+ * ch + 1, ...), 0 in the others. */
+TGT static inline __m128i tt_fixed(__m512i acc, const qf_ref_requant *rq, int64_t ch, int n) {
+    int32_t a[16];
+    int8_t q[16] = {0};
+    _mm512_storeu_si512(a, acc);
+    for (int i = 0; i < 16 && i < n; i++) {
+        const qf_ref_rescale *r = qr_mult_of(rq, ch + i);
+        q[i] = (int8_t)qf_ref_requant_fixed(a[i], r->mult_q, r->shift, rq->out_zp, rq->act_min,
+                                            rq->act_max);
+    }
+    return _mm_loadu_si128((const __m128i *)(const void *)q);
+}
+
+/* The first n of 16 lanes (all for n >= 16, none for n <= 0). */
+static inline __mmask16 tt_lanes(int32_t n) {
+    return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1u);
+}
+
+/* The tile's rows requantized to bytes: row[r] lanes 0-15 are channels
+ * 0-15 (acc[2r]), 16-31 channels 16-31 (acc[2r + 1]); `rows` of them. */
+TGT static INL void tt_requant(const qx_conv_tt *t, const __m512i *acc, int rows, __m256i *row) {
+    const qf_ref_requant *rq = t->e.rq;
+    const __mmask16 m0 = tt_lanes(t->n_ch), m1 = tt_lanes(t->n_ch - 16);
+    if (rq->mode == QF_RQ_FP32) {
+        const __m512 lo = _mm512_set1_ps((float)(rq->act_min - rq->out_zp));
+        const __m512 hi = _mm512_set1_ps((float)(rq->act_max - rq->out_zp));
+        const __m512i z = _mm512_set1_epi32(rq->out_zp);
+        const __m512 f0 = _mm512_maskz_loadu_ps(m0, t->e.mult_f);
+        const __m512 f1 = _mm512_maskz_loadu_ps(m1, t->e.mult_f + 16);
+        for (int r = 0; r < rows; r++)
+            row[r] =
+                _mm256_inserti128_si256(_mm256_castsi128_si256(rq_fp32(acc[2 * r], f0, lo, hi, z)),
+                                        rq_fp32(acc[2 * r + 1], f1, lo, hi, z), 1);
+        return;
+    }
+    if (t->e.fixed_vec) {
+        const __m512i q0 = _mm512_maskz_loadu_epi32(m0, t->e.mult_q);
+        const __m512i s0 = _mm512_maskz_loadu_epi32(m0, t->e.shift);
+        const __m512i q1 = _mm512_maskz_loadu_epi32(m1, t->e.mult_q + 16);
+        const __m512i s1 = _mm512_maskz_loadu_epi32(m1, t->e.shift + 16);
+        for (int r = 0; r < rows; r++)
+            row[r] = _mm256_inserti128_si256(
+                _mm256_castsi128_si256(rq_fixed_vec(acc[2 * r], q0, s0, rq)),
+                rq_fixed_vec(acc[2 * r + 1], q1, s1, rq), 1);
+        return;
+    }
+    for (int r = 0; r < rows; r++)
+        row[r] = _mm256_inserti128_si256(
+            _mm256_castsi128_si256(tt_fixed(acc[2 * r], rq, t->ch0, t->n_ch)),
+            tt_fixed(acc[2 * r + 1], rq, t->ch0 + 16, t->n_ch - 16), 1);
+}
+
+/* Channels c and c + 1 of the tile (x: 8 pixel bytes of each), stored as
+ * runs of n_rows bytes, with the fused add when there is one. */
+TGT static inline void tt_store2(const qx_conv_tt *t, int c, __m128i x) {
+    if (c >= t->n_ch) return;
+    if (t->n_rows == 8 && c + 1 < t->n_ch) {
+        /* whole runs of both channels: plain 8-byte moves */
+        int8_t *o0 = t->out + (int64_t)c * t->ch_stride, *o1 = o0 + t->ch_stride;
+        if (t->add) {
+            const int8_t *r0 = t->res + (int64_t)c * t->ch_stride, *r1 = r0 + t->ch_stride;
+            const __m128i rv = _mm_castpd_si128(
+                _mm_loadh_pd(_mm_castsi128_pd(_mm_loadl_epi64((const __m128i *)(const void *)r0)),
+                             (const double *)(const void *)r1));
+            const qx_add_consts *a = t->add;
+            x = rq_add16(x, rv, _mm512_set1_epi32(a->a_zp), _mm512_set1_epi32(a->b_zp),
+                         _mm512_set1_ps(a->a_mult), _mm512_set1_ps(a->b_mult),
+                         _mm512_set1_ps(a->lo), _mm512_set1_ps(a->hi),
+                         _mm512_set1_epi32(a->out_zp));
+        }
+        _mm_storel_epi64((__m128i *)(void *)o0, x);
+        _mm_storeh_pd((double *)(void *)o1, _mm_castsi128_pd(x));
+        return;
+    }
+    const __mmask16 m = (__mmask16)((1u << t->n_rows) - 1u);
+    const bool two = c + 1 < t->n_ch;
+    const __mmask16 mhi = two ? (__mmask16)(m << 8) : (__mmask16)0;
+    const int64_t off0 = (int64_t)c * t->ch_stride, off1 = off0 + t->ch_stride;
+    int8_t *o0 = t->out + off0;
+    /* channel c + 1's run, addressed as bytes 8.. of a vector */
+    int8_t *o1 = two ? (int8_t *)((uintptr_t)(t->out + off1) - 8u) : NULL;
+    if (t->add) {
+        __m128i rv = _mm_maskz_loadu_epi8(m, t->res + off0);
+        if (two) rv = _mm_mask_loadu_epi8(rv, mhi, (const void *)((uintptr_t)(t->res + off1) - 8u));
+        const qx_add_consts *a = t->add;
+        x = rq_add16(x, rv, _mm512_set1_epi32(a->a_zp), _mm512_set1_epi32(a->b_zp),
+                     _mm512_set1_ps(a->a_mult), _mm512_set1_ps(a->b_mult), _mm512_set1_ps(a->lo),
+                     _mm512_set1_ps(a->hi), _mm512_set1_epi32(a->out_zp));
+    }
+    _mm_mask_storeu_epi8(o0, m, x);
+    if (two) _mm_mask_storeu_epi8(o1, mhi, x);
+}
+
+/* The 8 rows x 32 channel bytes, transposed into 16 vectors of two
+ * channels x 8 pixels by three rounds of unpacks, then stored. */
+TGT static void tt_out(const qx_conv_tt *t, const __m256i *row) {
+    const __m256i a0 = _mm256_unpacklo_epi8(row[0], row[1]),
+                  a1 = _mm256_unpackhi_epi8(row[0], row[1]);
+    const __m256i a2 = _mm256_unpacklo_epi8(row[2], row[3]),
+                  a3 = _mm256_unpackhi_epi8(row[2], row[3]);
+    const __m256i a4 = _mm256_unpacklo_epi8(row[4], row[5]),
+                  a5 = _mm256_unpackhi_epi8(row[4], row[5]);
+    const __m256i a6 = _mm256_unpacklo_epi8(row[6], row[7]),
+                  a7 = _mm256_unpackhi_epi8(row[6], row[7]);
+    /* b: 4 pixels x 4 channels (0-3, 4-7, 8-11, 12-15 of each 16-channel half) */
+    const __m256i b0 = _mm256_unpacklo_epi16(a0, a2), b1 = _mm256_unpackhi_epi16(a0, a2);
+    const __m256i b2 = _mm256_unpacklo_epi16(a1, a3), b3 = _mm256_unpackhi_epi16(a1, a3);
+    const __m256i b4 = _mm256_unpacklo_epi16(a4, a6), b5 = _mm256_unpackhi_epi16(a4, a6);
+    const __m256i b6 = _mm256_unpacklo_epi16(a5, a7), b7 = _mm256_unpackhi_epi16(a5, a7);
+    /* c[i]: channels 2i, 2i + 1 (low lane) and 16 + 2i, 17 + 2i (high lane) */
+    const __m256i c[8] = {_mm256_unpacklo_epi32(b0, b4), _mm256_unpackhi_epi32(b0, b4),
+                          _mm256_unpacklo_epi32(b1, b5), _mm256_unpackhi_epi32(b1, b5),
+                          _mm256_unpacklo_epi32(b2, b6), _mm256_unpackhi_epi32(b2, b6),
+                          _mm256_unpacklo_epi32(b3, b7), _mm256_unpackhi_epi32(b3, b7)};
+    for (int i = 0; i < 8; i++) {
+        tt_store2(t, 2 * i, _mm256_castsi256_si128(c[i]));
+        tt_store2(t, 16 + 2 * i, _mm256_extracti128_si256(c[i], 1));
+    }
+}
+
+/* Accumulators start at the channels' correction terms (as conv_tile's). */
+TGT static void conv_tt(const qx_conv_tt *t) {
+    const int8_t *wb0 = t->wb[0], *wb1 = t->wb[1], *wb2 = t->wb[2], *wb3 = t->wb[3];
+    const int32_t *ko = t->koff;
+    const __m512i k0 = _mm512_maskz_loadu_epi32(tt_lanes(t->n_ch), t->e.corr);
+    const __m512i k1 = _mm512_maskz_loadu_epi32(tt_lanes(t->n_ch - 16), t->e.corr + 16);
+    __m256i row[8];
+    const uint8_t *p0 = t->px[0], *p1 = t->px[1], *p2 = t->px[2], *p3 = t->px[3];
+    if (t->n_rows <= 4) {
+        /* a short tail (e.g. 49 = 6 x 8 + 1 pixels): half the rows */
+        __m512i c00 = k0, c01 = k1, c10 = k0, c11 = k1, c20 = k0, c21 = k1, c30 = k0, c31 = k1;
+        for (int32_t k = 0; k < t->k4; k++) {
+            const int32_t o = ko[k];
+            const __m512i w0 = tt_w(wb0, wb1, k), w1 = tt_w(wb2, wb3, k);
+            TT_ROW(0);
+            TT_ROW(1);
+            TT_ROW(2);
+            TT_ROW(3);
+        }
+        const __m512i acc[8] = {c00, c01, c10, c11, c20, c21, c30, c31};
+        tt_requant(t, acc, 4, row);
+        row[4] = row[5] = row[6] = row[7] = row[3];
+        tt_out(t, row);
+        return;
+    }
+    const uint8_t *p4 = t->px[4], *p5 = t->px[5], *p6 = t->px[6], *p7 = t->px[7];
+    __m512i c00 = k0, c01 = k1, c10 = k0, c11 = k1, c20 = k0, c21 = k1, c30 = k0, c31 = k1,
+            c40 = k0, c41 = k1, c50 = k0, c51 = k1, c60 = k0, c61 = k1, c70 = k0, c71 = k1;
+    for (int32_t k = 0; k < t->k4; k++) {
+        const int32_t o = ko[k];
+        const __m512i w0 = tt_w(wb0, wb1, k), w1 = tt_w(wb2, wb3, k);
+        TT_ROW(0);
+        TT_ROW(1);
+        TT_ROW(2);
+        TT_ROW(3);
+        TT_ROW(4);
+        TT_ROW(5);
+        TT_ROW(6);
+        TT_ROW(7);
+    }
+    const __m512i acc[16] = {c00, c01, c10, c11, c20, c21, c30, c31,
+                             c40, c41, c50, c51, c60, c61, c70, c71};
+    tt_requant(t, acc, 8, row);
+    tt_out(t, row);
+}
+
+static const qx_ukernels k_vnni = {
+    .conv_tile = conv_tile, .gemm_tile = gemm_tile, .conv_tt = conv_tt};
 
 const qx_ukernels *qx_ukernels_avx512vnni(void) { return &k_vnni; }
 

@@ -242,6 +242,9 @@ typedef struct conv_job {
      * when cc_major (split_tiles) */
     int64_t g, s0, n_pairs, ppt, n_pt, n_cc, cb;
     bool cc_major;
+    /* transposed tiles (tt_task): per group, tt_nc chunks of 32 channels x
+     * tt_nr ranges of tt_per pixel tiles (tt_tpi tiles of 8 pixels per image) */
+    int64_t tt_nc, tt_nr, tt_per, tt_tpi;
 } conv_job;
 
 /* n bytes from s to d (not overlapping): 16-byte moves, the last one
@@ -1038,6 +1041,111 @@ static void unit_task(void *ctx, int64_t u, int tid) {
     run_tiles(j, pair0, pair_end, pair0 * QX_CONV_SLOTS, region, 0, pl->nb);
 }
 
+/* ---- transposed tiles (qx_conv_tt) -------------------------------------- */
+
+static _Atomic bool tt_allowed = true;
+void qf_x86_conv_set_tt(bool allow) { tt_allowed = allow; }
+
+/* Pixels per transposed tile and the rows a tail of r pixels costs. */
+#define TT_ROWS 8
+static int64_t tt_cost_rows(int64_t px) {
+    const int64_t r = px % TT_ROWS;
+    return px / TT_ROWS * TT_ROWS + (r == 0 ? 0 : r <= 4 ? 4 : TT_ROWS);
+}
+
+/* Whether a conv8c4 layer runs on transposed tiles: they compute every
+ * output pixel once (tails of 8-pixel tiles aside) where 32-slot tiles also
+ * compute grid columns past out_w and round each image's slots up, so they
+ * win on small images (7x7: 49 of 64 slots useful; transposed, 49 of 52).
+ * Their epilogue (a byte transpose) costs more per output than the slot
+ * tiles', so short reductions stay on slot tiles. */
+static bool tt_pick(const qf_ref_conv_params *p, const cplan *pl, const qx_ukernels *uk) {
+    if (!pl->c4 || !uk->conv_tt || !tt_allowed || pl->k4 < 64) return false;
+    const double px = (double)p->out_h * p->out_w;
+    const double useful = (double)p->batch * px;
+    /* channel padding: slot tiles round to blocks of 8, transposed ones to 32 */
+    const double ch_slot = (double)pl->opg / (double)(pl->nb * QX_CONV_ROWS);
+    const double ch_tt = (double)pl->opg / (double)((pl->opg + 31) / 32 * 32);
+    const double slot_eff =
+        useful / (double)((pl->slots + QX_CONV_SLOTS - 1) / QX_CONV_SLOTS * QX_CONV_SLOTS) *
+        ch_slot;
+    const double tt_eff = px / (double)tt_cost_rows((int64_t)px) * ch_tt;
+    return tt_eff > slot_eff * 1.08;
+}
+
+bool qf_x86_conv_uses_tt(const qf_ref_conv_params *p, qf_isa isa) {
+    cplan pl;
+    qf_ref_conv_params one;
+    if (!p || isa != QF_ISA_AVX512VNNI || !qf_x86_isa_usable(isa)) return false;
+    if (per_image(p, QX_LAYOUT_CONV8C4)) {
+        one = *p;
+        one.batch = 1;
+        p = &one;
+    }
+    return make_plan(p, QX_LAYOUT_CONV8C4, &pl) && tt_pick(p, &pl, qx_ukernels_avx512vnni());
+}
+
+/* Task `task`: group g, chunk of 32 channels, range of pixel tiles. */
+static void tt_task(void *ctx, int64_t task, int tid) {
+    (void)tid;
+    const conv_job *j = ctx;
+    const qf_ref_conv_params *p = j->p;
+    const cplan *pl = j->pl;
+    const int64_t per_g = j->tt_nc * j->tt_nr;
+    const int64_t g = task / per_g, cc = task % per_g / j->tt_nr, rg = task % j->tt_nr;
+    const int64_t px = (int64_t)p->out_h * p->out_w;
+    const int64_t all = (int64_t)p->batch * j->tt_tpi;
+    const int64_t t0 = rg * j->tt_per, t1 = t0 + j->tt_per < all ? t0 + j->tt_per : all;
+    const uint8_t *gbase = j->planes + g * pl->g_stride;
+    qx_conv_tt t;
+    t.koff = j->koff;
+    t.k4 = (int32_t)pl->k4;
+    const int64_t blk0 = cc * 4;
+    for (int i = 0; i < 4; i++) {
+        const int64_t b = blk0 + i < pl->nb ? blk0 + i : pl->nb - 1;
+        t.wb[i] = j->w->data + (g * pl->nb + b) * QX_CONV_ROWS * pl->k4 * 4;
+    }
+    const int64_t left = pl->opg - cc * 32;
+    t.n_ch = (int32_t)(left < 32 ? left : 32);
+    t.ch0 = (int32_t)(g * pl->opg + cc * 32);
+    const int64_t pr = (g * pl->nb + blk0) * QX_CONV_ROWS; /* epilogue table row */
+    t.e.rq = &p->rq;
+    t.e.corr = j->corr + pr;
+    t.e.mult_f = j->mult + pr;
+    t.e.mult_q = j->mq + pr;
+    t.e.shift = j->shift + pr;
+    t.e.fixed_vec = j->fixed_vec;
+    t.e.mult_small = j->mult_small;
+    t.ch_stride = px;
+    t.add = j->add;
+    /* the first tile's image and pixel, then stepped (no divisions per tile) */
+    int64_t b = t0 / j->tt_tpi, q0 = t0 % j->tt_tpi * TT_ROWS;
+    int64_t oy = q0 / p->out_w, ox = q0 % p->out_w;
+    for (int64_t ti = t0; ti < t1; ti++) {
+        const int64_t n = px - q0 < TT_ROWS ? px - q0 : TT_ROWS;
+        t.n_rows = (int32_t)n;
+        const uint8_t *img = gbase + b * pl->img_stride * 4;
+        for (int64_t r = 0; r < n; r++) {
+            t.px[r] = img + (oy * pl->wq + ox) * 4;
+            if (++ox == p->out_w) {
+                ox = 0;
+                oy++;
+            }
+        }
+        for (int64_t r = n; r < TT_ROWS; r++)
+            t.px[r] = t.px[n - 1];
+        const int64_t off = (b * p->out_c + t.ch0) * px + q0;
+        t.out = j->out + off;
+        t.res = j->res ? j->res + off : NULL;
+        j->uk->conv_tt(&t);
+        q0 += n;
+        if (q0 == px) {
+            q0 = oy = ox = 0;
+            b++;
+        }
+    }
+}
+
 /* Band path: per group and band of slots, pack (conv8) or gather
  * (conv8c4) its 16-slot vectors, then split its tiles over runs of slot
  * pairs and chunks of channel blocks. */
@@ -1289,6 +1397,20 @@ qf_status qf_x86_conv2d_s8_add(qf_threadpool *pool, qf_isa isa, const qf_ref_con
         memset(j.planes + pl.planes_bytes - PLANE_SLACK, 0x80 ^ (uint8_t)(int8_t)p->in_zp,
                PLANE_SLACK);
         qf_parallel_for(pool, (int64_t)p->groups * pl.nq * p->batch, fill_c4_task, &j);
+        if (tt_pick(p, &pl, j.uk)) {
+            /* chunk-major: each thread streams its own channels' weights;
+             * about 4 tasks per thread */
+            j.tt_tpi = ((int64_t)p->out_h * p->out_w + TT_ROWS - 1) / TT_ROWS;
+            j.tt_nc = (pl.opg + 31) / 32;
+            const int64_t all = (int64_t)p->batch * j.tt_tpi;
+            const int64_t per_chunks = (int64_t)p->groups * j.tt_nc;
+            int64_t nr = (4 * nthreads + per_chunks - 1) / per_chunks;
+            if (nr > all) nr = all;
+            j.tt_per = (all + nr - 1) / nr;
+            j.tt_nr = (all + j.tt_per - 1) / j.tt_per;
+            qf_parallel_for(pool, per_chunks * j.tt_nr, tt_task, &j);
+            return QF_OK;
+        }
         if (pl.band_bytes) {
             band_loop(pool, &j, gather_task);
             return QF_OK;
@@ -1329,6 +1451,14 @@ qf_status qf_x86_conv2d_s8_add(qf_threadpool *pool, qf_isa isa, const qf_ref_con
 }
 
 #else
+
+void qf_x86_conv_set_tt(bool allow) { (void)allow; }
+
+bool qf_x86_conv_uses_tt(const qf_ref_conv_params *p, qf_isa isa) {
+    (void)p;
+    (void)isa;
+    return false;
+}
 
 size_t qf_x86_conv2d_s8_scratch_size(const qf_ref_conv_params *p, qx_layout layout) {
     (void)p;
