@@ -228,7 +228,7 @@ typedef struct conv_job {
     const cplan *pl;
     const qf_x86_weights *w;
     const qx_ukernels *uk;
-    const int8_t *in;
+    const int8_t *in, *in_end; /* the input and its end */
     int8_t *out;
     const int8_t *res;        /* fused residual, or NULL */
     const qx_add_consts *add; /* its add, the conv's result as operand a */
@@ -272,9 +272,10 @@ static inline void copy_row(uint8_t *d, const uint8_t *s, int64_t n) {
 
 /* Padded row of wq bytes: byte i is input column i * sw + px - pad_left of
  * `row`, or the zero point outside the row (or everywhere when row is
- * NULL, a row of padding). */
+ * NULL, a row of padding). Strided rows are read in vectors that may run
+ * past the row's end, never past src_end (the end of the input). */
 static void fill_row(uint8_t *d, const int8_t *row, const qf_ref_conv_params *p, int64_t wq,
-                     int64_t px) {
+                     int64_t px, const int8_t *src_end) {
     const int64_t sw = p->stride_w;
     const int8_t zp = (int8_t)p->in_zp;
     if (!row) {
@@ -304,28 +305,46 @@ static void fill_row(uint8_t *d, const int8_t *row, const qf_ref_conv_params *p,
             d[i] = (uint8_t)zp;
         int64_t i = i_lo;
         const uint8_t *r8 = (const uint8_t *)row;
+        /* 16 columns from 16 * sw input bytes while those lie inside the
+         * input (the bytes past the row's last column are read, unused); a
+         * last partial group through a stack block */
+        const uint8_t *end = (const uint8_t *)src_end;
         if (sw == 2) {
             /* 32 input bytes -> their 16 even bytes */
             const __m128i even = _mm_set1_epi16(0x00FF);
-            for (; i + 16 <= i_end && 2 * i + off + 32 <= p->in_w; i += 16) {
+            for (; i < i_end && r8 + 2 * i + off + 32 <= end; i += 16) {
                 const uint8_t *q = r8 + 2 * i + off;
                 const __m128i a = _mm_loadu_si128((const __m128i *)q);
                 const __m128i c = _mm_loadu_si128((const __m128i *)(q + 16));
-                _mm_storeu_si128((__m128i *)(d + i),
-                                 _mm_packus_epi16(_mm_and_si128(a, even), _mm_and_si128(c, even)));
+                const __m128i v = _mm_packus_epi16(_mm_and_si128(a, even), _mm_and_si128(c, even));
+                if (i + 16 > i_end) {
+                    uint8_t tmp[16];
+                    _mm_storeu_si128((__m128i *)tmp, v);
+                    memcpy(d + i, tmp, (size_t)(i_end - i));
+                    i = i_end;
+                    break;
+                }
+                _mm_storeu_si128((__m128i *)(d + i), v);
             }
         } else if (sw == 4) {
             /* 64 input bytes -> every fourth (dwords masked to their low
              * byte, packed twice without saturation reaching) */
             const __m128i low = _mm_set1_epi32(0xFF);
-            for (; i + 16 <= i_end && 4 * i + off + 64 <= p->in_w; i += 16) {
+            for (; i < i_end && r8 + 4 * i + off + 64 <= end; i += 16) {
                 const uint8_t *q = r8 + 4 * i + off;
                 const __m128i a = _mm_and_si128(_mm_loadu_si128((const __m128i *)q), low);
                 const __m128i b = _mm_and_si128(_mm_loadu_si128((const __m128i *)(q + 16)), low);
                 const __m128i c = _mm_and_si128(_mm_loadu_si128((const __m128i *)(q + 32)), low);
                 const __m128i e = _mm_and_si128(_mm_loadu_si128((const __m128i *)(q + 48)), low);
-                _mm_storeu_si128((__m128i *)(d + i),
-                                 _mm_packus_epi16(_mm_packs_epi32(a, b), _mm_packs_epi32(c, e)));
+                const __m128i v = _mm_packus_epi16(_mm_packs_epi32(a, b), _mm_packs_epi32(c, e));
+                if (i + 16 > i_end) {
+                    uint8_t tmp[16];
+                    _mm_storeu_si128((__m128i *)tmp, v);
+                    memcpy(d + i, tmp, (size_t)(i_end - i));
+                    i = i_end;
+                    break;
+                }
+                _mm_storeu_si128((__m128i *)(d + i), v);
             }
         }
         for (const uint8_t *q = r8 + sw * i + off; i < i_end; i++, q += sw)
@@ -357,7 +376,7 @@ static void fill_task(void *ctx, int64_t task, int tid) {
                 const int8_t *row = iy < 0 || iy >= p->in_h
                                         ? NULL
                                         : j->in + ((b * p->in_c + ic) * p->in_h + iy) * p->in_w;
-                fill_row(plane + jy * pl->wq, row, p, pl->wq, px);
+                fill_row(plane + jy * pl->wq, row, p, pl->wq, px, j->in_end);
             }
         }
     }
@@ -583,7 +602,7 @@ static void fill_c4_task(void *ctx, int64_t task, int tid) {
                         const int64_t iy = (jy0 + i) * sh + py - p->pad_top;
                         const int8_t *row =
                             chan[r] && iy >= 0 && iy < p->in_h ? chan[r] + iy * p->in_w : NULL;
-                        fill_row(rows[r] + i * wq, row, p, wq, px);
+                        fill_row(rows[r] + i * wq, row, p, wq, px, j->in_end);
                     }
                 /* interleave nr * wq positions; the rows are consecutive in
                  * the plane */
@@ -1333,6 +1352,7 @@ qf_status qf_x86_conv2d_s8_add(qf_threadpool *pool, qf_isa isa, const qf_ref_con
     j.w = w;
     j.uk = uk;
     j.in = in;
+    j.in_end = in + (int64_t)p->batch * p->in_c * p->in_h * p->in_w;
     j.out = out;
     /* the tile adds with the conv's result as operand a */
     qx_add_consts add;
