@@ -447,9 +447,9 @@ TGT static inline void tt_store2(const qx_conv_tt *t, int c, __m128i x) {
         int8_t *o0 = t->out + (int64_t)c * t->ch_stride, *o1 = o0 + t->ch_stride;
         if (t->add) {
             const int8_t *r0 = t->res + (int64_t)c * t->ch_stride, *r1 = r0 + t->ch_stride;
-            const __m128i rv = _mm_castpd_si128(
-                _mm_loadh_pd(_mm_castsi128_pd(_mm_loadl_epi64((const __m128i *)(const void *)r0)),
-                             (const double *)(const void *)r1));
+            const __m128i rv =
+                _mm_unpacklo_epi64(_mm_loadl_epi64((const __m128i *)(const void *)r0),
+                                   _mm_loadl_epi64((const __m128i *)(const void *)r1));
             const qx_add_consts *a = t->add;
             x = rq_add16(x, rv, _mm512_set1_epi32(a->a_zp), _mm512_set1_epi32(a->b_zp),
                          _mm512_set1_ps(a->a_mult), _mm512_set1_ps(a->b_mult),
@@ -457,7 +457,7 @@ TGT static inline void tt_store2(const qx_conv_tt *t, int c, __m128i x) {
                          _mm512_set1_epi32(a->out_zp));
         }
         _mm_storel_epi64((__m128i *)(void *)o0, x);
-        _mm_storeh_pd((double *)(void *)o1, _mm_castsi128_pd(x));
+        _mm_storel_epi64((__m128i *)(void *)o1, _mm_unpackhi_epi64(x, x));
         return;
     }
     const __mmask16 m = (__mmask16)((1u << t->n_rows) - 1u);
