@@ -121,6 +121,9 @@ static const geom geo_cases[] = {
     {"c4 5x5 s2x1 dil2",    1, 8,  13, 21, 5,  5, 5, 1, 2, 2, 2, 3, 1, 2, 4, 1},
     {"c4 3x3 s3x2 w37",     2, 4,  10, 37, 7,  3, 3, 3, 2, 1, 1, 1, 1, 1, 1, 1},
     {"c4 3x3 K=4176 bands", 2, 464,5,  5,  9,  3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},
+    /* past the AVX2 kernel's widened weight copy (2048 steps): weights
+     * widened in its loop */
+    {"c4 3x3 K=8208 long",  2, 912,5,  5,  9,  3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},
     /* transposed tiles (small images, long reductions): 8-pixel tiles with
      * tails of 1-7 pixels (4- and 8-row kernels), partial 32-channel chunks
      * (blocks past the last repeated), stride 2, groups, whole images of

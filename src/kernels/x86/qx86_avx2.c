@@ -4,8 +4,13 @@
  * Two dot-product forms, chosen per layer at pack time (maddubs_ok):
  *  - vpmaddubsw (u8 x s8 pairs -> s16) + vpmaddwd by ones (-> s32), exact
  *    when 255 * (|w0| + |w1|) <= 32767 for every combined pair;
- *  - otherwise vpmaddwd on zero-extended activations and sign-extended
- *    weights (always exact), then vphaddd + vpermq to finish the 4-tap sums.
+ *  - otherwise (most 8-bit layers: a pair of weights near +-127 would
+ *    saturate) vpmaddwd on 16-bit activations and weights, always exact:
+ *    conv tiles widen the tile's weights once into a stack copy and run
+ *    4 rows x 8 slots per pass (8 accumulators, two vphaddd at the end);
+ *    gemm tiles widen in the loop. On Zen 3 this form's ceiling is about
+ *    25 MACs per cycle (vpmaddwd + vpaddd per 16), against about 30 for
+ *    vpmaddubsw + vpmaddwd + vpaddd per 32 (measured here).
  * Epilogue: the spec's SIMD FP32 form on 8 lanes, scalar FIXED mode. */
 #include "kernels/x86/qx86.h"
 
@@ -48,13 +53,24 @@ TGT static inline void rq8(__m256i acc, __m256 mult, const qf_ref_requant *rq, i
     }
 }
 
+/* n (<= 8) bytes from s to d: one 8-byte move when whole (the common
+ * case: no library call), else byte by byte. */
+static inline void move8(int8_t *d, const int8_t *s, int n) {
+    if (n == 8) {
+        memcpy(d, s, 8);
+        return;
+    }
+    for (int i = 0; i < n; i++)
+        d[i] = s[i];
+}
+
 /* Store lanes [lane0, lane0 + 8) of a slot vector. */
 static inline void store8(const int8_t q[8], const qx_vec_store *st, int8_t *base, int lane0) {
     for (int32_t s = 0; s < st->n_seg; s++) {
         const qx_seg *g = &st->seg[s];
         const int lo = g->lane > lane0 ? g->lane : lane0;
         const int hi = g->lane + g->n < lane0 + 8 ? g->lane + g->n : lane0 + 8;
-        if (lo < hi) memcpy(base + g->off + (lo - g->lane), q + (lo - lane0), (size_t)(hi - lo));
+        if (lo < hi) move8(base + g->off + (lo - g->lane), q + (lo - lane0), hi - lo);
     }
 }
 
@@ -64,7 +80,7 @@ static inline void load8(int8_t r[8], const qx_vec_store *st, const int8_t *base
         const qx_seg *g = &st->seg[s];
         const int lo = g->lane > lane0 ? g->lane : lane0;
         const int hi = g->lane + g->n < lane0 + 8 ? g->lane + g->n : lane0 + 8;
-        if (lo < hi) memcpy(r + (lo - lane0), base + g->off + (lo - g->lane), (size_t)(hi - lo));
+        if (lo < hi) move8(r + (lo - lane0), base + g->off + (lo - g->lane), hi - lo);
     }
 }
 
@@ -133,45 +149,157 @@ TGT static void conv_quad_ubs(const qx_conv_tile *t, const qx_src *s, const run_
     }
 }
 
-/* vpmaddwd path: rows r0..r0+3 x 8 slots (lanes lane0..lane0+7). */
-TGT static void conv_quad_wd(const qx_conv_tile *t, const qx_src *s, const run_masks *m, int r0,
-                             int lane0, const qx_vec_store *st) {
-    __m256i lo[4], hi[4];
-    for (int r = 0; r < 4; r++)
-        lo[r] = hi[r] = _mm256_setzero_si256();
-    const int8_t *wk = t->w + 4 * r0;
-    for (int32_t k = 0; k < t->k4; k++, wk += 32) {
-        const __m256i x = load_half(s, m, lane0 / 8, (int64_t)t->koff[k] + 4 * lane0);
-        const __m256i x0 = _mm256_cvtepu8_epi16(_mm256_castsi256_si128(x)); /* slots 0-3 */
-        const __m256i x1 = _mm256_cvtepu8_epi16(_mm256_extracti128_si256(x, 1));
-        for (int r = 0; r < 4; r++) {
-            const __m256i b = _mm256_cvtepi8_epi16(_mm_set1_epi32(load32(wk + 4 * r)));
-            lo[r] = _mm256_add_epi32(lo[r], _mm256_madd_epi16(x0, b));
-            hi[r] = _mm256_add_epi32(hi[r], _mm256_madd_epi16(x1, b));
+/* 128-bit lane masks of a vector's runs, per 4-slot quad: qm[4 * r + q]. */
+typedef struct quad_masks {
+    __m128i qm[4 * QX_MAX_RUNS];
+} quad_masks;
+
+TGT static void make_quad_masks(const qx_src *s, quad_masks *m) {
+    const __m128i sel = _mm_setr_epi32(1, 2, 4, 8);
+    for (int32_t r = 1; r < s->n; r++)
+        for (int q = 0; q < 4; q++) {
+            const __m128i bits = _mm_set1_epi32((s->mask[r] >> (4 * q)) & 0xF);
+            m->qm[4 * r + q] = _mm_cmpeq_epi32(_mm_and_si128(bits, sel), sel);
         }
+}
+
+/* Slots 4q .. 4q+3 of a vector at reduction offset o, widened to 16 bits:
+ * lanes (slot, channel pair). */
+TGT static inline __m256i quad16(const qx_src *s, const quad_masks *m, bool multi, int q,
+                                 int64_t o) {
+    __m128i x = _mm_loadu_si128((const __m128i *)(s->p[0] + o + 16 * q));
+    if (multi)
+        for (int32_t r = 1; r < s->n; r++)
+            x = _mm_blendv_epi8(x, _mm_loadu_si128((const __m128i *)(s->p[r] + o + 16 * q)),
+                                m->qm[4 * r + q]);
+    return _mm256_cvtepu8_epi16(x);
+}
+
+/* vpmaddwd path: rows r0 .. r0+NR-1 (NR <= 3) x the 16 slots of one
+ * activation vector. Per reduction step the 4 channels of a slot are 4
+ * 16-bit lanes and each row's 4 weights one 64-bit element broadcast to all
+ * four, so vpmaddwd leaves two partial sums per slot (channels 0-1, 2-3),
+ * added by vphaddd in the epilogue. 3 rows x 4 quads hold 12 accumulators,
+ * 3 weight registers and one activation register. */
+/* Weights widened to 16 bits once per tile: [k4][8 rows][4] int16. Longer
+ * reductions are widened in the loop. */
+#define WD_STEPS 2048
+
+/* 64-bit element i of v in all four. */
+TGT static inline __m256i bcast_q(__m256i v, int i) {
+    switch (i) {
+    case 0: return _mm256_permute4x64_epi64(v, 0x00);
+    case 1: return _mm256_permute4x64_epi64(v, 0x55);
+    case 2: return _mm256_permute4x64_epi64(v, 0xAA);
+    default: return _mm256_permute4x64_epi64(v, 0xFF);
     }
-    for (int r = 0; r < 4 && r0 + r < t->n_rows; r++) {
-        /* hadd gives slots 0 1 4 5 2 3 6 7; vpermq restores the order */
-        const __m256i v = _mm256_permute4x64_epi64(_mm256_hadd_epi32(lo[r], hi[r]), 0xD8);
-        conv_out8(t, r0 + r, v, st, lane0);
+}
+
+/* Row r's 4 weights of step k, 16 bits each, in all four 64-bit elements:
+ * from the widened copy w16 (NULL: widen the step's bytes here). */
+TGT static inline __attribute__((always_inline)) __m256i
+wrow(const qx_conv_tile *t, const int16_t *w16, const bool pre, int32_t k, int r) {
+    if (pre) {
+        int64_t v;
+        memcpy(&v, w16 + 32 * (int64_t)k + 4 * r, sizeof v);
+        return _mm256_set1_epi64x(v);
+    }
+    const int wb = r < 4 ? 0 : 4;
+    const __m256i wv =
+        _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(t->w + 32 * (int64_t)k + 4 * wb)));
+    return bcast_q(wv, r - wb);
+}
+
+/* vpmaddwd path: rows r0 .. r0+3 x slots 8h .. 8h+7 of one activation
+ * vector. Per reduction step the 4 channels of a slot are 4 16-bit lanes
+ * and each row's 4 weights one 64-bit element broadcast to all four, so
+ * vpmaddwd leaves two partial sums per slot (channels 0-1, 2-3), added by
+ * vphaddd in the epilogue. 8 accumulators, 4 weight registers and the
+ * activations (written out by hand: compilers keep accumulator arrays on
+ * the stack). */
+TGT static inline __attribute__((always_inline)) void
+conv_wd(const qx_conv_tile *t, const int16_t *w16, const bool pre, const qx_src *s,
+        const quad_masks *m, const bool multi, const int r0, const int h, const qx_vec_store *st) {
+    const __m256i z = _mm256_setzero_si256();
+    __m256i c00 = z, c01 = z, c10 = z, c11 = z, c20 = z, c21 = z, c30 = z, c31 = z;
+    for (int32_t k = 0; k < t->k4; k++) {
+        const __m256i b0 = wrow(t, w16, pre, k, r0), b1 = wrow(t, w16, pre, k, r0 + 1);
+        const __m256i b2 = wrow(t, w16, pre, k, r0 + 2), b3 = wrow(t, w16, pre, k, r0 + 3);
+        const int64_t o = t->koff[k];
+        const __m256i x0 = quad16(s, m, multi, 2 * h, o);
+        const __m256i x1 = quad16(s, m, multi, 2 * h + 1, o);
+        c00 = _mm256_add_epi32(c00, _mm256_madd_epi16(x0, b0));
+        c01 = _mm256_add_epi32(c01, _mm256_madd_epi16(x1, b0));
+        c10 = _mm256_add_epi32(c10, _mm256_madd_epi16(x0, b1));
+        c11 = _mm256_add_epi32(c11, _mm256_madd_epi16(x1, b1));
+        c20 = _mm256_add_epi32(c20, _mm256_madd_epi16(x0, b2));
+        c21 = _mm256_add_epi32(c21, _mm256_madd_epi16(x1, b2));
+        c30 = _mm256_add_epi32(c30, _mm256_madd_epi16(x0, b3));
+        c31 = _mm256_add_epi32(c31, _mm256_madd_epi16(x1, b3));
+    }
+    /* hadd gives slots 0 1 4 5 2 3 6 7 of the quad pair; vpermq restores
+     * the order */
+#define QX_WD_OUT(r, a, b)                                                                         \
+    if (r0 + r < t->n_rows)                                                                        \
+    conv_out8(t, r0 + r, _mm256_permute4x64_epi64(_mm256_hadd_epi32(a, b), 0xD8), st, 8 * h)
+    QX_WD_OUT(0, c00, c01);
+    QX_WD_OUT(1, c10, c11);
+    QX_WD_OUT(2, c20, c21);
+    QX_WD_OUT(3, c30, c31);
+#undef QX_WD_OUT
+}
+
+/* The vpmaddwd path for one vector: row quads x slot halves; one copy per
+ * case so that each inner loop is branch-free. */
+#define QX_WD_VEC(name, PRE, MULTI)                                                                \
+    TGT static void name(const qx_conv_tile *t, const int16_t *w16, const qx_src *s,               \
+                         const quad_masks *m, const qx_vec_store *st) {                            \
+        for (int h = 0; h < 2; h++) {                                                              \
+            conv_wd(t, w16, PRE, s, m, MULTI, 0, h, st);                                           \
+            if (t->n_rows > 4) conv_wd(t, w16, PRE, s, m, MULTI, 4, h, st);                        \
+        }                                                                                          \
+    }
+QX_WD_VEC(vec_wd_pre, true, false)
+QX_WD_VEC(vec_wd_pre_multi, true, true)
+QX_WD_VEC(vec_wd_long, false, false)
+QX_WD_VEC(vec_wd_long_multi, false, true)
+#undef QX_WD_VEC
+
+TGT static void conv_vec_wd(const qx_conv_tile *t, const int16_t *w16, const qx_src *s,
+                            const qx_vec_store *st) {
+    quad_masks m;
+    if (s->n > 1) {
+        make_quad_masks(s, &m);
+        (w16 ? vec_wd_pre_multi : vec_wd_long_multi)(t, w16, s, &m, st);
+    } else {
+        (w16 ? vec_wd_pre : vec_wd_long)(t, w16, s, &m, st);
     }
 }
 
 TGT static void conv_tile(const qx_conv_tile *t) {
+    if (!t->maddubs_ok) {
+        _Alignas(32) int16_t w16[WD_STEPS * 32];
+        const bool wide = t->k4 <= WD_STEPS;
+        if (wide)
+            for (int32_t k = 0; k < t->k4; k++) {
+                const __m256i v = _mm256_loadu_si256((const __m256i *)(t->w + 32 * (int64_t)k));
+                _mm256_store_si256((__m256i *)(w16 + 32 * k),
+                                   _mm256_cvtepi8_epi16(_mm256_castsi256_si128(v)));
+                _mm256_store_si256((__m256i *)(w16 + 32 * k + 16),
+                                   _mm256_cvtepi8_epi16(_mm256_extracti128_si256(v, 1)));
+            }
+        for (int h = 0; h < 2; h++)
+            if (t->st[h].n_seg) conv_vec_wd(t, wide ? w16 : NULL, &t->src[h], &t->st[h]);
+        return;
+    }
     run_masks m;
     for (int h = 0; h < 2; h++) {
         const qx_src *s = &t->src[h];
         const qx_vec_store *st = &t->st[h];
         if (st->n_seg == 0) continue;
         make_masks(s, &m);
-        for (int r0 = 0; r0 < t->n_rows; r0 += 4) {
-            if (t->maddubs_ok) {
-                conv_quad_ubs(t, s, &m, r0, st);
-            } else {
-                conv_quad_wd(t, s, &m, r0, 0, st);
-                conv_quad_wd(t, s, &m, r0, 8, st);
-            }
-        }
+        for (int r0 = 0; r0 < t->n_rows; r0 += 4)
+            conv_quad_ubs(t, s, &m, r0, st);
     }
 }
 
