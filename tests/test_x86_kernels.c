@@ -181,6 +181,7 @@ static const qf_isa isas[] = {QF_ISA_AVX2, QF_ISA_AVX512VNNI};
 static int n_skipped;
 static int n_dw_runs;
 static int n_tt_runs;     /* conv8c4 runs on transposed tiles */
+static int n_split_runs;  /* AVX2 runs on split weights */
 static bool tt_on = true; /* qf_x86_conv_set_tt for the current runs */
 
 /* Weights in [-wmax, wmax] following the case's pattern; k taps per row. */
@@ -365,6 +366,37 @@ static int conv_one(qf_isa isa, qf_threadpool *pool, qx_layout lay, const geom *
         if (pass == 3) n_dw_runs++;
     }
     if (lay == QX_LAYOUT_CONV8C4 && tt_on && qf_x86_conv_uses_tt(&p, isa)) n_tt_runs++;
+    /* AVX2: the same weights split for vpmaddubsw (pairs that could
+     * saturate clamped to +-64, the remainders as fixes), packed again */
+    if (isa == QF_ISA_AVX2 && qf_x86_conv_split_bytes(&xw)) {
+        qf_x86_weights sw;
+        const size_t fb = qf_x86_conv_split_bytes(&xw);
+        int32_t *fix = malloc(fb);
+        int8_t *wdata = malloc(wb);
+        qf_status s = !fix || !wdata
+                          ? QF_ERR_NOMEM
+                          : qf_x86_pack_conv_weights(lay, wp, p.out_c, cpg, khw, nc->w_bits,
+                                                     p.groups, wdata, &sw, &e);
+        if (s == QF_OK && qf_x86_conv_split_bytes(&sw) != fb) s = QF_ERR_INVALID_ARG;
+        if (s == QF_OK) s = qf_x86_conv_split(&sw, wdata, fix, fb, &e);
+        if (s == QF_OK && (!sw.maddubs_ok || !sw.fix_start || qf_x86_conv_split_bytes(&sw) != 0))
+            s = QF_ERR_INVALID_ARG;
+        memset(got, 0x5A, n_out + 2 * GUARD);
+        if (s == QF_OK)
+            s = qf_x86_conv2d_s8(pool, isa, &p, x, &sw, bias, got + GUARD, scr + 1, sb, &e);
+        int bad = s != QF_OK || !guards_ok(got, n_out);
+        for (size_t i = 0; !bad && i < n_out; i++)
+            if (got[GUARD + i] != want[i]) {
+                snprintf(msg, msg_len, "split: byte %zu: %d, reference %d", i, got[GUARD + i],
+                         want[i]);
+                bad = 2;
+            }
+        if (bad == 1) snprintf(msg, msg_len, "split: status %d (%s) or guard", (int)s, e.msg);
+        free(fix);
+        free(wdata);
+        if (bad) goto done;
+        n_split_runs++;
+    }
     /* the fused residual add: the FP32 QAdd of the conv's result and a
      * random residual (either operand order, sometimes in place), against
      * qf_ref_add_s8 on the reference conv output */
@@ -447,7 +479,8 @@ static qf_threadpool *pool2(void) {
 }
 
 static void test_conv_matrix(void) {
-    qf_x86_set_serial_macs(0); /* small layers too go through the thread pool */
+    qf_x86_set_serial_macs(0);          /* small layers too go through the thread pool */
+    qf_x86_conv_set_split_always(true); /* split whatever the weights */
     int ran = 0;
     for (size_t ii = 0; ii < QF_ARRAY_LEN(isas); ii++) {
         if (!qf_x86_isa_usable(isas[ii])) {
@@ -480,8 +513,13 @@ static void test_conv_matrix(void) {
         tt_on = true;
     }
     printf("  conv: %d runs bit-exact (%d also through the depthwise kernel, %d on transposed "
-           "tiles)\n",
-           ran, n_dw_runs, n_tt_runs);
+           "tiles, %d on AVX2 split weights)\n",
+           ran, n_dw_runs, n_tt_runs, n_split_runs);
+    /* 8-bit random and extreme weights split on every geometry (both
+     * layouts, 1 and 2 threads) */
+    qf_x86_conv_set_split_always(false);
+    if (qf_x86_isa_usable(QF_ISA_AVX2))
+        CHECK(n_split_runs >= (int)QF_ARRAY_LEN(geo_cases) * 3 * 2 * 4);
     if (qf_x86_isa_usable(QF_ISA_AVX512VNNI)) {
         CHECK(n_dw_runs >= 9 * 15 * 2);
         /* the eight "tt" geometries and "3x3 K=1152 bands", every numerics
@@ -1224,6 +1262,80 @@ static void test_bad_arguments(void) {
     CHECK(qf_x86_weights_bytes(QX_LAYOUT_GEMM16, 6, 5, 2) == 0);
 }
 
+/* When AVX2 splits weights: bell-shaped rows (most pairs far below the
+ * vpmaddubsw limit) are split, with fixes only where a pair is over it and
+ * the clamped pair plus its fix equal to the weights; rows drawn uniformly
+ * over [-127, 127] (about 3/4 of the (row, step) pairs need a fix) keep the
+ * 16-bit path; split weights refuse other ISAs. */
+static void test_split_choice(void) {
+    enum { OC = 20, C = 32, KHW = 9, K = C * KHW };
+    static int8_t wv[OC * K];
+    static uint8_t wp[OC * K];
+    static _Alignas(64) int8_t packed[1 << 16];
+    static int32_t fix[1 << 14];
+    qf_err e;
+    for (int shape = 0; shape < 2; shape++) {
+        for (int i = 0; i < OC * K; i++) {
+            int v = shape == 0 ? rnd(-127, 127)
+                               : (rnd(-40, 40) + rnd(-40, 40) + rnd(-40, 40)) / 2; /* +-60 */
+            if (shape == 1 && i % K == 5) v = i % 2 ? 127 : -127; /* one full-scale weight a row */
+            wv[i] = (int8_t)v;
+        }
+        CHECK_OK(qf_ref_pack_weights(wv, OC, K, 8, wp, &e));
+        qf_x86_weights xw;
+        CHECK(qf_x86_conv_weights_bytes(QX_LAYOUT_CONV8C4, OC, C, KHW, 1) <= sizeof packed);
+        CHECK_OK(
+            qf_x86_pack_conv_weights(QX_LAYOUT_CONV8C4, wp, OC, C, KHW, 8, 1, packed, &xw, &e));
+        CHECK(!xw.maddubs_ok);
+        const size_t fb = qf_x86_conv_split_bytes(&xw);
+        if (shape == 0) {
+            CHECK(fb == 0);
+            continue;
+        }
+        CHECK(fb > 0 && fb <= sizeof fix);
+        qf_x86_weights orig = xw;
+        static int8_t before[1 << 16];
+        const size_t data_bytes = (size_t)xw.nb * QX_CONV_ROWS * 4 * xw.k4;
+        memcpy(before, packed, data_bytes);
+        CHECK(qf_x86_conv_split(&xw, packed + 1, fix, fb, &e) == QF_ERR_INVALID_ARG);
+        CHECK_OK(qf_x86_conv_split(&xw, packed, fix, fb, &e));
+        CHECK(xw.maddubs_ok && xw.fix_start && qf_x86_conv_split_bytes(&xw) == 0);
+        /* every packed byte: clamped + fix == original, fixes only where needed */
+        const int64_t rows_p = (int64_t)xw.nb * QX_CONV_ROWS;
+        int64_t n_fix = 0;
+        for (int64_t pr = 0; pr < rows_p; pr++) {
+            int32_t f = xw.fix_start[pr];
+            for (int64_t k = 0; k < xw.k4; k++) {
+                const size_t at = (size_t)(((pr / 8) * xw.k4 + k) * 32 + (pr % 8) * 4);
+                const bool has = f < xw.fix_start[pr + 1] && xw.fix_k[f] == k;
+                for (int j = 0; j < 4; j++) {
+                    const int fixv = has ? xw.fix_w[4 * f + j] : 0;
+                    CHECK(packed[at + j] + fixv == before[at + j]);
+                    CHECK(packed[at + j] >= -64 || fixv == 0);
+                }
+                for (int j = 0; j < 4; j += 2) {
+                    const int a = packed[at + j] < 0 ? -packed[at + j] : packed[at + j];
+                    const int b = packed[at + j + 1] < 0 ? -packed[at + j + 1] : packed[at + j + 1];
+                    CHECK(255 * (a + b) <= 32767);
+                }
+                if (has) f++, n_fix++;
+            }
+            CHECK(f == xw.fix_start[pr + 1]);
+        }
+        /* one full-scale weight a row: at least one fix per real row, a few in all */
+        printf("  split: %lld fixes over %lld (row, step) pairs\n", (long long)n_fix,
+               (long long)(rows_p * xw.k4));
+        CHECK(n_fix >= OC / 2 && n_fix * 4 <= rows_p * xw.k4);
+        (void)orig;
+        if (qf_x86_isa_usable(QF_ISA_AVX512VNNI)) {
+            qf_ref_conv_params p;
+            memset(&p, 0, sizeof p);
+            CHECK(qf_x86_conv2d_s8(NULL, QF_ISA_AVX512VNNI, &p, wv, &xw, NULL, wv, fix, 0, &e) !=
+                  QF_OK);
+        }
+    }
+}
+
 static void test_report_skips(void) {
     printf("  ISAs skipped: %d\n", n_skipped);
     CHECK(n_skipped >= 0);
@@ -1232,4 +1344,4 @@ static void test_report_skips(void) {
 QT_MAIN(QT_CASE(test_isa_resolve), QT_CASE(test_conv_matrix), QT_CASE(test_gemm_matrix),
         QT_CASE(test_fixed_epilogue), QT_CASE(test_fixed_epilogue_tt),
         QT_CASE(test_session_threads), QT_CASE(test_session_fusion), QT_CASE(test_concat_lut),
-        QT_CASE(test_bad_arguments), QT_CASE(test_report_skips))
+        QT_CASE(test_bad_arguments), QT_CASE(test_split_choice), QT_CASE(test_report_skips))

@@ -321,6 +321,15 @@ static qf_status prepare_x86(qf_graph *g, const qf_node *n, qweighted *p, qx_lay
                        : qf_x86_pack_weights(layout, w->data, p->out_ch, p->k, p->w_bits, groups,
                                              dst, &p->x86, err);
     if (s) return s;
+    /* AVX2: pairs of weights that could saturate vpmaddubsw are split into
+     * a clamped part and sparse remainders (exact; the 16-bit path otherwise) */
+    const size_t split_bytes = conv && isa == QF_ISA_AVX2 ? qf_x86_conv_split_bytes(&p->x86) : 0;
+    if (split_bytes) {
+        void *sdst = qf_graph_alloc(g, split_bytes);
+        if (!sdst) return qo_nomem(n, err);
+        s = qf_x86_conv_split(&p->x86, dst, sdst, split_bytes, err);
+        if (s) return s;
+    }
     p->x86_epi_ok = false;
     const size_t epi_bytes = conv ? qf_x86_conv_epi_bytes(&p->x86) : 0;
     if (epi_bytes) {

@@ -111,6 +111,19 @@ typedef struct qf_x86_weights {
      * a call whose rq.mult is this array (n_rq_checked entries) skips the per-channel check */
     const qf_ref_rescale *rq_checked;
     int32_t n_rq_checked;
+    /* conv8 / conv8c4 split for AVX2 (qf_x86_conv_split; fix_start NULL: not
+     * split): every pair of weights vpmaddubsw combines whose products
+     * could saturate (255 * (|w0| + |w1|) > 32767) holds w clamped to
+     * [-64, 64] in data, and the remainder w - clamp (within +-63) in a
+     * "fix" of its packed row and reduction step: packed row pr (block * 8 +
+     * row) has fixes [fix_start[pr], fix_start[pr + 1]), fix i at step
+     * fix_k[i] with the row's 4 remainders fix_w[4 * i ..]. Both parts stay
+     * within int16 products, so vpmaddubsw over data plus the fixes is
+     * exact (maddubs_ok is then true). Only the AVX2 kernels read split
+     * weights. */
+    const int32_t *fix_start;
+    const int32_t *fix_k;
+    const int8_t *fix_w;
 } qf_x86_weights;
 
 /* Bytes for rows x k weights in `layout` with `groups` groups (rows % groups
@@ -135,6 +148,19 @@ qf_status qf_x86_pack_conv_weights(qx_layout layout, const uint8_t *packed, int6
                                    int64_t cpg, int64_t khw, int bits, int64_t groups, void *dst,
                                    qf_x86_weights *out, qf_err *err);
 
+/* Bytes for the AVX2 split of packed conv8 / conv8c4 weights w (see
+ * qf_x86_weights); 0 when w needs none (maddubs_ok already, another layout)
+ * or when so many rows need fixes that the 16-bit path is faster. */
+size_t qf_x86_conv_split_bytes(const qf_x86_weights *w);
+/* Test hook: true makes qf_x86_conv_split_bytes split weights however many
+ * fixes they need, so tests reach the split kernels with any weights;
+ * default false. */
+void qf_x86_conv_set_split_always(bool always);
+/* Split w for AVX2: data is w->data, writable (the packing's dst); dst
+ * holds qf_x86_conv_split_bytes(w) bytes, 4-byte aligned, caller-owned
+ * like the weights. Afterwards only QF_ISA_AVX2 runs w. */
+qf_status qf_x86_conv_split(qf_x86_weights *w, int8_t *data, void *dst, size_t dst_bytes,
+                            qf_err *err);
 /* Depthwise weights (one input channel per group, multiplier 1): channels x
  * (kh * kw) values; bytes as above, 0 when invalid. */
 size_t qf_x86_dw_weights_bytes(int64_t channels, int32_t kh, int32_t kw);
@@ -271,6 +297,12 @@ typedef struct qx_conv_tile {
     const int8_t *w;     /* one weight block, k4 * 32 bytes */
     int32_t k4;
     bool maddubs_ok;
+    /* split weights (AVX2; fix_start NULL: none): the block's 9 entries of
+     * qf_x86_weights' fix_start (row r's fixes [fix_start[r], fix_start[r +
+     * 1]) of fix_k and fix_w) */
+    const int32_t *fix_start;
+    const int32_t *fix_k;
+    const int8_t *fix_w;
     int32_t n_rows;    /* valid rows (<= 8) */
     int32_t ch0;       /* global channel of row 0 */
     int64_t ch_stride; /* output bytes between channels (out_h * out_w) */

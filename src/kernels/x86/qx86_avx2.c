@@ -124,28 +124,74 @@ TGT static inline __m256i load_half(const qx_src *s, const run_masks *m, int h, 
     return x;
 }
 
-/* vpmaddubsw path: rows r0..r0+3 x 16 slots of one activation vector. */
-TGT static void conv_quad_ubs(const qx_conv_tile *t, const qx_src *s, const run_masks *m, int r0,
-                              const qx_vec_store *st) {
+/* vpmaddubsw path: rows r0..r0+3 x 16 slots of one activation vector
+ * (8 accumulators, written out by hand). */
+TGT static inline __attribute__((always_inline)) void conv_ubs(const qx_conv_tile *t,
+                                                               const qx_src *s, const run_masks *m,
+                                                               const bool multi, int r0,
+                                                               const qx_vec_store *st) {
     const __m256i ones = _mm256_set1_epi16(1);
-    __m256i c[4][2];
-    for (int r = 0; r < 4; r++)
-        c[r][0] = c[r][1] = _mm256_setzero_si256();
+    const __m256i z = _mm256_setzero_si256();
+    __m256i c00 = z, c01 = z, c10 = z, c11 = z, c20 = z, c21 = z, c30 = z, c31 = z;
     const int8_t *wk = t->w + 4 * r0;
     for (int32_t k = 0; k < t->k4; k++, wk += 32) {
-        const __m256i x0 = load_half(s, m, 0, t->koff[k]);
-        const __m256i x1 = load_half(s, m, 1, (int64_t)t->koff[k] + 32);
-        for (int r = 0; r < 4; r++) {
-            const __m256i b = _mm256_set1_epi32(load32(wk + 4 * r));
-            c[r][0] =
-                _mm256_add_epi32(c[r][0], _mm256_madd_epi16(_mm256_maddubs_epi16(x0, b), ones));
-            c[r][1] =
-                _mm256_add_epi32(c[r][1], _mm256_madd_epi16(_mm256_maddubs_epi16(x1, b), ones));
-        }
+        const int64_t o = t->koff[k];
+        const __m256i x0 =
+            multi ? load_half(s, m, 0, o) : _mm256_loadu_si256((const __m256i *)(s->p[0] + o));
+        const __m256i x1 = multi ? load_half(s, m, 1, o + 32)
+                                 : _mm256_loadu_si256((const __m256i *)(s->p[0] + o + 32));
+#define QX_UBS_ROW(r, a0, a1)                                                                      \
+    do {                                                                                           \
+        const __m256i b = _mm256_set1_epi32(load32(wk + 4 * r));                                   \
+        a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(_mm256_maddubs_epi16(x0, b), ones));           \
+        a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(_mm256_maddubs_epi16(x1, b), ones));           \
+    } while (0)
+        QX_UBS_ROW(0, c00, c01);
+        QX_UBS_ROW(1, c10, c11);
+        QX_UBS_ROW(2, c20, c21);
+        QX_UBS_ROW(3, c30, c31);
+#undef QX_UBS_ROW
     }
-    for (int r = 0; r < 4 && r0 + r < t->n_rows; r++) {
-        conv_out8(t, r0 + r, c[r][0], st, 0);
-        conv_out8(t, r0 + r, c[r][1], st, 8);
+    /* split weights: the remainders of the pairs clamped in t->w, row by row */
+    if (t->fix_start) {
+#define QX_UBS_FIX(r, a0, a1)                                                                      \
+    for (int32_t i = t->fix_start[r0 + r]; i < t->fix_start[r0 + r + 1]; i++) {                    \
+        const int64_t o = t->koff[t->fix_k[i]];                                                    \
+        const __m256i x0 =                                                                         \
+            multi ? load_half(s, m, 0, o) : _mm256_loadu_si256((const __m256i *)(s->p[0] + o));    \
+        const __m256i x1 = multi ? load_half(s, m, 1, o + 32)                                      \
+                                 : _mm256_loadu_si256((const __m256i *)(s->p[0] + o + 32));        \
+        const __m256i b = _mm256_set1_epi32(load32(t->fix_w + 4 * (int64_t)i));                    \
+        a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(_mm256_maddubs_epi16(x0, b), ones));           \
+        a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(_mm256_maddubs_epi16(x1, b), ones));           \
+    }
+        QX_UBS_FIX(0, c00, c01)
+        QX_UBS_FIX(1, c10, c11)
+        QX_UBS_FIX(2, c20, c21)
+        QX_UBS_FIX(3, c30, c31)
+#undef QX_UBS_FIX
+    }
+#define QX_UBS_OUT(r, a0, a1)                                                                      \
+    if (r0 + r < t->n_rows) {                                                                      \
+        conv_out8(t, r0 + r, a0, st, 0);                                                           \
+        conv_out8(t, r0 + r, a1, st, 8);                                                           \
+    }
+    QX_UBS_OUT(0, c00, c01);
+    QX_UBS_OUT(1, c10, c11);
+    QX_UBS_OUT(2, c20, c21);
+    QX_UBS_OUT(3, c30, c31);
+#undef QX_UBS_OUT
+}
+
+TGT static void vec_ubs(const qx_conv_tile *t, const qx_src *s, const qx_vec_store *st) {
+    run_masks m;
+    if (s->n > 1) {
+        make_masks(s, &m);
+        conv_ubs(t, s, &m, true, 0, st);
+        if (t->n_rows > 4) conv_ubs(t, s, &m, true, 4, st);
+    } else {
+        conv_ubs(t, s, &m, false, 0, st);
+        if (t->n_rows > 4) conv_ubs(t, s, &m, false, 4, st);
     }
 }
 
@@ -292,15 +338,8 @@ TGT static void conv_tile(const qx_conv_tile *t) {
             if (t->st[h].n_seg) conv_vec_wd(t, wide ? w16 : NULL, &t->src[h], &t->st[h]);
         return;
     }
-    run_masks m;
-    for (int h = 0; h < 2; h++) {
-        const qx_src *s = &t->src[h];
-        const qx_vec_store *st = &t->st[h];
-        if (st->n_seg == 0) continue;
-        make_masks(s, &m);
-        for (int r0 = 0; r0 < t->n_rows; r0 += 4)
-            conv_quad_ubs(t, s, &m, r0, st);
-    }
+    for (int h = 0; h < 2; h++)
+        if (t->st[h].n_seg) vec_ubs(t, &t->src[h], &t->st[h]);
 }
 
 /* 8 channels (c0 .. c0+7 of the tile) of row r. */

@@ -940,6 +940,9 @@ static void run_tiles(const conv_job *j, int64_t pair0, int64_t pair_end, int64_
     t.src = src;
     t.k4 = (int32_t)pl->k4;
     t.maddubs_ok = j->w->maddubs_ok;
+    t.fix_start = NULL;
+    t.fix_k = j->w->fix_k;
+    t.fix_w = j->w->fix_w;
     t.ch_stride = (int64_t)p->out_h * p->out_w;
     t.out = j->out;
     t.st = st;
@@ -977,6 +980,7 @@ static void run_tiles(const conv_job *j, int64_t pair0, int64_t pair_end, int64_
         for (int64_t blk = blk0; blk < blk1; blk++) {
             const int64_t pr = (j->g * pl->nb + blk) * QX_CONV_ROWS;
             t.w = j->w->data + pr * pl->k4 * 4;
+            if (j->w->fix_start) t.fix_start = j->w->fix_start + pr;
             const int64_t left = pl->opg - blk * QX_CONV_ROWS;
             t.n_rows = (int32_t)(left < QX_CONV_ROWS ? left : QX_CONV_ROWS);
             t.ch0 = (int32_t)(j->g * pl->opg + blk * QX_CONV_ROWS);
@@ -1341,6 +1345,9 @@ qf_status qf_x86_conv2d_s8_add(qf_threadpool *pool, qf_isa isa, const qf_ref_con
         return qf_errf(err, QF_ERR_INVALID_ARG, "%s: packed weights do not match the layer", who);
     if (!qf_x86_isa_usable(isa))
         return qf_errf(err, QF_ERR_UNSUPPORTED, "%s: ISA %s not available", who, qf_isa_name(isa));
+    if (w->fix_start && isa != QF_ISA_AVX2)
+        return qf_errf(err, QF_ERR_INVALID_ARG, "%s: weights split for AVX2 run on %s", who,
+                       qf_isa_name(isa));
     if (scratch_bytes < pl.total)
         return qf_errf(err, QF_ERR_INVALID_ARG, "%s: scratch of %zu bytes, need %zu", who,
                        scratch_bytes, pl.total);
