@@ -10,7 +10,11 @@
  *    4 rows x 8 slots per pass (8 accumulators, two vphaddd at the end);
  *    gemm tiles widen in the loop. On Zen 3 this form's ceiling is about
  *    25 MACs per cycle (vpmaddwd + vpaddd per 16), against about 30 for
- *    vpmaddubsw + vpmaddwd + vpaddd per 32 (measured here).
+ *    vpmaddubsw + vpmaddwd + vpaddd per 32 (measured here), so conv
+ *    weights are split for vpmaddubsw where few pairs need it
+ *    (qf_x86_conv_split). Gemm tiles run rows in quads (vpmaddubsw) or
+ *    pairs (16-bit), only the tile's rows: at batch 1 a fully connected
+ *    layer streams its weights near the memory's speed.
  * Epilogue: the spec's SIMD FP32 form on 8 lanes, scalar FIXED mode. */
 #include "kernels/x86/qx86.h"
 
@@ -352,62 +356,118 @@ TGT static void gemm_out8(const qx_gemm_tile *t, int r, int c0, __m256i acc) {
     memcpy(t->y + (size_t)r * t->ldy + c0, q, (size_t)(nc < 8 ? nc : 8));
 }
 
-/* One 16-channel block (columns c0 .. c0+15) for all rows. */
-TGT static void gemm_block(const qx_gemm_tile *t, const int8_t *w, int c0) {
+/* vpmaddubsw: NR (1-4) rows x one 16-channel block (columns c0 ..
+ * c0+15): 2 accumulators a row. */
+TGT static inline __attribute__((always_inline)) void
+gemm_ubs(const qx_gemm_tile *t, const int8_t *w, int c0, const int NR) {
     const uint8_t *ar[4];
-    for (int r = 0; r < 4; r++)
-        ar[r] = t->a + t->a_stride * (size_t)(r < t->n_rows ? r : t->n_rows - 1);
-    if (t->maddubs_ok) {
-        const __m256i ones = _mm256_set1_epi16(1);
-        __m256i c[4][2];
-        for (int r = 0; r < 4; r++)
-            c[r][0] = c[r][1] = _mm256_setzero_si256();
-        for (int32_t k = 0; k < t->k4; k++) {
-            const __m256i w0 = _mm256_loadu_si256((const __m256i *)(w + 64 * k));
-            const __m256i w1 = _mm256_loadu_si256((const __m256i *)(w + 64 * k + 32));
-            for (int r = 0; r < 4; r++) {
-                const __m256i b = _mm256_set1_epi32(load32(ar[r] + 4 * k));
-                c[r][0] =
-                    _mm256_add_epi32(c[r][0], _mm256_madd_epi16(_mm256_maddubs_epi16(b, w0), ones));
-                c[r][1] =
-                    _mm256_add_epi32(c[r][1], _mm256_madd_epi16(_mm256_maddubs_epi16(b, w1), ones));
-            }
-        }
-        for (int r = 0; r < t->n_rows; r++) {
-            gemm_out8(t, r, c0, c[r][0]);
-            gemm_out8(t, r, c0 + 8, c[r][1]);
-        }
-        return;
+    for (int r = 0; r < NR; r++)
+        ar[r] = t->a + t->a_stride * (size_t)r;
+    const __m256i ones = _mm256_set1_epi16(1);
+    const __m256i z = _mm256_setzero_si256();
+    __m256i c00 = z, c01 = z, c10 = z, c11 = z, c20 = z, c21 = z, c30 = z, c31 = z;
+    for (int32_t k = 0; k < t->k4; k++) {
+        const __m256i w0 = _mm256_loadu_si256((const __m256i *)(w + 64 * k));
+        const __m256i w1 = _mm256_loadu_si256((const __m256i *)(w + 64 * k + 32));
+#define QX_GEMM_UBS(r, a0, a1)                                                                     \
+    if (NR > r) {                                                                                  \
+        const __m256i b = _mm256_set1_epi32(load32(ar[r] + 4 * k));                                \
+        a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(_mm256_maddubs_epi16(b, w0), ones));           \
+        a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(_mm256_maddubs_epi16(b, w1), ones));           \
     }
-    for (int half = 0; half < 2; half++) {
-        __m256i lo[4], hi[4];
-        for (int r = 0; r < 4; r++)
-            lo[r] = hi[r] = _mm256_setzero_si256();
-        for (int32_t k = 0; k < t->k4; k++) {
-            const __m256i wv = _mm256_loadu_si256((const __m256i *)(w + 64 * k + 32 * half));
-            const __m256i w0 = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(wv)); /* ch 0-3 */
-            const __m256i w1 = _mm256_cvtepi8_epi16(_mm256_extracti128_si256(wv, 1));
-            for (int r = 0; r < 4; r++) {
-                const __m256i b = _mm256_cvtepu8_epi16(_mm_set1_epi32(load32(ar[r] + 4 * k)));
-                lo[r] = _mm256_add_epi32(lo[r], _mm256_madd_epi16(b, w0));
-                hi[r] = _mm256_add_epi32(hi[r], _mm256_madd_epi16(b, w1));
-            }
-        }
-        for (int r = 0; r < t->n_rows; r++)
-            gemm_out8(t, r, c0 + 8 * half,
-                      _mm256_permute4x64_epi64(_mm256_hadd_epi32(lo[r], hi[r]), 0xD8));
+        QX_GEMM_UBS(0, c00, c01)
+        QX_GEMM_UBS(1, c10, c11)
+        QX_GEMM_UBS(2, c20, c21)
+        QX_GEMM_UBS(3, c30, c31)
+#undef QX_GEMM_UBS
+    }
+    gemm_out8(t, 0, c0, c00);
+    gemm_out8(t, 0, c0 + 8, c01);
+    if (NR > 1) {
+        gemm_out8(t, 1, c0, c10);
+        gemm_out8(t, 1, c0 + 8, c11);
+    }
+    if (NR > 2) {
+        gemm_out8(t, 2, c0, c20);
+        gemm_out8(t, 2, c0 + 8, c21);
+    }
+    if (NR > 3) {
+        gemm_out8(t, 3, c0, c30);
+        gemm_out8(t, 3, c0 + 8, c31);
     }
 }
 
+/* vpmaddwd on 16-bit values: NR (1-2) rows x one 16-channel block. Each
+ * 16-byte quarter of a step's weights widens to 4 channels x 4 taps; the
+ * row's 4 activations, widened, are broadcast to all four 64-bit elements,
+ * so a vpmaddwd leaves two partial sums per channel (4 accumulators a
+ * row), added by vphaddd at the end. */
+TGT static inline __attribute__((always_inline)) void
+gemm_wd(const qx_gemm_tile *t, const int8_t *w, int c0, const int NR) {
+    const uint8_t *a0 = t->a, *a1 = t->a + (NR > 1 ? t->a_stride : 0);
+    const __m256i z = _mm256_setzero_si256();
+    __m256i c00 = z, c01 = z, c02 = z, c03 = z, c10 = z, c11 = z, c12 = z, c13 = z;
+    for (int32_t k = 0; k < t->k4; k++) {
+        const int8_t *wk = w + 64 * k;
+        const __m256i w0 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)wk));
+        const __m256i w1 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(wk + 16)));
+        const __m256i w2 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(wk + 32)));
+        const __m256i w3 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(wk + 48)));
+        const __m256i x0 = _mm256_cvtepu8_epi16(_mm_set1_epi32(load32(a0 + 4 * k)));
+        c00 = _mm256_add_epi32(c00, _mm256_madd_epi16(x0, w0));
+        c01 = _mm256_add_epi32(c01, _mm256_madd_epi16(x0, w1));
+        c02 = _mm256_add_epi32(c02, _mm256_madd_epi16(x0, w2));
+        c03 = _mm256_add_epi32(c03, _mm256_madd_epi16(x0, w3));
+        if (NR > 1) {
+            const __m256i x1 = _mm256_cvtepu8_epi16(_mm_set1_epi32(load32(a1 + 4 * k)));
+            c10 = _mm256_add_epi32(c10, _mm256_madd_epi16(x1, w0));
+            c11 = _mm256_add_epi32(c11, _mm256_madd_epi16(x1, w1));
+            c12 = _mm256_add_epi32(c12, _mm256_madd_epi16(x1, w2));
+            c13 = _mm256_add_epi32(c13, _mm256_madd_epi16(x1, w3));
+        }
+    }
+    /* hadd gives channels 0 1 4 5 2 3 6 7 of a pair; vpermq restores the order */
+    gemm_out8(t, 0, c0, _mm256_permute4x64_epi64(_mm256_hadd_epi32(c00, c01), 0xD8));
+    gemm_out8(t, 0, c0 + 8, _mm256_permute4x64_epi64(_mm256_hadd_epi32(c02, c03), 0xD8));
+    if (NR > 1) {
+        gemm_out8(t, 1, c0, _mm256_permute4x64_epi64(_mm256_hadd_epi32(c10, c11), 0xD8));
+        gemm_out8(t, 1, c0 + 8, _mm256_permute4x64_epi64(_mm256_hadd_epi32(c12, c13), 0xD8));
+    }
+}
+
+TGT static void gemm_block_ubs(const qx_gemm_tile *t, const int8_t *w, int c0) {
+    switch (t->n_rows) {
+    case 1: gemm_ubs(t, w, c0, 1); break;
+    case 2: gemm_ubs(t, w, c0, 2); break;
+    case 3: gemm_ubs(t, w, c0, 3); break;
+    default: gemm_ubs(t, w, c0, 4); break;
+    }
+}
+
+TGT static void gemm_block_wd(const qx_gemm_tile *t, const int8_t *w, int c0) {
+    if (t->n_rows == 1)
+        gemm_wd(t, w, c0, 1);
+    else
+        gemm_wd(t, w, c0, 2);
+}
+
 TGT static void gemm_tile(const qx_gemm_tile *t) {
-    /* row quads: the register file holds 4 rows x 16 channels */
-    for (int r0 = 0; r0 < t->n_rows; r0 += 4) {
+    /* rows in quads (vpmaddubsw) or pairs (16-bit): the accumulators of one
+     * 16-channel block stay in registers */
+    const int step = t->maddubs_ok ? 4 : 2;
+    for (int r0 = 0; r0 < t->n_rows; r0 += step) {
         qx_gemm_tile q = *t;
         q.a = t->a + t->a_stride * (size_t)r0;
         q.y = t->y + t->ldy * (size_t)r0;
-        q.n_rows = t->n_rows - r0 < 4 ? t->n_rows - r0 : 4;
-        gemm_block(&q, q.w, 0);
-        if (q.n_ch > QX_GEMM_BLOCK) gemm_block(&q, q.w + (size_t)q.k4 * 64, QX_GEMM_BLOCK);
+        q.n_rows = t->n_rows - r0 < step ? t->n_rows - r0 : step;
+        for (int b = 0; b < 2; b++) {
+            if (b == 1 && q.n_ch <= QX_GEMM_BLOCK) break;
+            const int8_t *w = q.w + (size_t)b * q.k4 * 64;
+            if (t->maddubs_ok)
+                gemm_block_ubs(&q, w, b * QX_GEMM_BLOCK);
+            else
+                gemm_block_wd(&q, w, b * QX_GEMM_BLOCK);
+        }
     }
 }
 
