@@ -155,8 +155,11 @@ TGT static void pool3s2_avx2(const int8_t *in, int32_t in_h, int32_t in_w, int32
             for (int r = 0; r < nr; r++) {
                 const int8_t *src = rows[r] + (inside ? c0 : 0);
                 if (!inside) {
-                    for (int64_t j = 0; j < 34; j++)
-                        buf[r][j] = c0 + j >= 0 && c0 + j < in_w ? rows[r][c0 + j] : (int8_t)-128;
+                    /* columns [j0, j1) of the 34 lie in the row */
+                    const int64_t j0 = c0 < 0 ? -c0 : 0;
+                    const int64_t j1 = in_w - c0 < 34 ? in_w - c0 : 34;
+                    memset(buf[r], -128, 34);
+                    if (j1 > j0) memcpy(buf[r] + j0, rows[r] + c0 + j0, (size_t)(j1 - j0));
                     src = buf[r];
                 }
                 a = _mm256_max_epi8(a, _mm256_loadu_si256((const __m256i *)(const void *)src));
