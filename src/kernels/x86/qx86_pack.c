@@ -225,12 +225,13 @@ size_t qf_x86_conv_split_bytes(const qf_x86_weights *w) {
     if (!splittable(w)) return 0;
     const int64_t rows_p = (int64_t)w->nb * w->groups * QX_CONV_ROWS;
     const int64_t n = count_fixes(w);
-    /* A fix costs about 0.3 of a 4-row reduction step, the 16-bit path 1.4
-     * of the vpmaddubsw one (measured on Zen 3): split while at most a
-     * quarter of the (row, step) pairs need fixes. Weights drawn uniformly
-     * over the range (untrained layers) need one in about 3/4; trained,
-     * bell-shaped ones in a few percent. */
-    if ((n * 4 > rows_p * w->k4 && !split_always) || n > INT32_MAX || rows_p >= INT32_MAX)
+    /* Measured on Zen 3 (3x3 64->64 at 56x56): vpmaddubsw tiles take about
+     * (1 + 1.5 f) of their unsplit time when a fraction f of the (row,
+     * step) pairs need fixes, the 16-bit path about 1.65 of it: split while
+     * f <= 1/3. Weights drawn uniformly over the range (untrained layers)
+     * need fixes at about 0.6-0.75; trained, bell-shaped ones at a few
+     * percent. */
+    if ((n * 3 > rows_p * w->k4 && !split_always) || n > INT32_MAX || rows_p >= INT32_MAX)
         return 0;
     /* fix_start, fix_k, fix_w */
     size_t total;
