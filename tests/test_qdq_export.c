@@ -509,6 +509,13 @@ static int distinct(const float *v, int64_t n) {
 /* Each model x {int8, uint8}: export, check, run in ORT and in qforge, and
  * compare with the integer runtime on the quantized graph. */
 static void exported_models_agree(void) {
+    /* without VNNI, ONNX Runtime's fused int8 kernels saturate vpmaddubsw
+     * pair sums (its documented u8s8 limitation): compare with the QDQ
+     * graphs run as written instead (tests/node/ort_run.js) */
+    if (!(qf_cpu_features() & (QF_CPU_AVX512VNNI | QF_CPU_AVXVNNI))) {
+        setenv("QF_ORT_UNFUSED", "1", 1);
+        printf("  no VNNI on this CPU: ONNX Runtime runs the exports unfused\n");
+    }
     const char *dir = tmp_dir("agree");
     CHECK(dir);
     CHECK_MSG(access(ORT_RUN, R_OK) == 0, "%s missing (run from the repository root)", ORT_RUN);
@@ -593,10 +600,11 @@ static void exported_models_agree(void) {
                    mc->name, u8 ? "uint8" : "int8", (long long)n_ref, 100 * ao.within,
                    100 * ao.exact, ao.max_steps, 100 * aq.within, 100 * aq.exact, aq.max_steps);
             CHECK_EQ_INT(n_qy, n_ref);
-            CHECK_MSG(ao.within >= 0.999, "model %s: ORT agreement %.4f", mc->name, ao.within);
             CHECK_MSG(aq.within >= 0.999, "model %s: qforge agreement %.4f", mc->name, aq.within);
-            CHECK_MSG(ao.max_steps <= 2.001 && aq.max_steps <= 2.001,
-                      "model %s: max steps %.2f / %.2f", mc->name, ao.max_steps, aq.max_steps);
+            CHECK_MSG(aq.max_steps <= 2.001, "model %s: max steps %.2f", mc->name, aq.max_steps);
+            CHECK_MSG(ao.within >= 0.999, "model %s: ORT agreement %.4f", mc->name, ao.within);
+            CHECK_MSG(ao.max_steps <= 2.001, "model %s: ORT max steps %.2f", mc->name,
+                      ao.max_steps);
 
             if (u8 && mc->want_ops) {
                 /* ORT's optimized graph must hold its integer kernels */

@@ -59,7 +59,10 @@ const cli_cmd cli_cmd_export = {
     .description =
         "Writes QuantizeLinear/DequantizeLinear around each integer op with int8 weights and\n"
         "per-channel scales, which ONNX Runtime fuses into its integer kernels. Outputs agree\n"
-        "with qforge's integer runtime to within one quantization step.",
+        "with qforge's integer runtime to within one quantization step where those kernels\n"
+        "are exact: on x86 CPUs without VNNI (AVX-512 VNNI or AVX-VNNI), ONNX Runtime's fused\n"
+        "int8 kernels add byte products in saturating 16-bit pairs (vpmaddubsw), so layers\n"
+        "with large weights may differ by many steps there (qforge's own kernels stay exact).",
     .opts = export_opts,
     .n_opts = (int)(sizeof export_opts / sizeof export_opts[0]),
     .min_pos = 1,

@@ -2,7 +2,7 @@
 // ort_run.js - run an ONNX model with ONNX Runtime (npm onnxruntime-node), the
 // independent reference for qforge's float runtime.
 //
-// Usage: node tests/node/ort_run.js MODEL.onnx IN.npy OUT.npy
+// Usage: [QF_ORT_UNFUSED=1] node tests/node/ort_run.js MODEL.onnx IN.npy OUT.npy
 // Feeds IN.npy to the model's first input and writes its first output to
 // OUT.npy. Only little-endian float32, C-order NPY files are handled: that
 // is all the model suite needs.
@@ -73,10 +73,14 @@ async function main() {
   }
   const [modelPath, inPath, outPath] = args;
   const x = readNpyF32(inPath);
-  const session = await ort.InferenceSession.create(modelPath, {
-    intraOpNumThreads: 2,
-    interOpNumThreads: 1,
-  });
+  // QF_ORT_UNFUSED=1: no graph optimizations, so a QDQ model runs as written
+  // (DequantizeLinear, the float op, QuantizeLinear) instead of ONNX
+  // Runtime's fused integer kernels. The tests set it on CPUs without VNNI,
+  // where those kernels' vpmaddubsw pair sums saturate (ONNX Runtime's
+  // documented u8s8 limitation) and so are no reference.
+  const opts = { intraOpNumThreads: 2, interOpNumThreads: 1 };
+  if (process.env.QF_ORT_UNFUSED === '1') opts.graphOptimizationLevel = 'disabled';
+  const session = await ort.InferenceSession.create(modelPath, opts);
   const feeds = {};
   feeds[session.inputNames[0]] = new ort.Tensor('float32', x.data, x.dims);
   const results = await session.run(feeds);
