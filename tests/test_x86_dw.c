@@ -1,11 +1,13 @@
-/* test_x86_dw.c - edge cases of the AVX-512 VNNI depthwise kernel
- * (qf_x86_dwconv2d_s8): every geometry of the table, in both requantization
- * modes and at clamp/scale extremes, with 1 and 2 threads, on the VBMI paths
- * (flat and wide, where the CPU has AVX512_VBMI) and with them switched off
- * (qf_x86_dw_set_vbmi(false): the row path), each compared byte for byte
- * with a naive loop written here (int32 sum, then qf_ref_requant_fp32 /
- * qf_ref_requant_fixed per pixel). Guard bytes around the output catch
- * stores past the end. Skipped (and said so) without AVX-512 VNNI. */
+/* test_x86_dw.c - edge cases of the depthwise kernels behind
+ * qf_x86_dwconv2d_s8, on both ISAs it takes: AVX-512 VNNI, on the VBMI
+ * paths (flat and wide, where the CPU has AVX512_VBMI) and with them
+ * switched off (qf_x86_dw_set_vbmi(false): the row path), and AVX2. Every
+ * geometry of the table and of the width sweep, in both requantization
+ * modes and at clamp/scale extremes, with 1 and 2 threads, each compared
+ * byte for byte with a naive loop written here (int32 sum, then
+ * qf_ref_requant_fp32 / qf_ref_requant_fixed per pixel). Guard bytes around
+ * the output catch stores past the end. An ISA the CPU lacks is skipped
+ * (and said so). */
 #include <stdint.h>
 
 #include "base/threadpool.h"
@@ -63,24 +65,81 @@ static const dgeom geoms[] = {
     {"7x131 s2 (wide 4 r3)",          1, 2, 7,  131, 3, 2, 1, 1, 1, 1},
     {"16x16 k5 s1 (row path)",        1, 2, 16, 16,  5, 1, 2, 2, 2, 2},
     {"6x40 k5 s2 (row path)",         1, 2, 6,  40,  5, 2, 2, 2, 2, 2},
+    /* AVX2 (qx86_dw_avx2.c): blocks of 16 (8 when out_w <= 8) pixels, the
+     * last moved back to the row's end; column tiles of 256 pixels at
+     * stride 1; at stride 2, blocks in place or (at a row edge, or ending
+     * past the plane) through a padded copy of their window; row bands when
+     * there are few planes; planes under 16 bytes through a stack copy;
+     * first and last rows of a plane through shifted loads */
+    {"112x112 s1 (MobileNetV2)",      1, 2, 112, 112, 3, 1, 1, 1, 1, 1},
+    {"112x112 s2 -> 56",              1, 2, 112, 112, 3, 2, 0, 0, 1, 1},
+    {"4x24 s1 out 24",                2, 3, 4,  24,  3, 1, 1, 1, 1, 1},
+    {"5x25 s1 out 23",                1, 2, 5,  25,  3, 1, 0, 0, 0, 0},
+    {"3x31 s1 out 33",                1, 2, 3,  31,  3, 1, 2, 2, 2, 2},
+    {"6x256 s1 (one tile)",           1, 2, 6,  256, 3, 1, 1, 1, 1, 1},
+    {"5x257 s1 (2 tiles, 1 px)",      1, 2, 5,  257, 3, 1, 1, 1, 1, 1},
+    {"4x273 s1 no pad (2 tiles)",     1, 2, 4,  273, 3, 1, 0, 0, 0, 0},
+    {"3x530 k5 s1 (3 tiles)",         1, 2, 3,  530, 5, 1, 2, 2, 2, 2},
+    {"5x257 s2 -> 129",              1, 2, 5,  257, 3, 2, 1, 1, 1, 1},
+    {"4x256 s2 -> 128 pad 1/0/0/1",  1, 2, 4,  256, 3, 2, 1, 0, 0, 1},
+    {"7x259 k5 s2 -> 130",            1, 2, 7,  259, 5, 2, 2, 2, 2, 2},
+    {"9x520 s2 pad 3/3/1/1",         1, 2, 9,  520, 3, 2, 3, 3, 1, 1},
+    {"1 ch 70x40 s1 (row bands)",     1, 1, 70, 40,  3, 1, 1, 1, 1, 1},
+    {"1 ch 67x33 s2 (row bands)",     1, 1, 67, 33,  3, 2, 1, 1, 1, 1},
+    {"1 ch 61x19 k5 s1 (bands)",      1, 1, 61, 19,  5, 1, 2, 2, 2, 2},
+    {"3 ch 45x21 k5 s2 (bands)",      1, 3, 45, 21,  5, 2, 1, 2, 3, 0},
+    {"batch 3 x 1 ch 9x9 s2",         3, 1, 9,  9,   3, 2, 1, 1, 1, 1},
+    {"batch 4 x 5 ch 3x3 (tiny)",     4, 5, 3,  3,   3, 1, 1, 1, 1, 1},
+    {"2x7 k5 s1 (tiny, pad 2)",       2, 2, 2,  7,   5, 1, 2, 2, 2, 2},
+    {"1x1 k5 pad 4/0/1/3",            1, 2, 1,  1,   5, 1, 4, 0, 1, 4},
+    {"2x2 k5 s2 pad 10/9 (all pad)",  1, 2, 2,  2,   5, 2, 10, 9, 10, 9},
+    {"3x40 k3 pad 6/0/0/6",           1, 2, 3,  40,  3, 1, 6, 0, 0, 6},
+    {"4x40 k5 s2 pad 0/10/10/0",      1, 2, 4,  40,  5, 2, 0, 10, 10, 0},
+    {"5x18 k5 s2 pad 10/10",          2, 2, 5,  18,  5, 2, 10, 10, 10, 10},
 };
 /* clang-format on */
+
+/* The sweep: widths 1..17 x kernel 3/5 x stride 1/2, heights and
+ * asymmetric pads (0..2k) varying with the width. */
+#define SWEEP_W 17
+#define N_SWEEP (SWEEP_W * 4)
+static bool sweep_geom(int i, dgeom *g) {
+    const int w = i % SWEEP_W + 1, ks = i / SWEEP_W, k = ks & 1 ? 5 : 3, s = ks & 2 ? 2 : 1;
+    memset(g, 0, sizeof *g);
+    g->name = "width sweep";
+    g->batch = 1 + w % 2;
+    g->ch = 1 + w % 3;
+    g->h = 1 + (w * 7 + ks * 3) % 12;
+    g->w = w;
+    g->k = k;
+    g->s = s;
+    g->pt = (w + ks) % (k + 1);
+    g->pb = (w * 3) % (2 * k + 1);
+    g->pl = (w * 5 + ks) % (2 * k + 1);
+    g->pr = (w + 2 * ks) % (k + 1);
+    /* at least one output pixel each way */
+    return g->h + g->pt + g->pb >= k && g->w + g->pl + g->pr >= k;
+}
 
 typedef struct dnum {
     int fixed;    /* QF_RQ_FIXED, else FP32 */
     double scale; /* requant multiplier (per channel: x (0.5 .. 1.5)) */
     int in_zp, out_zp, act_min, act_max;
     int big_bias; /* biases near the int32 limits (the sum wraps) */
+    int shift;    /* FIXED mode: nonzero overrides every channel's shift */
 } dnum;
 
 static const dnum nums[] = {
-    {0, 1.0 / 300, 3, -5, -128, 127, 0},
-    {0, 1.0 / 40, -128, 127, -128, 127, 0}, /* zero points at the ends */
-    {0, 1.0 / 90, 127, -128, 0, 6, 0},      /* narrow clamp (ReLU6-like) */
-    {0, 3.0, 10, 0, -128, 127, 1},          /* |f| beyond int32: the clamps decide */
-    {1, 1.0 / 300, -7, 4, -128, 127, 0},
-    {1, 1e-12, 0, 2, -128, 127, 0}, /* shift < -31: the per-lane fixed path */
-    {1, 0.9, 55, -100, -20, 90, 1},
+    {0, 1.0 / 300, 3, -5, -128, 127, 0, 0},
+    {0, 1.0 / 40, -128, 127, -128, 127, 0, 0}, /* zero points at the ends */
+    {0, 1.0 / 90, 127, -128, 0, 6, 0, 0},      /* narrow clamp (ReLU6-like) */
+    {0, 3.0, 10, 0, -128, 127, 1, 0},          /* |f| beyond int32: the clamps decide */
+    {0, 0.6, -60, 30, -100, 100, 0, 0},        /* FP32 multipliers above 0.5 and below */
+    {1, 1.0 / 300, -7, 4, -128, 127, 0, 0},
+    {1, 1e-12, 0, 2, -128, 127, 0, 0}, /* M below 2^-32: multiplier 0 */
+    {1, 0.9, 55, -100, -20, 90, 1, 0},
+    {1, 0.02, -30, 9, -128, 127, 1, -36}, /* a shift below -31 (lane by lane) */
+    {1, 2.5, 20, -3, -128, 127, 0, 0},    /* left shifts of 2 */
 };
 
 /* The naive reference: int32 sum (mod 2^32) over taps inside the image,
@@ -114,8 +173,10 @@ static void naive_dw(const qf_ref_conv_params *p, const int8_t *x, const int8_t 
         }
 }
 
-/* One geometry x numerics on all paths and thread counts; 0 when all match. */
-static int run_case(const dgeom *g, const dnum *nc, qf_threadpool *pool, char *msg, size_t len) {
+/* One geometry x numerics on all paths of isa and both thread counts; 0
+ * when all match. */
+static int run_case(qf_isa isa, const dgeom *g, const dnum *nc, qf_threadpool *pool, char *msg,
+                    size_t len) {
     qf_ref_conv_params p;
     memset(&p, 0, sizeof p);
     p.batch = g->batch;
@@ -137,6 +198,7 @@ static int run_case(const dgeom *g, const dnum *nc, qf_threadpool *pool, char *m
     int32_t bias[8];
     for (int c = 0; c < p.in_c; c++) {
         qf_ref_rescale_init(nc->scale * (0.5 + rnd(0, 1000) / 1000.0), &mult[c]);
+        if (nc->shift) mult[c].shift = nc->shift;
         bias[c] = nc->big_bias ? (rnd(0, 1) ? INT32_MAX - rnd(0, 3000) : INT32_MIN + rnd(0, 3000))
                                : rnd(-20000, 20000);
     }
@@ -172,26 +234,28 @@ static int run_case(const dgeom *g, const dnum *nc, qf_threadpool *pool, char *m
         snprintf(msg, len, "pack: %s", e.msg);
         goto done;
     }
-    for (int vbmi = 1; vbmi >= 0; vbmi--)
+    /* the VBMI switch only matters to AVX-512 */
+    for (int vbmi = 1; vbmi >= (isa == QF_ISA_AVX512VNNI ? 0 : 1); vbmi--)
         for (int th = 1; th <= 2; th++) {
             qf_x86_dw_set_vbmi(vbmi != 0);
             memset(got, 0x5A, n_out + 2 * GUARD);
-            qf_status s = qf_x86_dwconv2d_s8(th == 2 ? pool : NULL, QF_ISA_AVX512VNNI, &p, x, &xw,
-                                             bias, got + GUARD, &e);
+            qf_status s =
+                qf_x86_dwconv2d_s8(th == 2 ? pool : NULL, isa, &p, x, &xw, bias, got + GUARD, &e);
             qf_x86_dw_set_vbmi(true);
             if (s != QF_OK) {
-                snprintf(msg, len, "vbmi %d threads %d: %s", vbmi, th, e.msg);
+                snprintf(msg, len, "%s threads %d: %s", vbmi ? "vbmi on" : "vbmi off", th, e.msg);
                 goto done;
             }
             for (size_t i = 0; i < GUARD; i++)
                 if (got[i] != 0x5A || got[GUARD + n_out + i] != 0x5A) {
-                    snprintf(msg, len, "vbmi %d threads %d: guard byte overwritten", vbmi, th);
+                    snprintf(msg, len, "%s threads %d: guard byte overwritten",
+                             vbmi ? "vbmi on" : "vbmi off", th);
                     goto done;
                 }
             for (size_t i = 0; i < n_out; i++)
                 if (got[GUARD + i] != want[i]) {
-                    snprintf(msg, len, "vbmi %d threads %d: output %zu is %d, want %d", vbmi, th, i,
-                             got[GUARD + i], want[i]);
+                    snprintf(msg, len, "%s threads %d: output %zu is %d, want %d",
+                             vbmi ? "vbmi on" : "vbmi off", th, i, got[GUARD + i], want[i]);
                     goto done;
                 }
         }
@@ -212,13 +276,12 @@ static int run_case(const dgeom *g, const dnum *nc, qf_threadpool *pool, char *m
             goto done;
         }
         memset(got, 0x5A, n_out + 2 * GUARD);
-        if (qf_x86_dwconv2d_s8(pool, QF_ISA_AVX512VNNI, &p, x, &xw, bias, got + GUARD, &e) !=
-                QF_OK ||
+        if (qf_x86_dwconv2d_s8(pool, isa, &p, x, &xw, bias, got + GUARD, &e) != QF_OK ||
             memcmp(got + GUARD, want, n_out) != 0) {
             snprintf(msg, len, "accepted multipliers: wrong result or error (%s)", e.msg);
             goto done;
         }
-        if (qf_x86_dwconv2d_s8(pool, QF_ISA_AVX512VNNI, &pb, x, &xw, bias, got + GUARD, &e) !=
+        if (qf_x86_dwconv2d_s8(pool, isa, &pb, x, &xw, bias, got + GUARD, &e) !=
             QF_ERR_INVALID_ARG) {
             snprintf(msg, len, "a bad multiplier array passed after another was accepted");
             goto done;
@@ -230,7 +293,39 @@ done:
     return rc;
 }
 
-static void dw_matches_naive(void) {
+/* All geometries (table and sweep) x numerics on isa; counts cases and
+ * failures. */
+static void matches_naive_on(qf_isa isa, int *runs, int *bad) {
+    qf_threadpool *pool = NULL;
+    if (qf_threadpool_create(2, &pool, NULL) != QF_OK) {
+        (*bad)++;
+        return;
+    }
+    const double old_serial = qf_x86_serial_macs();
+    qf_x86_set_serial_macs(0);
+    char msg[256];
+    const int n_tab = (int)(sizeof geoms / sizeof geoms[0]);
+    for (int gi = 0; gi < n_tab + N_SWEEP; gi++) {
+        dgeom g;
+        if (gi < n_tab)
+            g = geoms[gi];
+        else if (!sweep_geom(gi - n_tab, &g))
+            continue;
+        for (size_t ni = 0; ni < sizeof nums / sizeof nums[0]; ni++) {
+            msg[0] = 0;
+            if (run_case(isa, &g, &nums[ni], pool, msg, sizeof msg) && (*bad)++ < 5)
+                fprintf(stderr,
+                        "  %s: %s (%dx%dx%dx%d k%d s%d pads %d %d %d %d) / numerics %zu: %s\n",
+                        qf_isa_name(isa), g.name, g.batch, g.ch, g.h, g.w, g.k, g.s, g.pt, g.pl,
+                        g.pb, g.pr, ni, msg);
+            (*runs)++;
+        }
+    }
+    qf_x86_set_serial_macs(old_serial);
+    qf_threadpool_destroy(pool);
+}
+
+static void dw_matches_naive_avx512vnni(void) {
     if (!qf_x86_isa_usable(QF_ISA_AVX512VNNI)) {
         printf("  AVX-512 VNNI not usable here: skipped\n");
         CHECK(!qf_x86_isa_usable(QF_ISA_AVX512VNNI));
@@ -239,31 +334,39 @@ static void dw_matches_naive(void) {
     printf("  AVX512_VBMI %s\n", (qf_cpu_features() & QF_CPU_AVX512VBMI) ? "present: flat and "
                                                                            "wide paths tested"
                                                                          : "absent: row path only");
-    qf_threadpool *pool = NULL;
-    CHECK_OK(qf_threadpool_create(2, &pool, NULL));
-    const double old_serial = qf_x86_serial_macs();
-    qf_x86_set_serial_macs(0);
-    char msg[256];
     int runs = 0, bad = 0;
-    for (size_t gi = 0; gi < sizeof geoms / sizeof geoms[0]; gi++) {
-        for (size_t ni = 0; ni < sizeof nums / sizeof nums[0]; ni++) {
-            msg[0] = 0;
-            if (run_case(&geoms[gi], &nums[ni], pool, msg, sizeof msg) && bad++ < 5)
-                fprintf(stderr, "  %s / numerics %zu: %s\n", geoms[gi].name, ni, msg);
-            runs++;
-        }
+    matches_naive_on(QF_ISA_AVX512VNNI, &runs, &bad);
+    printf("  AVX-512 VNNI: %d geometry x numerics cases, each on 2 paths x 2 thread counts\n",
+           runs);
+    CHECK_EQ_INT(bad, 0);
+}
+
+static void dw_matches_naive_avx2(void) {
+    if (!qf_x86_isa_usable(QF_ISA_AVX2)) {
+        printf("  AVX2 not usable here: skipped\n");
+        CHECK(!qf_x86_isa_usable(QF_ISA_AVX2));
+        return;
     }
-    qf_x86_set_serial_macs(old_serial);
-    qf_threadpool_destroy(pool);
-    printf("  %d geometry x numerics cases, each on 2 paths x 2 thread counts\n", runs);
+    int runs = 0, bad = 0;
+    matches_naive_on(QF_ISA_AVX2, &runs, &bad);
+    printf("  AVX2: %d geometry x numerics cases, each on 2 thread counts\n", runs);
     CHECK_EQ_INT(bad, 0);
 }
 
 /* Every geometry above is one the kernel accepts (else the test would not
  * reach the paths it names). */
 static void dw_geoms_supported(void) {
-    for (size_t gi = 0; gi < sizeof geoms / sizeof geoms[0]; gi++) {
-        const dgeom *g = &geoms[gi];
+    const int n_tab = (int)(sizeof geoms / sizeof geoms[0]);
+    int n_sweep = 0;
+    for (int gi = 0; gi < n_tab + N_SWEEP; gi++) {
+        dgeom gs;
+        if (gi < n_tab)
+            gs = geoms[gi];
+        else if (!sweep_geom(gi - n_tab, &gs))
+            continue;
+        else
+            n_sweep++;
+        const dgeom *g = &gs;
         qf_ref_conv_params p;
         memset(&p, 0, sizeof p);
         p.batch = g->batch;
@@ -279,8 +382,10 @@ static void dw_geoms_supported(void) {
         p.pad_right = g->pr;
         p.out_h = qf_ref_conv_out_size(p.in_h, p.k_h, p.stride_h, 1, p.pad_top, p.pad_bottom);
         p.out_w = qf_ref_conv_out_size(p.in_w, p.k_w, p.stride_w, 1, p.pad_left, p.pad_right);
-        CHECK_MSG(qf_x86_dwconv_supported(&p), "%s", g->name);
+        CHECK_MSG(qf_x86_dwconv_supported(&p), "%s (w %d)", g->name, g->w);
     }
+    CHECK(n_sweep >= N_SWEEP / 2); /* the sweep is not mostly skipped */
 }
 
-QT_MAIN(QT_CASE(dw_geoms_supported), QT_CASE(dw_matches_naive))
+QT_MAIN(QT_CASE(dw_geoms_supported), QT_CASE(dw_matches_naive_avx512vnni),
+        QT_CASE(dw_matches_naive_avx2))

@@ -351,15 +351,17 @@ static qf_status prepare_x86(qf_graph *g, const qf_node *n, qweighted *p, qx_lay
     return QF_OK;
 }
 
-/* Depthwise 3x3/5x5 with multiplier 1 on AVX-512 VNNI: packed for the
- * dedicated kernel (strides and dilations are checked at run time; the
- * portable kernel stays as the fallback). */
+/* Depthwise 3x3/5x5 with multiplier 1 on AVX-512 VNNI or AVX2 (the active
+ * ISA, kept in w->isa for the run): packed for the dedicated kernel
+ * (strides and dilations are checked at run time; the portable kernel
+ * stays as the fallback). */
 static qf_status prepare_dw(qf_graph *g, const qf_node *n, qconv_params *p, qf_err *err) {
     qweighted *w = &p->w;
     w->dw_ok = false;
+    const qf_isa isa = qf_isa_active();
     if (w->in.dtype != QF_DT_I8 || w->w_rank != 4 || p->group != w->out_ch ||
         w->w_shape[2] != w->w_shape[3] || (w->w_shape[2] != 3 && w->w_shape[2] != 5) ||
-        qf_isa_active() != QF_ISA_AVX512VNNI || !qf_x86_isa_usable(QF_ISA_AVX512VNNI))
+        (isa != QF_ISA_AVX512VNNI && isa != QF_ISA_AVX2) || !qf_x86_isa_usable(isa))
         return QF_OK;
     const int32_t k = (int32_t)w->w_shape[2];
     size_t bytes = qf_x86_dw_weights_bytes(w->out_ch, k, k);
@@ -373,6 +375,7 @@ static qf_status prepare_dw(qf_graph *g, const qf_node *n, qconv_params *p, qf_e
     qf_err e2;
     (void)qf_x86_dw_accept_requant(&w->dw, &w->rq, &e2);
     w->dw_src = wv->data;
+    w->isa = isa;
     w->dw_ok = true;
     return QF_OK;
 }
@@ -549,8 +552,8 @@ static qf_status qconv_run(const qf_exec_ctx *ctx, const qf_node *n, const qf_te
     if (p->w.in.dtype == QF_DT_I16)
         return qf_ref_conv2d_s16(&cp, in[0].data, in[1].data, bias, out[0].data, err);
     if (p->w.dw_ok && in[1].data == p->w.dw_src && qf_x86_dwconv_supported(&cp))
-        return qf_x86_dwconv2d_s8(ctx ? ctx->pool : NULL, QF_ISA_AVX512VNNI, &cp, in[0].data,
-                                  &p->w.dw, bias, out[0].data, err);
+        return qf_x86_dwconv2d_s8(ctx ? ctx->pool : NULL, p->w.isa, &cp, in[0].data, &p->w.dw, bias,
+                                  out[0].data, err);
     if (scratch && p->w.x86_ok && in[1].data == p->w.x86_src) {
         size_t need = qf_x86_conv2d_s8_scratch_size(&cp, p->w.x86.layout);
         if (need)

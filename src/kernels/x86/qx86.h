@@ -52,9 +52,9 @@
  *    into the slot (GEMM M) dimension.
  *  - gemm weights ("gemm16"): blocks of 16 output channels [k4][16][4],
  *    padded to a multiple of 32 channels; activations rows of u8.
- *  - depthwise 3x3/5x5 weights ("dw", AVX-512 VNNI only): per channel and
- *    kernel row, ceil(kw/4) groups of 4 taps; a direct kernel, no packing of
- *    activations (see qf_x86_dwconv2d_s8).
+ *  - depthwise 3x3/5x5 weights ("dw", AVX-512 VNNI and AVX2): per channel
+ *    and kernel row, ceil(kw/4) groups of 4 taps; direct kernels, no packing
+ *    of activations (see qf_x86_dwconv2d_s8).
  * 4- and 2-bit weights are widened to int8 when packed.
  * Threads (base/threadpool.h) split packing and the output tiles; every
  * output byte is computed by one task with the same arithmetic, so results
@@ -236,18 +236,27 @@ qf_status qf_x86_gemm_s8(qf_threadpool *pool, qf_isa isa, const qf_ref_gemm_para
                          const int8_t *x, const qf_x86_weights *w, const int32_t *bias, int8_t *y,
                          void *scratch, size_t scratch_bytes, qf_err *err);
 
-/* Depthwise 3x3 and 5x5 (qx86_dw_avx512vnni.c): groups == in_c == out_c,
- * k_h == k_w in {3, 5}, stride 1 or 2 (both axes), dilation 1, pads <= 2k.
- * Direct kernel over NCHW rows: for each kernel row, 4 taps of 16 output
- * pixels are gathered per 32-bit lane (vpermb with AVX512_VBMI, else vpermd
- * + vpshufb) and reduced with vpdpbusd; no scratch. AVX-512 VNNI only
- * (QF_ISA_AVX512VNNI). */
+/* Depthwise 3x3 and 5x5: groups == in_c == out_c, k_h == k_w in {3, 5},
+ * stride 1 or 2 (both axes), dilation 1, pads <= 2k; dw weights. Direct
+ * kernels over NCHW rows, no scratch. isa: QF_ISA_AVX512VNNI
+ * (qx86_dw_avx512vnni.c: for each kernel row, 4 taps of 16 output pixels
+ * are gathered per 32-bit lane, by vpermb with AVX512_VBMI, else vpermd +
+ * vpshufb, and reduced with vpdpbusd) or QF_ISA_AVX2 (qx86_dw_avx2.c:
+ * activations widened to int16, two taps per dword, from two kernel rows at
+ * stride 1 and two columns at stride 2, reduced with vpmaddwd on 8 output
+ * pixels per vector), when usable. Results do not depend on the ISA or the
+ * thread count. */
 bool qf_x86_dwconv_supported(const qf_ref_conv_params *p);
 qf_status qf_x86_dwconv2d_s8(qf_threadpool *pool, qf_isa isa, const qf_ref_conv_params *p,
                              const int8_t *in, const qf_x86_weights *w, const int32_t *bias,
                              int8_t *out, qf_err *err);
 
 /* ---- micro-kernels (internal: qx86_avx512vnni.c, qx86_avx2.c) ---------- */
+
+/* The AVX2 depthwise kernel (qx86_dw_avx2.c): qf_x86_dwconv2d_s8 after its
+ * argument checks, which it does not repeat. */
+void qx_dwconv2d_s8_avx2(qf_threadpool *pool, const qf_ref_conv_params *p, const int8_t *in,
+                         const qf_x86_weights *w, const int32_t *bias, int8_t *out);
 
 /* Where the 16 results of one slot vector go: runs of consecutive lanes
  * [lane, lane + n) stored at out + channel * ch_stride + off (+ lane offset). */

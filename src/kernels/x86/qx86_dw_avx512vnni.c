@@ -1,5 +1,7 @@
 /* qx86_dw_avx512vnni.c - depthwise 3x3 / 5x5 int8 convolution (stride 1 or
- * 2) with AVX-512 VNNI, bit-identical to qf_ref_conv2d_s8 (qx86.h).
+ * 2) with AVX-512 VNNI, bit-identical to qf_ref_conv2d_s8 (qx86.h), and the
+ * entry point qf_x86_dwconv2d_s8, which checks the arguments and sends
+ * QF_ISA_AVX2 calls to the AVX2 kernel (qx86_dw_avx2.c).
  *
  * NCHW, no scratch. Tasks are whole (image, channel) planes, grouped so a
  * task has at least DW_TASK_OUTPUTS outputs. Common to all paths: the
@@ -707,8 +709,12 @@ qf_status qf_x86_dwconv2d_s8(qf_threadpool *pool, qf_isa isa, const qf_ref_conv_
     if (s != QF_OK) return s;
     if (w->layout != QX_LAYOUT_DW || w->rows != p->out_c || w->kh != p->k_h || w->kw != p->k_w)
         return qf_errf(err, QF_ERR_INVALID_ARG, "%s: packed weights do not match the layer", who);
-    if (isa != QF_ISA_AVX512VNNI || !qf_x86_isa_usable(isa))
+    if ((isa != QF_ISA_AVX512VNNI && isa != QF_ISA_AVX2) || !qf_x86_isa_usable(isa))
         return qf_errf(err, QF_ERR_UNSUPPORTED, "%s: ISA %s not available", who, qf_isa_name(isa));
+    if (isa == QF_ISA_AVX2) {
+        qx_dwconv2d_s8_avx2(pool, p, in, w, bias, out); /* qx86_dw_avx2.c */
+        return QF_OK;
+    }
     dw_job j = {.p = p, .w = w, .bias = bias, .in = in, .out = out};
     flat_plan fp;
     const bool vbmi = dw_vbmi_allowed && (qf_cpu_features() & QF_CPU_AVX512VBMI);
