@@ -63,7 +63,7 @@ typedef struct qweighted {
      * requantization (x86_epi_ok), so a run does not rebuild them */
     bool x86_epi_ok;
     qf_x86_conv_epi x86_epi;
-    /* depthwise 3x3/5x5 on AVX-512 VNNI: weights packed from dw_src */
+    /* depthwise 3x3/5x5 on AVX-512 VNNI or AVX2: weights packed from dw_src */
     bool dw_ok;
     qf_x86_weights dw;
     const void *dw_src;
