@@ -1307,18 +1307,27 @@ static void test_split_choice(void) {
             int32_t f = xw.fix_start[pr];
             for (int64_t k = 0; k < xw.k4; k++) {
                 const size_t at = (size_t)(((pr / 8) * xw.k4 + k) * 32 + (pr % 8) * 4);
-                const bool has = f < xw.fix_start[pr + 1] && xw.fix_k[f] == k;
+                int fixv[4] = {0, 0, 0, 0};
+                /* the step's fixes, pairs in order, each over the limit before */
+                while (f < xw.fix_start[pr + 1] && (int64_t)(xw.fix[f] & 0x7FFF) == k) {
+                    const uint32_t fe = xw.fix[f];
+                    const int j = fe & 0x8000 ? 2 : 0;
+                    fixv[j] = (int8_t)(fe >> 16);
+                    fixv[j + 1] = (int8_t)(fe >> 24);
+                    const int a = before[at + j] < 0 ? -before[at + j] : before[at + j];
+                    const int b = before[at + j + 1] < 0 ? -before[at + j + 1] : before[at + j + 1];
+                    CHECK(255 * (a + b) > 32767);
+                    f++, n_fix++;
+                }
                 for (int j = 0; j < 4; j++) {
-                    const int fixv = has ? xw.fix_w[4 * f + j] : 0;
-                    CHECK(packed[at + j] + fixv == before[at + j]);
-                    CHECK(packed[at + j] >= -64 || fixv == 0);
+                    CHECK(packed[at + j] + fixv[j] == before[at + j]);
+                    CHECK(fixv[j] == 0 || (packed[at + j] == 64 || packed[at + j] == -64));
                 }
                 for (int j = 0; j < 4; j += 2) {
                     const int a = packed[at + j] < 0 ? -packed[at + j] : packed[at + j];
                     const int b = packed[at + j + 1] < 0 ? -packed[at + j + 1] : packed[at + j + 1];
                     CHECK(255 * (a + b) <= 32767);
                 }
-                if (has) f++, n_fix++;
             }
             CHECK(f == xw.fix_start[pr + 1]);
         }

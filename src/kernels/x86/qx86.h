@@ -116,14 +116,14 @@ typedef struct qf_x86_weights {
      * could saturate (255 * (|w0| + |w1|) > 32767) holds w clamped to
      * [-64, 64] in data, and the remainder w - clamp (within +-63) in a
      * "fix" of its packed row and reduction step: packed row pr (block * 8 +
-     * row) has fixes [fix_start[pr], fix_start[pr + 1]), fix i at step
-     * fix_k[i] with the row's 4 remainders fix_w[4 * i ..]. Both parts stay
-     * within int16 products, so vpmaddubsw over data plus the fixes is
-     * exact (maddubs_ok is then true). Only the AVX2 kernels read split
-     * weights. */
+     * row) has fixes [fix_start[pr], fix_start[pr + 1]), each one pair:
+     * bits 0-14 of fix[i] the step (reductions of up to 32768 steps), bit
+     * 15 the pair (bytes 0-1 or 2-3 of the row's 4), bits 16-23 and 24-31
+     * the remainders. Both parts stay within int16 products, so vpmaddubsw
+     * over data plus the fixes is exact (maddubs_ok is then true). Only the
+     * AVX2 kernels read split weights. */
     const int32_t *fix_start;
-    const int32_t *fix_k;
-    const int8_t *fix_w;
+    const uint32_t *fix;
 } qf_x86_weights;
 
 /* Bytes for rows x k weights in `layout` with `groups` groups (rows % groups
@@ -308,10 +308,9 @@ typedef struct qx_conv_tile {
     bool maddubs_ok;
     /* split weights (AVX2; fix_start NULL: none): the block's 9 entries of
      * qf_x86_weights' fix_start (row r's fixes [fix_start[r], fix_start[r +
-     * 1]) of fix_k and fix_w) */
+     * 1]) of fix) */
     const int32_t *fix_start;
-    const int32_t *fix_k;
-    const int8_t *fix_w;
+    const uint32_t *fix;
     int32_t n_rows;    /* valid rows (<= 8) */
     int32_t ch0;       /* global channel of row 0 */
     int64_t ch_stride; /* output bytes between channels (out_h * out_w) */

@@ -214,12 +214,13 @@ TGT static inline __attribute__((always_inline)) void conv_ubs(const qx_conv_til
     if (t->fix_start) {
 #define QX_UBS_FIX(r, a0, a1)                                                                      \
     for (int32_t i = t->fix_start[r0 + r]; i < t->fix_start[r0 + r + 1]; i++) {                    \
-        const int64_t o = t->koff[t->fix_k[i]];                                                    \
+        const uint32_t e = t->fix[i];                                                              \
+        const int64_t o = t->koff[e & 0x7FFF];                                                     \
         const __m256i x0 =                                                                         \
             multi ? load_half(s, m, 0, o) : _mm256_loadu_si256((const __m256i *)(s->p[0] + o));    \
         const __m256i x1 = multi ? load_half(s, m, 1, o + 32)                                      \
                                  : _mm256_loadu_si256((const __m256i *)(s->p[0] + o + 32));        \
-        const __m256i b = _mm256_set1_epi32(load32(t->fix_w + 4 * (int64_t)i));                    \
+        const __m256i b = _mm256_set1_epi32((int32_t)((e >> 16) << (e & 0x8000 ? 16 : 0)));        \
         a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(_mm256_maddubs_epi16(x0, b), ones));           \
         a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(_mm256_maddubs_epi16(x1, b), ones));           \
     }

@@ -941,8 +941,7 @@ static void run_tiles(const conv_job *j, int64_t pair0, int64_t pair_end, int64_
     t.k4 = (int32_t)pl->k4;
     t.maddubs_ok = j->w->maddubs_ok;
     t.fix_start = NULL;
-    t.fix_k = j->w->fix_k;
-    t.fix_w = j->w->fix_w;
+    t.fix = j->w->fix;
     t.ch_stride = (int64_t)p->out_h * p->out_w;
     t.out = j->out;
     t.st = st;

@@ -205,16 +205,21 @@ static bool splittable(const qf_x86_weights *w) {
            w->groups > 0 && w->k4 > 0;
 }
 
-/* Fixes of all packed rows. */
-static int64_t count_fixes(const qf_x86_weights *w) {
+/* (row, step) pairs that need fixes (*steps) and fixes (one per pair of
+ * weights over the limit) of all packed rows. */
+static int64_t count_fixes(const qf_x86_weights *w, int64_t *steps) {
     const int64_t blocks = (int64_t)w->nb * w->groups;
-    int64_t n = 0;
+    int64_t n = 0, ns = 0;
     for (int64_t b = 0; b < blocks; b++)
         for (int64_t k = 0; k < w->k4; k++) {
             const int8_t *step = w->data + (b * w->k4 + k) * QX_CONV_ROWS * 4;
-            for (int r = 0; r < QX_CONV_ROWS; r++)
-                n += row_needs_fix(step + 4 * r);
+            for (int r = 0; r < QX_CONV_ROWS; r++) {
+                const int8_t *q = step + 4 * r;
+                ns += row_needs_fix(q);
+                n += pair_over(q[0], q[1]) + pair_over(q[2], q[3]);
+            }
         }
+    *steps = ns;
     return n;
 }
 
@@ -224,18 +229,20 @@ void qf_x86_conv_set_split_always(bool always) { split_always = always; }
 size_t qf_x86_conv_split_bytes(const qf_x86_weights *w) {
     if (!splittable(w)) return 0;
     const int64_t rows_p = (int64_t)w->nb * w->groups * QX_CONV_ROWS;
-    const int64_t n = count_fixes(w);
+    int64_t steps;
+    const int64_t n = count_fixes(w, &steps);
     /* Measured on Zen 3 (3x3 64->64 at 56x56): vpmaddubsw tiles take about
      * (1 + 1.5 f) of their unsplit time when a fraction f of the (row,
      * step) pairs need fixes, the 16-bit path about 1.65 of it: split while
      * f <= 1/3. Weights drawn uniformly over the range (untrained layers)
      * need fixes at about 0.6-0.75; trained, bell-shaped ones at a few
      * percent. */
-    if ((n * 3 > rows_p * w->k4 && !split_always) || n > INT32_MAX || rows_p >= INT32_MAX)
+    if ((steps * 3 > rows_p * w->k4 && !split_always) || n > INT32_MAX || rows_p >= INT32_MAX ||
+        w->k4 > 0x8000)
         return 0;
-    /* fix_start, fix_k, fix_w */
+    /* fix_start and the fixes, 4 bytes each */
     size_t total;
-    if (!qf_mul_size((size_t)(rows_p + 1 + 2 * n), sizeof(int32_t), &total)) return 0;
+    if (!qf_mul_size((size_t)(rows_p + 1 + n), sizeof(int32_t), &total)) return 0;
     return total;
 }
 
@@ -246,10 +253,8 @@ qf_status qf_x86_conv_split(qf_x86_weights *w, int8_t *data, void *dst, size_t d
     if (need == 0 || !data || data != w->data || !dst || dst_bytes < need || ((uintptr_t)dst & 3))
         return qf_errf(err, QF_ERR_INVALID_ARG, "%s: bad arguments", who);
     const int64_t rows_p = (int64_t)w->nb * w->groups * QX_CONV_ROWS;
-    const int64_t n = count_fixes(w);
     int32_t *start = dst;
-    int32_t *fk = start + rows_p + 1;
-    int8_t *fw = (int8_t *)(fk + n);
+    uint32_t *fix = (uint32_t *)(start + rows_p + 1);
     int32_t i = 0;
     for (int64_t pr = 0; pr < rows_p; pr++) {
         start[pr] = i;
@@ -257,24 +262,21 @@ qf_status qf_x86_conv_split(qf_x86_weights *w, int8_t *data, void *dst, size_t d
         const int r = (int)(pr % QX_CONV_ROWS);
         for (int64_t k = 0; k < w->k4; k++) {
             int8_t *q = data + (b * w->k4 + k) * QX_CONV_ROWS * 4 + 4 * r;
-            if (!row_needs_fix(q)) continue;
-            int8_t *f = fw + 4 * (int64_t)i;
             for (int j = 0; j < 4; j += 2) {
-                f[j] = f[j + 1] = 0;
                 if (!pair_over(q[j], q[j + 1])) continue;
-                for (int e = j; e < j + 2; e++) {
-                    const int8_t c = q[e] > 64 ? 64 : q[e] < -64 ? -64 : q[e];
-                    f[e] = (int8_t)(q[e] - c);
-                    q[e] = c;
+                uint32_t e = (uint32_t)k | (j ? 0x8000u : 0);
+                for (int h = 0; h < 2; h++) {
+                    const int8_t c = q[j + h] > 64 ? 64 : q[j + h] < -64 ? -64 : q[j + h];
+                    e |= (uint32_t)(uint8_t)(q[j + h] - c) << (16 + 8 * h);
+                    q[j + h] = c;
                 }
+                fix[i++] = e;
             }
-            fk[i++] = (int32_t)k;
         }
     }
     start[rows_p] = i;
     w->fix_start = start;
-    w->fix_k = fk;
-    w->fix_w = fw;
+    w->fix = fix;
     w->maddubs_ok = true;
     return QF_OK;
 }
