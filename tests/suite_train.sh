@@ -40,10 +40,15 @@ relerr() { $PY -c "import numpy as np,sys; a,b=np.load(sys.argv[1]),np.load(sys.
 val_of() { sed -nE 's/^best validation top-1 ([0-9.]+)%.*/\1/p' "$1"; }
 
 # ---- train a built-in architecture -------------------------------------------
-if "$Q" train --arch lenet --data fashion-mnist --epochs 1 --limit 4000 --val-limit 1000 \
-  --batch 64 --lr 0.05 --seed 3 -o "$T/lenet.onnx" >"$T/train.log" 2>"$T/train.err"; then
+# One epoch of 8,000 images (125 steps) at the default learning rate: over
+# seeds 1-6 this reached 72.3-80.4% on an AVX2 machine. The 4,000-image
+# run it replaced spread over 62-76% with the seed (float rounding differs
+# with the CPU's BLAS kernels, so a CI machine is another draw of the same
+# spread), too wide for a fixed threshold.
+if "$Q" train --arch lenet --data fashion-mnist --epochs 1 --limit 8000 --val-limit 1000 \
+  --batch 64 --seed 3 -o "$T/lenet.onnx" >"$T/train.log" 2>"$T/train.err"; then
   v=$(val_of "$T/train.log")
-  if le 65 "$v"; then ok "train lenet: validation top-1 $v% after 4,000 samples"
+  if le 65 "$v"; then ok "train lenet: validation top-1 $v% after 8,000 samples"
   else bad "train lenet: validation top-1 $v% (expected >= 65)"; fi
   if "$Q" run "$T/lenet.onnx" --input "$T/x.npy" -o "$T/qf.npy" 2>"$T/e" &&
     node tests/node/ort_run.js "$T/lenet.onnx" "$T/x.npy" "$T/ort.npy" 2>>"$T/e"; then
