@@ -54,6 +54,9 @@ static void defaults_and_full_config(void) {
     CHECK_EQ_INT(cfg.default_act_bits, 8);
     CHECK(cfg.per_channel && cfg.symmetric_weights);
     CHECK(cfg.calib == QF_CALIB_MINMAX && cfg.requant == QF_REQUANT_FP32);
+    CHECK(cfg.rounding == QF_ROUND_NEAREST && cfg.gptq_samples == 256);
+    CHECK_OK(parse("{\"rounding\": \"gptq\", \"gptq_samples\": 0}", &e));
+    CHECK(cfg.rounding == QF_ROUND_GPTQ && cfg.gptq_samples == 0);
     CHECK_OK(parse("{\"num_bits\": {\"default\": 4, \"conv1\": 8}, \"per_channel\": false,"
                    " \"symmetric\": false, \"calibration\": \"entropy\", \"percentile\": 99.9,"
                    " \"requant\": \"fixed\", \"act_bits\": {\"fc\": 16}}",
@@ -75,11 +78,13 @@ static void resolve_list_and_names(void) {
     CHECK_OK(parse("{\"num_bits\": [8, 4, 2, 8]}", &e));
     CHECK_MSG(qf_qconfig_resolve(&cfg, g, "c.json", wb, ab, &e) == QF_OK, "%s", e.msg);
     int expect[6] = {8, 0, 4, 0, 2, 8};
-    for (int i = 0; i < 6; i++) CHECK_EQ_INT(wb[i], expect[i]);
+    for (int i = 0; i < 6; i++)
+        CHECK_EQ_INT(wb[i], expect[i]);
     CHECK_OK(parse("{\"num_bits\": {\"default\": 4, \"mm\": 8}, \"act_bits\": {\"fc\": 16}}", &e));
     CHECK_OK(qf_qconfig_resolve(&cfg, g, "c.json", wb, ab, &e));
     int expect2[6] = {4, 0, 4, 0, 4, 8};
-    for (int i = 0; i < 6; i++) CHECK_EQ_INT(wb[i], expect2[i]);
+    for (int i = 0; i < 6; i++)
+        CHECK_EQ_INT(wb[i], expect2[i]);
     CHECK_EQ_INT(ab[4], 16);
     CHECK_EQ_INT(ab[0], 8);
     /* wrong list length, unknown layer, non-layer name */
@@ -111,6 +116,9 @@ static void bad_configs(void) {
         {"{\"calibration\": \"kl\"}", "minmax, percentile, entropy or mse"},
         {"{\"percentile\": 101}", "(50, 100]"},
         {"{\"requant\": \"int\"}", "fp32"},
+        {"{\"rounding\": \"adaround\"}", "\"nearest\" or \"gptq\""},
+        {"{\"gptq_samples\": -1}", "whole number"},
+        {"{\"gptq_samples\": 2.5}", "whole number"},
         {"{\"num_bitz\": 8}", "unknown key \"num_bitz\""},
         {"[8, 4]", "JSON object"},
         {"{\"num_bits\": [8,", "invalid JSON"},

@@ -22,6 +22,13 @@ static const cli_opt quantize_opts[] = {
     {"per-tensor", 0, NULL, "one weight scale per layer instead of per output channel"},
     {"bias-correction", 0, NULL,
      "correct each layer's bias for the mean error its weight quantization adds"},
+    {"rounding", 0, "nearest|gptq",
+     "how weights round once their scales are set: nearest, or gptq (each rounding error "
+     "moved onto the weights not yet rounded, as the layer's calibration inputs say "
+     "cancels it best; slower, better below 8 bits; default nearest)"},
+    {"gptq-samples", 0, "N",
+     "calibration samples that build GPTQ's per-layer input statistics (default 256; 0 = "
+     "all)"},
     {"requant", 0, "fp32|fixed", "requantization arithmetic (default fp32)"},
     {"split", 0, "test|train", "split of a named dataset or directory (default train)"},
     {"limit", 'n', "N", "calibration samples (default 1000)"},
@@ -56,8 +63,7 @@ static void print_table(const qf_quant_report *r, const char *out, double second
            "abits", "out scale", "zp", "clip range", "clipped");
     for (int i = 0; i < r->n_layers; i++) {
         const qf_quant_layer *L = &r->layers[i];
-        char wb[8] = "-", ab[8] = "float", range[40] = "-", sc[16] = "-", zp[8] = "-",
-             cl[16] = "-";
+        char wb[8] = "-", ab[8] = "float", range[40] = "-", sc[16] = "-", zp[8] = "-", cl[16] = "-";
         if (L->w_bits) snprintf(wb, sizeof wb, "%d", L->w_bits);
         if (L->act_bits <= 16) snprintf(ab, sizeof ab, "%d", L->act_bits);
         if (L->out_scale > 0) {
@@ -66,12 +72,19 @@ static void print_table(const qf_quant_report *r, const char *out, double second
             snprintf(range, sizeof range, "[%.3g, %.3g]", (double)L->clip_lo, (double)L->clip_hi);
             snprintf(cl, sizeof cl, "%.3f%%", 100.0 * L->clip_fraction);
         }
-        printf("%-24.24s %-16.16s %-14.14s %5s %5s %11s %6s %21s %8s\n", L->name, L->op,
-               L->lowered, wb, ab, sc, zp, range, cl);
+        printf("%-24.24s %-16.16s %-14.14s %5s %5s %11s %6s %21s %8s\n", L->name, L->op, L->lowered,
+               wb, ab, sc, zp, range, cl);
     }
-    printf("\ncalibrated on %lld samples; %d node%s left in float; %.2f s\nwrote %s\n",
+    printf("\ncalibrated on %lld samples; %d node%s left in float; %.2f s\n",
            (long long)r->calib_samples, r->n_float_fallback, r->n_float_fallback == 1 ? "" : "s",
-           seconds, out);
+           seconds);
+    if (r->n_gptq || r->n_gptq_skipped)
+        printf("GPTQ rounding: %d layer%s (first layer's Hessian from %lld input rows)%s\n",
+               r->n_gptq, r->n_gptq == 1 ? "" : "s", (long long)r->gptq_rows,
+               r->n_gptq_skipped ? "; some layers kept nearest rounding (Hessian over the 1 GiB "
+                                   "budget or more than 8192 columns)"
+                                 : "");
+    printf("wrote %s\n", out);
 }
 
 static void print_json(const qf_quant_report *r, const char *model, const char *out) {
@@ -79,8 +92,10 @@ static void print_json(const qf_quant_report *r, const char *model, const char *
     cli_json_str(stdout, model);
     printf(", \"output\": ");
     cli_json_str(stdout, out);
-    printf(", \"calib_samples\": %lld, \"float_fallback\": %d, \"seconds\": %.3f, \"layers\": [",
-           (long long)r->calib_samples, r->n_float_fallback, r->calib_seconds);
+    printf(", \"calib_samples\": %lld, \"float_fallback\": %d, \"seconds\": %.3f, "
+           "\"gptq_layers\": %d, \"gptq_skipped\": %d, \"layers\": [",
+           (long long)r->calib_samples, r->n_float_fallback, r->calib_seconds, r->n_gptq,
+           r->n_gptq_skipped);
     for (int i = 0; i < r->n_layers; i++) {
         const qf_quant_layer *L = &r->layers[i];
         printf("%s\n  {\"name\": ", i ? "," : "");
@@ -104,14 +119,15 @@ static char *metadata_json(const char *model, uint32_t model_crc, const qf_qconf
     size_t cap = 512;
     char *m = qf_malloc(cap);
     if (!m) return NULL;
-    snprintf(m, cap,
-             "{\"source_model\": \"%s\", \"source_crc32c\": \"%08x\", \"tool\": \"qforge %d.%d.%d\", "
-             "\"weight_bits\": %d, \"per_channel\": %s, \"calibration\": \"%s\", "
-             "\"requant\": \"%s\", \"calib_samples\": %lld}",
-             strchr(model, '"') ? "?" : model, model_crc, QF_VERSION_MAJOR, QF_VERSION_MINOR,
-             QF_VERSION_PATCH, cfg->default_w_bits, cfg->per_channel ? "true" : "false",
-             qf_calib_method_name(cfg->calib), cfg->requant == QF_REQUANT_FIXED ? "fixed" : "fp32",
-             (long long)r->calib_samples);
+    snprintf(
+        m, cap,
+        "{\"source_model\": \"%s\", \"source_crc32c\": \"%08x\", \"tool\": \"qforge %d.%d.%d\", "
+        "\"weight_bits\": %d, \"per_channel\": %s, \"calibration\": \"%s\", "
+        "\"requant\": \"%s\", \"calib_samples\": %lld}",
+        strchr(model, '"') ? "?" : model, model_crc, QF_VERSION_MAJOR, QF_VERSION_MINOR,
+        QF_VERSION_PATCH, cfg->default_w_bits, cfg->per_channel ? "true" : "false",
+        qf_calib_method_name(cfg->calib), cfg->requant == QF_REQUANT_FIXED ? "fixed" : "fp32",
+        (long long)r->calib_samples);
     return m;
 }
 
@@ -147,6 +163,19 @@ static int quantize_run(const cli_args *a) {
     }
     if (cli_flag(a, "per-tensor")) cfg.per_channel = false;
     if (cli_flag(a, "bias-correction")) cfg.bias_correction = true;
+    const char *rd = cli_get(a, "rounding");
+    if (rd) {
+        if (strcmp(rd, "nearest") == 0)
+            cfg.rounding = QF_ROUND_NEAREST;
+        else if (strcmp(rd, "gptq") == 0)
+            cfg.rounding = QF_ROUND_GPTQ;
+        else
+            return cli_usage_error(a->cmd, "--rounding must be nearest or gptq, not '%s'", rd);
+    }
+    long long gs;
+    if (!cli_get_int(a, "gptq-samples", 0, 1000000000, cfg.gptq_samples, &gs))
+        return CLI_EXIT_USAGE;
+    cfg.gptq_samples = (int)gs;
     const char *rq = cli_get(a, "requant");
     if (rq) {
         if (strcmp(rq, "fp32") == 0)
@@ -197,10 +226,10 @@ static int quantize_run(const cli_args *a) {
     qf_graph_free(g);
     if (st) return cli_fail(&e, st);
     char *meta = metadata_json(model, crc, &cfg, &rep);
-    qf_qfm_write_options wo = {.tensors = cli_flag(a, "compress") ? QF_QFM_STORE_AUTO
-                                                                   : QF_QFM_STORE_RAW};
-    st = meta ? qf_qfm_write_ex(qg, meta, out, &wo, &e)
-              : qf_errf(&e, QF_ERR_NOMEM, "out of memory");
+    qf_qfm_write_options wo = {.tensors =
+                                   cli_flag(a, "compress") ? QF_QFM_STORE_AUTO : QF_QFM_STORE_RAW};
+    st =
+        meta ? qf_qfm_write_ex(qg, meta, out, &wo, &e) : qf_errf(&e, QF_ERR_NOMEM, "out of memory");
     qf_free(meta);
     qf_graph_free(qg);
     if (st) {

@@ -16,6 +16,8 @@ void qf_qconfig_default(qf_qconfig *c) {
     c->calib = QF_CALIB_MINMAX;
     c->percentile = 99.99f;
     c->requant = QF_REQUANT_FP32;
+    c->rounding = QF_ROUND_NEAREST;
+    c->gptq_samples = 256;
 }
 
 static const char *const calib_names[] = {"minmax", "percentile", "entropy", "mse"};
@@ -125,8 +127,8 @@ qf_status qf_qconfig_parse_json(qf_qconfig *c, const char *text, size_t len, con
             st = parse_bits_map(it, path, k, 2, 16, &c->default_act_bits, c->act, &c->n_act, NULL,
                                 err);
             if (!st && c->default_act_bits > 8 && c->default_act_bits != 16)
-                st = qf_errf(err, QF_ERR_INVALID_ARG,
-                             "%s: activation bits must be 2..8 or 16", path);
+                st = qf_errf(err, QF_ERR_INVALID_ARG, "%s: activation bits must be 2..8 or 16",
+                             path);
             for (int i = 0; !st && i < c->n_act; i++)
                 if (c->act[i].bits > 8 && c->act[i].bits != 16)
                     st = qf_errf(err, QF_ERR_INVALID_ARG,
@@ -160,12 +162,28 @@ qf_status qf_qconfig_parse_json(qf_qconfig *c, const char *text, size_t len, con
             else if (cJSON_IsString(it) && strcmp(it->valuestring, "fixed") == 0)
                 c->requant = QF_REQUANT_FIXED;
             else
-                st = qf_errf(err, QF_ERR_INVALID_ARG, "%s: \"requant\" must be \"fp32\" or \"fixed\"",
-                             path);
+                st = qf_errf(err, QF_ERR_INVALID_ARG,
+                             "%s: \"requant\" must be \"fp32\" or \"fixed\"", path);
+        } else if (strcmp(k, "rounding") == 0) {
+            if (cJSON_IsString(it) && strcmp(it->valuestring, "nearest") == 0)
+                c->rounding = QF_ROUND_NEAREST;
+            else if (cJSON_IsString(it) && strcmp(it->valuestring, "gptq") == 0)
+                c->rounding = QF_ROUND_GPTQ;
+            else
+                st = qf_errf(err, QF_ERR_INVALID_ARG,
+                             "%s: \"rounding\" must be \"nearest\" or \"gptq\"", path);
+        } else if (strcmp(k, "gptq_samples") == 0) {
+            if (!cJSON_IsNumber(it) || it->valuedouble < 0 || it->valuedouble > 1e9 ||
+                it->valuedouble != floor(it->valuedouble))
+                st = qf_errf(err, QF_ERR_INVALID_ARG,
+                             "%s: \"gptq_samples\" must be a whole number >= 0 (0: all)", path);
+            else
+                c->gptq_samples = (int)it->valuedouble;
         } else {
             st = qf_errf(err, QF_ERR_INVALID_ARG,
                          "%s: unknown key \"%s\" (known: num_bits, act_bits, per_channel, "
-                         "symmetric, calibration, percentile, requant, bias_correction)",
+                         "symmetric, calibration, percentile, requant, bias_correction, "
+                         "rounding, gptq_samples)",
                          path, k);
         }
         if (st) goto out;
@@ -239,10 +257,10 @@ qf_status qf_qconfig_resolve(const qf_qconfig *c, const qf_graph *g, const char 
             int i = find_node(g, c->w[e].name);
             if (i < 0 || !qf_node_is_quantizable_layer(g, &g->nodes[i])) {
                 layer_list(g, names, sizeof names);
-                return qf_errf(err, QF_ERR_INVALID_ARG,
-                               "%s: layer '%s' %s in %s (quantizable layers: %s)", path,
-                               c->w[e].name, i < 0 ? "does not exist" : "is not a quantizable layer",
-                               g->source_path, names);
+                return qf_errf(
+                    err, QF_ERR_INVALID_ARG, "%s: layer '%s' %s in %s (quantizable layers: %s)",
+                    path, c->w[e].name, i < 0 ? "does not exist" : "is not a quantizable layer",
+                    g->source_path, names);
             }
             w_bits[i] = c->w[e].bits;
         }

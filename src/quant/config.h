@@ -21,6 +21,8 @@ typedef enum qf_calib_method {
     QF_CALIB_MSE
 } qf_calib_method;
 
+typedef enum qf_rounding { QF_ROUND_NEAREST = 0, QF_ROUND_GPTQ = 1 } qf_rounding;
+
 typedef enum qf_requant_mode { QF_REQUANT_FP32 = 0, QF_REQUANT_FIXED = 1 } qf_requant_mode;
 
 #define QF_QCONFIG_MAX_LAYERS 512
@@ -31,12 +33,12 @@ typedef struct qf_qconfig_entry {
 } qf_qconfig_entry;
 
 typedef struct qf_qconfig {
-    int default_w_bits;      /* 2..8, default 8 */
-    int default_act_bits;    /* 2..8 or 16, default 8 */
-    bool w_list;             /* num_bits given as a list */
-    int n_w;                 /* entries in w (list or named) */
+    int default_w_bits;   /* 2..8, default 8 */
+    int default_act_bits; /* 2..8 or 16, default 8 */
+    bool w_list;          /* num_bits given as a list */
+    int n_w;              /* entries in w (list or named) */
     qf_qconfig_entry w[QF_QCONFIG_MAX_LAYERS];
-    int n_act;               /* named act_bits entries */
+    int n_act; /* named act_bits entries */
     qf_qconfig_entry act[QF_QCONFIG_MAX_LAYERS];
     bool per_channel;        /* default true */
     bool symmetric_weights;  /* default true (DESIGN.md); false = asymmetric weights */
@@ -48,6 +50,19 @@ typedef struct qf_qconfig {
      * (W_q - W) . E[x], with E[x] per input channel from the calibration
      * data. Default false. */
     bool bias_correction;
+    /* How weights round to their grid once the scales are chosen:
+     * QF_ROUND_NEAREST, or QF_ROUND_GPTQ (quant/gptq.h: column by column,
+     * each rounding error moved onto the columns not yet rounded as the
+     * layer's input statistics say cancels it best). Default nearest. */
+    qf_rounding rounding;
+    /* GPTQ: calibration samples whose activations build the Hessians (the
+     * first ones); 0 = every calibration sample. Default 256: GPTQ's paper
+     * uses 128 sequences, and a convolution sees every output position of
+     * every image, so a few hundred images give far more rows than a
+     * layer has columns. A layer that has fewer than twice as many input
+     * rows as columns by then (a Gemm after Flatten sees one row per image)
+     * goes on accumulating over the rest of the calibration set. */
+    int gptq_samples;
 } qf_qconfig;
 
 /* Defaults: 8-bit per-channel symmetric weights, 8-bit activations,

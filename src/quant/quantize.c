@@ -17,6 +17,7 @@
 #include "ir/passes.h"
 #include "kernels/ref/qref.h"
 #include "quant/calib.h"
+#include "quant/gptq.h"
 #include "quant/quantize.h"
 #include "runtime/runtime.h"
 
@@ -30,18 +31,18 @@ typedef struct act_q {
 typedef struct qctx {
     const qf_qconfig *cfg;
     const qf_quant_options *opt; /* may be NULL */
-    qf_graph *fg; /* prepared float graph (owned by fm) */
+    qf_graph *fg;                /* prepared float graph (owned by fm) */
     qf_model *fm;
     qf_graph *qg; /* result */
     int *w_bits, *act_bits;
-    qf_observer **obs;  /* per fg value */
-    int *fused_into;    /* fg node -> index of the node it is fused into, or -1 */
-    int *fused_act;     /* fg node -> fused Relu/Clip node, or -1 */
-    act_q *aq;          /* per fg value: its 8-bit quantization */
-    act_q *aq16;        /* per fg value: its 16-bit quantization (16-bit layers) */
-    int *q_of, *f_of;   /* fg value -> qg value (int8, float) */
-    int *q16_of;        /* fg value -> qg int16 value */
-    bool *act16;        /* fg node: Conv/Gemm computed with 16-bit activations */
+    qf_observer **obs; /* per fg value */
+    int *fused_into;   /* fg node -> index of the node it is fused into, or -1 */
+    int *fused_act;    /* fg node -> fused Relu/Clip node, or -1 */
+    act_q *aq;         /* per fg value: its 8-bit quantization */
+    act_q *aq16;       /* per fg value: its 16-bit quantization (16-bit layers) */
+    int *q_of, *f_of;  /* fg value -> qg value (int8, float) */
+    int *q16_of;       /* fg value -> qg int16 value */
+    bool *act16;       /* fg node: Conv/Gemm computed with 16-bit activations */
     qf_quant_report *rep;
     qf_err *err;
     int uniq;
@@ -49,6 +50,10 @@ typedef struct qctx {
      * activations (channel axis 1) and the count of values per channel */
     double **ch_sum;
     int64_t *ch_cnt;
+    /* GPTQ: per fg node, the Hessian of its input (NULL: nearest rounding);
+     * batch_start: first sample of the calibration batch running now */
+    qf_gptq_hess **hess;
+    int64_t batch_start;
 } qctx;
 
 /* What quantize_weights needs to compute a layer's bias correction:
@@ -58,7 +63,7 @@ typedef struct bias_corr {
     int64_t cin_g;      /* input channels per group */
     int64_t spatial;    /* weights per input channel in a row (kh * kw) */
     int64_t groups;
-    float *delta;       /* out: rows */
+    float *delta; /* out: rows */
 } bias_corr;
 
 void qf_quant_report_free(qf_quant_report *r) {
@@ -69,7 +74,9 @@ void qf_quant_report_free(qf_quant_report *r) {
 
 /* ---- small builders ----------------------------------------------------- */
 
-static qf_status nomem(qctx *c) { return qf_errf(c->err, QF_ERR_NOMEM, "out of memory quantizing"); }
+static qf_status nomem(qctx *c) {
+    return qf_errf(c->err, QF_ERR_NOMEM, "out of memory quantizing");
+}
 
 static bool name_taken(const qf_graph *g, const char *name) {
     return qf_graph_find_value(g, name) >= 0;
@@ -83,7 +90,8 @@ static void fresh_name(qctx *c, const char *base, const char *suffix, char *out,
         suffix = "v";
     }
     snprintf(out, len, "%s.%s", base, suffix);
-    while (name_taken(c->qg, out)) snprintf(out, len, "%s.%s%d", base, suffix, ++c->uniq);
+    while (name_taken(c->qg, out))
+        snprintf(out, len, "%s.%s%d", base, suffix, ++c->uniq);
 }
 
 static int new_value(qctx *c, const char *name, qf_dtype dt, const qf_value *like) {
@@ -99,7 +107,8 @@ static int new_const(qctx *c, const char *name, qf_dtype dt, int rank, const int
     int v = qf_graph_add_value(c->qg, nm, dt, rank, dims);
     if (v < 0) return -1;
     qf_tensor t = {.dtype = dt, .rank = rank, .data = (void *)data};
-    for (int i = 0; i < rank; i++) t.dims[i] = dims[i];
+    for (int i = 0; i < rank; i++)
+        t.dims[i] = dims[i];
     if (qf_graph_set_const(c->qg, v, &t, NULL)) return -1;
     return v;
 }
@@ -280,7 +289,9 @@ static qf_status make_q_output_bits(qctx *c, int v, int bits, int *out) {
     return QF_OK;
 }
 
-static qf_status make_q_output(qctx *c, int v, int *out) { return make_q_output_bits(c, v, 8, out); }
+static qf_status make_q_output(qctx *c, int v, int *out) {
+    return make_q_output_bits(c, v, 8, out);
+}
 
 /* ---- calibration ------------------------------------------------------- */
 
@@ -290,17 +301,38 @@ static void accumulate_means(qctx *c, int v, const qf_tensor *t) {
     const qf_value *fv = &c->fg->values[v];
     int64_t ch = t->dims[1], inner = 1;
     if (fv->rank < 2 || ch != fv->dims[1]) return;
-    for (int d = 2; d < t->rank; d++) inner *= t->dims[d];
+    for (int d = 2; d < t->rank; d++)
+        inner *= t->dims[d];
     const float *x = t->data;
     double *sum = c->ch_sum[v];
     for (int64_t b = 0; b < t->dims[0]; b++)
         for (int64_t k = 0; k < ch; k++) {
             const float *p = x + (b * ch + k) * inner;
             double acc = 0;
-            for (int64_t i = 0; i < inner; i++) acc += p[i];
+            for (int64_t i = 0; i < inner; i++)
+                acc += p[i];
             sum[k] += acc;
         }
     c->ch_cnt[v] += t->dims[0] * inner;
+}
+
+/* Adds calibration activation v to the Hessians of the GPTQ layers reading
+ * it: from the first gptq_samples samples, and past them while a layer has
+ * fewer than twice as many input rows as columns. */
+static qf_status accumulate_hessians(qctx *c, int v, const qf_tensor *t) {
+    if (!c->hess) return QF_OK;
+    int64_t limit = c->cfg->gptq_samples;
+    for (int i = 0; i < c->fg->n_nodes; i++) {
+        qf_gptq_hess *hs = c->hess[i];
+        if (!hs || c->fg->nodes[i].inputs[0] != v) continue;
+        if (limit > 0 && c->batch_start >= limit && hs->rows >= 2 * hs->cols) continue;
+        qf_status s = qf_gptq_hess_add(hs, t, c->err);
+        if (s) {
+            qf_err_prefix(c->err, "%s: '%s'", c->fg->source_path, c->fg->nodes[i].name);
+            return s;
+        }
+    }
+    return QF_OK;
 }
 
 static qf_status observe_cb(void *user, const qf_graph *g, int node, const qf_tensor *out,
@@ -309,7 +341,10 @@ static qf_status observe_cb(void *user, const qf_graph *g, int node, const qf_te
     const qf_node *n = &g->nodes[node];
     for (int j = 0; j < n_out; j++) {
         int v = n->outputs[j];
-        if (v < 0 || !out[j].data || out[j].dtype != QF_DT_F32 || !c->obs[v]) continue;
+        if (v < 0 || !out[j].data || out[j].dtype != QF_DT_F32) continue;
+        qf_status hs = accumulate_hessians(c, v, &out[j]);
+        if (hs) return hs;
+        if (!c->obs[v]) continue;
         qf_status s = qf_observer_observe_tensor(c->obs[v], &out[j], c->err);
         if (s) return s;
         accumulate_means(c, v, &out[j]);
@@ -325,8 +360,9 @@ static qf_status calibrate(qctx *c, const qf_dataset *ds, const qf_quant_options
                        g->n_inputs);
     const qf_value *in = &g->values[g->inputs[0]];
     if (in->dtype != QF_DT_F32 && in->dtype != QF_DT_UNDEF)
-        return qf_errf(c->err, QF_ERR_UNSUPPORTED, "%s: input '%s' is %s; calibration feeds float32",
-                       g->source_path, in->name, qf_dtype_name(in->dtype));
+        return qf_errf(c->err, QF_ERR_UNSUPPORTED,
+                       "%s: input '%s' is %s; calibration feeds float32", g->source_path, in->name,
+                       qf_dtype_name(in->dtype));
     if (ds->n <= 0)
         return qf_errf(c->err, QF_ERR_INVALID_ARG, "%s: the calibration dataset is empty",
                        ds->source ? ds->source : "dataset");
@@ -373,7 +409,8 @@ static qf_status calibrate(qctx *c, const qf_dataset *ds, const qf_quant_options
     }
     qf_session_set_observer(s, observe_cb, c);
     qf_tensor t = {.dtype = QF_DT_F32, .rank = in->rank, .data = buf};
-    for (int k = 0; k < in->rank; k++) t.dims[k] = in->dims[k];
+    for (int k = 0; k < in->rank; k++)
+        t.dims[k] = in->dims[k];
     int n_out = g->n_outputs;
     qf_tensor outs[QF_MAX_NODE_IO];
     for (int64_t i = 0; i < total && !st; i += batch) {
@@ -382,6 +419,8 @@ static qf_status calibrate(qctx *c, const qf_dataset *ds, const qf_quant_options
         st = qf_dataset_fill(ds, i, cnt, buf, NULL, c->err);
         if (st) break;
         t.dims[0] = cnt;
+        c->batch_start = i;
+        if ((st = accumulate_hessians(c, g->inputs[0], &t))) break;
         if (c->obs[g->inputs[0]]) {
             st = qf_observer_observe_tensor(c->obs[g->inputs[0]], &t, c->err);
             if (st) break;
@@ -407,9 +446,11 @@ static qf_status choose_act(qctx *c, int v, int bits, float *lo_out, float *hi_o
     qf_observer_get_stats(o, &st);
     if (st.count == 0)
         return qf_errf(c->err, QF_ERR_INVALID_ARG,
-                       "%s: value '%s' was never computed during calibration",
-                       c->fg->source_path, fv->name);
-    qf_calib_opts co = {.method = c->cfg->calib, .bits = bits, .symmetric = false,
+                       "%s: value '%s' was never computed during calibration", c->fg->source_path,
+                       fv->name);
+    qf_calib_opts co = {.method = c->cfg->calib,
+                        .bits = bits,
+                        .symmetric = false,
                         .percentile = c->cfg->percentile};
     float lo, hi;
     qf_status s = qf_calib_range(o, &co, &lo, &hi, c->err);
@@ -447,10 +488,14 @@ static double clip_fraction(const qf_observer *o, float lo, float hi) {
     uint64_t out = 0;
     for (size_t k = 0; k < h.nbins; k++) {
         double a = (double)k * h.width, b = a + h.width;
-        if (a >= hi) out += h.pos[k];
-        else if (b > hi) out += (uint64_t)((b - hi) / h.width * (double)h.pos[k]);
-        if (-a <= lo) out += h.neg[k];
-        else if (-b < lo) out += (uint64_t)((lo + b) / h.width * (double)h.neg[k]);
+        if (a >= hi)
+            out += h.pos[k];
+        else if (b > hi)
+            out += (uint64_t)((b - hi) / h.width * (double)h.pos[k]);
+        if (-a <= lo)
+            out += h.neg[k];
+        else if (-b < lo)
+            out += (uint64_t)((lo + b) / h.width * (double)h.neg[k]);
     }
     return (double)out / (double)h.total;
 }
@@ -494,8 +539,10 @@ static bool act_bounds(const qf_graph *g, const qf_node *n, float *lo, float *hi
         if (v < 0) continue;
         if (!is_const(g, v) || g->values[v].dtype != QF_DT_F32) return false;
         float x = *(const float *)g->values[v].data;
-        if (j == 1) *lo = x;
-        else *hi = x;
+        if (j == 1)
+            *lo = x;
+        else
+            *hi = x;
     }
     return true;
 }
@@ -543,7 +590,7 @@ static void clamp_bounds(const act_q *a, float lo, float hi, int64_t *qlo, int64
 static qf_status quantize_weights(qctx *c, const char *layer, const float *w, int64_t rows,
                                   int64_t cols, int bits, const int64_t *shape, int rank,
                                   int *wv_out, float *scales, int *container_bits,
-                                  const bias_corr *bc) {
+                                  const bias_corr *bc, const qf_gptq_hess *hs) {
     qf_tensor wt = {.dtype = QF_DT_F32, .rank = 2, .dims = {rows, cols}, .data = (void *)w};
     /* min/max weight ranges for the plain minmax scheme; every other scheme
      * also clips weights where it lowers the quantization error, which
@@ -559,7 +606,8 @@ static qf_status quantize_weights(qctx *c, const char *layer, const float *w, in
         return s;
     }
     if (!c->cfg->per_channel)
-        for (int64_t r = 1; r < rows; r++) scales[r] = scales[0];
+        for (int64_t r = 1; r < rows; r++)
+            scales[r] = scales[0];
     if (c->opt && c->opt->weight_scales &&
         c->opt->weight_scales(c->opt->params_user, layer, rows, scales))
         for (int64_t r = 0; r < rows; r++)
@@ -580,7 +628,8 @@ static qf_status quantize_weights(qctx *c, const char *layer, const float *w, in
         /* asymmetric: [min, max] of the channel (or the tensor) onto the
          * restricted range [-qmax, qmax], zero exactly representable */
         double tlo = 0, thi = 0;
-        for (size_t i = 0; i < n; i++) tlo = QF_MIN(tlo, w[i]), thi = QF_MAX(thi, w[i]);
+        for (size_t i = 0; i < n; i++)
+            tlo = QF_MIN(tlo, w[i]), thi = QF_MAX(thi, w[i]);
         for (int64_t r = 0; r < rows; r++) {
             double lo = 0, hi = 0;
             for (int64_t k = 0; k < cols && c->cfg->per_channel; k++)
@@ -592,18 +641,34 @@ static qf_status quantize_weights(qctx *c, const char *layer, const float *w, in
             zps[r] = (int32_t)QF_MAX(-qmax, QF_MIN(qmax, z));
         }
     }
-    for (int64_t r = 0; r < rows; r++)
-        for (int64_t k = 0; k < cols; k++) {
-            double x = nearbyint((double)w[r * cols + k] / scales[r]) + zps[r];
-            q[r * cols + k] = (int8_t)QF_MAX(-qmax, QF_MIN(qmax, x));
+    if (hs && hs->rows > 0 && hs->cols == cols && rows % hs->groups == 0) {
+        /* GPTQ, per group: each group's rows read their own inputs */
+        int64_t rg = rows / hs->groups;
+        for (int64_t g = 0; g < hs->groups && !s; g++)
+            s = qf_gptq_round(w + g * rg * cols, rg, cols, hs->h + g * cols * cols, scales + g * rg,
+                              zps + g * rg, -qmax, qmax, q + g * rg * cols, c->err);
+        if (s) {
+            qf_free(q);
+            qf_free(zps);
+            qf_err_prefix(c->err, "%s: weights of '%s'", c->fg->source_path, layer);
+            return s;
         }
+        c->rep->n_gptq++;
+        if (!c->rep->gptq_rows) c->rep->gptq_rows = hs->rows;
+    } else {
+        for (int64_t r = 0; r < rows; r++)
+            for (int64_t k = 0; k < cols; k++) {
+                double x = nearbyint((double)w[r * cols + k] / scales[r]) + zps[r];
+                q[r * cols + k] = (int8_t)QF_MAX(-qmax, QF_MIN(qmax, x));
+            }
+    }
     if (bc) /* the mean output error the rounding and clipping add */
         for (int64_t r = 0; r < rows; r++) {
             int64_t g0 = (r / QF_MAX((int64_t)1, rows / bc->groups)) * bc->cin_g;
             double d = 0;
             for (int64_t k = 0; k < cols; k++) {
-                double err = (double)(q[r * cols + k] - zps[r]) * scales[r] -
-                             (double)w[r * cols + k];
+                double err =
+                    (double)(q[r * cols + k] - zps[r]) * scales[r] - (double)w[r * cols + k];
                 d += err * bc->mean[g0 + k / bc->spatial];
             }
             bc->delta[r] = (float)d;
@@ -706,7 +771,8 @@ static qf_status lower_conv(qctx *c, int idx, lowered *lw) {
     const qf_node *n = &c->fg->nodes[idx];
     const qf_value *w = &c->fg->values[n->inputs[1]];
     int64_t rows = w->dims[0], cols = 1;
-    for (int k = 1; k < w->rank; k++) cols *= w->dims[k];
+    for (int k = 1; k < w->rank; k++)
+        cols *= w->dims[k];
     float *scales = qf_malloc(sizeof(float) * (size_t)rows);
     if (!scales) return nomem(c);
     int x;
@@ -721,14 +787,14 @@ static qf_status lower_conv(qctx *c, int idx, lowered *lw) {
     float *bfix = mean ? qf_calloc((size_t)rows * 2 + 1, sizeof(float)) : NULL;
     bias_corr bc = {mean, cin_g, cols / QF_MAX(cin_g, (int64_t)1), groups, bfix};
     if (!s)
-        s = quantize_weights(c, n->name, w->data, rows, cols, c->w_bits[idx], w->dims, w->rank,
-                             &wv, scales, &cb, bfix ? &bc : NULL);
-    const float *bias = n->n_inputs > 2 && is_const(c->fg, n->inputs[2])
-                            ? c->fg->values[n->inputs[2]].data
-                            : NULL;
+        s = quantize_weights(c, n->name, w->data, rows, cols, c->w_bits[idx], w->dims, w->rank, &wv,
+                             scales, &cb, bfix ? &bc : NULL, c->hess ? c->hess[idx] : NULL);
+    const float *bias =
+        n->n_inputs > 2 && is_const(c->fg, n->inputs[2]) ? c->fg->values[n->inputs[2]].data : NULL;
     if (!s && bfix) { /* corrected bias = bias - delta */
         float *cb_bias = bfix + rows;
-        for (int64_t r = 0; r < rows; r++) cb_bias[r] = (bias ? bias[r] : 0.0f) - bfix[r];
+        for (int64_t r = 0; r < rows; r++)
+            cb_bias[r] = (bias ? bias[r] : 0.0f) - bfix[r];
         bias = cb_bias;
     }
     if (!s) s = quantize_bias(c, n->name, bias, rows, in_s, scales, &bv);
@@ -773,13 +839,15 @@ static qf_status lower_gemm(qctx *c, int idx, lowered *lw) {
         goto out;
     }
     for (int64_t r = 0; r < N; r++)
-        for (int64_t k = 0; k < K; k++) w[r * K + k] = alpha * (trans_b ? bw[r * K + k] : bw[k * N + r]);
+        for (int64_t k = 0; k < K; k++)
+            w[r * K + k] = alpha * (trans_b ? bw[r * K + k] : bw[k * N + r]);
     if (gemm && n->n_inputs > 2 && n->inputs[2] >= 0) {
         const qf_value *cv = &c->fg->values[n->inputs[2]];
-        int64_t cn = qf_tensor_numel(&(qf_tensor){.rank = cv->rank,
-                                                  .dims = {cv->dims[0], cv->dims[1]}});
+        int64_t cn =
+            qf_tensor_numel(&(qf_tensor){.rank = cv->rank, .dims = {cv->dims[0], cv->dims[1]}});
         const float *cd = cv->data;
-        for (int64_t r = 0; r < N; r++) bias[r] = beta * (cn == 1 ? cd[0] : cd[r]);
+        for (int64_t r = 0; r < N; r++)
+            bias[r] = beta * (cn == 1 ? cd[0] : cd[r]);
     }
     int x;
     bool wide = c->act16[idx];
@@ -787,15 +855,16 @@ static qf_status lower_gemm(qctx *c, int idx, lowered *lw) {
     float in_s = wide ? c->aq16[n->inputs[0]].scale : c->aq[n->inputs[0]].scale;
     int64_t shape[2] = {N, K};
     int wv, bv, cb;
-    const double *mean =
-        c->cfg->bias_correction && g_in_rank2(c, n->inputs[0]) ? channel_means(c, n->inputs[0], K)
-                                                                 : NULL;
+    const double *mean = c->cfg->bias_correction && g_in_rank2(c, n->inputs[0])
+                             ? channel_means(c, n->inputs[0], K)
+                             : NULL;
     float *delta = mean ? qf_calloc((size_t)N + 1, sizeof(float)) : NULL;
     bias_corr bc = {mean, K, 1, 1, delta};
     s = quantize_weights(c, n->name, w, N, K, c->w_bits[idx], shape, 2, &wv, scales, &cb,
-                         delta ? &bc : NULL);
+                         delta ? &bc : NULL, c->hess ? c->hess[idx] : NULL);
     if (!s && delta)
-        for (int64_t r = 0; r < N; r++) bias[r] -= delta[r];
+        for (int64_t r = 0; r < N; r++)
+            bias[r] -= delta[r];
     qf_free(delta);
     if (s) goto out;
     if ((s = quantize_bias(c, n->name, bias, N, in_s, scales, &bv))) goto out;
@@ -838,8 +907,8 @@ static qf_status lower_binary(qctx *c, int idx, lowered *lw) {
 
 /* Ops whose output is computed with their own calibrated range (average
  * pools, concat) or which keep the input's (max pool, layout ops). */
-static qf_status lower_simple(qctx *c, int idx, const char *qop, const char *domain,
-                              bool same_qp, lowered *lw) {
+static qf_status lower_simple(qctx *c, int idx, const char *qop, const char *domain, bool same_qp,
+                              lowered *lw) {
     const qf_node *n = &c->fg->nodes[idx];
     int in[QF_MAX_NODE_IO];
     qf_status s;
@@ -891,7 +960,8 @@ static qf_status lower_lut(qctx *c, int idx, lowered *lw) {
     if ((s = choose_act(c, y, 8, &lw->clip_lo, &lw->clip_hi))) return s;
     const act_q *ia = &c->aq[n->inputs[0]], *oa = &c->aq[y];
     float xin[256], yout[256];
-    for (int q = -128; q < 128; q++) xin[q + 128] = ia->scale * (float)(q - ia->zp);
+    for (int q = -128; q < 128; q++)
+        xin[q + 128] = ia->scale * (float)(q - ia->zp);
     qf_tensor in[QF_MAX_NODE_IO], out[1];
     memset(in, 0, sizeof in);
     in[0] = (qf_tensor){.dtype = QF_DT_F32, .rank = 1, .dims = {256}, .data = xin};
@@ -947,18 +1017,34 @@ static qf_status lower_float(qctx *c, int idx, lowered *lw) {
 /* Which values will be consumed as integers (they need observers). */
 static bool consumes_int(const qf_node *n) {
     switch (n->op) {
-    case QF_OP_CONV: case QF_OP_GEMM: case QF_OP_MATMUL: case QF_OP_ADD: case QF_OP_MUL:
-    case QF_OP_MAX_POOL: case QF_OP_AVERAGE_POOL: case QF_OP_GLOBAL_AVERAGE_POOL:
-    case QF_OP_CONCAT: case QF_OP_RESIZE: case QF_OP_PAD:
-        return true;
-    default:
-        return is_layout_op(n->op);
+    case QF_OP_CONV:
+    case QF_OP_GEMM:
+    case QF_OP_MATMUL:
+    case QF_OP_ADD:
+    case QF_OP_MUL:
+    case QF_OP_MAX_POOL:
+    case QF_OP_AVERAGE_POOL:
+    case QF_OP_GLOBAL_AVERAGE_POOL:
+    case QF_OP_CONCAT:
+    case QF_OP_RESIZE:
+    case QF_OP_PAD: return true;
+    default: return is_layout_op(n->op);
     }
 }
 
 enum {
-    K_FLOAT = 0, K_CONV, K_GEMM, K_BINARY, K_MAXPOOL, K_AVGPOOL, K_GAP, K_CONCAT, K_LAYOUT, K_LUT,
-    K_RESIZE, K_PAD
+    K_FLOAT = 0,
+    K_CONV,
+    K_GEMM,
+    K_BINARY,
+    K_MAXPOOL,
+    K_AVGPOOL,
+    K_GAP,
+    K_CONCAT,
+    K_LAYOUT,
+    K_LUT,
+    K_RESIZE,
+    K_PAD
 };
 
 /* Resize and Pad move int8 values without requantizing: the output keeps
@@ -989,7 +1075,8 @@ static qf_status lower_resize_pad(qctx *c, int idx, bool resize, lowered *lw) {
             float *f = qf_graph_alloc(c->qg, scv->nbytes);
             if (!f) return nomem(c);
             memcpy(f, scv->data, scv->nbytes);
-            attrs[na++] = (qf_attr){.name = "scales", .type = QF_ATTR_FLOATS, .floats = f, .n = cnt};
+            attrs[na++] =
+                (qf_attr){.name = "scales", .type = QF_ATTR_FLOATS, .floats = f, .n = cnt};
         } else if (zv >= 0) {
             const qf_value *szv = &c->fg->values[zv];
             attrs[na++] = attr_ints(c, "sizes", szv->data, (int)(szv->nbytes / sizeof(int64_t)));
@@ -1033,7 +1120,8 @@ static bool resize_pad_ok(const qf_graph *g, const qf_node *n) {
         }
         if (sizes) {
             const int64_t *z = g->values[zv].data;
-            return z[0] == g->values[n->inputs[0]].dims[0] && z[1] == g->values[n->inputs[0]].dims[1];
+            return z[0] == g->values[n->inputs[0]].dims[0] &&
+                   z[1] == g->values[n->inputs[0]].dims[1];
         }
         return false;
     }
@@ -1124,7 +1212,8 @@ static qf_status plan_lowering(qctx *c, int idx, int *kind) {
         const qf_value *w = &g->values[n->inputs[1]];
         if (*kind == K_CONV) {
             k = 1;
-            for (int d = 1; d < w->rank; d++) k *= w->dims[d];
+            for (int d = 1; d < w->rank; d++)
+                k *= w->dims[d];
         } else if (*kind == K_GEMM) {
             bool tb = n->op == QF_OP_GEMM && qf_node_attr_int(n, "transB", 0) != 0;
             k = tb ? w->dims[1] : w->dims[0];
@@ -1194,10 +1283,11 @@ qf_status qf_quantize(const qf_graph *src, const qf_dataset *calib, const qf_qco
         s = nomem(&c);
         goto done;
     }
-    for (int i = 0; i < nn; i++) c.fused_into[i] = c.fused_act[i] = -1;
-    for (int v = 0; v < nv; v++) c.q_of[v] = c.f_of[v] = c.q16_of[v] = -1;
-    if ((s = qf_qconfig_resolve(cfg, g, opt ? opt->config_path : NULL, c.w_bits, c.act_bits,
-                                 err)))
+    for (int i = 0; i < nn; i++)
+        c.fused_into[i] = c.fused_act[i] = -1;
+    for (int v = 0; v < nv; v++)
+        c.q_of[v] = c.f_of[v] = c.q16_of[v] = -1;
+    if ((s = qf_qconfig_resolve(cfg, g, opt ? opt->config_path : NULL, c.w_bits, c.act_bits, err)))
         goto done;
 
     /* decide each node's lowering and the Relu/Clip fusions */
@@ -1262,6 +1352,44 @@ qf_status qf_quantize(const qf_graph *src, const qf_dataset *calib, const qf_qco
             }
         }
     }
+    if (cfg->rounding == QF_ROUND_GPTQ) {
+        c.hess = qf_calloc((size_t)nn + 1, sizeof(qf_gptq_hess *));
+        if (!c.hess) {
+            s = nomem(&c);
+            goto done;
+        }
+        size_t used = 0;
+        for (int i = 0; i < nn; i++) {
+            if (kind[i] != K_CONV && kind[i] != K_GEMM) continue;
+            const qf_node *n = &g->nodes[i];
+            const qf_value *w = &g->values[n->inputs[1]];
+            bool conv = kind[i] == K_CONV;
+            int64_t k = 0, groups = conv ? qf_node_attr_int(n, "group", 1) : 1, cols = 1;
+            if (conv) {
+                for (int d = 1; d < w->rank; d++)
+                    cols *= w->dims[d];
+            } else {
+                bool tb = n->op == QF_OP_GEMM && qf_node_attr_int(n, "transB", 0) != 0;
+                k = cols = tb ? w->dims[1] : w->dims[0];
+            }
+            size_t need = qf_gptq_hess_bytes(groups, cols);
+            if (need == SIZE_MAX || used + need > QF_GPTQ_MEM_BUDGET || cols > QF_GPTQ_MAX_COLS) {
+                c.rep->n_gptq_skipped++;
+                continue;
+            }
+            if (!(c.hess[i] = qf_malloc(sizeof(qf_gptq_hess)))) {
+                s = nomem(&c);
+                goto done;
+            }
+            if ((s = qf_gptq_hess_init(c.hess[i], conv ? n : NULL, w->dims, w->rank, k, err))) {
+                qf_free(c.hess[i]);
+                c.hess[i] = NULL;
+                qf_err_prefix(err, "%s: '%s'", g->source_path, n->name);
+                goto done;
+            }
+            used += need;
+        }
+    }
     if ((s = calibrate(&c, calib, opt))) goto done;
     for (int v = 0; c.ch_sum && v < nv; v++) /* sums -> means (ch_cnt: values per channel) */
         for (int64_t k = 0; c.ch_sum[v] && c.ch_cnt[v] > 0 && k < g->values[v].dims[1]; k++)
@@ -1323,8 +1451,9 @@ qf_status qf_quantize(const qf_graph *src, const qf_dataset *calib, const qf_qco
         const qf_node *n = &g->nodes[i];
         snprintf(L->name, sizeof L->name, "%s", n->name);
         snprintf(L->op, sizeof L->op, "%s%s", n->op_type,
-                 c.fused_act[i] >= 0 ? (g->nodes[c.fused_act[i]].op == QF_OP_RELU ? "+Relu" : "+Clip")
-                                     : "");
+                 c.fused_act[i] >= 0
+                     ? (g->nodes[c.fused_act[i]].op == QF_OP_RELU ? "+Relu" : "+Clip")
+                     : "");
         snprintf(L->lowered, sizeof L->lowered, "%s", lw.name);
         L->w_bits = (kind[i] == K_CONV || kind[i] == K_GEMM) ? c.w_bits[i] : 0;
         bool own_bits = kind[i] == K_CONV || kind[i] == K_GEMM || kind[i] == K_BINARY;
@@ -1347,7 +1476,8 @@ qf_status qf_quantize(const qf_graph *src, const qf_dataset *calib, const qf_qco
                 qf_observer_get_stats(c.obs[ov], &st);
                 L->obs_min = (float)st.min;
                 L->obs_max = (float)st.max;
-                if (c.aq[ov].set) L->clip_fraction = clip_fraction(c.obs[ov], lw.clip_lo, lw.clip_hi);
+                if (c.aq[ov].set)
+                    L->clip_fraction = clip_fraction(c.obs[ov], lw.clip_lo, lw.clip_hi);
             }
         }
     }
@@ -1365,12 +1495,14 @@ qf_status qf_quantize(const qf_graph *src, const qf_dataset *calib, const qf_qco
     if ((s = qf_graph_toposort(c.qg, err))) goto done;
     if ((s = qf_graph_parse_ops(c.qg, err))) goto done;
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    c.rep->calib_seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    c.rep->calib_seconds =
+        (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
     *out = c.qg;
     c.qg = NULL;
 done:
     if (c.obs)
-        for (int v = 0; v < nv; v++) qf_observer_free(c.obs[v]);
+        for (int v = 0; v < nv; v++)
+            qf_observer_free(c.obs[v]);
     qf_free(c.obs);
     qf_free(c.aq);
     qf_free(c.q_of);
@@ -1380,9 +1512,15 @@ done:
     qf_free(c.aq16);
     qf_free(c.q16_of);
     qf_free(c.act16);
-    for (int v = 0; c.ch_sum && v < nv; v++) qf_free(c.ch_sum[v]);
+    for (int v = 0; c.ch_sum && v < nv; v++)
+        qf_free(c.ch_sum[v]);
     qf_free(c.ch_sum);
     qf_free(c.ch_cnt);
+    for (int i = 0; c.hess && i < nn; i++) {
+        qf_gptq_hess_free(c.hess[i]);
+        qf_free(c.hess[i]);
+    }
+    qf_free(c.hess);
     qf_free(c.fused_into);
     qf_free(c.fused_act);
     qf_free(kind);

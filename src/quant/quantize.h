@@ -19,9 +19,9 @@
 typedef void (*qf_progress_fn)(void *user, int64_t done, int64_t total);
 
 typedef struct qf_quant_options {
-    int64_t calib_limit;   /* samples used for calibration; 0 = 1000 */
-    int batch;             /* calibration batch; 0 = 32 */
-    int num_threads;       /* float runtime threads; 0 = 1 */
+    int64_t calib_limit; /* samples used for calibration; 0 = 1000 */
+    int batch;           /* calibration batch; 0 = 32 */
+    int num_threads;     /* float runtime threads; 0 = 1 */
     qf_progress_fn progress;
     void *progress_user;
     const char *config_path; /* named in config errors (NULL: "config") */
@@ -38,25 +38,28 @@ typedef struct qf_quant_options {
 
 /* What happened to one node of the (optimized) float graph. */
 typedef struct qf_quant_layer {
-    char name[128];       /* node name */
-    char op[32];          /* float op type */
-    char lowered[32];     /* integer op ("QConv", ...) or "float" (fallback) or "fused" */
-    int w_bits;           /* 0 when the node has no weights */
+    char name[128];   /* node name */
+    char op[32];      /* float op type */
+    char lowered[32]; /* integer op ("QConv", ...) or "float" (fallback) or "fused" */
+    int w_bits;       /* 0 when the node has no weights */
     int act_bits;
-    float out_scale;      /* output activation quantization */
+    float out_scale; /* output activation quantization */
     int32_t out_zero_point;
-    float clip_lo, clip_hi;   /* calibrated range (after fusion) */
-    float obs_min, obs_max;   /* observed range */
-    double clip_fraction;     /* share of calibration values outside the range */
-    char out_value[128];      /* name of the output activation value */
+    float clip_lo, clip_hi; /* calibrated range (after fusion) */
+    float obs_min, obs_max; /* observed range */
+    double clip_fraction;   /* share of calibration values outside the range */
+    char out_value[128];    /* name of the output activation value */
 } qf_quant_layer;
 
 typedef struct qf_quant_report {
     int n_layers;
-    qf_quant_layer *layers;   /* qf_malloc'd; free with qf_quant_report_free */
+    qf_quant_layer *layers; /* qf_malloc'd; free with qf_quant_report_free */
     int64_t calib_samples;
-    int n_float_fallback;     /* nodes left in float */
+    int n_float_fallback; /* nodes left in float */
     double calib_seconds;
+    int n_gptq;         /* layers whose weights GPTQ rounded */
+    int n_gptq_skipped; /* weighted layers left at nearest rounding (memory) */
+    int64_t gptq_rows;  /* Hessian input rows of the first GPTQ layer */
 } qf_quant_report;
 
 void qf_quant_report_free(qf_quant_report *r);
