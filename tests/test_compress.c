@@ -51,7 +51,8 @@ static void make_weights(void) {
 static void dense(const float *x, const float *w, const float *b, float *y, bool relu) {
     for (int o = 0; o < F; o++) {
         double s = b[o];
-        for (int i = 0; i < F; i++) s += (double)x[i] * w[o * F + i];
+        for (int i = 0; i < F; i++)
+            s += (double)x[i] * w[o * F + i];
         y[o] = relu && s < 0 ? 0.0f : (float)s;
     }
 }
@@ -96,8 +97,10 @@ static qf_dataset *make_dataset(int n, int feat, bool bad_labels) {
     snprintf(lp, sizeof lp, "%s/y_%d_%d_%d.npy", tmpdir, n, feat, (int)bad_labels);
     float *x = malloc(sizeof(float) * (size_t)n * (size_t)feat);
     int32_t *y = malloc(sizeof(int32_t) * (size_t)n);
-    for (int i = 0; i < n * feat; i++) x[i] = frand();
-    for (int i = 0; i < n; i++) y[i] = bad_labels ? i % 20 : feat == F ? ref_label(x + i * F) : 0;
+    for (int i = 0; i < n * feat; i++)
+        x[i] = frand();
+    for (int i = 0; i < n; i++)
+        y[i] = bad_labels ? i % 20 : feat == F ? ref_label(x + i * F) : 0;
     qf_tensor tx = {.dtype = QF_DT_F32, .rank = 2, .dims = {n, feat}, .data = x};
     qf_tensor ty = {.dtype = QF_DT_I32, .rank = 1, .dims = {n}, .data = y};
     qf_err e;
@@ -134,7 +137,8 @@ static qf_graph *three_gemm(void) {
     int wc = add_const(g, "wc", 2, wd, WC), bc = add_const(g, "bc", 1, bd, BC);
     const char *names[] = {"a", "ar", "b", "br", "y"};
     int v[5];
-    for (int i = 0; i < 5; i++) v[i] = qf_graph_add_value(g, names[i], QF_DT_UNDEF, -1, NULL);
+    for (int i = 0; i < 5; i++)
+        v[i] = qf_graph_add_value(g, names[i], QF_DT_UNDEF, -1, NULL);
     qf_attr tb = {.name = "transB", .type = QF_ATTR_INT, .i = 1};
     int ia[3] = {x, wa, ba}, ib[3] = {v[1], wb, bb}, ic[3] = {v[3], wc, bc};
     qf_graph_add_node(g, "A", "Gemm", "", 13, ia, 3, &v[0], 1, &tb, 1);
@@ -227,6 +231,9 @@ static void test_unreachable(void) {
     CHECK(r.model); /* the best result, for --keep-best */
     CHECK(r.n_tried >= 4);
     CHECK(strstr(r.summary, "mixed precision") && strstr(r.summary, "result: not met"));
+    /* the escalation tried GPTQ rounding on the 2-bit weights, and measured it */
+    const char *gq = strstr(r.summary, "GPTQ rounding: ");
+    CHECK_MSG(gq && strstr(gq, "%"), "%s", r.summary);
     /* every weight at 2 bits is the smallest it can get: 3 x 16 rows x 4 bytes */
     CHECK(r.size_bytes > 3 * 16 * 4);
     qf_compress_result_free(&r);
@@ -362,6 +369,7 @@ static void test_escalation_recovers(void) {
     for (int i = 0; i < rep->n_steps; i++)
         if (strcmp(rep->steps[i].name, "CLE") == 0 ||
             strcmp(rep->steps[i].name, "bias correction") == 0 ||
+            strcmp(rep->steps[i].name, "GPTQ rounding") == 0 ||
             strcmp(rep->steps[i].name, "raise bits") == 0) {
             CHECK(isfinite(rep->steps[i].accuracy) && rep->steps[i].size_bytes > 0);
             escalations++;

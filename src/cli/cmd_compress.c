@@ -20,17 +20,20 @@ static const cli_opt compress_opts[] = {
     {"data", 'd', "D",
      "training data (fashion-mnist, mnist, a directory or image folder): calibration, "
      "fine-tuning, QAT"},
-    {"val", 0, "V", "validation data for every accuracy measurement (default: the test split "
-                    "of --data)"},
+    {"val", 0, "V",
+     "validation data for every accuracy measurement (default: the test split "
+     "of --data)"},
     {"max-drop", 0, "P", "accepted top-1 drop in percentage points, e.g. 0.5 (required)"},
-    {"size-budget", 0, "B|F%", "largest model: bytes (K/M suffixes allowed) or a share of the "
-                               "float ONNX file, e.g. 10%"},
+    {"size-budget", 0, "B|F%",
+     "largest model: bytes (K/M suffixes allowed) or a share of the "
+     "float ONNX file, e.g. 10%"},
     {"latency-budget", 0, "MS", "batch-1 latency budget in milliseconds (median of 15 runs)"},
     {"prune", 0, "S", "prune a share S of the weights by magnitude first, then fine-tune"},
     {"prune-epochs", 0, "E", "fine-tuning epochs after pruning (default 1)"},
     {"teacher", 0, "T.onnx", "distill from this model while fine-tuning after --prune"},
-    {"calibrators", 0, "LIST", "calibrators to try, comma-separated (default "
-                               "minmax,percentile,entropy,mse)"},
+    {"calibrators", 0, "LIST",
+     "calibrators to try, comma-separated (default "
+     "minmax,percentile,entropy,mse)"},
     {"calib-limit", 0, "N", "calibration samples (default 500)"},
     {"val-limit", 0, "N", "validation samples (default: all)"},
     {"sens-limit", 0, "N", "samples per sensitivity probe (default 500)"},
@@ -163,8 +166,10 @@ static int compress_run(const cli_args *a) {
         return cli_usage_error(a->cmd, "--max-drop must be points in [0, 100], got '%s'", md);
     const char *sb = cli_get(a, "size-budget");
     if (sb && !parse_budget(sb, &o.size_budget, &o.size_budget_frac))
-        return cli_usage_error(a->cmd, "--size-budget must be bytes (e.g. 200K) or a share "
-                                       "like 10%%, got '%s'", sb);
+        return cli_usage_error(a->cmd,
+                               "--size-budget must be bytes (e.g. 200K) or a share "
+                               "like 10%%, got '%s'",
+                               sb);
     const char *lb = cli_get(a, "latency-budget");
     if (lb && (!parse_double(lb, 1e-6, 1e9, &o.latency_budget_ms)))
         return cli_usage_error(a->cmd, "--latency-budget must be milliseconds > 0, got '%s'", lb);
@@ -175,8 +180,10 @@ static int compress_run(const cli_args *a) {
     o.prune_sparsity = (float)sp;
     const char *cal = cli_get(a, "calibrators");
     if (cal && !parse_calibrators(cal, &o.calibrators))
-        return cli_usage_error(a->cmd, "--calibrators takes minmax,percentile,entropy,mse; got "
-                                       "'%s'", cal);
+        return cli_usage_error(a->cmd,
+                               "--calibrators takes minmax,percentile,entropy,mse; got "
+                               "'%s'",
+                               cal);
     long long v[7];
     if (!cli_get_int(a, "calib-limit", 1, 1000000, 500, &v[0]) ||
         !cli_get_int(a, "val-limit", 0, INT64_MAX, 0, &v[1]) ||
@@ -226,8 +233,8 @@ static int compress_run(const cli_args *a) {
     if (!st && cli_get(a, "teacher")) st = qf_model_load(cli_get(a, "teacher"), &teacher, &e);
     if (!st) st = qf_report_create("qforge compress", &rep, &e);
     if (!st) st = qf_report_add_meta(rep, "model", model, &e);
-    if (!st) st = qf_report_add_meta(rep, "training data", train->source ? train->source : data,
-                                     &e);
+    if (!st)
+        st = qf_report_add_meta(rep, "training data", train->source ? train->source : data, &e);
     if (!st) st = qf_report_add_meta(rep, "validation data", val->source ? val->source : "", &e);
     if (!st) st = qf_report_add_meta(rep, "max drop (points)", md, &e);
     if (!st && sb) st = qf_report_add_meta(rep, "size budget", sb, &e);
@@ -326,8 +333,9 @@ const cli_cmd cli_cmd_compress = {
         "sensitivity (each layer alone at 4 and 2 bits) -> mixed-precision weight bits\n"
         "(8/4/2, greedy on estimated loss per byte saved) -> verify, and while the top-1\n"
         "drop exceeds --max-drop escalates: cross-layer equalisation, bias correction,\n"
-        "raising the bits of the most sensitive layers (weights to 8, then activations to\n"
-        "16), quantization-aware training. Without --size-budget, bits are lowered in the\n"
+        "GPTQ rounding (where weights are below 8 bits), raising the bits of the most\n"
+        "sensitive layers (weights to 8, then activations to 16), quantization-aware\n"
+        "training. Without --size-budget, bits are lowered in the\n"
         "greedy order as far as the measured drop (binary search) stays within --max-drop.\n"
         "The model is written (weights stored compressed) only when the target is met;\n"
         "otherwise the exit status is 1 and --keep-best writes the best result under\n"

@@ -19,7 +19,7 @@
 
 #define SENS_BITS_N 2
 static const int sens_bits[SENS_BITS_N] = {4, 2};
-#define MAX_RAISES 6        /* bit-raising escalation rounds */
+#define MAX_RAISES 6 /* bit-raising escalation rounds */
 #define REPORT_HIST_LAYERS 8
 
 static double now_s(void) {
@@ -46,14 +46,15 @@ typedef struct cp_ctx {
     qf_compress_result *res;
     qf_err *err;
     qf_cp_eval ev;
-    qf_graph *work;           /* float graph being quantized (maybe pruned / equalised) */
-    qf_qconfig *cfg;          /* scratch config (large: heap) */
+    qf_graph *work;  /* float graph being quantized (maybe pruned / equalised) */
+    qf_qconfig *cfg; /* scratch config (large: heap) */
     qf_calib_method calib;
     bool bias_correction;
+    bool gptq; /* GPTQ weight rounding */
     int n_layers;
     cp_layer *layers;
-    int64_t budget;           /* bytes, 0: none */
-    double target_acc;        /* float_acc - max_drop / 100 */
+    int64_t budget;    /* bytes, 0: none */
+    double target_acc; /* float_acc - max_drop / 100 */
     /* best candidate so far */
     qf_graph *best;
     double best_acc;
@@ -121,9 +122,7 @@ static qf_status add_step(cp_ctx *c, const char *name, double acc, int64_t size,
     return qf_report_add_step(c->rep, &s, c->err);
 }
 
-static bool size_ok(const cp_ctx *c, int64_t size) {
-    return c->budget <= 0 || size <= c->budget;
-}
+static bool size_ok(const cp_ctx *c, int64_t size) { return c->budget <= 0 || size <= c->budget; }
 
 static bool acc_ok(const cp_ctx *c, double acc) {
     /* compare in points with a little slack for float rounding of the division */
@@ -151,6 +150,7 @@ static void fill_cfg(cp_ctx *c) {
     qf_qconfig_default(c->cfg);
     c->cfg->calib = c->calib;
     c->cfg->bias_correction = c->bias_correction;
+    c->cfg->rounding = c->gptq ? QF_ROUND_GPTQ : QF_ROUND_NEAREST;
     int nw = 0, na = 0;
     for (int i = 0; i < c->n_layers && i < QF_QCONFIG_MAX_LAYERS; i++) {
         const cp_layer *L = &c->layers[i];
@@ -206,8 +206,8 @@ static qf_status consider(cp_ctx *c, qf_graph *qg, const char *label, double *ac
     }
     int64_t size = qf_compress_model_size(qg);
     c->res->n_tried++;
-    say(c, "  %-28s top-1 %6.2f%% (drop %5.2f pts)  %8lld bytes  SQNR %5.1f dB%s", label,
-        100 * acc, 100 * (c->ev.float_acc - acc), (long long)size, sqnr,
+    say(c, "  %-28s top-1 %6.2f%% (drop %5.2f pts)  %8lld bytes  SQNR %5.1f dB%s", label, 100 * acc,
+        100 * (c->ev.float_acc - acc), (long long)size, sqnr,
         acc_ok(c, acc) && size_ok(c, size) ? "  meets target" : "");
     if ((st = record_config(c, label, size, acc))) {
         qf_graph_free(qg);
@@ -243,10 +243,8 @@ static qf_status try_current(cp_ctx *c, const char *label, double *acc, int64_t 
 
 static qf_status step_check(cp_ctx *c, const qf_graph *fg) {
     double t0 = now_s();
-    qf_check_options co = {.data = c->val,
-                           .train = c->train,
-                           .limit = 500,
-                           .num_threads = c->o->num_threads};
+    qf_check_options co = {
+        .data = c->val, .train = c->train, .limit = 500, .num_threads = c->o->num_threads};
     qf_check_result cr;
     memset(&cr, 0, sizeof cr);
     qf_status st = qf_check_model(fg, &co, &cr, c->err);
@@ -259,8 +257,7 @@ static qf_status step_check(cp_ctx *c, const qf_graph *fg) {
         for (int i = 0; i < cr.n_findings; i++)
             if (cr.findings[i].severity == QF_SEV_FAIL) {
                 st = qf_errf(c->err, QF_ERR_FORMAT, "check failed: %s (%s): %s",
-                             cr.findings[i].check, cr.findings[i].subject,
-                             cr.findings[i].message);
+                             cr.findings[i].check, cr.findings[i].subject, cr.findings[i].message);
                 break;
             }
     }
@@ -351,8 +348,8 @@ static qf_status find_layers(cp_ctx *c) {
         st = qf_errf(c->err, QF_ERR_UNSUPPORTED,
                      "compress: the model has no quantizable layer (Conv, Gemm, MatMul)");
     if (!st && c->n_layers > QF_QCONFIG_MAX_LAYERS)
-        st = qf_errf(c->err, QF_ERR_UNSUPPORTED, "compress: %d layers (at most %d)",
-                     c->n_layers, QF_QCONFIG_MAX_LAYERS);
+        st = qf_errf(c->err, QF_ERR_UNSUPPORTED, "compress: %d layers (at most %d)", c->n_layers,
+                     QF_QCONFIG_MAX_LAYERS);
     return st;
 }
 
@@ -418,9 +415,11 @@ static qf_status step_sensitivity(cp_ctx *c) {
             L->sqnr[k] = sq;
             L->flips[k] = 100.0 * QF_MAX(fl - base_flips, 0.0);
         }
-        say(c, "  %-22s %-5s %7lld params  w4: drop %5.2f flips %5.2f %5.1f dB  w2: drop %5.2f "
-            "flips %5.2f %5.1f dB", L->name, L->op, (long long)L->params, L->sens[0],
-            L->flips[0], L->sqnr[0], L->sens[1], L->flips[1], L->sqnr[1]);
+        say(c,
+            "  %-22s %-5s %7lld params  w4: drop %5.2f flips %5.2f %5.1f dB  w2: drop %5.2f "
+            "flips %5.2f %5.1f dB",
+            L->name, L->op, (long long)L->params, L->sens[0], L->flips[0], L->sqnr[0], L->sens[1],
+            L->flips[1], L->sqnr[1]);
     }
     char note[96];
     snprintf(note, sizeof note, "%d layers at w4 and w2, others 8-bit", c->n_layers);
@@ -441,9 +440,7 @@ static double est_loss(const cp_layer *L, int bits) {
     return 0.5 * QF_MAX(L->sens[k], 0.0) + 0.5 * L->flips[k] + floor;
 }
 
-static int lower_bits(int b) {
-    return b == 8 ? 4 : b == 4 ? 2 : 0;
-}
+static int lower_bits(int b) { return b == 8 ? 4 : b == 4 ? 2 : 0; }
 
 /* Predicted stored size of an assignment: the 8-bit model's size with each
  * layer's weights scaled to its bits (compression ratio of the 8-bit model
@@ -530,8 +527,10 @@ static qf_status search_prefix(cp_ctx *c, int64_t size8, double *loss, bool *tri
     double lo_acc = 0;
     int64_t lo_size = 0;
     char label[256], clabel[300];
-    say(c, "mixed precision: %d moves in greedy order; searching the longest that meets the "
-        "target", n);
+    say(c,
+        "mixed precision: %d moves in greedy order; searching the longest that meets the "
+        "target",
+        n);
     while (lo < hi && !st) {
         int mid = (lo + hi + 1) / 2;
         apply_moves(c, moves, mid);
@@ -589,8 +588,10 @@ static qf_status step_mixed(cp_ctx *c, int64_t size8, bool *tried, double *acc_o
     if (st) return st;
     pred = predict_size(c, size8);
     bits_label(c, label, sizeof label);
-    snprintf(note, sizeof note, "greedy on estimated loss per byte: %s, est. loss %.2f pts, "
-             "predicted %lld bytes%s", label, loss, (long long)pred,
+    snprintf(note, sizeof note,
+             "greedy on estimated loss per byte: %s, est. loss %.2f pts, "
+             "predicted %lld bytes%s",
+             label, loss, (long long)pred,
              c->budget > 0 && *tried && size > c->budget ? " (budget out of reach)" : "");
     say(c, "mixed precision: %s", note);
     summary_add(c, "mixed precision: %s\n", note);
@@ -628,8 +629,8 @@ static qf_status step_mixed(cp_ctx *c, int64_t size8, bool *tried, double *acc_o
 }
 
 /* Did the last candidate with the current assignment meet the target? */
-static qf_status verify_current(cp_ctx *c, const char *name, double t0, const char *note,
-                                bool *ok, double *acc_out) {
+static qf_status verify_current(cp_ctx *c, const char *name, double t0, const char *note, bool *ok,
+                                double *acc_out) {
     double acc = 0;
     int64_t size = 0;
     char label[300], bl[256];
@@ -657,8 +658,8 @@ static qf_status escalate_cle(cp_ctx *c, bool *ok, double *acc) {
         return st;
     }
     char note[160];
-    snprintf(note, sizeof note, "%d layer pairs, channel range imbalance %.3g -> %.3g",
-             cs.n_pairs, cs.imbalance_before, cs.imbalance_after);
+    snprintf(note, sizeof note, "%d layer pairs, channel range imbalance %.3g -> %.3g", cs.n_pairs,
+             cs.imbalance_before, cs.imbalance_after);
     say(c, "escalate: cross-layer equalisation (%s)", note);
     if (cs.n_pairs == 0) {
         qf_graph_free(g);
@@ -683,11 +684,32 @@ static qf_status escalate_bias(cp_ctx *c, bool *ok, double *acc) {
     double t0 = now_s(), before = *acc;
     c->bias_correction = true;
     say(c, "escalate: bias correction");
-    qf_status st = verify_current(c, "bias correction", t0,
-                                  "empirical bias correction of the weight quantization error",
-                                  ok, acc);
+    qf_status st =
+        verify_current(c, "bias correction", t0,
+                       "empirical bias correction of the weight quantization error", ok, acc);
     if (!st && *acc < before) {
         c->bias_correction = false;
+        *acc = before;
+    }
+    return st;
+}
+
+/* GPTQ rounding, where some layer's weights are below 8 bits (at 8 bits
+ * nearest rounding's error is already small next to the activations'). */
+static qf_status escalate_gptq(cp_ctx *c, bool *ok, double *acc) {
+    bool narrow = false;
+    for (int i = 0; i < c->n_layers; i++)
+        narrow |= c->layers[i].w_bits < 8;
+    if (!narrow) return QF_OK;
+    double t0 = now_s(), before = *acc;
+    c->gptq = true;
+    say(c, "escalate: GPTQ rounding");
+    qf_status st = verify_current(c, "GPTQ rounding", t0,
+                                  "weights rounded column by column against the layer inputs "
+                                  "(GPTQ) instead of to nearest",
+                                  ok, acc);
+    if (!st && *acc < before) {
+        c->gptq = false;
         *acc = before;
     }
     return st;
@@ -754,8 +776,8 @@ static qf_status escalate_qat(cp_ctx *c, bool *ok, double *acc) {
     qo.calib_limit = c->o->calib_limit;
     qf_dataset tv = head_view(c->train, c->o->train_limit > 0 ? c->o->train_limit : 10000);
     qf_dataset vv = head_view(c->val, c->ev.n);
-    say(c, "escalate: quantization-aware training, %d epoch%s on %lld samples",
-        qo.train.epochs, qo.train.epochs == 1 ? "" : "s", (long long)tv.n);
+    say(c, "escalate: quantization-aware training, %d epoch%s on %lld samples", qo.train.epochs,
+        qo.train.epochs == 1 ? "" : "s", (long long)tv.n);
     qf_graph *qg = NULL;
     qf_qat_result qr;
     qf_status st = qf_qat(c->work, &tv, &vv, c->cfg, &qo, &qg, NULL, &qr, c->err);
@@ -873,8 +895,7 @@ static qf_status run(cp_ctx *c, const qf_graph *fg) {
     qf_status st = step_check(c, fg);
     if (st) return st;
     double t0 = now_s();
-    if ((st = qf_cp_eval_init(&c->ev, fg, c->val, o->val_limit, o->num_threads, c->err)))
-        return st;
+    if ((st = qf_cp_eval_init(&c->ev, fg, c->val, o->val_limit, o->num_threads, c->err))) return st;
     res->float_acc = c->ev.float_acc;
     c->target_acc = c->ev.float_acc - o->max_drop / 100.0;
     say(c, "float: top-1 %.2f%% on %lld validation samples; target >= %.2f%%%s",
@@ -886,8 +907,7 @@ static qf_status run(cp_ctx *c, const qf_graph *fg) {
     if ((st = add_step(c, "float", c->ev.float_acc, o->float_size > 0 ? o->float_size : -1,
                        now_s() - t0, "input model, fp32 runtime")))
         return st;
-    if ((st = record_config(c, "float", o->float_size > 0 ? o->float_size : -1,
-                            c->ev.float_acc)))
+    if ((st = record_config(c, "float", o->float_size > 0 ? o->float_size : -1, c->ev.float_acc)))
         return st;
     if ((st = qf_graph_clone(fg, &c->work, c->err))) return st;
     if (o->prune_sparsity > 0 && (st = step_prune(c))) return st;
@@ -917,6 +937,7 @@ static qf_status run(cp_ctx *c, const qf_graph *fg) {
     bool sens_done = need_mixed;
     if (!ok && !o->no_cle && (st = escalate_cle(c, &ok, &acc))) return st;
     if (!ok && (st = escalate_bias(c, &ok, &acc))) return st;
+    if (!ok && (st = escalate_gptq(c, &ok, &acc))) return st;
     if (!ok) {
         if (!sens_done && (st = step_sensitivity(c))) return st;
         if ((st = escalate_raise(c, &ok, &acc))) return st;
@@ -937,7 +958,7 @@ qf_status qf_compress(const qf_graph *fg, const qf_dataset *train, const qf_data
     if (!st) st = qf_compress_check_data(fg, val, "validation data", err);
     if (st) return st;
     cp_ctx c = {.o = o, .train = train, .val = val, .rep = rep, .res = res, .err = err};
-    c.budget = o->size_budget > 0 ? o->size_budget
+    c.budget = o->size_budget > 0        ? o->size_budget
                : o->size_budget_frac > 0 ? (int64_t)(o->size_budget_frac * (double)o->float_size)
                                          : 0;
     res->budget_bytes = c.budget;
@@ -973,9 +994,11 @@ qf_status qf_compress(const qf_graph *fg, const qf_dataset *train, const qf_data
                 st = qf_report_add_config(rep, &rc, err);
             }
             char msg[300];
-            snprintf(msg, sizeof msg, "%s: %s, top-1 %.2f%% (drop %.2f pts, limit %.2f), "
-                     "%lld bytes", res->met ? "target met" : "target missed", res->best_label,
-                     100 * res->acc, res->drop_points, o->max_drop, (long long)res->size_bytes);
+            snprintf(msg, sizeof msg,
+                     "%s: %s, top-1 %.2f%% (drop %.2f pts, limit %.2f), "
+                     "%lld bytes",
+                     res->met ? "target met" : "target missed", res->best_label, 100 * res->acc,
+                     res->drop_points, o->max_drop, (long long)res->size_bytes);
             qf_report_finding f = {.severity = res->met ? QF_SEV_OK : QF_SEV_FAIL,
                                    .check = "compress",
                                    .subject = "model",
