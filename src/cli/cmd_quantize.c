@@ -8,6 +8,7 @@
 #include "io/data.h"
 #include "io/onnx.h"
 #include "io/qfm.h"
+#include "quant/gptq.h"
 #include "quant/quantize.h"
 
 static const cli_opt quantize_opts[] = {
@@ -79,11 +80,13 @@ static void print_table(const qf_quant_report *r, const char *out, double second
            (long long)r->calib_samples, r->n_float_fallback, r->n_float_fallback == 1 ? "" : "s",
            seconds);
     if (r->n_gptq || r->n_gptq_skipped)
-        printf("GPTQ rounding: %d layer%s (first layer's Hessian from %lld input rows)%s\n",
-               r->n_gptq, r->n_gptq == 1 ? "" : "s", (long long)r->gptq_rows,
-               r->n_gptq_skipped ? "; some layers kept nearest rounding (Hessian over the 1 GiB "
-                                   "budget or more than 8192 columns)"
-                                 : "");
+        printf("GPTQ rounding: %d layer%s (first layer's Hessian from %lld input rows)\n",
+               r->n_gptq, r->n_gptq == 1 ? "" : "s", (long long)r->gptq_rows);
+    if (r->n_gptq_skipped)
+        printf("GPTQ: %d layer%s kept nearest rounding (Hessians over %zu MiB in all, or more "
+               "than %d columns)\n",
+               r->n_gptq_skipped, r->n_gptq_skipped == 1 ? "" : "s", QF_GPTQ_MEM_BUDGET >> 20,
+               QF_GPTQ_MAX_COLS);
     printf("wrote %s\n", out);
 }
 
