@@ -60,23 +60,31 @@ typedef struct numerics {
     bias_kind bias;
     scale_kind scale;
     int32_t act_min, act_max;
+    int asym; /* weight zero points per channel: -wmax, +wmax, then random */
 } numerics;
 
 /* clang-format off */
 static const numerics num_cases[] = {
-    {"w8 fp32 zp0",              0,    0,    8, 0, 1, B_SMALL,   SC_NORMAL, -128, 127},
-    {"w8 fixed zp-128",          -128, -3,   8, 1, 1, B_SMALL,   SC_NORMAL, -128, 127},
-    {"w8 fp32 zp127 no bias",    127,  10,   8, 0, 0, B_NONE,    SC_NORMAL, -128, 127},
-    {"w4 fp32 relu",             5,    -128, 4, 0, 1, B_SMALL,   SC_NORMAL, 1,    0},
-    {"w4 fixed clamp no bias",   -128, 0,    4, 1, 0, B_NONE,    SC_NORMAL, -20,  40},
-    {"w2 fp32 zp127",            127,  0,    2, 0, 1, B_SMALL,   SC_NORMAL, -128, 127},
-    {"w2 fixed per-tensor",      0,    5,    2, 1, 0, B_SMALL,   SC_NORMAL, -128, 127},
-    {"tiny scale fp32",          -7,   3,    8, 0, 1, B_SMALL,   SC_TINY,   -128, 127},
-    {"tiny scale fixed",         -7,   3,    8, 1, 1, B_SMALL,   SC_TINY,   -128, 127},
-    {"large scale fp32 clamp",   0,    0,    8, 0, 1, B_SMALL,   SC_LARGE,  -100, 90},
-    {"large scale fixed w4",     100,  -50,  4, 1, 1, B_SMALL,   SC_LARGE,  -128, 127},
-    {"wrapping bias fp32",       -128, 0,    8, 0, 1, B_EXTREME, SC_WRAP,   -128, 127},
-    {"wrapping bias fixed w4",   127,  1,    4, 1, 1, B_EXTREME, SC_WRAP,   -128, 127},
+    {"w8 fp32 zp0",              0,    0,    8, 0, 1, B_SMALL,   SC_NORMAL, -128, 127, 0},
+    {"w8 fixed zp-128",          -128, -3,   8, 1, 1, B_SMALL,   SC_NORMAL, -128, 127, 0},
+    {"w8 fp32 zp127 no bias",    127,  10,   8, 0, 0, B_NONE,    SC_NORMAL, -128, 127, 0},
+    {"w4 fp32 relu",             5,    -128, 4, 0, 1, B_SMALL,   SC_NORMAL, 1,    0, 0},
+    {"w4 fixed clamp no bias",   -128, 0,    4, 1, 0, B_NONE,    SC_NORMAL, -20,  40, 0},
+    {"w2 fp32 zp127",            127,  0,    2, 0, 1, B_SMALL,   SC_NORMAL, -128, 127, 0},
+    {"w2 fixed per-tensor",      0,    5,    2, 1, 0, B_SMALL,   SC_NORMAL, -128, 127, 0},
+    {"tiny scale fp32",          -7,   3,    8, 0, 1, B_SMALL,   SC_TINY,   -128, 127, 0},
+    {"tiny scale fixed",         -7,   3,    8, 1, 1, B_SMALL,   SC_TINY,   -128, 127, 0},
+    {"large scale fp32 clamp",   0,    0,    8, 0, 1, B_SMALL,   SC_LARGE,  -100, 90, 0},
+    {"large scale fixed w4",     100,  -50,  4, 1, 1, B_SMALL,   SC_LARGE,  -128, 127, 0},
+    {"wrapping bias fp32",       -128, 0,    8, 0, 1, B_EXTREME, SC_WRAP,   -128, 127, 0},
+    {"wrapping bias fixed w4",   127,  1,    4, 1, 1, B_EXTREME, SC_WRAP,   -128, 127, 0},
+};
+/* Asymmetric weights (own table: the cases above keep their random draws) */
+static const numerics asym_cases[] = {
+    {"w8 asym fp32 zp0",         0,    2,    8, 0, 1, B_SMALL,   SC_NORMAL, -128, 127, 1},
+    {"w8 asym fixed wrap",       127,  -1,   8, 1, 1, B_EXTREME, SC_WRAP,   -128, 127, 1},
+    {"w4 asym fixed relu",       3,    -128, 4, 1, 1, B_NONE,    SC_NORMAL, 1,    0,   1},
+    {"w2 asym fp32 per-tensor",  -9,   0,    2, 0, 0, B_SMALL,   SC_NORMAL, -128, 127, 1},
 };
 /* clang-format on */
 
@@ -84,7 +92,8 @@ static const numerics num_cases[] = {
  * the numerics case for `oc` channels of reductions of length k. */
 typedef struct layer {
     uint8_t *packed;
-    int32_t *bias; /* NULL for B_NONE */
+    int32_t *bias;  /* NULL for B_NONE */
+    int32_t zp[64]; /* weight zero points (asym cases) */
     qf_ref_rescale mult[64];
     qf_ref_requant rq;
 } layer;
@@ -103,6 +112,12 @@ static bool make_layer(const numerics *nc, int64_t oc, int64_t k, layer *L) {
     for (int64_t i = 0; i < oc * k; i++)
         wv[i] = (int8_t)rnd(-wmax, wmax);
     bool ok = qf_ref_pack_weights(wv, oc, k, nc->w_bits, L->packed, NULL) == QF_OK;
+    if (nc->asym) /* per channel; a per-tensor case repeats channel 0's */
+        for (int64_t c = 0; c < oc; c++)
+            L->zp[c] = !nc->per_channel && c ? L->zp[0]
+                       : c % 3 == 0          ? -wmax
+                       : c % 3 == 1          ? wmax
+                                             : rnd(-wmax, wmax);
     free(wv);
     /* about the standard deviation of the sum: "normal" scales map it to a
      * few dozen output steps, and small biases stay within it */
@@ -285,7 +300,8 @@ static qf_ref_conv_params conv_params(const conv_geom *g, const layer *L, const 
                             .groups = g->group,
                             .in_zp = nc->in_zp,
                             .w_bits = nc->w_bits,
-                            .rq = L->rq};
+                            .rq = L->rq,
+                            .w_zp = nc->asym ? L->zp : NULL};
     return p;
 }
 
@@ -308,6 +324,7 @@ static bool conv_pair(const char *what, const qf_ref_conv_params *p, const int8_
     if (qf_ref_conv2d_s8(p, x, L->packed, L->bias, want, &e) != QF_OK ||
         qf_fast_widen_weights(L->packed, p->out_c, k, p->w_bits, wide, &fw, &e) != QF_OK)
         goto out;
+    fw.zp = p->w_zp;
     memset(framed, 0x5A, n_out + 2 * GUARD);
     memset(scr, 0xA5, need + 1 + GUARD);
     /* exactly the reported size, at an odd address */
@@ -359,6 +376,24 @@ static void test_conv_matrix(void) {
             run_conv_case(&conv_cases[gi], &num_cases[ni], true);
             if (qt_failed_flag) return;
         }
+}
+
+/* Asymmetric weights: the general and gemm kernels subtract zp times each
+ * output's input sum, the depthwise one multiplies by w - zp. */
+static void test_conv_asym(void) {
+    for (size_t gi = 0; gi < QF_ARRAY_LEN(conv_cases); gi++)
+        for (size_t ni = 0; ni < QF_ARRAY_LEN(asym_cases); ni++) {
+            run_conv_case(&conv_cases[gi], &asym_cases[ni], true);
+            if (qt_failed_flag) return;
+        }
+    static const conv_geom big[] = {
+        {"im2row K1600, 2 bands", 1, 64, 12, 12, 3, 5, 5, 1, 1, 1, 1, 1, 2, 2, 2, 2},
+        {"depthwise 300x500, 2 bands", 1, 1, 300, 500, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},
+    };
+    for (size_t gi = 0; gi < QF_ARRAY_LEN(big); gi++) {
+        run_conv_case(&big[gi], &asym_cases[0], true);
+        if (qt_failed_flag) return;
+    }
 }
 
 /* Random small geometries (fixed seed) beyond the hand-picked table. */
@@ -433,6 +468,7 @@ static bool gemm_pair(const char *what, const qf_ref_gemm_params *p, const int8_
     if (qf_ref_gemm_s8(p, x, L->packed, L->bias, want, &e) != QF_OK ||
         qf_fast_widen_weights(L->packed, p->n, p->k, p->w_bits, wide, &fw, &e) != QF_OK)
         goto out;
+    fw.zp = p->w_zp;
     memset(framed, 0x5A, n_out + 2 * GUARD);
     memset(scr, 0xA5, need + 1 + GUARD);
     qf_status st = qf_fast_gemm_s8(p, x, &fw, L->bias, (int8_t *)framed + GUARD, scr + 1, need, &e);
@@ -460,8 +496,13 @@ static void run_gemm_case(int32_t m, int32_t k, int32_t n, const numerics *nc) {
     snprintf(what, sizeof what, "gemm %dx%dx%d / %s", (int)m, (int)k, (int)n, nc->name);
     layer L;
     bool made = make_layer(nc, n, k, &L);
-    qf_ref_gemm_params p = {
-        .m = m, .n = n, .k = k, .in_zp = nc->in_zp, .w_bits = nc->w_bits, .rq = L.rq};
+    qf_ref_gemm_params p = {.m = m,
+                            .n = n,
+                            .k = k,
+                            .in_zp = nc->in_zp,
+                            .w_bits = nc->w_bits,
+                            .rq = L.rq,
+                            .w_zp = nc->asym ? L.zp : NULL};
     int8_t *x = random_i8((size_t)m * k);
     size_t distinct = 0;
     bool ok = made && x && gemm_pair(what, &p, x, &L, &distinct);
@@ -484,6 +525,18 @@ static void test_gemm_matrix(void) {
                 }
     /* several bands of packed rows (about 31 rows of K 4100 per band) */
     run_gemm_case(70, 4100, 3, &num_cases[1]);
+}
+
+static void test_gemm_asym(void) {
+    static const int32_t ms[] = {1, 4, 5}, ks[] = {1, 16, 17, 301}, ns[] = {1, 3, 17};
+    for (size_t a = 0; a < QF_ARRAY_LEN(ms); a++)
+        for (size_t b = 0; b < QF_ARRAY_LEN(ks); b++)
+            for (size_t c = 0; c < QF_ARRAY_LEN(ns); c++)
+                for (size_t ni = 0; ni < QF_ARRAY_LEN(asym_cases); ni++) {
+                    run_gemm_case(ms[a], ks[b], ns[c], &asym_cases[ni]);
+                    if (qt_failed_flag) return;
+                }
+    run_gemm_case(70, 4100, 3, &asym_cases[1]);
 }
 
 /* ---- refusals ------------------------------------------------------------------ */
@@ -840,9 +893,8 @@ static void test_ops_run_paths(void) {
             if (c->gemm) {
                 qf_ref_gemm_params gp = {.m = c->n, .n = c->oc, .k = c->c};
                 /* with an x86 ISA active the op runs the x86 kernels */
-                want_bytes = qf_x86_isa_usable(qf_isa_active())
-                                 ? qf_x86_gemm_s8_scratch_size(&gp)
-                                 : qf_fast_gemm_s8_scratch_size(&gp);
+                want_bytes = qf_x86_isa_usable(qf_isa_active()) ? qf_x86_gemm_s8_scratch_size(&gp)
+                                                                : qf_fast_gemm_s8_scratch_size(&gp);
             } else {
                 qf_ref_conv_params cp = {.batch = c->n,
                                          .in_c = c->c,
@@ -911,4 +963,5 @@ static void test_ops_run_paths(void) {
 
 QT_MAIN(QT_CASE(test_widen_matches_unpack), QT_CASE(test_conv_matrix), QT_CASE(test_conv_random),
         QT_CASE(test_conv_bands), QT_CASE(test_gemm_matrix), QT_CASE(test_bad_arguments),
-        QT_CASE(test_ops_session), QT_CASE(test_ops_run_paths))
+        QT_CASE(test_ops_session), QT_CASE(test_ops_run_paths), QT_CASE(test_conv_asym),
+        QT_CASE(test_gemm_asym))

@@ -27,6 +27,7 @@
 #include "base/threadpool.h"
 #include "ir/graph.h"
 #include "kernels/dispatch.h"
+#include "kernels/ref/qops_util.h"
 #include "kernels/ref/qref.h"
 #include "kernels/x86/qx86.h"
 #include "qtest.h"
@@ -768,17 +769,34 @@ static void test_fixed_epilogue(void) {
  * session of 1 and of 2 threads: the bytes of the reference kernel either
  * way (the active ISA's path: x86 packing at parse, the pool from the
  * session options). */
+/* Weight zero points: symmetric; asymmetric 8-bit whose w - zp fit int8
+ * (folded into the packed weights); 8-bit ones that do not (the portable
+ * kernels correct for them); 4-bit values (folded). */
+typedef enum { WZ_NONE, WZ_FOLD8, WZ_WIDE8, WZ_FOLD4 } wz_kind;
+
 typedef struct sess_case {
     const char *name;
     int gemm, n, c, h, w, oc, k, stride, pad, group;
+    wz_kind wz;
 } sess_case;
 
 static const sess_case sess_cases[] = {
-    {"conv 3x3", 0, 3, 16, 9, 11, 24, 3, 1, 1, 1},
-    {"conv 1x1 stride 2", 0, 2, 12, 8, 8, 20, 1, 2, 0, 1},
-    {"depthwise 3x3", 0, 2, 16, 10, 19, 16, 3, 1, 1, 16},
-    {"depthwise 5x5 stride 2", 0, 1, 8, 13, 21, 8, 5, 2, 2, 8},
-    {"gemm", 1, 5, 40, 0, 0, 20, 0, 0, 0, 1},
+    {"conv 3x3", 0, 3, 16, 9, 11, 24, 3, 1, 1, 1, WZ_NONE},
+    {"conv 1x1 stride 2", 0, 2, 12, 8, 8, 20, 1, 2, 0, 1, WZ_NONE},
+    {"depthwise 3x3", 0, 2, 16, 10, 19, 16, 3, 1, 1, 16, WZ_NONE},
+    {"depthwise 5x5 stride 2", 0, 1, 8, 13, 21, 8, 5, 2, 2, 8, WZ_NONE},
+    {"gemm", 1, 5, 40, 0, 0, 20, 0, 0, 0, 1, WZ_NONE},
+    {"conv 3x3 asym w8 folded", 0, 2, 16, 9, 11, 24, 3, 1, 1, 1, WZ_FOLD8},
+    {"conv 3x3 asym w8 wide", 0, 2, 16, 9, 11, 24, 3, 1, 1, 1, WZ_WIDE8},
+    {"conv 3x3 asym w4", 0, 2, 16, 9, 11, 24, 3, 1, 1, 1, WZ_FOLD4},
+    {"stem 3x3 asym w4", 0, 2, 3, 12, 12, 16, 3, 2, 1, 1, WZ_FOLD4},
+    {"conv 1x1 asym w8 wide", 0, 2, 12, 8, 8, 20, 1, 2, 0, 1, WZ_WIDE8},
+    {"depthwise 3x3 asym w8 folded", 0, 2, 16, 10, 19, 16, 3, 1, 1, 16, WZ_FOLD8},
+    {"depthwise 3x3 asym w8 wide", 0, 2, 16, 10, 19, 16, 3, 1, 1, 16, WZ_WIDE8},
+    {"depthwise 5x5 asym w4", 0, 1, 8, 13, 21, 8, 5, 2, 2, 8, WZ_FOLD4},
+    {"gemm asym w8 folded", 1, 5, 40, 0, 0, 20, 0, 0, 0, 1, WZ_FOLD8},
+    {"gemm asym w8 wide", 1, 5, 40, 0, 0, 20, 0, 0, 0, 1, WZ_WIDE8},
+    {"gemm asym w4", 1, 5, 40, 0, 0, 20, 0, 0, 0, 1, WZ_FOLD4},
 };
 
 static int sess_add_value(qf_graph *g, const char *name, qf_dtype dt, int rank, const int64_t *dims,
@@ -802,7 +820,8 @@ static int sess_add_value(qf_graph *g, const char *name, qf_dtype dt, int rank, 
 
 /* Build, run with `threads`, copy the output into y (n_y bytes). */
 static qf_status sess_run(const sess_case *c, const int8_t *x, const int8_t *w, const int32_t *bias,
-                          const float *wscale, int threads, int8_t *y, size_t n_y, qf_err *e) {
+                          const float *wscale, const int32_t *wzp, int threads, int8_t *y,
+                          size_t n_y, qf_err *e) {
     qf_graph *g = qf_graph_create();
     if (!g) return QF_ERR_NOMEM;
     const int cpg = c->c / c->group;
@@ -812,12 +831,11 @@ static qf_status sess_run(const sess_case *c, const int8_t *x, const int8_t *w, 
     int vw = sess_add_value(g, "w", QF_DT_I8, c->gemm ? 2 : 4, wdims, w, 0, 0);
     int vb = sess_add_value(g, "b", QF_DT_I32, 1, bdims, bias, 0, 0);
     int vy = sess_add_value(g, "y", QF_DT_I8, 0, NULL, NULL, 0.5f, 4);
-    int32_t zeros[64] = {0};
     if (vx < 0 || vw < 0 || vb < 0 || vy < 0) {
         qf_graph_free(g);
         return QF_ERR_INTERNAL;
     }
-    qf_value_set_qparams(g, vw, 8, 0, c->oc, wscale, zeros);
+    qf_value_set_qparams(g, vw, c->wz == WZ_FOLD4 ? 4 : 8, 0, c->oc, wscale, wzp);
     qf_graph_add_input(g, vx);
     qf_graph_add_output(g, vy);
     int64_t pads[4] = {c->pad, c->pad, c->pad, c->pad}, strides[2] = {c->stride, c->stride};
@@ -1121,17 +1139,24 @@ static void test_session_threads(void) {
         const size_t n_y = (size_t)c->n * c->oc * oh * ow;
         int8_t *x = malloc(n_x), *w = malloc((size_t)c->oc * k);
         int8_t *want = malloc(n_y), *y1 = malloc(n_y), *y2 = malloc(n_y);
-        int32_t bias[64];
+        int32_t bias[64], wzp[64];
         float wscale[64];
         qf_ref_rescale mult[64];
         CHECK(x && w && want && y1 && y2 && c->oc <= 64);
         for (size_t i = 0; i < n_x; i++)
             x[i] = (int8_t)rnd(-128, 127);
+        /* folding 8-bit weights: |w|, |zp| <= 63, so |w - zp| <= 126 */
+        const int wmax = c->wz == WZ_FOLD4 ? 7 : c->wz == WZ_FOLD8 ? 63 : 127;
         for (int i = 0; i < c->oc * k; i++)
-            w[i] = (int8_t)rnd(-127, 127);
+            w[i] = (int8_t)rnd(-wmax, wmax);
+        for (int o = 0; o < c->oc; o++) /* extremes first, then random */
+            wzp[o] = c->wz == WZ_NONE ? 0
+                     : o % 3 == 0     ? -wmax
+                     : o % 3 == 1     ? wmax
+                                      : rnd(-wmax, wmax);
         for (int o = 0; o < c->oc; o++) {
             bias[o] = rnd(-3000, 3000);
-            wscale[o] = 0.002f * (float)(1 + o % 5) / (float)k;
+            wscale[o] = 0.002f * (float)(1 + o % 5) / (float)k * 127.0f / (float)wmax;
         }
         qf_err e;
         e.msg[0] = 0;
@@ -1144,7 +1169,7 @@ static void test_session_threads(void) {
                              .act_max = 127};
         if (!st && c->gemm) {
             qf_ref_gemm_params p = {
-                .m = c->n, .n = c->oc, .k = k, .in_zp = -3, .w_bits = 8, .rq = rq};
+                .m = c->n, .n = c->oc, .k = k, .in_zp = -3, .w_bits = 8, .rq = rq, .w_zp = wzp};
             st = qf_ref_gemm_s8(&p, x, (const uint8_t *)w, bias, want, &e);
         } else if (!st) {
             qf_ref_conv_params p = {.batch = c->n,
@@ -1167,11 +1192,15 @@ static void test_session_threads(void) {
                                     .groups = c->group,
                                     .in_zp = -3,
                                     .w_bits = 8,
-                                    .rq = rq};
+                                    .rq = rq,
+                                    .w_zp = wzp};
             st = qf_ref_conv2d_s8(&p, x, (const uint8_t *)w, bias, want, &e);
         }
-        if (!st) st = sess_run(c, x, w, bias, wscale, 1, y1, n_y, &e);
-        if (!st) st = sess_run(c, x, w, bias, wscale, 2, y2, n_y, &e);
+        /* the sessions take a fast path (x86 or portable), never the reference */
+        const uint64_t ref0 = qf_qops_reference_runs();
+        if (!st) st = sess_run(c, x, w, bias, wscale, wzp, 1, y1, n_y, &e);
+        if (!st) st = sess_run(c, x, w, bias, wscale, wzp, 2, y2, n_y, &e);
+        const uint64_t ref_runs = qf_qops_reference_runs() - ref0;
         const int same1 = !st && memcmp(y1, want, n_y) == 0;
         const int same2 = !st && memcmp(y2, want, n_y) == 0;
         int distinct = 0;
@@ -1182,6 +1211,8 @@ static void test_session_threads(void) {
         CHECK_MSG(same1, "%s: 1 thread differs from the reference", c->name);
         CHECK_MSG(same2, "%s: 2 threads differ from the reference", c->name);
         CHECK_MSG(distinct, "%s: degenerate output", c->name);
+        CHECK_MSG(ref_runs == 0, "%s: %d runs fell back to the reference kernel", c->name,
+                  (int)ref_runs);
     }
     printf("  session (ISA %s): %d layers bit-exact with 1 and 2 threads\n",
            qf_isa_name(qf_isa_active()), (int)QF_ARRAY_LEN(sess_cases));

@@ -72,7 +72,8 @@ static void make_plan(const qf_ref_conv_params *p, conv_plan *pl) {
     pl->pointwise = p->k_h == 1 && p->k_w == 1 && p->stride_h == 1 && p->stride_w == 1 &&
                     p->pad_top == 0 && p->pad_left == 0 && p->pad_bottom == 0 && p->pad_right == 0;
     if (!pl->depthwise) {
-        const uint64_t row = (uint64_t)pl->kp * sizeof(int16_t);
+        /* each pixel's row and its int32 sum (asymmetric weights) */
+        const uint64_t row = (uint64_t)pl->kp * sizeof(int16_t) + sizeof(int32_t);
         int64_t band = (int64_t)(CONV_BAND_BYTES / row);
         if (band < 4) band = 4;
         if (band > pl->npix) band = pl->npix;
@@ -212,6 +213,7 @@ static void pack_pointwise(const qf_ref_conv_params *p, const conv_plan *pl, con
 static void conv_general(const qf_ref_conv_params *p, const conv_plan *pl, const int8_t *in,
                          const qf_fast_weights *w, const int32_t *bias, int8_t *out,
                          int16_t *band) {
+    int32_t *sums = (int32_t *)(void *)(band + (size_t)pl->band * (size_t)pl->kp);
     const int64_t in_plane = (int64_t)p->in_h * p->in_w;
     for (int64_t b = 0; b < p->batch; b++) {
         for (int64_t g = 0; g < p->groups; g++) {
@@ -223,12 +225,15 @@ static void conv_general(const qf_ref_conv_params *p, const conv_plan *pl, const
                     pack_pointwise(p, pl, xg, p0, n, band);
                 else
                     im2row(p, pl, xg, p0, n, band);
+                if (w->zp) qf_fast_row_sums(band, (size_t)w->kp, n, sums);
                 qf_fast_panel pp = {.w = w->data + (size_t)(g * pl->opg) * (size_t)w->kp,
                                     .x = band,
                                     .kp = (size_t)w->kp,
                                     .rows = (int32_t)pl->opg,
                                     .npix = n,
                                     .bias = bias,
+                                    .zp = w->zp,
+                                    .xsum = sums,
                                     .ch0 = (int32_t)(g * pl->opg),
                                     .rq = &p->rq,
                                     .out = og + p0,
@@ -289,7 +294,7 @@ static void dw_store_row(const qf_ref_requant *rq, const qf_ref_rescale *r, uint
 }
 
 /* Output rows [oy0, oy0 + nrows) of channel oc from the plane band. */
-static void dw_band(const qf_ref_conv_params *p, const conv_plan *pl, const int8_t *wr,
+static void dw_band(const qf_ref_conv_params *p, const conv_plan *pl, const int8_t *wr, int32_t zr,
                     const int16_t *plane, int64_t nrows, uint32_t *acc, const qf_ref_rescale *r,
                     uint32_t bv, int8_t *o) {
     const qf_ref_requant *rq = &p->rq;
@@ -300,7 +305,7 @@ static void dw_band(const qf_ref_conv_params *p, const conv_plan *pl, const int8
         for (int64_t ky = 0; ky < p->k_h; ky++)
             for (int64_t kx = 0; kx < p->k_w; kx++)
                 dw_tap_unit(acc, plane + (size_t)(ky * p->dil_h * pl->pw + kx * p->dil_w),
-                            wr[ky * p->k_w + kx], n / DW_BLOCK);
+                            wr[ky * p->k_w + kx] - zr, n / DW_BLOCK);
         for (int64_t y = 0; y < nrows; y++)
             dw_store_row(rq, r, bv, acc + (size_t)(y * pl->pw), o + (size_t)(y * p->out_w),
                          p->out_w);
@@ -313,9 +318,9 @@ static void dw_band(const qf_ref_conv_params *p, const conv_plan *pl, const int8
             for (int64_t kx = 0; kx < p->k_w; kx++) {
                 const int16_t *src = prow + (size_t)(kx * p->dil_w);
                 if (p->stride_w == 1)
-                    dw_tap_unit(acc, src, wr[ky * p->k_w + kx], (size_t)pl->owp / DW_BLOCK);
+                    dw_tap_unit(acc, src, wr[ky * p->k_w + kx] - zr, (size_t)pl->owp / DW_BLOCK);
                 else
-                    dw_tap_strided(acc, src, wr[ky * p->k_w + kx], (size_t)pl->owp,
+                    dw_tap_strided(acc, src, wr[ky * p->k_w + kx] - zr, (size_t)pl->owp,
                                    (size_t)p->stride_w);
             }
         }
@@ -336,8 +341,9 @@ static void conv_depthwise(const qf_ref_conv_params *p, const conv_plan *pl, con
                 for (int64_t j = 0; j < pl->opg; j++) {
                     const int64_t oc = ic * pl->opg + j;
                     int8_t *o = out + (size_t)(((b * p->out_c + oc) * p->out_h + oy0) * p->out_w);
-                    dw_band(p, pl, w->data + (size_t)oc * (size_t)w->kp, plane, nrows, acc,
-                            qr_mult_of(&p->rq, oc), bias ? (uint32_t)bias[oc] : 0u, o);
+                    dw_band(p, pl, w->data + (size_t)oc * (size_t)w->kp, w->zp ? w->zp[oc] : 0,
+                            plane, nrows, acc, qr_mult_of(&p->rq, oc),
+                            bias ? (uint32_t)bias[oc] : 0u, o);
                 }
             }
         }

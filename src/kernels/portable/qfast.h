@@ -45,9 +45,16 @@
 
 /* Weights widened for the fast kernels: `rows` rows of `k` values, row
  * stride `kp` (a multiple of QF_FAST_KBLOCK, >= k), zeros in [k, kp).
- * data is owned by whoever filled it (the op keeps it in the graph arena). */
+ * data is owned by whoever filled it (the op keeps it in the graph arena).
+ * zp: the rows' zero points (asymmetric weights: the kernels compute with
+ * w - zp[row]), NULL for symmetric weights; the kernels read these, not the
+ * parameters' w_zp (an op that folded the zero points into data passes
+ * NULL). With zero points, the general and gemm kernels subtract
+ * zp[row] * sum(q_x - in_zp) over each output's taps, and the depthwise
+ * kernel multiplies by w - zp directly. */
 typedef struct qf_fast_weights {
     const int8_t *data;
+    const int32_t *zp;
     int32_t rows; /* >= 1 */
     int32_t k;    /* >= 1 */
     int32_t kp;   /* round_up(k, QF_FAST_KBLOCK) */
@@ -63,7 +70,8 @@ size_t qf_fast_weights_bytes(int64_t rows, int64_t k);
 
 /* Widen rows x k packed weights (qref.h layout, container `bits` 8, 4 or 2)
  * into dst (qf_fast_weights_bytes(rows, k) bytes, caller-owned) and describe
- * them in *out (out->data = dst). QF_ERR_INVALID_ARG for bad arguments. */
+ * them in *out (out->data = dst, out->zp = NULL: set it for asymmetric
+ * weights). QF_ERR_INVALID_ARG for bad arguments. */
 qf_status qf_fast_widen_weights(const uint8_t *packed, int64_t rows, int64_t k, int bits,
                                 int8_t *dst, qf_fast_weights *out, qf_err *err);
 
@@ -82,9 +90,10 @@ static inline bool qf_fast_weights_in_place(int64_t k, int bits) {
 size_t qf_fast_conv2d_s8_scratch_size(const qf_ref_conv_params *p);
 
 /* Same contract and results as qf_ref_conv2d_s8, with the weights widened:
- * w->rows == p->out_c, w->k == (in_c / groups) * k_h * k_w (p->w_bits is
- * ignored). scratch holds scratch_bytes >= qf_fast_conv2d_s8_scratch_size(p)
- * bytes. QF_ERR_INVALID_ARG for bad parameters or too small a scratch. */
+ * w->rows == p->out_c, w->k == (in_c / groups) * k_h * k_w (p->w_bits and
+ * p->w_zp are ignored: w->zp holds the zero points). scratch holds scratch_bytes >=
+ * qf_fast_conv2d_s8_scratch_size(p) bytes. QF_ERR_INVALID_ARG for bad parameters or too small a
+ * scratch. */
 qf_status qf_fast_conv2d_s8(const qf_ref_conv_params *p, const int8_t *in, const qf_fast_weights *w,
                             const int32_t *bias, int8_t *out, void *scratch, size_t scratch_bytes,
                             qf_err *err);
@@ -95,7 +104,7 @@ qf_status qf_fast_conv2d_s8(const qf_ref_conv_params *p, const int8_t *in, const
 size_t qf_fast_gemm_s8_scratch_size(const qf_ref_gemm_params *p);
 
 /* Same contract and results as qf_ref_gemm_s8: w->rows == p->n,
- * w->k == p->k (p->w_bits is ignored). */
+ * w->k == p->k (p->w_bits and p->w_zp are ignored, as above). */
 qf_status qf_fast_gemm_s8(const qf_ref_gemm_params *p, const int8_t *x, const qf_fast_weights *w,
                           const int32_t *bias, int8_t *y, void *scratch, size_t scratch_bytes,
                           qf_err *err);
@@ -103,10 +112,12 @@ qf_status qf_fast_gemm_s8(const qf_ref_gemm_params *p, const int8_t *x, const qf
 /* ---- shared core (qgemm_fast_s8.c) ------------------------------------- */
 
 /* One panel: out[ch * ld_ch + px * ld_px] = requant(bias[ch0 + ch] +
- * sum_t w[ch][t] * x[px][t]) for ch < rows, px < npix, with multiplier
- * rq->mult[n_mult == 1 ? 0 : ch0 + ch]. w: rows x kp int8 (stride kp);
- * x: npix x kp int16 (stride kp); kp a multiple of QF_FAST_KBLOCK. The
- * requant stage is assumed validated. Used by both kernels above. */
+ * sum_t w[ch][t] * x[px][t] - zp[ch0 + ch] * xsum[px]) for ch < rows,
+ * px < npix, with multiplier rq->mult[n_mult == 1 ? 0 : ch0 + ch] (the zp
+ * term only when zp is not NULL; xsum[px] = sum_t x[px][t]). w: rows x kp
+ * int8 (stride kp); x: npix x kp int16 (stride kp); kp a multiple of
+ * QF_FAST_KBLOCK. The requant stage is assumed validated. Used by both
+ * kernels above. */
 typedef struct qf_fast_panel {
     const int8_t *w;
     const int16_t *x;
@@ -114,6 +125,8 @@ typedef struct qf_fast_panel {
     int32_t rows;
     int64_t npix;
     const int32_t *bias; /* indexed by ch0 + ch; NULL for none */
+    const int32_t *zp;   /* weight zero points, indexed by ch0 + ch; NULL for none */
+    const int32_t *xsum; /* npix row sums of x when zp is set */
     int32_t ch0;
     const qf_ref_requant *rq;
     int8_t *out;
@@ -121,6 +134,8 @@ typedef struct qf_fast_panel {
 } qf_fast_panel;
 
 void qf_fast_panel_s8(const qf_fast_panel *pp);
+/* sums[j] = sum_t x[j * kp + t] for j < npix (the panel's xsum). */
+void qf_fast_row_sums(const int16_t *x, size_t kp, int64_t npix, int32_t *sums);
 
 /* Scratch arrives at any alignment; the kernels round its start up to this
  * (the slack is included in the sizes they report). */

@@ -51,6 +51,7 @@ qf_status qf_fast_widen_weights(const uint8_t *packed, int64_t rows, int64_t k, 
         memset(d + k, 0, (size_t)(kp - k));
     }
     out->data = dst;
+    out->zp = NULL;
     out->rows = (int32_t)rows;
     out->k = (int32_t)k;
     out->kp = kp;
@@ -117,11 +118,15 @@ static void store_tile(const qf_fast_panel *pp, int32_t ch, int32_t n_ch, int64_
     for (int32_t i = 0; i < n_ch; i++) {
         const int32_t oc = pp->ch0 + ch + i;
         const uint32_t b = pp->bias ? (uint32_t)pp->bias[oc] : 0u;
+        const uint32_t z = pp->zp ? (uint32_t)pp->zp[oc] : 0u;
         const qf_ref_rescale *r = qr_mult_of(rq, oc);
         int8_t *o = pp->out + (ptrdiff_t)(ch + i) * pp->ld_ch + (ptrdiff_t)px * pp->ld_px;
         for (int32_t j = 0; j < n_px; j++) {
-            /* the same wrapped int32 the reference accumulates */
-            const int32_t acc = (int32_t)(c[i * c_ld + j] + b);
+            /* the same wrapped int32 the reference accumulates: sum x * (w - z)
+             * = sum x * w - z * sum x, modulo 2^32 */
+            uint32_t a = c[i * c_ld + j] + b;
+            if (pp->zp) a -= z * (uint32_t)pp->xsum[px + j];
+            const int32_t acc = (int32_t)a;
             o[(ptrdiff_t)j * pp->ld_px] =
                 (int8_t)qf_ref_requantize(rq->mode, acc, r, rq->out_zp, rq->act_min, rq->act_max);
         }
@@ -161,9 +166,21 @@ void qf_fast_panel_s8(const qf_fast_panel *pp) {
 
 /* ---- fully connected ---------------------------------------------------- */
 
-/* Rows of x packed per band, or 0 when even the smallest band is too big. */
+/* Sums of npix packed rows of kp values (asymmetric weights' correction). */
+void qf_fast_row_sums(const int16_t *x, size_t kp, int64_t npix, int32_t *sums) {
+    for (int64_t j = 0; j < npix; j++) {
+        const int16_t *r = x + (size_t)j * kp;
+        uint32_t s = 0; /* modulo 2^32, like every sum here */
+        for (size_t t = 0; t < kp; t++)
+            s += (uint32_t)(int32_t)r[t];
+        sums[j] = (int32_t)s;
+    }
+}
+
+/* Rows of x packed per band (each with its int32 row sum), or 0 when even
+ * the smallest band is too big. */
 static int64_t gemm_band_rows(int64_t m, int32_t kp) {
-    const size_t row = (size_t)kp * sizeof(int16_t);
+    const size_t row = (size_t)kp * sizeof(int16_t) + sizeof(int32_t);
     int64_t band = (int64_t)(GEMM_BAND_BYTES / row);
     if (band < 4) band = 4;
     if (band > m) band = m;
@@ -176,7 +193,9 @@ size_t qf_fast_gemm_s8_scratch_size(const qf_ref_gemm_params *p) {
     const int32_t kp = qf_fast_row_stride(p->k);
     if (kp == 0) return 0;
     int64_t band = gemm_band_rows(p->m, kp);
-    return band ? (size_t)band * (size_t)kp * sizeof(int16_t) + QF_FAST_SCRATCH_ALIGN : 0;
+    return band ? (size_t)band * ((size_t)kp * sizeof(int16_t) + sizeof(int32_t)) +
+                      QF_FAST_SCRATCH_ALIGN
+                : 0;
 }
 
 qf_status qf_fast_gemm_s8(const qf_ref_gemm_params *p, const int8_t *x, const qf_fast_weights *w,
@@ -204,6 +223,7 @@ qf_status qf_fast_gemm_s8(const qf_ref_gemm_params *p, const int8_t *x, const qf
     const int64_t band = gemm_band_rows(p->m, kp);
     const int16_t zp = (int16_t)p->in_zp;
     int16_t *xs = qf_fast_scratch_base(scratch);
+    int32_t *sums = (int32_t *)(void *)(xs + (size_t)band * (size_t)kp);
     for (int64_t i0 = 0; i0 < p->m; i0 += band) {
         const int64_t nr = p->m - i0 < band ? p->m - i0 : band;
         for (int64_t r = 0; r < nr; r++) {
@@ -214,12 +234,15 @@ qf_status qf_fast_gemm_s8(const qf_ref_gemm_params *p, const int8_t *x, const qf
             for (int32_t t = k; t < kp; t++)
                 d[t] = 0;
         }
+        if (w->zp) qf_fast_row_sums(xs, (size_t)kp, nr, sums);
         qf_fast_panel pp = {.w = w->data,
                             .x = xs,
                             .kp = (size_t)kp,
                             .rows = p->n,
                             .npix = nr,
                             .bias = bias,
+                            .zp = w->zp,
+                            .xsum = sums,
                             .ch0 = 0,
                             .rq = &p->rq,
                             .out = y + (size_t)i0 * (size_t)p->n,

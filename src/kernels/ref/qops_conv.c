@@ -21,6 +21,13 @@
  * depthwise convolutions, which keep the portable direct kernel, except
  * 3x3/5x5 ones with multiplier 1 on AVX-512 VNNI, which get their own
  * kernel), and run calls them with the session's thread pool.
+ *
+ * Asymmetric weights (per-channel zero points): the x86 kernels and the
+ * depthwise ones take symmetric int8 weights, so parse packs them from
+ * w - zp when every difference fits int8 (always for 7 bits or fewer: both
+ * lie within +-(2^(bits-1) - 1)). 8-bit weights with large zero points keep
+ * the portable fast kernels, which subtract zp times each output's input
+ * sum. Only the reference kernels read the stored weights with w_zp.
  */
 #include <stdio.h>
 #include <sys/mman.h>
@@ -44,9 +51,17 @@ typedef struct qweighted {
     int64_t w_dims[2];            /* stored shape when packed: [out_ch, row_bytes] */
     bool has_bias;
     /* asymmetric weights: out_ch zero points (graph arena), NULL when all
-     * are 0; such layers run the reference kernels (the fast and x86 ones
-     * assume symmetric weights) */
+     * are 0. The x86 kernels take symmetric int8 weights: when every
+     * w - zp fits int8 (always for 7 bits or fewer), parse packs them from
+     * a temporary copy of those differences (pack_source); else (8-bit
+     * weights with large zero points) the layer runs the portable fast
+     * kernels, which correct for the zero points themselves. */
     const int32_t *w_zp;
+    bool zp_folds;
+    /* what parse packs for the fast and x86 kernels: the stored rows
+     * (container w_bits) or, during parse only, the folded int8 copy */
+    const uint8_t *pack_src;
+    int32_t pack_bits;
     qo_act in, out;
     qf_ref_requant rq; /* rq.mult points into the graph arena */
     /* fast int8 path: fast.data is the widened copy (graph arena) of the
@@ -77,6 +92,9 @@ typedef struct qconv_params {
 
 static qf_status prepare_fast(qf_graph *g, const qf_node *n, qweighted *p, const qf_value *w,
                               qf_err *err);
+
+static _Atomic uint64_t reference_runs;
+uint64_t qf_qops_reference_runs(void) { return reference_runs; }
 
 /* Weight rank bounds: QGemm 2..2, QConv 3..4 (1-D, 2-D). */
 static qf_status parse_weights(qf_graph *g, const qf_node *n, int min_rank, int max_rank,
@@ -196,10 +214,13 @@ static qf_status parse_weights(qf_graph *g, const qf_node *n, int min_rank, int 
         p->w_zp = z;
     }
     const uint8_t *wd = w->data;
+    p->zp_folds = true;
     for (int64_t r = 0; r < p->out_ch; r++) {
         const uint8_t *row = wd + (size_t)r * p->row_bytes;
+        const int32_t zr = p->w_zp ? p->w_zp[r] : 0;
         for (int64_t i = 0; i < k; i++) {
             int32_t v = qf_ref_weight_get(row, i, p->w_bits);
+            if (v - zr < -127 || v - zr > 127) p->zp_folds = false;
             if (v < -wmax || v > wmax)
                 return qf_errf(err, QF_ERR_FORMAT,
                                "%s: weight '%s' row %lld value %d outside the %d-bit range "
@@ -298,6 +319,33 @@ static void release_source_pages(const qf_value *w, size_t bytes) {
 #endif
 }
 
+/* What the fast and x86 packers read: the stored rows, or for asymmetric
+ * weights that fold, a temporary int8 copy of w - zp per row (*tmp, which
+ * the caller frees once packing is done). *ok false: asymmetric weights
+ * that do not fold, which only the portable fast kernels run (they
+ * subtract zp times each output's input sum). */
+static qf_status pack_source(const qf_graph *g, const qf_node *n, qweighted *p, int8_t **tmp,
+                             bool *ok, qf_err *err) {
+    const qf_value *w = &g->values[n->inputs[1]];
+    *tmp = NULL;
+    *ok = !p->w_zp || p->zp_folds;
+    p->pack_src = w->data;
+    p->pack_bits = p->w_bits;
+    if (!p->w_zp || !p->zp_folds) return QF_OK;
+    size_t bytes;
+    if (!qf_mul_size((size_t)p->out_ch, (size_t)p->k, &bytes) || !(*tmp = qf_malloc(bytes)))
+        return qo_nomem(n, err);
+    for (int64_t r = 0; r < p->out_ch; r++) {
+        const uint8_t *row = (const uint8_t *)w->data + (size_t)r * p->row_bytes;
+        int8_t *d = *tmp + (size_t)r * (size_t)p->k;
+        for (int64_t i = 0; i < p->k; i++)
+            d[i] = (int8_t)(qf_ref_weight_get(row, i, p->w_bits) - p->w_zp[r]);
+    }
+    p->pack_src = (const uint8_t *)*tmp;
+    p->pack_bits = 8;
+    return QF_OK;
+}
+
 /* Pack for the x86 kernels when the active ISA has them (int8 only);
  * *done tells whether it did. */
 static qf_status prepare_x86(qf_graph *g, const qf_node *n, qweighted *p, qx_layout layout,
@@ -316,10 +364,10 @@ static qf_status prepare_x86(qf_graph *g, const qf_node *n, qweighted *p, qx_lay
     void *dst = qf_graph_alloc(g, bytes);
     if (!dst) return qo_nomem(n, err);
     const qf_value *w = &g->values[n->inputs[1]];
-    qf_status s = conv ? qf_x86_pack_conv_weights(0, w->data, p->out_ch, cpg, khw, p->w_bits,
+    qf_status s = conv ? qf_x86_pack_conv_weights(0, p->pack_src, p->out_ch, cpg, khw, p->pack_bits,
                                                   groups, dst, &p->x86, err)
-                       : qf_x86_pack_weights(layout, w->data, p->out_ch, p->k, p->w_bits, groups,
-                                             dst, &p->x86, err);
+                       : qf_x86_pack_weights(layout, p->pack_src, p->out_ch, p->k, p->pack_bits,
+                                             groups, dst, &p->x86, err);
     if (s) return s;
     /* AVX2: pairs of weights that could saturate vpmaddubsw are split into
      * a clamped part and sparse remainders (exact; the 16-bit path otherwise) */
@@ -369,7 +417,8 @@ static qf_status prepare_dw(qf_graph *g, const qf_node *n, qconv_params *p, qf_e
     void *dst = qf_graph_alloc(g, bytes);
     if (!dst) return qo_nomem(n, err);
     const qf_value *wv = &g->values[n->inputs[1]];
-    qf_status s = qf_x86_pack_dw_weights(wv->data, w->out_ch, k, k, w->w_bits, dst, &w->dw, err);
+    qf_status s =
+        qf_x86_pack_dw_weights(w->pack_src, w->out_ch, k, k, w->pack_bits, dst, &w->dw, err);
     if (s) return s;
     /* checked once here; a layer the kernel refuses keeps reporting that at run */
     qf_err e2;
@@ -387,11 +436,12 @@ static qf_status prepare_fast(qf_graph *g, const qf_node *n, qweighted *p, const
                               qf_err *err) {
     p->fast_ok = false;
     if (p->in.dtype != QF_DT_I8) return QF_OK;
-    if (qf_fast_weights_in_place(p->k, p->w_bits)) {
+    if (p->pack_src == w->data && qf_fast_weights_in_place(p->k, p->w_bits)) {
         p->fast.data = NULL;
         p->fast.rows = (int32_t)p->out_ch;
         p->fast.k = (int32_t)p->k;
         p->fast.kp = qf_fast_row_stride(p->k);
+        p->fast.zp = p->w_zp;
         p->fast_src = NULL;
         p->fast_ok = true;
         return QF_OK;
@@ -400,8 +450,11 @@ static qf_status prepare_fast(qf_graph *g, const qf_node *n, qweighted *p, const
     if (bytes == 0) return QF_OK;
     int8_t *dst = qf_graph_alloc(g, bytes);
     if (!dst) return qo_nomem(n, err);
-    qf_status s = qf_fast_widen_weights(w->data, p->out_ch, p->k, p->w_bits, dst, &p->fast, err);
+    qf_status s =
+        qf_fast_widen_weights(p->pack_src, p->out_ch, p->k, p->pack_bits, dst, &p->fast, err);
     if (s) return s;
+    /* folded zero points are in the copy already */
+    p->fast.zp = p->pack_src == w->data ? p->w_zp : NULL;
     p->fast_src = w->data;
     p->fast_ok = true;
     return QF_OK;
@@ -462,14 +515,16 @@ static qf_status qconv_parse(qf_graph *g, qf_node *n, qf_err *err) {
      * take the depthwise kernel where it applies, else the portable one; a
      * plain convolution of a one-channel input (a grey-scale stem) is an
      * ordinary GEMM with a short reduction and goes to the x86 kernel */
-    bool packed = false;
+    bool packed = false, ok;
+    int8_t *tmp;
     const bool per_channel = p->w.w_shape[1] == 1 && p->group > 1;
-    if (!p->w.w_zp) {
-        if (!per_channel && (s = prepare_x86(g, n, &p->w, QX_LAYOUT_CONV8, p->group, &packed, err)))
-            return s;
-        if (per_channel && (s = prepare_dw(g, n, p, err))) return s;
-        if (!packed && (s = prepare_fast(g, n, &p->w, &g->values[n->inputs[1]], err))) return s;
-    }
+    if ((s = pack_source(g, n, &p->w, &tmp, &ok, err))) return s;
+    if (ok && !per_channel) s = prepare_x86(g, n, &p->w, QX_LAYOUT_CONV8, p->group, &packed, err);
+    if (ok && !s && per_channel) s = prepare_dw(g, n, p, err);
+    if (!s && !packed) s = prepare_fast(g, n, &p->w, &g->values[n->inputs[1]], err);
+    qf_free(tmp);
+    p->w.pack_src = NULL;
+    if (s) return s;
     n->params = p;
     return QF_OK;
 }
@@ -568,6 +623,7 @@ static qf_status qconv_run(const qf_exec_ctx *ctx, const qf_node *n, const qf_te
         if (need)
             return qf_fast_conv2d_s8(&cp, in[0].data, &fw, bias, out[0].data, scratch, need, err);
     }
+    reference_runs++;
     return qf_ref_conv2d_s8(&cp, in[0].data, in[1].data, bias, out[0].data, err);
 }
 
@@ -658,9 +714,14 @@ static qf_status qgemm_parse(qf_graph *g, qf_node *n, qf_err *err) {
     qweighted *p = qf_graph_alloc(g, sizeof *p);
     if (!p) return qo_nomem(n, err);
     if ((s = parse_weights(g, n, 2, 2, p, err))) return s;
-    bool packed = false;
-    if (!p->w_zp && (s = prepare_x86(g, n, p, QX_LAYOUT_GEMM16, 1, &packed, err))) return s;
-    if (!p->w_zp && !packed && (s = prepare_fast(g, n, p, &g->values[n->inputs[1]], err))) return s;
+    bool packed = false, ok;
+    int8_t *tmp;
+    if ((s = pack_source(g, n, p, &tmp, &ok, err))) return s;
+    if (ok) s = prepare_x86(g, n, p, QX_LAYOUT_GEMM16, 1, &packed, err);
+    if (!s && !packed) s = prepare_fast(g, n, p, &g->values[n->inputs[1]], err);
+    qf_free(tmp);
+    p->pack_src = NULL;
+    if (s) return s;
     n->params = p;
     return QF_OK;
 }
@@ -737,6 +798,7 @@ static qf_status qgemm_run(const qf_exec_ctx *ctx, const qf_node *n, const qf_te
         if (need)
             return qf_fast_gemm_s8(&gp, in[0].data, &fw, bias, out[0].data, scratch, need, err);
     }
+    reference_runs++;
     return qf_ref_gemm_s8(&gp, in[0].data, in[1].data, bias, out[0].data, err);
 }
 

@@ -25,6 +25,10 @@ typedef struct qo_act {
     int32_t tmin, tmax; /* range of dtype */
 } qo_act;
 
+/* int8 QConv/QGemm runs that fell back to the reference kernels in this
+ * process (qops_conv.c): tests check with it that a layer took a fast path. */
+uint64_t qf_qops_reference_runs(void);
+
 static inline bool qo_scale_ok(float s) { return isfinite(s) && s > 0.0f; }
 
 static inline const char *qo_vname(const qf_graph *g, int v) {
