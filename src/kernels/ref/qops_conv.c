@@ -525,6 +525,12 @@ static qf_status qconv_parse(qf_graph *g, qf_node *n, qf_err *err) {
     qf_free(tmp);
     p->w.pack_src = NULL;
     if (s) return s;
+    /* depthwise: both packed copies made, the source rows are only read by
+     * the reference fallback (unless the fast kernel uses them in place) */
+    size_t src_bytes;
+    if (p->w.dw_ok && !(p->w.fast_ok && !p->w.fast.data) &&
+        qf_mul_size((size_t)p->w.out_ch, p->w.row_bytes, &src_bytes))
+        release_source_pages(&g->values[n->inputs[1]], src_bytes);
     n->params = p;
     return QF_OK;
 }
