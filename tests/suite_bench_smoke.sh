@@ -109,6 +109,32 @@ else:
 print("; ".join(errs)); sys.exit(1 if errs else 0)
 EOF
   ); then ok "bench --profile"; else bad "bench --profile" "${msg:-$(cat "$T/err")}"; fi
+# --profile names each integer layer's kernel: the quantized MLP (symmetric
+# and asymmetric 8-bit weights) runs x86 or portable kernels, never the
+# reference; with QF_ISA=scalar, the portable ones
+"$PY" -c "import numpy as np, sys; r = np.random.default_rng(1); np.save(sys.argv[1] + '/cal.npy', r.standard_normal((64, 16)).astype(np.float32)); np.save(sys.argv[1] + '/lab.npy', np.zeros(64, np.int64))" "$T"
+echo '{"symmetric": false}' >"$T/asym.json"
+for variant in sym asym; do
+  cfg=(); [[ $variant == asym ]] && cfg=(--config "$T/asym.json")
+  if ! "$QF" quantize "$T/mlp.onnx" --calib "$T/cal.npy" --labels "$T/lab.npy" "${cfg[@]}" \
+      -o "$T/mlp_$variant.qfm" >/dev/null 2>"$T/err"; then
+    bad "quantize the MLP ($variant)" "$(cat "$T/err")"
+    continue
+  fi
+  for isa in default scalar; do
+    env=(); [[ $isa == scalar ]] && env=(QF_ISA=scalar)
+    if env "${env[@]}" "$QF" bench "$T/mlp_$variant.qfm" --iters 2 --json --profile >"$T/k.json" 2>"$T/err" &&
+      msg=$("$PY" - "$T/k.json" "$isa" <<'EOF'
+import json, sys
+p = json.loads([l for l in open(sys.argv[1]).read().splitlines() if l.strip()][1])
+ks = [n.get("kernel") for n in p["nodes"] if n["op"] == "QGemm"]
+ok = {"portable"} if sys.argv[2] == "scalar" else {"portable", "x86 avx2", "x86 avx512vnni"}
+errs = [] if len(ks) == 2 and all(k in ok for k in ks) else [f"QGemm kernels {ks}"]
+print("; ".join(errs)); sys.exit(1 if errs else 0)
+EOF
+      ); then ok "bench --profile kernels ($variant, $isa)"; else bad "bench --profile kernels ($variant, $isa)" "${msg:-$(cat "$T/err")}"; fi
+  done
+done
 # bad usage and bad input: exit 2 with one stderr line
 expect_2() {
   local name=$1; shift

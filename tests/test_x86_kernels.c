@@ -821,7 +821,7 @@ static int sess_add_value(qf_graph *g, const char *name, qf_dtype dt, int rank, 
 /* Build, run with `threads`, copy the output into y (n_y bytes). */
 static qf_status sess_run(const sess_case *c, const int8_t *x, const int8_t *w, const int32_t *bias,
                           const float *wscale, const int32_t *wzp, int threads, int8_t *y,
-                          size_t n_y, qf_err *e) {
+                          size_t n_y, char *kernel, size_t kernel_len, qf_err *e) {
     qf_graph *g = qf_graph_create();
     if (!g) return QF_ERR_NOMEM;
     const int cpg = c->c / c->group;
@@ -873,6 +873,8 @@ static qf_status sess_run(const sess_case *c, const int8_t *x, const int8_t *w, 
             st = QF_ERR_INTERNAL;
         else
             memcpy(y, yt.data, n_y);
+        const char *kn = qf_session_node_kernel(s, 0);
+        snprintf(kernel, kernel_len, "%s", kn ? kn : "(none)");
     }
     qf_session_free(s);
     qf_model_free(m);
@@ -1198,8 +1200,18 @@ static void test_session_threads(void) {
         }
         /* the sessions take a fast path (x86 or portable), never the reference */
         const uint64_t ref0 = qf_qops_reference_runs();
-        if (!st) st = sess_run(c, x, w, bias, wscale, wzp, 1, y1, n_y, &e);
-        if (!st) st = sess_run(c, x, w, bias, wscale, wzp, 2, y2, n_y, &e);
+        char kern1[64] = "", kern2[64] = "", want_kern[64];
+        if (!st) st = sess_run(c, x, w, bias, wscale, wzp, 1, y1, n_y, kern1, sizeof kern1, &e);
+        if (!st) st = sess_run(c, x, w, bias, wscale, wzp, 2, y2, n_y, kern2, sizeof kern2, &e);
+        /* the kernel the profile names: x86 wherever the ISA has one and
+         * the weights are symmetric or fold, else the portable one */
+        const qf_isa isa = qf_isa_active();
+        const bool dw = !c->gemm && c->group == c->c && (c->k == 3 || c->k == 5);
+        if (c->wz == WZ_WIDE8 || !qf_x86_isa_usable(isa))
+            snprintf(want_kern, sizeof want_kern, "portable");
+        else
+            snprintf(want_kern, sizeof want_kern, "x86 %s%s", dw ? "depthwise " : "",
+                     qf_isa_name(isa));
         const uint64_t ref_runs = qf_qops_reference_runs() - ref0;
         const int same1 = !st && memcmp(y1, want, n_y) == 0;
         const int same2 = !st && memcmp(y2, want, n_y) == 0;
@@ -1213,6 +1225,8 @@ static void test_session_threads(void) {
         CHECK_MSG(distinct, "%s: degenerate output", c->name);
         CHECK_MSG(ref_runs == 0, "%s: %d runs fell back to the reference kernel", c->name,
                   (int)ref_runs);
+        CHECK_MSG(!strcmp(kern1, want_kern) && !strcmp(kern2, want_kern),
+                  "%s: kernel '%s' / '%s', expected '%s'", c->name, kern1, kern2, want_kern);
     }
     printf("  session (ISA %s): %d layers bit-exact with 1 and 2 threads\n",
            qf_isa_name(qf_isa_active()), (int)QF_ARRAY_LEN(sess_cases));

@@ -289,6 +289,7 @@ static qf_status prof_observe(void *user, const qf_graph *g, int node, const qf_
 
 typedef struct prof_row {
     const char *name, *op;
+    const char *kernel; /* the op's kernel for these shapes, NULL when it does not say */
     double s;
 } prof_row;
 
@@ -331,12 +332,13 @@ static int profile_runs(const bench_cfg *c, qf_session *s, qf_model *m, const qf
     for (int i = 0; i < g->n_nodes; i++) {
         if (p.node_s[i] <= 0) continue;
         const qf_node *nd = &g->nodes[i];
-        rows[n_rows++] = (prof_row){nd->name ? nd->name : "", nd->op_type, p.node_s[i]};
+        rows[n_rows++] = (prof_row){nd->name ? nd->name : "", nd->op_type,
+                                    qf_session_node_kernel(s, i), p.node_s[i]};
         total += p.node_s[i];
         int k = 0;
         while (k < n_ops && strcmp(ops[k].op, nd->op_type) != 0)
             k++;
-        if (k == n_ops) ops[n_ops++] = (prof_row){nd->op_type, nd->op_type, 0};
+        if (k == n_ops) ops[n_ops++] = (prof_row){nd->op_type, nd->op_type, NULL, 0};
         ops[k].s += p.node_s[i];
     }
     qsort(rows, (size_t)n_rows, sizeof *rows, cmp_row);
@@ -355,6 +357,10 @@ static int profile_runs(const bench_cfg *c, qf_session *s, qf_model *m, const qf
             cli_json_str(stdout, rows[k].name);
             printf(", \"op\": ");
             cli_json_str(stdout, rows[k].op);
+            if (rows[k].kernel) {
+                printf(", \"kernel\": ");
+                cli_json_str(stdout, rows[k].kernel);
+            }
             printf(", \"ms\": %.6g, \"percent\": %.4g}", rows[k].s * per, rows[k].s * pct);
         }
         printf("]}\n");
@@ -367,10 +373,10 @@ static int profile_runs(const bench_cfg *c, qf_session *s, qf_model *m, const qf
         printf("\n  %-24s %10s %7s\n", "operator", "ms/run", "share");
         for (int k = 0; k < n_ops; k++)
             printf("  %-24s %10.4f %6.1f%%\n", ops[k].op, ops[k].s * per, ops[k].s * pct);
-        printf("\n  %-40s %-18s %10s %7s\n", "node", "operator", "ms/run", "share");
+        printf("\n  %-40s %-18s %10s %7s  %s\n", "node", "operator", "ms/run", "share", "kernel");
         for (int k = 0; k < n_rows; k++)
-            printf("  %-40.40s %-18.18s %10.4f %6.1f%%\n", rows[k].name, rows[k].op,
-                   rows[k].s * per, rows[k].s * pct);
+            printf("  %-40.40s %-18.18s %10.4f %6.1f%%  %s\n", rows[k].name, rows[k].op,
+                   rows[k].s * per, rows[k].s * pct, rows[k].kernel ? rows[k].kernel : "-");
     }
 done:
     qf_session_set_observer(s, NULL, NULL);
@@ -461,7 +467,10 @@ const cli_cmd cli_cmd_bench = {
         "the planned activation arena and the process's peak resident memory. An .onnx\n"
         "model runs on the float runtime, a .qfm model on the integer runtime.\n"
         "--profile adds where the time goes: each node's and each operator type's share\n"
-        "of a run (with --json, a second JSON object on its own line).",
+        "of a run (with --json, a second JSON object on its own line), and for integer\n"
+        "convolutions and fully connected layers the kernel that runs them: \"x86 avx2\",\n"
+        "\"x86 avx512vnni\", \"x86 depthwise ...\", \"portable\" (plain C) or \"reference\"\n"
+        "(the slow specification kernel: a layer no fast kernel takes).",
     .opts = bench_opts,
     .n_opts = (int)QF_ARRAY_LEN(bench_opts),
     .min_pos = 1,

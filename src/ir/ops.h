@@ -66,6 +66,10 @@ typedef struct qf_op_def {
     qf_status (*run_add)(const qf_exec_ctx *ctx, const qf_node *n, const qf_tensor *in, int n_in,
                          const qf_node *add, const qf_tensor *add_in, int slot, qf_tensor *add_out,
                          void *scratch, qf_err *err);
+    /* Optional: the name of the kernel run takes for these inputs when the
+     * session has scratch memory (or not), for profiles ("x86 avx2",
+     * "portable", "reference", ...); NULL when it cannot tell. */
+    const char *(*kernel)(const qf_node *n, const qf_tensor *in, int n_in, bool scratch);
 } qf_op_def;
 
 /* Registry lookup. Returns NULL for QF_OP_UNKNOWN or an op whose kernel is

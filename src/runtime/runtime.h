@@ -6,8 +6,8 @@
 #include "ir/ops.h"
 
 struct qf_model {
-    qf_graph *g;   /* owned */
-    char *path;    /* file it came from (for messages) */
+    qf_graph *g; /* owned */
+    char *path;  /* file it came from (for messages) */
 };
 
 /* Wrap a graph as a model (takes ownership of g). */
@@ -19,8 +19,13 @@ qf_graph *qf_model_graph(qf_model *m);
  * optional outputs have data NULL). Calibration and per-layer error reports
  * use it to see intermediate tensors without making them graph outputs.
  * A non-OK return aborts the run with that status. NULL fn removes it. */
-typedef qf_status (*qf_node_observer)(void *user, const qf_graph *g, int node,
-                                      const qf_tensor *out, int n_out);
+typedef qf_status (*qf_node_observer)(void *user, const qf_graph *g, int node, const qf_tensor *out,
+                                      int n_out);
 void qf_session_set_observer(qf_session *s, qf_node_observer fn, void *user);
+
+/* After a run: the kernel graph node `node` runs with the current plan's
+ * tensors (its op's qf_op_def.kernel), or NULL when the op does not say,
+ * the node is not part of the plan, or nothing ran yet. */
+const char *qf_session_node_kernel(const qf_session *s, int node);
 
 #endif /* QF_RUNTIME_H */

@@ -179,6 +179,22 @@ int qf_session_fused_adds(const qf_session *s) {
     return n;
 }
 
+static void node_tensors(const qf_session *s, const qf_node *nd, qf_tensor *in, qf_tensor *out);
+
+const char *qf_session_node_kernel(const qf_session *s, int node) {
+    if (!s || !s->planned || node < 0 || node >= s->m->g->n_nodes) return NULL;
+    const qf_node *nd = &s->m->g->nodes[node];
+    const qf_op_def *def = qf_op_get(nd->op);
+    if (!def || !def->kernel) return NULL;
+    for (int k = 0; k < s->n_steps; k++)
+        if (s->steps[k] == node) {
+            qf_tensor in[QF_MAX_NODE_IO], out[QF_MAX_NODE_IO];
+            node_tensors(s, nd, in, out);
+            return def->kernel(nd, in, nd->n_inputs, s->scratch != NULL);
+        }
+    return NULL;
+}
+
 static const char *shape_str(const qf_tensor *t, char *buf, size_t len) {
     size_t o = 0;
     o += (size_t)snprintf(buf + o, len - o, "[");

@@ -601,6 +601,34 @@ static qf_status qconv_infer(const qf_node *n, const qf_tensor *in, int n_in, qf
     return QF_OK;
 }
 
+/* The kernel a run takes, for the run itself and for profiles. */
+typedef enum qpath { QP_REF16, QP_X86_DW, QP_X86, QP_FAST, QP_REF } qpath;
+
+static const char *qpath_name(qpath k, qf_isa isa) {
+    const bool vnni = isa == QF_ISA_AVX512VNNI;
+    switch (k) {
+    case QP_REF16: return "reference int16";
+    case QP_X86_DW: return vnni ? "x86 depthwise avx512vnni" : "x86 depthwise avx2";
+    case QP_X86: return vnni ? "x86 avx512vnni" : "x86 avx2";
+    case QP_FAST: return "portable";
+    default: return "reference";
+    }
+}
+
+/* *need: the scratch bytes of the x86 or portable kernel. */
+static qpath conv_path(const qconv_params *p, const qf_ref_conv_params *cp, const qf_tensor *in,
+                       bool scratch, qf_fast_weights *fw, size_t *need) {
+    if (p->w.in.dtype == QF_DT_I16) return QP_REF16;
+    if (p->w.dw_ok && in[1].data == p->w.dw_src && qf_x86_dwconv_supported(cp)) return QP_X86_DW;
+    if (scratch && p->w.x86_ok && in[1].data == p->w.x86_src &&
+        (*need = qf_x86_conv2d_s8_scratch_size(cp, p->w.x86.layout)))
+        return QP_X86;
+    /* qconv_scratch reported this size for these shapes */
+    if (scratch && fast_weights(&p->w, &in[1], fw) && (*need = qf_fast_conv2d_s8_scratch_size(cp)))
+        return QP_FAST;
+    return QP_REF;
+}
+
 static qf_status qconv_run(const qf_exec_ctx *ctx, const qf_node *n, const qf_tensor *in, int n_in,
                            qf_tensor *out, int n_out, void *scratch, qf_err *err) {
     const qconv_params *p = n->params;
@@ -610,27 +638,34 @@ static qf_status qconv_run(const qf_exec_ctx *ctx, const qf_node *n, const qf_te
     if (s) return s;
     if (cp.batch == 0 || cp.in_c == 0) return QF_OK; /* empty batch: nothing to compute */
     const int32_t *bias = p->w.has_bias ? in[2].data : NULL;
-    if (p->w.in.dtype == QF_DT_I16)
-        return qf_ref_conv2d_s16(&cp, in[0].data, in[1].data, bias, out[0].data, err);
-    if (p->w.dw_ok && in[1].data == p->w.dw_src && qf_x86_dwconv_supported(&cp))
+    qf_fast_weights fw;
+    size_t need = 0;
+    switch (conv_path(p, &cp, in, scratch != NULL, &fw, &need)) {
+    case QP_REF16: return qf_ref_conv2d_s16(&cp, in[0].data, in[1].data, bias, out[0].data, err);
+    case QP_X86_DW:
         return qf_x86_dwconv2d_s8(ctx ? ctx->pool : NULL, p->w.isa, &cp, in[0].data, &p->w.dw, bias,
                                   out[0].data, err);
-    if (scratch && p->w.x86_ok && in[1].data == p->w.x86_src) {
-        size_t need = qf_x86_conv2d_s8_scratch_size(&cp, p->w.x86.layout);
-        if (need)
-            return qf_x86_conv2d_s8_add(ctx ? ctx->pool : NULL, p->w.isa, &cp, in[0].data,
-                                        &p->w.x86, bias, p->w.x86_epi_ok ? &p->w.x86_epi : NULL,
-                                        NULL, out[0].data, scratch, need, err);
-    }
-    qf_fast_weights fw;
-    if (scratch && fast_weights(&p->w, &in[1], &fw)) {
-        /* qconv_scratch reported this size for these shapes */
-        size_t need = qf_fast_conv2d_s8_scratch_size(&cp);
-        if (need)
-            return qf_fast_conv2d_s8(&cp, in[0].data, &fw, bias, out[0].data, scratch, need, err);
+    case QP_X86:
+        return qf_x86_conv2d_s8_add(ctx ? ctx->pool : NULL, p->w.isa, &cp, in[0].data, &p->w.x86,
+                                    bias, p->w.x86_epi_ok ? &p->w.x86_epi : NULL, NULL, out[0].data,
+                                    scratch, need, err);
+    case QP_FAST:
+        return qf_fast_conv2d_s8(&cp, in[0].data, &fw, bias, out[0].data, scratch, need, err);
+    default: break;
     }
     reference_runs++;
     return qf_ref_conv2d_s8(&cp, in[0].data, in[1].data, bias, out[0].data, err);
+}
+
+static const char *qconv_kernel(const qf_node *n, const qf_tensor *in, int n_in, bool scratch) {
+    const qconv_params *p = n->params;
+    qf_ref_conv_params cp;
+    int64_t od[QF_MAX_DIMS];
+    qf_err e;
+    qf_fast_weights fw;
+    size_t need = 0;
+    if (!p || qconv_setup(n, in, n_in, &cp, od, &e) != QF_OK) return NULL;
+    return qpath_name(conv_path(p, &cp, in, scratch, &fw, &need), p->w.isa);
 }
 
 static size_t qconv_scratch(const qf_node *n, const qf_tensor *in, int n_in, const qf_tensor *out,
@@ -709,6 +744,7 @@ const qf_op_def qf_opdef_qconv = {.name = "qforge.QConv",
                                   .infer = qconv_infer,
                                   .scratch = qconv_scratch,
                                   .run = qconv_run,
+                                  .kernel = qconv_kernel,
                                   .fuse_add_ok = qconv_fuse_add_ok,
                                   .run_add = qconv_run_add};
 
@@ -780,6 +816,29 @@ static qf_status qgemm_infer(const qf_node *n, const qf_tensor *in, int n_in, qf
     return QF_OK;
 }
 
+static qpath gemm_path(const qweighted *p, const qf_ref_gemm_params *gp, const qf_tensor *in,
+                       bool scratch, qf_fast_weights *fw, size_t *need) {
+    if (p->in.dtype == QF_DT_I16) return QP_REF16;
+    if (scratch && p->x86_ok && in[1].data == p->x86_src &&
+        (*need = qf_x86_gemm_s8_scratch_size(gp)))
+        return QP_X86;
+    /* qgemm_scratch reported this size for these shapes */
+    if (scratch && fast_weights(p, &in[1], fw) && (*need = qf_fast_gemm_s8_scratch_size(gp)))
+        return QP_FAST;
+    return QP_REF;
+}
+
+static const char *qgemm_kernel(const qf_node *n, const qf_tensor *in, int n_in, bool scratch) {
+    const qweighted *p = n->params;
+    qf_ref_gemm_params gp;
+    int64_t m;
+    qf_err e;
+    qf_fast_weights fw;
+    size_t need = 0;
+    if (!p || qgemm_setup(n, in, n_in, &gp, &m, &e) != QF_OK) return NULL;
+    return qpath_name(gemm_path(p, &gp, in, scratch, &fw, &need), p->isa);
+}
+
 static qf_status qgemm_run(const qf_exec_ctx *ctx, const qf_node *n, const qf_tensor *in, int n_in,
                            qf_tensor *out, int n_out, void *scratch, qf_err *err) {
     const qweighted *p = n->params;
@@ -789,20 +848,16 @@ static qf_status qgemm_run(const qf_exec_ctx *ctx, const qf_node *n, const qf_te
     if (s) return s;
     if (m == 0) return QF_OK;
     const int32_t *bias = p->has_bias ? in[2].data : NULL;
-    if (p->in.dtype == QF_DT_I16)
-        return qf_ref_gemm_s16(&gp, in[0].data, in[1].data, bias, out[0].data, err);
-    if (scratch && p->x86_ok && in[1].data == p->x86_src) {
-        size_t need = qf_x86_gemm_s8_scratch_size(&gp);
-        if (need)
-            return qf_x86_gemm_s8(ctx ? ctx->pool : NULL, p->isa, &gp, in[0].data, &p->x86, bias,
-                                  out[0].data, scratch, need, err);
-    }
     qf_fast_weights fw;
-    if (scratch && fast_weights(p, &in[1], &fw)) {
-        /* qgemm_scratch reported this size for these shapes */
-        size_t need = qf_fast_gemm_s8_scratch_size(&gp);
-        if (need)
-            return qf_fast_gemm_s8(&gp, in[0].data, &fw, bias, out[0].data, scratch, need, err);
+    size_t need = 0;
+    switch (gemm_path(p, &gp, in, scratch != NULL, &fw, &need)) {
+    case QP_REF16: return qf_ref_gemm_s16(&gp, in[0].data, in[1].data, bias, out[0].data, err);
+    case QP_X86:
+        return qf_x86_gemm_s8(ctx ? ctx->pool : NULL, p->isa, &gp, in[0].data, &p->x86, bias,
+                              out[0].data, scratch, need, err);
+    case QP_FAST:
+        return qf_fast_gemm_s8(&gp, in[0].data, &fw, bias, out[0].data, scratch, need, err);
+    default: break;
     }
     reference_runs++;
     return qf_ref_gemm_s8(&gp, in[0].data, in[1].data, bias, out[0].data, err);
@@ -824,4 +879,5 @@ const qf_op_def qf_opdef_qgemm = {.name = "qforge.QGemm",
                                   .parse = qgemm_parse,
                                   .infer = qgemm_infer,
                                   .scratch = qgemm_scratch,
-                                  .run = qgemm_run};
+                                  .run = qgemm_run,
+                                  .kernel = qgemm_kernel};
