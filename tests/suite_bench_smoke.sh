@@ -109,27 +109,38 @@ else:
 print("; ".join(errs)); sys.exit(1 if errs else 0)
 EOF
   ); then ok "bench --profile"; else bad "bench --profile" "${msg:-$(cat "$T/err")}"; fi
-# --profile names each integer layer's kernel: the quantized MLP (symmetric
-# and asymmetric 8-bit weights) runs x86 or portable kernels, never the
-# reference; with QF_ISA=scalar, the portable ones
+# --profile names each integer layer's kernel: the quantized MLP (symmetric,
+# asymmetric 8-bit and 7-bit weights) runs x86 or portable kernels, never the
+# reference; quantize counts the asymmetric layers whose w - zero_point leave
+# int8 (random 8-bit ones do), and exactly those run the portable kernels
+# where the CPU has x86 ones; with QF_ISA=scalar every layer runs portable
 "$PY" -c "import numpy as np, sys; r = np.random.default_rng(1); np.save(sys.argv[1] + '/cal.npy', r.standard_normal((64, 16)).astype(np.float32)); np.save(sys.argv[1] + '/lab.npy', np.zeros(64, np.int64))" "$T"
 echo '{"symmetric": false}' >"$T/asym.json"
-for variant in sym asym; do
-  cfg=(); [[ $variant == asym ]] && cfg=(--config "$T/asym.json")
+echo '{"symmetric": false, "num_bits": 7}' >"$T/asym7.json"
+x86=0; grep -qw avx2 /proc/cpuinfo && x86=1
+for variant in sym asym asym7; do
+  cfg=(); [[ $variant != sym ]] && cfg=(--config "$T/$variant.json")
   if ! "$QF" quantize "$T/mlp.onnx" --calib "$T/cal.npy" --labels "$T/lab.npy" "${cfg[@]}" \
-      -o "$T/mlp_$variant.qfm" >/dev/null 2>"$T/err"; then
+      -o "$T/mlp_$variant.qfm" --json >"$T/q.json" 2>"$T/err"; then
     bad "quantize the MLP ($variant)" "$(cat "$T/err")"
     continue
   fi
   for isa in default scalar; do
     env=(); [[ $isa == scalar ]] && env=(QF_ISA=scalar)
     if env "${env[@]}" "$QF" bench "$T/mlp_$variant.qfm" --iters 2 --json --profile >"$T/k.json" 2>"$T/err" &&
-      msg=$("$PY" - "$T/k.json" "$isa" <<'EOF'
+      msg=$("$PY" - "$T/k.json" "$T/q.json" "$variant" "$isa" "$x86" <<'EOF'
 import json, sys
 p = json.loads([l for l in open(sys.argv[1]).read().splitlines() if l.strip()][1])
+wide = json.load(open(sys.argv[2]))["asym_wide_layers"]
+variant, isa, x86 = sys.argv[3], sys.argv[4], sys.argv[5] == "1"
 ks = [n.get("kernel") for n in p["nodes"] if n["op"] == "QGemm"]
-ok = {"portable"} if sys.argv[2] == "scalar" else {"portable", "x86 avx2", "x86 avx512vnni"}
-errs = [] if len(ks) == 2 and all(k in ok for k in ks) else [f"QGemm kernels {ks}"]
+errs = []
+if variant == "asym" and wide != 2: errs.append(f"asym_wide_layers {wide}, want 2")
+if variant != "asym" and wide != 0: errs.append(f"asym_wide_layers {wide}, want 0")
+ok = {"portable"} if isa == "scalar" else {"portable", "x86 avx2", "x86 avx512vnni"}
+if len(ks) != 2 or not all(k in ok for k in ks): errs.append(f"QGemm kernels {ks}")
+elif isa == "default" and x86 and ks.count("portable") != wide:
+    errs.append(f"QGemm kernels {ks} with {wide} wide layers")
 print("; ".join(errs)); sys.exit(1 if errs else 0)
 EOF
       ); then ok "bench --profile kernels ($variant, $isa)"; else bad "bench --profile kernels ($variant, $isa)" "${msg:-$(cat "$T/err")}"; fi

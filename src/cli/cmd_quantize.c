@@ -87,6 +87,10 @@ static void print_table(const qf_quant_report *r, const char *out, double second
                "than %d columns)\n",
                r->n_gptq_skipped, r->n_gptq_skipped == 1 ? "" : "s", QF_GPTQ_MEM_BUDGET >> 20,
                QF_GPTQ_MAX_COLS);
+    if (r->n_asym_wide)
+        printf("asymmetric weights: %d layer%s with some w - zero_point outside int8 run the "
+               "portable kernels, not the x86 ones (symmetric or 7-bit weights do)\n",
+               r->n_asym_wide, r->n_asym_wide == 1 ? "" : "s");
     printf("wrote %s\n", out);
 }
 
@@ -96,9 +100,9 @@ static void print_json(const qf_quant_report *r, const char *model, const char *
     printf(", \"output\": ");
     cli_json_str(stdout, out);
     printf(", \"calib_samples\": %lld, \"float_fallback\": %d, \"seconds\": %.3f, "
-           "\"gptq_layers\": %d, \"gptq_skipped\": %d, \"layers\": [",
+           "\"gptq_layers\": %d, \"gptq_skipped\": %d, \"asym_wide_layers\": %d, \"layers\": [",
            (long long)r->calib_samples, r->n_float_fallback, r->calib_seconds, r->n_gptq,
-           r->n_gptq_skipped);
+           r->n_gptq_skipped, r->n_asym_wide);
     for (int i = 0; i < r->n_layers; i++) {
         const qf_quant_layer *L = &r->layers[i];
         printf("%s\n  {\"name\": ", i ? "," : "");

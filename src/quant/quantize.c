@@ -673,6 +673,13 @@ static qf_status quantize_weights(qctx *c, const char *layer, const float *w, in
             }
             bc->delta[r] = (float)d;
         }
+    if (!c->cfg->symmetric_weights) {
+        bool wide = false;
+        for (int64_t r = 0; r < rows && !wide; r++)
+            for (int64_t k = 0; k < cols && !wide; k++)
+                wide = q[r * cols + k] - zps[r] > 127 || q[r * cols + k] - zps[r] < -127;
+        c->rep->n_asym_wide += wide;
+    }
     int cb = bits > 4 ? 8 : (bits > 2 ? 4 : 2);
     *container_bits = cb;
     char nm[256];

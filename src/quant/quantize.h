@@ -60,6 +60,10 @@ typedef struct qf_quant_report {
     int n_gptq;         /* layers whose weights GPTQ rounded */
     int n_gptq_skipped; /* weighted layers left at nearest rounding (memory) */
     int64_t gptq_rows;  /* Hessian input rows of the first GPTQ layer */
+    /* layers with asymmetric weights some w - zero_point of which falls
+     * outside int8 (8-bit only): the runtime's x86 kernels cannot take them
+     * and they run the portable ones (qforge bench --profile) */
+    int n_asym_wide;
 } qf_quant_report;
 
 void qf_quant_report_free(qf_quant_report *r);
