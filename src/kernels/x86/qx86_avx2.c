@@ -103,6 +103,20 @@ static inline void load8(int8_t r[8], const qx_vec_store *st, const int8_t *base
     }
 }
 
+/* The fused residual add on 8 lanes of int8 values held as int32 (a: the
+ * convolution's results): qx_add_one's steps in the same order, each one
+ * rounding once (an exact product of two floats rounded to binary32 is the
+ * single-precision multiply; cvtps2dq rounds half to even), so the results
+ * are qx_add_one's, within int8. */
+TGT static inline __m256i add_i32(__m256i a, __m256i b, const qx_add_consts *c) {
+    const __m256 fa = _mm256_cvtepi32_ps(_mm256_sub_epi32(a, _mm256_set1_epi32(c->a_zp)));
+    const __m256 fb = _mm256_cvtepi32_ps(_mm256_sub_epi32(b, _mm256_set1_epi32(c->b_zp)));
+    __m256 sum = _mm256_add_ps(_mm256_mul_ps(fa, _mm256_set1_ps(c->a_mult)),
+                               _mm256_mul_ps(fb, _mm256_set1_ps(c->b_mult)));
+    sum = _mm256_min_ps(_mm256_max_ps(sum, _mm256_set1_ps(c->lo)), _mm256_set1_ps(c->hi));
+    return _mm256_add_epi32(_mm256_cvtps_epi32(sum), _mm256_set1_epi32(c->out_zp));
+}
+
 TGT static void conv_out8(const qx_conv_tile *t, int r, __m256i acc, const qx_vec_store *st,
                           int lane0) {
     const int64_t ch = (int64_t)t->ch0 + r;
@@ -110,23 +124,27 @@ TGT static void conv_out8(const qx_conv_tile *t, int r, __m256i acc, const qx_ve
     acc = _mm256_add_epi32(acc, _mm256_set1_epi32(t->e.corr[r]));
     rq8(acc, _mm256_set1_ps(t->e.mult_f[r]), t->e.rq, ch, 0, q);
     if (t->add) {
-        /* the fused residual add, lane by lane (lanes no segment covers
-         * are computed from zeros and never stored) */
+        /* the fused residual add (lanes no segment covers are computed
+         * from zeros and never stored) */
         int8_t res[8] = {0};
         load8(res, st, t->res + ch * t->ch_stride, lane0);
-        for (int i = 0; i < 8; i++)
-            q[i] = qx_add_one(q[i], res[i], t->add);
+        const __m256i v =
+            add_i32(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)q)),
+                    _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)res)), t->add);
+        const __m128i w16 =
+            _mm_packs_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+        _mm_storel_epi64((__m128i *)q, _mm_packs_epi16(w16, w16));
     }
     store8(q, st, t->out + ch * t->ch_stride, lane0);
 }
 
 /* All 16 lanes of a slot vector for row r (lo: lanes 0-7, hi: 8-15): in
- * one pass in FP32 mode without a fused add (the same operations as rq8),
- * else 8 lanes at a time. */
+ * one pass in FP32 mode (the same operations as rq8, then the fused add's
+ * if any), else 8 lanes at a time. */
 TGT static void conv_out16(const qx_conv_tile *t, int r, __m256i lo, __m256i hi,
                            const qx_vec_store *st) {
     const qf_ref_requant *rq = t->e.rq;
-    if (rq->mode != QF_RQ_FP32 || t->add) {
+    if (rq->mode != QF_RQ_FP32) {
         conv_out8(t, r, lo, st, 0);
         conv_out8(t, r, hi, st, 8);
         return;
@@ -140,8 +158,24 @@ TGT static void conv_out16(const qx_conv_tile *t, int r, __m256i lo, __m256i hi,
     __m256 f1 = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(hi, corr)), m);
     f0 = _mm256_min_ps(_mm256_max_ps(f0, fmin), fmax);
     f1 = _mm256_min_ps(_mm256_max_ps(f1, fmin), fmax);
-    const __m256i v0 = _mm256_add_epi32(_mm256_cvtps_epi32(f0), zp);
-    const __m256i v1 = _mm256_add_epi32(_mm256_cvtps_epi32(f1), zp);
+    __m256i v0 = _mm256_add_epi32(_mm256_cvtps_epi32(f0), zp);
+    __m256i v1 = _mm256_add_epi32(_mm256_cvtps_epi32(f1), zp);
+    if (t->add) {
+        /* the residual's 16 bytes at the lanes' positions (lanes no
+         * segment covers read zeros and are never stored) */
+        const int8_t *res = t->res + ((int64_t)t->ch0 + r) * t->ch_stride;
+        __m128i rv;
+        if (st->n_seg == 1 && st->seg[0].n == 16) {
+            rv = _mm_loadu_si128((const __m128i *)(res + st->seg[0].off));
+        } else {
+            int8_t rb[16] = {0};
+            for (int32_t i = 0; i < st->n_seg; i++)
+                move16(rb + st->seg[i].lane, res + st->seg[i].off, st->seg[i].n);
+            rv = _mm_loadu_si128((const __m128i *)rb);
+        }
+        v0 = add_i32(v0, _mm256_cvtepi8_epi32(rv), t->add);
+        v1 = add_i32(v1, _mm256_cvtepi8_epi32(_mm_unpackhi_epi64(rv, rv)), t->add);
+    }
     /* values are within int8: the saturating packs are exact */
     const __m256i w16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(v0, v1), 0xD8);
     const __m128i b =
@@ -321,7 +355,8 @@ wrow(const qx_conv_tile *t, const int16_t *w16, const bool pre, int32_t k, int r
  * the stack). */
 TGT static inline __attribute__((always_inline)) void
 conv_wd(const qx_conv_tile *t, const int16_t *w16, const bool pre, const qx_src *s,
-        const quad_masks *m, const bool multi, const int r0, const int h, const qx_vec_store *st) {
+        const quad_masks *m, const bool multi, const int r0, const int h, const qx_vec_store *st,
+        __m256i save[4]) {
     const __m256i z = _mm256_setzero_si256();
     __m256i c00 = z, c01 = z, c10 = z, c11 = z, c20 = z, c21 = z, c30 = z, c31 = z;
     for (int32_t k = 0; k < t->k4; k++) {
@@ -340,10 +375,17 @@ conv_wd(const qx_conv_tile *t, const int16_t *w16, const bool pre, const qx_src 
         c31 = _mm256_add_epi32(c31, _mm256_madd_epi16(x1, b3));
     }
     /* hadd gives slots 0 1 4 5 2 3 6 7 of the quad pair; vpermq restores
-     * the order */
+     * the order. Slots 0-7 wait in save until slots 8-15 are done: one
+     * 16-lane epilogue per row (8-lane ones cost more than this path's
+     * short reductions, e.g. 1x1 layers of 16 channels). */
 #define QX_WD_OUT(r, a, b)                                                                         \
-    if (r0 + r < t->n_rows)                                                                        \
-    conv_out8(t, r0 + r, _mm256_permute4x64_epi64(_mm256_hadd_epi32(a, b), 0xD8), st, 8 * h)
+    if (r0 + r < t->n_rows) {                                                                      \
+        const __m256i v = _mm256_permute4x64_epi64(_mm256_hadd_epi32(a, b), 0xD8);                 \
+        if (h == 0)                                                                                \
+            save[r] = v;                                                                           \
+        else                                                                                       \
+            conv_out16(t, r0 + r, save[r], v, st);                                                 \
+    }
     QX_WD_OUT(0, c00, c01);
     QX_WD_OUT(1, c10, c11);
     QX_WD_OUT(2, c20, c21);
@@ -356,9 +398,11 @@ conv_wd(const qx_conv_tile *t, const int16_t *w16, const bool pre, const qx_src 
 #define QX_WD_VEC(name, PRE, MULTI)                                                                \
     TGT static void name(const qx_conv_tile *t, const int16_t *w16, const qx_src *s,               \
                          const quad_masks *m, const qx_vec_store *st) {                            \
-        for (int h = 0; h < 2; h++) {                                                              \
-            conv_wd(t, w16, PRE, s, m, MULTI, 0, h, st);                                           \
-            if (t->n_rows > 4) conv_wd(t, w16, PRE, s, m, MULTI, 4, h, st);                        \
+        for (int r0 = 0; r0 < t->n_rows; r0 += 4) {                                                \
+            __m256i save[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(),                     \
+                               _mm256_setzero_si256(), _mm256_setzero_si256()};                    \
+            conv_wd(t, w16, PRE, s, m, MULTI, r0, 0, st, save);                                    \
+            conv_wd(t, w16, PRE, s, m, MULTI, r0, 1, st, save);                                    \
         }                                                                                          \
     }
 QX_WD_VEC(vec_wd_pre, true, false)
