@@ -110,37 +110,54 @@ print("; ".join(errs)); sys.exit(1 if errs else 0)
 EOF
   ); then ok "bench --profile"; else bad "bench --profile" "${msg:-$(cat "$T/err")}"; fi
 # --profile names each integer layer's kernel: the quantized MLP (symmetric,
-# asymmetric 8-bit and 7-bit weights) runs x86 or portable kernels, never the
-# reference; quantize counts the asymmetric layers whose w - zero_point leave
-# int8 (random 8-bit ones do), and exactly those run the portable kernels
-# where the CPU has x86 ones; with QF_ISA=scalar every layer runs portable
+# asymmetric 8-bit and 7-bit weights, --reduce-range) runs x86 or portable
+# kernels, never the reference; quantize counts the asymmetric layers whose
+# w - zero_point leave int8 (random 8-bit ones do), and exactly those run the
+# portable kernels where the CPU has x86 ones; with QF_ISA=scalar every layer
+# runs portable. --reduce-range keeps every weight within +-63, so quantize
+# counts no layer that could saturate AVX2's vpmaddubsw (8-bit symmetric
+# ones can: both), and with QF_ISA=avx2 both layers run plain vpmaddubsw
+# ("x86 avx2", not "split" or "16-bit")
 "$PY" -c "import numpy as np, sys; r = np.random.default_rng(1); np.save(sys.argv[1] + '/cal.npy', r.standard_normal((64, 16)).astype(np.float32)); np.save(sys.argv[1] + '/lab.npy', np.zeros(64, np.int64))" "$T"
 echo '{"symmetric": false}' >"$T/asym.json"
 echo '{"symmetric": false, "num_bits": 7}' >"$T/asym7.json"
 x86=0; grep -qw avx2 /proc/cpuinfo && x86=1
-for variant in sym asym asym7; do
-  cfg=(); [[ $variant != sym ]] && cfg=(--config "$T/$variant.json")
+isas="default scalar"; ((x86)) && isas+=" avx2"
+for variant in sym asym asym7 rr; do
+  cfg=()
+  [[ $variant == asym* ]] && cfg=(--config "$T/$variant.json")
+  [[ $variant == rr ]] && cfg=(--reduce-range)
   if ! "$QF" quantize "$T/mlp.onnx" --calib "$T/cal.npy" --labels "$T/lab.npy" "${cfg[@]}" \
       -o "$T/mlp_$variant.qfm" --json >"$T/q.json" 2>"$T/err"; then
     bad "quantize the MLP ($variant)" "$(cat "$T/err")"
     continue
   fi
-  for isa in default scalar; do
-    env=(); [[ $isa == scalar ]] && env=(QF_ISA=scalar)
+  for isa in $isas; do
+    env=(); [[ $isa != default ]] && env=(QF_ISA=$isa)
     if env "${env[@]}" "$QF" bench "$T/mlp_$variant.qfm" --iters 2 --json --profile >"$T/k.json" 2>"$T/err" &&
       msg=$("$PY" - "$T/k.json" "$T/q.json" "$variant" "$isa" "$x86" <<'EOF'
 import json, sys
 p = json.loads([l for l in open(sys.argv[1]).read().splitlines() if l.strip()][1])
-wide = json.load(open(sys.argv[2]))["asym_wide_layers"]
+q = json.load(open(sys.argv[2]))
+wide, avx2_wide = q["asym_wide_layers"], q["avx2_wide_layers"]
 variant, isa, x86 = sys.argv[3], sys.argv[4], sys.argv[5] == "1"
 ks = [n.get("kernel") for n in p["nodes"] if n["op"] == "QGemm"]
 errs = []
 if variant == "asym" and wide != 2: errs.append(f"asym_wide_layers {wide}, want 2")
 if variant != "asym" and wide != 0: errs.append(f"asym_wide_layers {wide}, want 0")
-ok = {"portable"} if isa == "scalar" else {"portable", "x86 avx2", "x86 avx512vnni"}
+want_a = {"sym": 2, "asym": 2, "rr": 0}.get(variant)
+if want_a is not None and avx2_wide != want_a:
+    errs.append(f"avx2_wide_layers {avx2_wide}, want {want_a}")
+avx2 = {"x86 avx2", "x86 avx2 split", "x86 avx2 16-bit"}
+ok = {"scalar": {"portable"}, "avx2": {"portable"} | avx2}.get(
+    isa, {"portable", "x86 avx512vnni"} | avx2)
 if len(ks) != 2 or not all(k in ok for k in ks): errs.append(f"QGemm kernels {ks}")
-elif isa == "default" and x86 and ks.count("portable") != wide:
+elif isa != "scalar" and x86 and ks.count("portable") != wide:
     errs.append(f"QGemm kernels {ks} with {wide} wide layers")
+elif isa == "avx2" and variant == "rr" and ks != ["x86 avx2"] * 2:
+    errs.append(f"QGemm kernels {ks} with --reduce-range, want plain x86 avx2")
+elif isa == "avx2" and variant == "sym" and "x86 avx2" in ks:
+    errs.append(f"QGemm kernels {ks}: these 8-bit weights saturate vpmaddubsw")
 print("; ".join(errs)); sys.exit(1 if errs else 0)
 EOF
       ); then ok "bench --profile kernels ($variant, $isa)"; else bad "bench --profile kernels ($variant, $isa)" "${msg:-$(cat "$T/err")}"; fi

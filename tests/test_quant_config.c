@@ -55,6 +55,9 @@ static void defaults_and_full_config(void) {
     CHECK(cfg.per_channel && cfg.symmetric_weights);
     CHECK(cfg.calib == QF_CALIB_MINMAX && cfg.requant == QF_REQUANT_FP32);
     CHECK(cfg.rounding == QF_ROUND_NEAREST && cfg.gptq_samples == 256);
+    CHECK(!cfg.reduce_range);
+    CHECK_OK(parse("{\"reduce_range\": true}", &e));
+    CHECK(cfg.reduce_range);
     CHECK_OK(parse("{\"rounding\": \"gptq\", \"gptq_samples\": 0}", &e));
     CHECK(cfg.rounding == QF_ROUND_GPTQ && cfg.gptq_samples == 0);
     CHECK_OK(parse("{\"num_bits\": {\"default\": 4, \"conv1\": 8}, \"per_channel\": false,"
@@ -87,6 +90,13 @@ static void resolve_list_and_names(void) {
         CHECK_EQ_INT(wb[i], expect2[i]);
     CHECK_EQ_INT(ab[4], 16);
     CHECK_EQ_INT(ab[0], 8);
+    /* reduce_range caps every layer at 7 bits, whatever set it */
+    CHECK_OK(parse("{\"num_bits\": {\"default\": 8, \"conv2\": 3}, \"reduce_range\": true}", &e));
+    CHECK_OK(qf_qconfig_resolve(&cfg, g, "c.json", wb, ab, &e));
+    int expect3[6] = {7, 0, 3, 0, 7, 7};
+    for (int i = 0; i < 6; i++)
+        CHECK_EQ_INT(wb[i], expect3[i]);
+    CHECK_EQ_INT(ab[0], 8); /* activations keep theirs */
     /* wrong list length, unknown layer, non-layer name */
     CHECK_OK(parse("{\"num_bits\": [8, 4]}", &e));
     CHECK(qf_qconfig_resolve(&cfg, g, "c.json", wb, ab, &e) == QF_ERR_INVALID_ARG);
@@ -113,6 +123,7 @@ static void bad_configs(void) {
         {"{\"act_bits\": 12}", "8 or 16"},
         {"{\"act_bits\": [8]}", "cannot be a list"},
         {"{\"per_channel\": 1}", "true or false"},
+        {"{\"reduce_range\": \"yes\"}", "\"reduce_range\" must be true or false"},
         {"{\"calibration\": \"kl\"}", "minmax, percentile, entropy or mse"},
         {"{\"percentile\": 101}", "(50, 100]"},
         {"{\"requant\": \"int\"}", "fp32"},

@@ -36,8 +36,10 @@ static qf_dataset *make_dataset(int n, int c, int h, int w) {
     size_t cnt = (size_t)n * c * h * w;
     float *x = malloc(sizeof(float) * cnt);
     int32_t *y = malloc(sizeof(int32_t) * (size_t)n);
-    for (size_t i = 0; i < cnt; i++) x[i] = 0.5f * (frand() + 1.0f);
-    for (int i = 0; i < n; i++) y[i] = i % 4;
+    for (size_t i = 0; i < cnt; i++)
+        x[i] = 0.5f * (frand() + 1.0f);
+    for (int i = 0; i < n; i++)
+        y[i] = i % 4;
     qf_tensor tx = {.dtype = QF_DT_F32, .rank = 4, .dims = {n, c, h, w}, .data = x};
     qf_tensor ty = {.dtype = QF_DT_I32, .rank = 1, .dims = {n}, .data = y};
     qf_err e;
@@ -57,9 +59,11 @@ static qf_dataset *make_dataset(int n, int c, int h, int w) {
 
 static int add_const(qf_graph *g, const char *name, int rank, const int64_t *dims, float amp) {
     int64_t n = 1;
-    for (int i = 0; i < rank; i++) n *= dims[i];
+    for (int i = 0; i < rank; i++)
+        n *= dims[i];
     float *d = malloc(sizeof(float) * (size_t)n);
-    for (int64_t i = 0; i < n; i++) d[i] = amp * frand();
+    for (int64_t i = 0; i < n; i++)
+        d[i] = amp * frand();
     int v = qf_graph_add_value(g, name, QF_DT_F32, rank, dims);
     qf_tensor t = {.dtype = QF_DT_F32, .rank = rank, .data = d};
     memcpy(t.dims, dims, sizeof(int64_t) * (size_t)rank);
@@ -83,14 +87,16 @@ static qf_graph *small_net(void) {
     int fw = add_const(g, "fw", 2, fd, 0.8f), fbias = add_const(g, "fb", 1, fb, 0.1f);
     const char *names[] = {"c1", "r1", "p1", "c2", "add", "r2", "gap", "flat", "fc", "sig", "prob"};
     int v[11];
-    for (int i = 0; i < 11; i++) v[i] = qf_graph_add_value(g, names[i], QF_DT_UNDEF, -1, NULL);
+    for (int i = 0; i < 11; i++)
+        v[i] = qf_graph_add_value(g, names[i], QF_DT_UNDEF, -1, NULL);
     int64_t ks[2] = {3, 3}, pads[4] = {1, 1, 1, 1}, pk[2] = {2, 2};
     qf_attr ca[2] = {{.name = "kernel_shape", .type = QF_ATTR_INTS, .ints = ks, .n = 2},
                      {.name = "pads", .type = QF_ATTR_INTS, .ints = pads, .n = 4}};
     qf_attr pa[2] = {{.name = "kernel_shape", .type = QF_ATTR_INTS, .ints = pk, .n = 2},
                      {.name = "strides", .type = QF_ATTR_INTS, .ints = pk, .n = 2}};
     qf_attr tb = {.name = "transB", .type = QF_ATTR_INT, .i = 1};
-    int i1[3] = {x, w1, b1}, i2[3] = {v[2], w2, b2}, ia[2] = {v[3], v[2]}, ig[3] = {v[7], fw, fbias};
+    int i1[3] = {x, w1, b1}, i2[3] = {v[2], w2, b2}, ia[2] = {v[3], v[2]},
+        ig[3] = {v[7], fw, fbias};
     qf_graph_add_node(g, "conv1", "Conv", "", 13, i1, 3, &v[0], 1, ca, 2);
     qf_graph_add_node(g, "relu1", "Relu", "", 13, &v[0], 1, &v[1], 1, NULL, 0);
     qf_graph_add_node(g, "pool", "MaxPool", "", 13, &v[1], 1, &v[2], 1, pa, 2);
@@ -242,7 +248,6 @@ static void four_bit_weights_and_methods(void) {
     qf_dataset_free(ds);
 }
 
-
 /* Bias correction: the quantized conv1's bias equals the float bias minus
  * (W_q - W) . E[x], computed here from the dequantized weights and the mean
  * of the calibration images (x in [0, 1): E[x] ~ 0.5, far from 0). */
@@ -255,7 +260,8 @@ static void bias_correction_matches_formula(void) {
     qf_err e;
     CHECK_OK(qf_dataset_fill(ds, 0, 256, x, NULL, &e));
     double mean = 0;
-    for (int i = 0; i < 256 * 64; i++) mean += x[i];
+    for (int i = 0; i < 256 * 64; i++)
+        mean += x[i];
     mean /= 256.0 * 64;
     free(x);
     const qf_value *fw = &g->values[qf_graph_find_value(g, "w1")];
@@ -326,6 +332,58 @@ static void per_layer_bits_from_config(void) {
     qf_dataset_free(ds);
 }
 
+/* reduce_range: 7-bit weights within [-63, 63] (none beyond +-64, the
+ * AVX2 saturation-free bound), still a usable model; 8-bit weights
+ * (uniform: each channel's largest maps to +-127) exceed it in every layer.
+ * Asymmetric weights with reduce_range also get 7 bits. */
+static void reduce_range_weights(void) {
+    qf_graph *g = small_net();
+    qf_dataset *ds = make_dataset(128, 1, 8, 8);
+    CHECK(g && ds);
+    static const char *layers[] = {"conv1", "conv2", "fc"};
+    static const int64_t rows[] = {8, 8, 4}, cols[] = {9, 72, 8};
+    double db[2] = {0, 0};
+    for (int rr = 0; rr < 3; rr++) {
+        qf_qconfig_default(&cfg);
+        cfg.reduce_range = rr > 0;
+        cfg.symmetric_weights = rr < 2;
+        qf_quant_options o = {.calib_limit = 128};
+        qf_graph *qg = NULL;
+        qf_quant_report rep;
+        qf_err e;
+        CHECK_MSG(qf_quantize(g, ds, &cfg, &o, &qg, &rep, &e) == QF_OK, "%s", e.msg);
+        if (rr < 2) CHECK_EQ_INT(rep.n_avx2_wide, rr ? 0 : 3);
+        int wmax = 0;
+        for (int l = 0; l < 3; l++) {
+            const qf_quant_layer *L = find_layer(&rep, layers[l]);
+            CHECK(L && L->w_bits == (rr ? 7 : 8));
+            const qf_node *n = NULL;
+            for (int i = 0; i < qg->n_nodes; i++)
+                if (strcmp(qg->nodes[i].name, layers[l]) == 0) n = &qg->nodes[i];
+            CHECK(n && n->n_inputs >= 2);
+            if (!n) continue;
+            const qf_value *wv = &qg->values[n->inputs[1]];
+            CHECK(wv->dtype == QF_DT_I8 && wv->nbytes == (size_t)(rows[l] * cols[l]));
+            const int8_t *q = wv->data;
+            for (int64_t i = 0; i < rows[l] * cols[l]; i++) {
+                const int zp = wv->qp->zero_point ? (int)wv->qp->zero_point[i / cols[l]] : 0;
+                const int a = q[i] - zp < 0 ? zp - q[i] : q[i] - zp;
+                if (rr == 2) CHECK_MSG(q[i] >= -63 && q[i] <= 63, "%s: w %d", layers[l], q[i]);
+                if (rr < 2 && a > wmax) wmax = a;
+            }
+        }
+        if (rr < 2) CHECK_EQ_INT(wmax, rr ? 63 : 127);
+        if (rr < 2) db[rr] = output_sqnr(g, qg, ds, 64);
+        qf_quant_report_free(&rep);
+        qf_graph_free(qg);
+    }
+    /* a bit less precise, still far from broken */
+    CHECK_MSG(db[1] > 25.0 && db[1] < db[0] + 1.0, "SQNR 8-bit %.2f dB, reduce_range %.2f dB",
+              db[0], db[1]);
+    qf_graph_free(g);
+    qf_dataset_free(ds);
+}
+
 static void bad_calibration_data(void) {
     qf_graph *g = small_net();
     qf_dataset *wrong = make_dataset(16, 3, 8, 8); /* 3 channels, model takes 1 */
@@ -391,5 +449,7 @@ static void pad_and_resize_lowered(void) {
     qf_dataset_free(ds);
 }
 
-QT_MAIN(QT_CASE(bias_correction_matches_formula), QT_CASE(pad_and_resize_lowered), QT_CASE(int8_lowering_and_accuracy), QT_CASE(four_bit_weights_and_methods),
-        QT_CASE(per_layer_bits_from_config), QT_CASE(bad_calibration_data))
+QT_MAIN(QT_CASE(bias_correction_matches_formula), QT_CASE(pad_and_resize_lowered),
+        QT_CASE(int8_lowering_and_accuracy), QT_CASE(four_bit_weights_and_methods),
+        QT_CASE(per_layer_bits_from_config), QT_CASE(reduce_range_weights),
+        QT_CASE(bad_calibration_data))

@@ -468,9 +468,12 @@ const cli_cmd cli_cmd_bench = {
         "model runs on the float runtime, a .qfm model on the integer runtime.\n"
         "--profile adds where the time goes: each node's and each operator type's share\n"
         "of a run (with --json, a second JSON object on its own line), and for integer\n"
-        "convolutions and fully connected layers the kernel that runs them: \"x86 avx2\",\n"
-        "\"x86 avx512vnni\", \"x86 depthwise ...\", \"portable\" (plain C) or \"reference\"\n"
-        "(the slow specification kernel: a layer no fast kernel takes).",
+        "convolutions and fully connected layers the kernel that runs them:\n"
+        "\"x86 avx512vnni\", \"x86 avx2\" (AVX2 without VNNI: plain vpmaddubsw), \"x86 avx2\n"
+        "split\" (plus exact fix-ups for weight pairs that could saturate it), \"x86 avx2\n"
+        "16-bit\" (vpmaddwd, slower; 'qforge quantize --reduce-range' avoids both), \"x86\n"
+        "depthwise ...\", \"portable\" (plain C) or \"reference\" (the slow specification\n"
+        "kernel: a layer no fast kernel takes).",
     .opts = bench_opts,
     .n_opts = (int)QF_ARRAY_LEN(bench_opts),
     .min_pos = 1,

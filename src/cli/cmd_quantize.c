@@ -21,6 +21,10 @@ static const cli_opt quantize_opts[] = {
     {"bits", 0, "B", "weight bits for every layer, 2..8 (overrides the config default)"},
     {"percentile", 0, "P", "percentile for --method percentile (default 99.99)"},
     {"per-tensor", 0, NULL, "one weight scale per layer instead of per output channel"},
+    {"reduce-range", 0, NULL,
+     "7-bit weights (8-bit layers get 7): AVX2 CPUs without VNNI then multiply them at full "
+     "speed (vpmaddubsw cannot saturate), as ONNX Runtime's reduce_range; costs some "
+     "accuracy"},
     {"bias-correction", 0, NULL,
      "correct each layer's bias for the mean error its weight quantization adds"},
     {"rounding", 0, "nearest|gptq",
@@ -91,6 +95,10 @@ static void print_table(const qf_quant_report *r, const char *out, double second
         printf("asymmetric weights: %d layer%s with some w - zero_point outside int8 run the "
                "portable kernels, not the x86 ones (symmetric or 7-bit weights do)\n",
                r->n_asym_wide, r->n_asym_wide == 1 ? "" : "s");
+    if (r->n_avx2_wide)
+        printf("AVX2 without VNNI: %d layer%s with weights beyond +-64 run exact fix-ups or "
+               "16-bit products there (--reduce-range avoids them)\n",
+               r->n_avx2_wide, r->n_avx2_wide == 1 ? "" : "s");
     printf("wrote %s\n", out);
 }
 
@@ -100,9 +108,10 @@ static void print_json(const qf_quant_report *r, const char *model, const char *
     printf(", \"output\": ");
     cli_json_str(stdout, out);
     printf(", \"calib_samples\": %lld, \"float_fallback\": %d, \"seconds\": %.3f, "
-           "\"gptq_layers\": %d, \"gptq_skipped\": %d, \"asym_wide_layers\": %d, \"layers\": [",
+           "\"gptq_layers\": %d, \"gptq_skipped\": %d, \"asym_wide_layers\": %d, "
+           "\"avx2_wide_layers\": %d, \"layers\": [",
            (long long)r->calib_samples, r->n_float_fallback, r->calib_seconds, r->n_gptq,
-           r->n_gptq_skipped, r->n_asym_wide);
+           r->n_gptq_skipped, r->n_asym_wide, r->n_avx2_wide);
     for (int i = 0; i < r->n_layers; i++) {
         const qf_quant_layer *L = &r->layers[i];
         printf("%s\n  {\"name\": ", i ? "," : "");
@@ -123,17 +132,18 @@ static void print_json(const qf_quant_report *r, const char *model, const char *
 /* Metadata stored in the qfm: where the model came from and how. */
 static char *metadata_json(const char *model, uint32_t model_crc, const qf_qconfig *cfg,
                            const qf_quant_report *r) {
-    size_t cap = 512;
+    const size_t cap = 640 + strlen(model);
     char *m = qf_malloc(cap);
     if (!m) return NULL;
     snprintf(
         m, cap,
         "{\"source_model\": \"%s\", \"source_crc32c\": \"%08x\", \"tool\": \"qforge %d.%d.%d\", "
         "\"weight_bits\": %d, \"per_channel\": %s, \"calibration\": \"%s\", "
-        "\"requant\": \"%s\", \"calib_samples\": %lld}",
-        strchr(model, '"') ? "?" : model, model_crc, QF_VERSION_MAJOR, QF_VERSION_MINOR,
-        QF_VERSION_PATCH, cfg->default_w_bits, cfg->per_channel ? "true" : "false",
-        qf_calib_method_name(cfg->calib), cfg->requant == QF_REQUANT_FIXED ? "fixed" : "fp32",
+        "\"requant\": \"%s\", \"reduce_range\": %s, \"calib_samples\": %lld}",
+        strchr(model, '"') || strchr(model, '\\') ? "?" : model, model_crc, QF_VERSION_MAJOR,
+        QF_VERSION_MINOR, QF_VERSION_PATCH, cfg->default_w_bits,
+        cfg->per_channel ? "true" : "false", qf_calib_method_name(cfg->calib),
+        cfg->requant == QF_REQUANT_FIXED ? "fixed" : "fp32", cfg->reduce_range ? "true" : "false",
         (long long)r->calib_samples);
     return m;
 }
@@ -169,6 +179,7 @@ static int quantize_run(const cli_args *a) {
         cfg.percentile = (float)v;
     }
     if (cli_flag(a, "per-tensor")) cfg.per_channel = false;
+    if (cli_flag(a, "reduce-range")) cfg.reduce_range = true;
     if (cli_flag(a, "bias-correction")) cfg.bias_correction = true;
     const char *rd = cli_get(a, "rounding");
     if (rd) {

@@ -135,13 +135,15 @@ qf_status qf_qconfig_parse_json(qf_qconfig *c, const char *text, size_t len, con
                                  "%s: \"%s\".\"%s\": activation bits must be 2..8 or 16", path, k,
                                  c->act[i].name);
         } else if (strcmp(k, "per_channel") == 0 || strcmp(k, "symmetric") == 0 ||
-                   strcmp(k, "bias_correction") == 0) {
+                   strcmp(k, "bias_correction") == 0 || strcmp(k, "reduce_range") == 0) {
             if (!cJSON_IsBool(it)) {
                 st = qf_errf(err, QF_ERR_INVALID_ARG, "%s: \"%s\" must be true or false", path, k);
             } else if (k[0] == 'p') {
                 c->per_channel = cJSON_IsTrue(it);
             } else if (k[0] == 'b') {
                 c->bias_correction = cJSON_IsTrue(it);
+            } else if (k[0] == 'r') {
+                c->reduce_range = cJSON_IsTrue(it);
             } else {
                 c->symmetric_weights = cJSON_IsTrue(it);
             }
@@ -183,7 +185,7 @@ qf_status qf_qconfig_parse_json(qf_qconfig *c, const char *text, size_t len, con
             st = qf_errf(err, QF_ERR_INVALID_ARG,
                          "%s: unknown key \"%s\" (known: num_bits, act_bits, per_channel, "
                          "symmetric, calibration, percentile, requant, bias_correction, "
-                         "rounding, gptq_samples)",
+                         "rounding, gptq_samples, reduce_range)",
                          path, k);
         }
         if (st) goto out;
@@ -272,5 +274,8 @@ qf_status qf_qconfig_resolve(const qf_qconfig *c, const qf_graph *g, const char 
                            c->act[e].name, g->source_path);
         act_bits[i] = c->act[e].bits;
     }
+    if (c->reduce_range)
+        for (int i = 0; i < g->n_nodes; i++)
+            if (w_bits[i] > 7) w_bits[i] = 7;
     return QF_OK;
 }

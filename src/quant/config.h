@@ -63,6 +63,15 @@ typedef struct qf_qconfig {
      * rows as columns by then (a Gemm after Flatten sees one row per image)
      * goes on accumulating over the rest of the calibration set. */
     int gptq_samples;
+    /* Saturation-free weights for AVX2 without VNNI (ONNX Runtime's
+     * reduce_range): every layer's weight bits are capped at 7, so a
+     * symmetric weight is within [-63, 63], any two of them sum to at most
+     * 126 in magnitude, and vpmaddubsw's int16 pair sums (uint8 activations,
+     * 255 * 126 = 32130) cannot saturate: the AVX2 kernels run their plain
+     * vpmaddubsw path, with no exactness fix-ups and no 16-bit products.
+     * Costs about 6 dB of weight SQNR. Asymmetric weights keep w - zero
+     * point within [-126, 126] only. Default false. */
+    bool reduce_range;
 } qf_qconfig;
 
 /* Defaults: 8-bit per-channel symmetric weights, 8-bit activations,

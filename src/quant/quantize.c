@@ -673,6 +673,13 @@ static qf_status quantize_weights(qctx *c, const char *layer, const float *w, in
             }
             bc->delta[r] = (float)d;
         }
+    {
+        bool over = false;
+        for (int64_t r = 0; r < rows && !over; r++)
+            for (int64_t k = 0; k < cols && !over; k++)
+                over = q[r * cols + k] - zps[r] > 64 || q[r * cols + k] - zps[r] < -64;
+        c->rep->n_avx2_wide += over;
+    }
     if (!c->cfg->symmetric_weights) {
         bool wide = false;
         for (int64_t r = 0; r < rows && !wide; r++)

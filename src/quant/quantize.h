@@ -64,6 +64,11 @@ typedef struct qf_quant_report {
      * outside int8 (8-bit only): the runtime's x86 kernels cannot take them
      * and they run the portable ones (qforge bench --profile) */
     int n_asym_wide;
+    /* layers some weight of which (w - zero_point) exceeds 64 in magnitude,
+     * so two of them can saturate AVX2's vpmaddubsw (255 * (|a| + |b|) >
+     * 32767): on CPUs without VNNI their x86 kernels add exact fix-ups or
+     * take 16-bit products. 0 with reduce_range and symmetric weights. */
+    int n_avx2_wide;
 } qf_quant_report;
 
 void qf_quant_report_free(qf_quant_report *r);

@@ -604,12 +604,19 @@ static qf_status qconv_infer(const qf_node *n, const qf_tensor *in, int n_in, qf
 /* The kernel a run takes, for the run itself and for profiles. */
 typedef enum qpath { QP_REF16, QP_X86_DW, QP_X86, QP_FAST, QP_REF } qpath;
 
-static const char *qpath_name(qpath k, qf_isa isa) {
+/* AVX2 names its dot-product form (x86w: the layer's packed weights):
+ * "x86 avx2" plain vpmaddubsw (no pair of weights can saturate it), "x86
+ * avx2 split" vpmaddubsw plus exact fix-ups for the pairs that could, "x86
+ * avx2 16-bit" vpmaddwd on widened values (too many such pairs). */
+static const char *qpath_name(qpath k, qf_isa isa, const qf_x86_weights *x86w) {
     const bool vnni = isa == QF_ISA_AVX512VNNI;
     switch (k) {
     case QP_REF16: return "reference int16";
     case QP_X86_DW: return vnni ? "x86 depthwise avx512vnni" : "x86 depthwise avx2";
-    case QP_X86: return vnni ? "x86 avx512vnni" : "x86 avx2";
+    case QP_X86:
+        if (vnni) return "x86 avx512vnni";
+        if (x86w->fix_start) return "x86 avx2 split";
+        return x86w->maddubs_ok ? "x86 avx2" : "x86 avx2 16-bit";
     case QP_FAST: return "portable";
     default: return "reference";
     }
@@ -665,7 +672,7 @@ static const char *qconv_kernel(const qf_node *n, const qf_tensor *in, int n_in,
     qf_fast_weights fw;
     size_t need = 0;
     if (!p || qconv_setup(n, in, n_in, &cp, od, &e) != QF_OK) return NULL;
-    return qpath_name(conv_path(p, &cp, in, scratch, &fw, &need), p->w.isa);
+    return qpath_name(conv_path(p, &cp, in, scratch, &fw, &need), p->w.isa, &p->w.x86);
 }
 
 static size_t qconv_scratch(const qf_node *n, const qf_tensor *in, int n_in, const qf_tensor *out,
@@ -836,7 +843,7 @@ static const char *qgemm_kernel(const qf_node *n, const qf_tensor *in, int n_in,
     qf_fast_weights fw;
     size_t need = 0;
     if (!p || qgemm_setup(n, in, n_in, &gp, &m, &e) != QF_OK) return NULL;
-    return qpath_name(gemm_path(p, &gp, in, scratch, &fw, &need), p->isa);
+    return qpath_name(gemm_path(p, &gp, in, scratch, &fw, &need), p->isa, &p->x86);
 }
 
 static qf_status qgemm_run(const qf_exec_ctx *ctx, const qf_node *n, const qf_tensor *in, int n_in,
