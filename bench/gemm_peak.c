@@ -5,7 +5,9 @@
  * each) or vpmaddubsw + vpmaddwd + vpaddd (AVX2, 32 MACs per triple) on
  * 1 thread and on 2 threads at once. Then the VNNI and AVX2 GEMM on
  * 512x512x512, a few ResNet-style convolutions and two MobileNetV2-like
- * depthwise layers (VNNI only), median of several runs,
+ * depthwise layers (VNNI only), median of several runs; weights spread
+ * over the whole int8 range, and for AVX2 the GEMM and the first three
+ * convolutions again with 7-bit weights (`quantize --reduce-range`),
  * as GMAC/s and fraction of the measured peak of the same ISA and thread
  * count. "Cycles" are TSC cycles (the TSC ticks at the nominal clock).
  *
@@ -154,8 +156,10 @@ static double median(double *v, int n) {
     return v[n / 2];
 }
 
-/* Median seconds of the gemm m x n x k. */
-static double time_gemm(qf_isa isa, qf_threadpool *pool, int m, int n, int k) {
+/* Median seconds of the gemm m x n x k, weights spread evenly over [-wmax,
+ * wmax] (127: every AVX2 layer takes the 16-bit path; 63: 7-bit weights, as
+ * `qforge quantize --reduce-range` makes them, run plain vpmaddubsw). */
+static double time_gemm(qf_isa isa, qf_threadpool *pool, int m, int n, int k, int wmax) {
     qf_ref_gemm_params p;
     memset(&p, 0, sizeof p);
     p.m = m;
@@ -175,7 +179,7 @@ static double time_gemm(qf_isa isa, qf_threadpool *pool, int m, int n, int k) {
     for (size_t i = 0; i < (size_t)m * k; i++)
         x[i] = (int8_t)(i * 7);
     for (size_t i = 0; i < (size_t)n * k; i++)
-        w[i] = (int8_t)((i * 13) % 255 - 127);
+        w[i] = (int8_t)((i * 13) % (size_t)(2 * wmax + 1) - (size_t)wmax);
     qf_x86_weights xw;
     qf_x86_pack_weights(QX_LAYOUT_GEMM16, (const uint8_t *)w, n, k, 8, 1, pw, &xw, NULL);
     double t[REPS];
@@ -194,7 +198,8 @@ typedef struct conv_shape {
     int batch, c, h, oc, k, stride, pad;
 } conv_shape;
 
-static double time_conv(qf_isa isa, qf_threadpool *pool, const conv_shape *s, double *macs) {
+static double time_conv(qf_isa isa, qf_threadpool *pool, const conv_shape *s, int wmax,
+                        double *macs) {
     qf_ref_conv_params p;
     memset(&p, 0, sizeof p);
     p.batch = s->batch;
@@ -226,7 +231,7 @@ static double time_conv(qf_isa isa, qf_threadpool *pool, const conv_shape *s, do
     for (size_t i = 0; i < n_in; i++)
         x[i] = (int8_t)(i * 7);
     for (size_t i = 0; i < (size_t)p.out_c * kk; i++)
-        w[i] = (int8_t)((i * 13) % 255 - 127);
+        w[i] = (int8_t)((i * 13) % (size_t)(2 * wmax + 1) - (size_t)wmax);
     qf_x86_weights xw;
     qf_x86_pack_conv_weights(lay, (const uint8_t *)w, p.out_c, s->c, s->k * s->k, 8, 1, pw, &xw,
                              NULL);
@@ -336,7 +341,7 @@ int main(int argc, char **argv) {
             qf_threadpool *pl = th == 1 ? NULL : pool;
             double t = 0, macs = 0;
             if (!only || strstr("gemm 512x512x512", only)) {
-                t = time_gemm(isas[i], pl, 512, 512, 512);
+                t = time_gemm(isas[i], pl, 512, 512, 512, 127);
                 macs = 512.0 * 512 * 512;
                 printf("| %s | gemm 512x512x512 | %d | %.3f | %.1f | %.0f%% | %.3f | %.0f%% |\n",
                        qf_isa_name(isas[i]), th, t * 1e3, macs / t * 1e-9,
@@ -345,9 +350,24 @@ int main(int argc, char **argv) {
             }
             for (size_t c = 0; c < sizeof convs / sizeof convs[0]; c++) {
                 if (only && !strstr(convs[c].name, only)) continue;
-                t = time_conv(isas[i], pl, &convs[c], &macs);
+                t = time_conv(isas[i], pl, &convs[c], 127, &macs);
                 printf("| %s | %s | %d | %.3f | %.1f | %.0f%% | %.3f | %.0f%% |\n",
                        qf_isa_name(isas[i]), convs[c].name, th, t * 1e3, macs / t * 1e-9,
+                       100 * macs / t / peak[i][th], best_s * 1e3,
+                       100 * macs / best_s / peak[i][th]);
+            }
+            /* AVX2: the same problems with 7-bit weights (plain vpmaddubsw) */
+            for (int c = -1; isas[i] == QF_ISA_AVX2 && c < 3; c++) {
+                const char *name = c < 0 ? "gemm 512x512x512" : convs[c].name;
+                if (only && !strstr(name, only)) continue;
+                if (c < 0) {
+                    t = time_gemm(isas[i], pl, 512, 512, 512, 63);
+                    macs = 512.0 * 512 * 512;
+                } else {
+                    t = time_conv(isas[i], pl, &convs[c], 63, &macs);
+                }
+                printf("| %s | %s, 7-bit weights | %d | %.3f | %.1f | %.0f%% | %.3f | %.0f%% |\n",
+                       qf_isa_name(isas[i]), name, th, t * 1e3, macs / t * 1e-9,
                        100 * macs / t / peak[i][th], best_s * 1e3,
                        100 * macs / best_s / peak[i][th]);
             }

@@ -19,6 +19,10 @@
 #   BENCH_NOTES_FILE=F    markdown appended to the report as "Notes on this run"
 #   BENCH_PEAK_GMACS=N    the machine's 2-thread int8 peak in GMAC/s, when gemm_peak's
 #                         output cannot be parsed (used for the "65% of peak" clause)
+#   BENCH_R7=auto|0|1     also measure both int8 engines on models quantized with
+#                         --reduce-range (7-bit weights: what a CPU without VNNI should
+#                         run); auto (default) = when the CPU has AVX2 but no AVX-512 VNNI
+#   BENCH_R7_THREADS="2"  thread counts of those extra measurements
 #
 # Each (model, batch, threads) cell is measured by four separate processes,
 # run back to back, and the whole grid is repeated BENCH_REPS times
@@ -41,6 +45,12 @@ if [[ $QUICK == 1 ]]; then
 else
   BATCHES=${BENCH_BATCHES:-1 64} REPS=${BENCH_REPS:-5} SLICE=${BENCH_SECONDS:-0.6}
 fi
+R7=${BENCH_R7:-auto}
+if [[ $R7 == auto ]]; then
+  R7=0
+  if grep -qw avx2 /proc/cpuinfo 2>/dev/null && ! grep -qw avx512_vnni /proc/cpuinfo; then R7=1; fi
+fi
+R7_THREADS=${BENCH_R7_THREADS:-2}
 QF=$BUILD/qforge
 ORT=tests/node/ort_bench.js
 RESULTS=$DIR/results.jsonl
@@ -87,6 +97,16 @@ for m in "${model_list[@]}"; do
   if [[ ! -f $base.qdq.onnx || $base.qdq.onnx -ot $base.qfm ]]; then
     "$QF" export "$base.qfm" --format onnx -o "$base.qdq.onnx" >&2
   fi
+  if [[ $R7 == 1 ]]; then
+    if [[ ! -f $base.r7.qfm || $base.r7.qfm -ot $base.onnx ]]; then
+      log "quantizing $m with --reduce-range"
+      "$QF" quantize "$base.onnx" --calib "$base.calib.npy" --labels "$base.calib_labels.npy" \
+        --method minmax --reduce-range -t 2 -q -o "$base.r7.qfm" >&2
+    fi
+    if [[ ! -f $base.r7.qdq.onnx || $base.r7.qdq.onnx -ot $base.r7.qfm ]]; then
+      "$QF" export "$base.r7.qfm" --format onnx -o "$base.r7.qdq.onnx" >&2
+    fi
+  fi
 done
 
 # ---- timing grid -------------------------------------------------------------------
@@ -101,11 +121,19 @@ measure() {
     slice=$("$PY" -c "print(2 * $SLICE)")
   fi
   if [[ $engine == qforge ]]; then
-    [[ $prec == fp32 ]] && file=$DIR/$model.onnx || file=$DIR/$model.qfm
+    case $prec in
+      fp32) file=$DIR/$model.onnx ;;
+      int8r7) file=$DIR/$model.r7.qfm ;;
+      *) file=$DIR/$model.qfm ;;
+    esac
     out=$("$QF" bench "$file" --batch "$batch" --threads "$threads" --warmup $warm \
       --seconds "$slice" --json 2>"$DIR/err.txt") || rc=$?
   else
-    [[ $prec == fp32 ]] && file=$DIR/$model.onnx || file=$DIR/$model.qdq.onnx
+    case $prec in
+      fp32) file=$DIR/$model.onnx ;;
+      int8r7) file=$DIR/$model.r7.qdq.onnx ;;
+      *) file=$DIR/$model.qdq.onnx ;;
+    esac
     out=$(node "$ORT" "$file" --batch "$batch" --threads "$threads" --warmup $warm \
       --seconds "$slice" 2>"$DIR/err.txt") || rc=$?
   fi
@@ -138,6 +166,15 @@ for ((rep = 1; rep <= REPS; rep++)); do
           measure "$m" fp32 ort "$b" "$t" "$rep"
           measure "$m" fp32 qforge "$b" "$t" "$rep"
         fi
+        if [[ $R7 == 1 && " $R7_THREADS " == *" $t "* ]]; then
+          if ((rep % 2)); then
+            measure "$m" int8r7 qforge "$b" "$t" "$rep"
+            measure "$m" int8r7 ort "$b" "$t" "$rep"
+          else
+            measure "$m" int8r7 ort "$b" "$t" "$rep"
+            measure "$m" int8r7 qforge "$b" "$t" "$rep"
+          fi
+        fi
       done
     done
   done
@@ -165,6 +202,7 @@ fi
 
 # ---- report ------------------------------------------------------------------------------
 "$PY" bench/report.py --results "$RESULTS" --dir "$DIR" --command "$COMMAND" \
-  --settings "batches $BATCHES; threads $THREADS; $REPS repetitions; ${SLICE} s slices" \
+  --settings "batches $BATCHES; threads $THREADS; $REPS repetitions; ${SLICE} s slices$(
+    [[ $R7 == 1 ]] && echo "; 7-bit weights (--reduce-range) also at threads $R7_THREADS")" \
   --quick "$QUICK" -o "$REPORT"
 log "wrote $REPORT"

@@ -188,15 +188,31 @@ elif ! "$PY" -c 'import torch, torchvision' 2>/dev/null; then
 else
   if BUILD=$BUILD BENCH_NO_BUILD=1 BENCH_DIR="$T/bench" BENCH_REPORT="$T/B.md" \
     BENCH_MODELS=fmnist_cnn BENCH_BATCHES="1 2" BENCH_THREADS=1 BENCH_REPS=1 \
-    BENCH_SECONDS=0.05 bash bench/run.sh >"$T/run.log" 2>&1; then
+    BENCH_SECONDS=0.05 BENCH_R7=1 BENCH_R7_THREADS=1 bash bench/run.sh >"$T/run.log" 2>&1; then
     ok "bench/run.sh exits 0"
   else
     bad "bench/run.sh exits 0" "$(tail -5 "$T/run.log")"
   fi
-  # 2 batches x 1 thread x 4 engines, all measured
+  # 2 batches x 1 thread x (4 engines + the two int8 ones on the 7-bit model),
+  # all measured
   n=$(grep -c '"result"' "$T/bench/results.jsonl" 2>/dev/null)
-  if [[ $n == 8 ]]; then ok "harness: 8 measurements"; else
-    bad "harness: 8 measurements" "$n results; $(grep -h error "$T/bench/results.jsonl")"; fi
+  if [[ $n == 12 ]]; then ok "harness: 12 measurements"; else
+    bad "harness: 12 measurements" "$n results; $(grep -h error "$T/bench/results.jsonl")"; fi
+  # the 7-bit model really has 7-bit weights within +-63
+  if "$PY" - "$T/bench/fmnist_cnn.r7.qdq.onnx" <<'EOF'
+import sys, onnx
+from onnx import numpy_helper
+m = onnx.load(sys.argv[1])
+w = [numpy_helper.to_array(t) for t in m.graph.initializer if t.data_type == onnx.TensorProto.INT8]
+sys.exit(0 if w and all(abs(int(a.min())) <= 63 and int(a.max()) <= 63 for a in w) else 1)
+EOF
+  then ok "harness: 7-bit model"; else bad "harness: 7-bit model" "weights beyond +-63"; fi
+  row7='^\| fmnist_cnn \| 2 \| 1 \|( [0-9.]+ ms · [0-9.]+/s \|){3} [0-9.]+x \| [0-9.]+x \|$'
+  if grep -Eq "$row7" "$T/B.md" && grep -q 'batch 2, 7-bit weights: qforge int8' "$T/B.md"; then
+    ok "harness: 7-bit report rows"
+  else
+    bad "harness: 7-bit report rows" "$(grep -E '7-bit|^\| fmnist_cnn' "$T/B.md")"
+  fi
   # the table row for batch 2: four "ms · N/s" cells and two ratios
   row='^\| 2 \| 1 \|( [0-9.]+ ms · [0-9.]+/s \|){4} [0-9.]+x \| [0-9.]+x \|$'
   if grep -Eq "$row" "$T/B.md"; then
