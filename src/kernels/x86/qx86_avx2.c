@@ -141,8 +141,8 @@ TGT static void conv_out8(const qx_conv_tile *t, int r, __m256i acc, const qx_ve
 /* All 16 lanes of a slot vector for row r (lo: lanes 0-7, hi: 8-15): in
  * one pass in FP32 mode (the same operations as rq8, then the fused add's
  * if any), else 8 lanes at a time. */
-TGT static void conv_out16(const qx_conv_tile *t, int r, __m256i lo, __m256i hi,
-                           const qx_vec_store *st) {
+TGT static __attribute__((noinline)) void conv_out16(const qx_conv_tile *t, int r, __m256i lo,
+                                                     __m256i hi, const qx_vec_store *st) {
     const qf_ref_requant *rq = t->e.rq;
     if (rq->mode != QF_RQ_FP32) {
         conv_out8(t, r, lo, st, 0);
@@ -193,6 +193,49 @@ TGT static void conv_out16(const qx_conv_tile *t, int r, __m256i lo, __m256i hi,
     }
 }
 
+/* conv_out16's common case, inlined into the tile loops: FP32 mode, no
+ * fused add, the vector's 16 lanes one run of the output. The constants are
+ * set once per vector (out16_init): a call per row cost more than the row's
+ * arithmetic on short reductions (1x1 layers of 16 channels). */
+typedef struct out16_k {
+    __m256 fmin, fmax;
+    __m256i zp;
+    bool fast;
+} out16_k;
+
+TGT static inline void out16_init(const qx_conv_tile *t, const qx_vec_store *st, out16_k *k) {
+    const qf_ref_requant *rq = t->e.rq;
+    k->fast = rq->mode == QF_RQ_FP32 && !t->add && st->n_seg == 1 && st->seg[0].n == 16;
+    k->fmin = _mm256_set1_ps((float)(rq->act_min - rq->out_zp));
+    k->fmax = _mm256_set1_ps((float)(rq->act_max - rq->out_zp));
+    k->zp = _mm256_set1_epi32(rq->out_zp);
+}
+
+/* conv_out16 (the same operations in the same order). */
+TGT static inline __attribute__((always_inline)) void out16(const qx_conv_tile *t, int r,
+                                                            __m256i lo, __m256i hi,
+                                                            const qx_vec_store *st,
+                                                            const out16_k *k) {
+    if (!k->fast) {
+        conv_out16(t, r, lo, hi, st);
+        return;
+    }
+    const __m256i corr = _mm256_set1_epi32(t->e.corr[r]);
+    const __m256 m = _mm256_set1_ps(t->e.mult_f[r]);
+    __m256 f0 = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(lo, corr)), m);
+    __m256 f1 = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(hi, corr)), m);
+    f0 = _mm256_min_ps(_mm256_max_ps(f0, k->fmin), k->fmax);
+    f1 = _mm256_min_ps(_mm256_max_ps(f1, k->fmin), k->fmax);
+    const __m256i v0 = _mm256_add_epi32(_mm256_cvtps_epi32(f0), k->zp);
+    const __m256i v1 = _mm256_add_epi32(_mm256_cvtps_epi32(f1), k->zp);
+    /* values are within int8: the saturating packs are exact */
+    const __m256i w16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(v0, v1), 0xD8);
+    const __m128i b =
+        _mm_packs_epi16(_mm256_castsi256_si128(w16), _mm256_extracti128_si256(w16, 1));
+    _mm_storeu_si128((__m128i *)(t->out + ((int64_t)t->ch0 + r) * t->ch_stride + st->seg[0].off),
+                     b);
+}
+
 /* Lane masks of a vector's runs, per 8-lane half: bm[2 * r + h]. */
 typedef struct run_masks {
     __m256i bm[2 * QX_MAX_RUNS];
@@ -218,10 +261,9 @@ TGT static inline __m256i load_half(const qx_src *s, const run_masks *m, int h, 
 
 /* vpmaddubsw path: rows r0..r0+3 x 16 slots of one activation vector
  * (8 accumulators, written out by hand). */
-TGT static inline __attribute__((always_inline)) void conv_ubs(const qx_conv_tile *t,
-                                                               const qx_src *s, const run_masks *m,
-                                                               const bool multi, int r0,
-                                                               const qx_vec_store *st) {
+TGT static inline __attribute__((always_inline)) void
+conv_ubs(const qx_conv_tile *t, const qx_src *s, const run_masks *m, const bool multi, int r0,
+         const qx_vec_store *st, const out16_k *ok) {
     const __m256i ones = _mm256_set1_epi16(1);
     const __m256i z = _mm256_setzero_si256();
     __m256i c00 = z, c01 = z, c10 = z, c11 = z, c20 = z, c21 = z, c30 = z, c31 = z;
@@ -265,7 +307,7 @@ TGT static inline __attribute__((always_inline)) void conv_ubs(const qx_conv_til
 #undef QX_UBS_FIX
     }
 #define QX_UBS_OUT(r, a0, a1)                                                                      \
-    if (r0 + r < t->n_rows) conv_out16(t, r0 + r, a0, a1, st)
+    if (r0 + r < t->n_rows) out16(t, r0 + r, a0, a1, st, ok)
     QX_UBS_OUT(0, c00, c01);
     QX_UBS_OUT(1, c10, c11);
     QX_UBS_OUT(2, c20, c21);
@@ -275,13 +317,15 @@ TGT static inline __attribute__((always_inline)) void conv_ubs(const qx_conv_til
 
 TGT static void vec_ubs(const qx_conv_tile *t, const qx_src *s, const qx_vec_store *st) {
     run_masks m;
+    out16_k ok;
+    out16_init(t, st, &ok);
     if (s->n > 1) {
         make_masks(s, &m);
-        conv_ubs(t, s, &m, true, 0, st);
-        if (t->n_rows > 4) conv_ubs(t, s, &m, true, 4, st);
+        conv_ubs(t, s, &m, true, 0, st, &ok);
+        if (t->n_rows > 4) conv_ubs(t, s, &m, true, 4, st, &ok);
     } else {
-        conv_ubs(t, s, &m, false, 0, st);
-        if (t->n_rows > 4) conv_ubs(t, s, &m, false, 4, st);
+        conv_ubs(t, s, &m, false, 0, st, &ok);
+        if (t->n_rows > 4) conv_ubs(t, s, &m, false, 4, st, &ok);
     }
 }
 
@@ -356,7 +400,7 @@ wrow(const qx_conv_tile *t, const int16_t *w16, const bool pre, int32_t k, int r
 TGT static inline __attribute__((always_inline)) void
 conv_wd(const qx_conv_tile *t, const int16_t *w16, const bool pre, const qx_src *s,
         const quad_masks *m, const bool multi, const int r0, const int h, const qx_vec_store *st,
-        __m256i save[4]) {
+        __m256i save[4], const out16_k *ok) {
     const __m256i z = _mm256_setzero_si256();
     __m256i c00 = z, c01 = z, c10 = z, c11 = z, c20 = z, c21 = z, c30 = z, c31 = z;
     for (int32_t k = 0; k < t->k4; k++) {
@@ -384,7 +428,7 @@ conv_wd(const qx_conv_tile *t, const int16_t *w16, const bool pre, const qx_src 
         if (h == 0)                                                                                \
             save[r] = v;                                                                           \
         else                                                                                       \
-            conv_out16(t, r0 + r, save[r], v, st);                                                 \
+            out16(t, r0 + r, save[r], v, st, ok);                                                  \
     }
     QX_WD_OUT(0, c00, c01);
     QX_WD_OUT(1, c10, c11);
@@ -398,11 +442,13 @@ conv_wd(const qx_conv_tile *t, const int16_t *w16, const bool pre, const qx_src 
 #define QX_WD_VEC(name, PRE, MULTI)                                                                \
     TGT static void name(const qx_conv_tile *t, const int16_t *w16, const qx_src *s,               \
                          const quad_masks *m, const qx_vec_store *st) {                            \
+        out16_k ok;                                                                                \
+        out16_init(t, st, &ok);                                                                    \
         for (int r0 = 0; r0 < t->n_rows; r0 += 4) {                                                \
             __m256i save[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(),                     \
                                _mm256_setzero_si256(), _mm256_setzero_si256()};                    \
-            conv_wd(t, w16, PRE, s, m, MULTI, r0, 0, st, save);                                    \
-            conv_wd(t, w16, PRE, s, m, MULTI, r0, 1, st, save);                                    \
+            conv_wd(t, w16, PRE, s, m, MULTI, r0, 0, st, save, &ok);                               \
+            conv_wd(t, w16, PRE, s, m, MULTI, r0, 1, st, save, &ok);                               \
         }                                                                                          \
     }
 QX_WD_VEC(vec_wd_pre, true, false)
