@@ -193,8 +193,8 @@ TGT static __attribute__((noinline)) void conv_out16(const qx_conv_tile *t, int 
     }
 }
 
-/* conv_out16's common case, inlined into the tile loops: FP32 mode, no
- * fused add, the vector's 16 lanes one run of the output. The constants are
+/* conv_out16's common case, inlined into the tile loops: FP32 mode, the
+ * vector's 16 lanes one run of the output (and of the fused add's operand). The constants are
  * set once per vector (out16_init): a call per row cost more than the row's
  * arithmetic on short reductions (1x1 layers of 16 channels). */
 typedef struct out16_k {
@@ -205,7 +205,7 @@ typedef struct out16_k {
 
 TGT static inline void out16_init(const qx_conv_tile *t, const qx_vec_store *st, out16_k *k) {
     const qf_ref_requant *rq = t->e.rq;
-    k->fast = rq->mode == QF_RQ_FP32 && !t->add && st->n_seg == 1 && st->seg[0].n == 16;
+    k->fast = rq->mode == QF_RQ_FP32 && st->n_seg == 1 && st->seg[0].n == 16;
     k->fmin = _mm256_set1_ps((float)(rq->act_min - rq->out_zp));
     k->fmax = _mm256_set1_ps((float)(rq->act_max - rq->out_zp));
     k->zp = _mm256_set1_epi32(rq->out_zp);
@@ -226,14 +226,19 @@ TGT static inline __attribute__((always_inline)) void out16(const qx_conv_tile *
     __m256 f1 = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(hi, corr)), m);
     f0 = _mm256_min_ps(_mm256_max_ps(f0, k->fmin), k->fmax);
     f1 = _mm256_min_ps(_mm256_max_ps(f1, k->fmin), k->fmax);
-    const __m256i v0 = _mm256_add_epi32(_mm256_cvtps_epi32(f0), k->zp);
-    const __m256i v1 = _mm256_add_epi32(_mm256_cvtps_epi32(f1), k->zp);
+    __m256i v0 = _mm256_add_epi32(_mm256_cvtps_epi32(f0), k->zp);
+    __m256i v1 = _mm256_add_epi32(_mm256_cvtps_epi32(f1), k->zp);
+    const int64_t at = ((int64_t)t->ch0 + r) * t->ch_stride + st->seg[0].off;
+    if (t->add) {
+        const __m128i rv = _mm_loadu_si128((const __m128i *)(t->res + at));
+        v0 = add_i32(v0, _mm256_cvtepi8_epi32(rv), t->add);
+        v1 = add_i32(v1, _mm256_cvtepi8_epi32(_mm_unpackhi_epi64(rv, rv)), t->add);
+    }
     /* values are within int8: the saturating packs are exact */
     const __m256i w16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(v0, v1), 0xD8);
     const __m128i b =
         _mm_packs_epi16(_mm256_castsi256_si128(w16), _mm256_extracti128_si256(w16, 1));
-    _mm_storeu_si128((__m128i *)(t->out + ((int64_t)t->ch0 + r) * t->ch_stride + st->seg[0].off),
-                     b);
+    _mm_storeu_si128((__m128i *)(t->out + at), b);
 }
 
 /* Lane masks of a vector's runs, per 8-lane half: bm[2 * r + h]. */
