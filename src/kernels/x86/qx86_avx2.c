@@ -138,86 +138,60 @@ TGT static void conv_out8(const qx_conv_tile *t, int r, __m256i acc, const qx_ve
     store8(q, st, t->out + ch * t->ch_stride, lane0);
 }
 
-/* All 16 lanes of a slot vector for row r (lo: lanes 0-7, hi: 8-15): in
- * one pass in FP32 mode (the same operations as rq8, then the fused add's
- * if any), else 8 lanes at a time. */
-TGT static __attribute__((noinline)) void conv_out16(const qx_conv_tile *t, int r, __m256i lo,
-                                                     __m256i hi, const qx_vec_store *st) {
-    const qf_ref_requant *rq = t->e.rq;
-    if (rq->mode != QF_RQ_FP32) {
-        conv_out8(t, r, lo, st, 0);
-        conv_out8(t, r, hi, st, 8);
-        return;
-    }
-    const __m256i corr = _mm256_set1_epi32(t->e.corr[r]);
-    const __m256 m = _mm256_set1_ps(t->e.mult_f[r]);
-    const __m256 fmin = _mm256_set1_ps((float)(rq->act_min - rq->out_zp));
-    const __m256 fmax = _mm256_set1_ps((float)(rq->act_max - rq->out_zp));
-    const __m256i zp = _mm256_set1_epi32(rq->out_zp);
-    __m256 f0 = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(lo, corr)), m);
-    __m256 f1 = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(hi, corr)), m);
-    f0 = _mm256_min_ps(_mm256_max_ps(f0, fmin), fmax);
-    f1 = _mm256_min_ps(_mm256_max_ps(f1, fmin), fmax);
-    __m256i v0 = _mm256_add_epi32(_mm256_cvtps_epi32(f0), zp);
-    __m256i v1 = _mm256_add_epi32(_mm256_cvtps_epi32(f1), zp);
-    if (t->add) {
-        /* the residual's 16 bytes at the lanes' positions (lanes no
-         * segment covers read zeros and are never stored) */
-        const int8_t *res = t->res + ((int64_t)t->ch0 + r) * t->ch_stride;
-        __m128i rv;
-        if (st->n_seg == 1 && st->seg[0].n == 16) {
-            rv = _mm_loadu_si128((const __m128i *)(res + st->seg[0].off));
-        } else {
-            int8_t rb[16] = {0};
-            for (int32_t i = 0; i < st->n_seg; i++)
-                move16(rb + st->seg[i].lane, res + st->seg[i].off, st->seg[i].n);
-            rv = _mm_loadu_si128((const __m128i *)rb);
-        }
-        v0 = add_i32(v0, _mm256_cvtepi8_epi32(rv), t->add);
-        v1 = add_i32(v1, _mm256_cvtepi8_epi32(_mm_unpackhi_epi64(rv, rv)), t->add);
-    }
-    /* values are within int8: the saturating packs are exact */
-    const __m256i w16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(v0, v1), 0xD8);
-    const __m128i b =
-        _mm_packs_epi16(_mm256_castsi256_si128(w16), _mm256_extracti128_si256(w16, 1));
-    int8_t *base = t->out + ((int64_t)t->ch0 + r) * t->ch_stride;
-    if (st->n_seg == 1 && st->seg[0].n == 16) {
-        _mm_storeu_si128((__m128i *)(base + st->seg[0].off), b);
-        return;
-    }
-    int8_t q[16];
-    _mm_storeu_si128((__m128i *)q, b);
-    for (int32_t i = 0; i < st->n_seg; i++) {
-        const qx_seg *g = &st->seg[i];
-        move16(base + g->off, q + g->lane, g->n);
-    }
+/* 16 lanes of a slot vector for row r (lo: lanes 0-7, hi: 8-15) in FIXED
+ * mode: 8 lanes at a time. */
+TGT static __attribute__((noinline)) void conv_out16_fixed(const qx_conv_tile *t, int r, __m256i lo,
+                                                           __m256i hi, const qx_vec_store *st) {
+    conv_out8(t, r, lo, st, 0);
+    conv_out8(t, r, hi, st, 8);
 }
 
-/* conv_out16's common case, inlined into the tile loops: FP32 mode, the
- * vector's 16 lanes one run of the output (and of the fused add's operand). The constants are
- * set once per vector (out16_init): a call per row cost more than the row's
- * arithmetic on short reductions (1x1 layers of 16 channels). */
+/* The 16 bytes at the lanes' positions of a vector of several runs from
+ * base (lanes no run covers read zeros). */
+TGT static __attribute__((noinline)) __m128i gather16(const int8_t *base, const qx_vec_store *st) {
+    int8_t rb[16] = {0};
+    for (int32_t i = 0; i < st->n_seg; i++)
+        move16(rb + st->seg[i].lane, base + st->seg[i].off, st->seg[i].n);
+    return _mm_loadu_si128((const __m128i *)rb);
+}
+
+/* Stores the lanes of b that runs cover at their positions from base. */
+TGT static __attribute__((noinline)) void scatter16(int8_t *base, __m128i b,
+                                                    const qx_vec_store *st) {
+    int8_t q[16];
+    _mm_storeu_si128((__m128i *)q, b);
+    for (int32_t i = 0; i < st->n_seg; i++)
+        move16(base + st->seg[i].off, q + st->seg[i].lane, st->seg[i].n);
+}
+
+/* The epilogue of one row's 16 lanes, inlined into the tile loops with its
+ * constants set once per vector (out16_init): a call per row, with its
+ * constants, cost more than the row's arithmetic on short reductions (1x1
+ * layers of 16 channels, small images whose vectors hold several runs). */
 typedef struct out16_k {
     __m256 fmin, fmax;
     __m256i zp;
-    bool fast;
+    bool fp32; /* FP32 requantization (else FIXED, conv_out16_fixed) */
+    bool one;  /* the vector's 16 lanes are one run of the output */
 } out16_k;
 
 TGT static inline void out16_init(const qx_conv_tile *t, const qx_vec_store *st, out16_k *k) {
     const qf_ref_requant *rq = t->e.rq;
-    k->fast = rq->mode == QF_RQ_FP32 && st->n_seg == 1 && st->seg[0].n == 16;
+    k->fp32 = rq->mode == QF_RQ_FP32;
+    k->one = st->n_seg == 1 && st->seg[0].n == 16;
     k->fmin = _mm256_set1_ps((float)(rq->act_min - rq->out_zp));
     k->fmax = _mm256_set1_ps((float)(rq->act_max - rq->out_zp));
     k->zp = _mm256_set1_epi32(rq->out_zp);
 }
 
-/* conv_out16 (the same operations in the same order). */
+/* Row r's 16 lanes in FP32 mode: rq8's operations, then the fused add's if
+ * any (lanes no run covers are computed from zeros and never stored). */
 TGT static inline __attribute__((always_inline)) void out16(const qx_conv_tile *t, int r,
                                                             __m256i lo, __m256i hi,
                                                             const qx_vec_store *st,
                                                             const out16_k *k) {
-    if (!k->fast) {
-        conv_out16(t, r, lo, hi, st);
+    if (!k->fp32) {
+        conv_out16_fixed(t, r, lo, hi, st);
         return;
     }
     const __m256i corr = _mm256_set1_epi32(t->e.corr[r]);
@@ -228,9 +202,11 @@ TGT static inline __attribute__((always_inline)) void out16(const qx_conv_tile *
     f1 = _mm256_min_ps(_mm256_max_ps(f1, k->fmin), k->fmax);
     __m256i v0 = _mm256_add_epi32(_mm256_cvtps_epi32(f0), k->zp);
     __m256i v1 = _mm256_add_epi32(_mm256_cvtps_epi32(f1), k->zp);
-    const int64_t at = ((int64_t)t->ch0 + r) * t->ch_stride + st->seg[0].off;
+    const int64_t row = ((int64_t)t->ch0 + r) * t->ch_stride;
     if (t->add) {
-        const __m128i rv = _mm_loadu_si128((const __m128i *)(t->res + at));
+        const __m128i rv = k->one
+                               ? _mm_loadu_si128((const __m128i *)(t->res + row + st->seg[0].off))
+                               : gather16(t->res + row, st);
         v0 = add_i32(v0, _mm256_cvtepi8_epi32(rv), t->add);
         v1 = add_i32(v1, _mm256_cvtepi8_epi32(_mm_unpackhi_epi64(rv, rv)), t->add);
     }
@@ -238,7 +214,10 @@ TGT static inline __attribute__((always_inline)) void out16(const qx_conv_tile *
     const __m256i w16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(v0, v1), 0xD8);
     const __m128i b =
         _mm_packs_epi16(_mm256_castsi256_si128(w16), _mm256_extracti128_si256(w16, 1));
-    _mm_storeu_si128((__m128i *)(t->out + at), b);
+    if (k->one)
+        _mm_storeu_si128((__m128i *)(t->out + row + st->seg[0].off), b);
+    else
+        scatter16(t->out + row, b, st);
 }
 
 /* Lane masks of a vector's runs, per 8-lane half: bm[2 * r + h]. */
