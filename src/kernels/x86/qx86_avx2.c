@@ -165,7 +165,7 @@ TGT static __attribute__((noinline)) void scatter16(int8_t *base, __m128i b,
 }
 
 /* The epilogue of one row's 16 lanes, inlined into the tile loops with its
- * constants set once per vector (out16_init): a call per row, with its
+ * constants set once per tile (out16_init): a call per row, with its
  * constants, cost more than the row's arithmetic on short reductions (1x1
  * layers of 16 channels, small images whose vectors hold several runs). */
 typedef struct out16_k {
@@ -175,14 +175,17 @@ typedef struct out16_k {
     bool one;  /* the vector's 16 lanes are one run of the output */
 } out16_k;
 
-TGT static inline void out16_init(const qx_conv_tile *t, const qx_vec_store *st, out16_k *k) {
+/* The tile's constants (one is set per vector). */
+TGT static inline void out16_init(const qx_conv_tile *t, out16_k *k) {
     const qf_ref_requant *rq = t->e.rq;
     k->fp32 = rq->mode == QF_RQ_FP32;
-    k->one = st->n_seg == 1 && st->seg[0].n == 16;
+    k->one = false;
     k->fmin = _mm256_set1_ps((float)(rq->act_min - rq->out_zp));
     k->fmax = _mm256_set1_ps((float)(rq->act_max - rq->out_zp));
     k->zp = _mm256_set1_epi32(rq->out_zp);
 }
+
+static inline bool one_run(const qx_vec_store *st) { return st->n_seg == 1 && st->seg[0].n == 16; }
 
 /* Row r's 16 lanes in FP32 mode: rq8's operations, then the fused add's if
  * any (lanes no run covers are computed from zeros and never stored). */
@@ -299,10 +302,11 @@ conv_ubs(const qx_conv_tile *t, const qx_src *s, const run_masks *m, const bool 
 #undef QX_UBS_OUT
 }
 
-TGT static void vec_ubs(const qx_conv_tile *t, const qx_src *s, const qx_vec_store *st) {
+TGT static void vec_ubs(const qx_conv_tile *t, const qx_src *s, const qx_vec_store *st,
+                        const out16_k *k) {
     run_masks m;
-    out16_k ok;
-    out16_init(t, st, &ok);
+    out16_k ok = *k;
+    ok.one = one_run(st);
     if (s->n > 1) {
         make_masks(s, &m);
         conv_ubs(t, s, &m, true, 0, st, &ok);
@@ -425,9 +429,9 @@ conv_wd(const qx_conv_tile *t, const int16_t *w16, const bool pre, const qx_src 
  * case so that each inner loop is branch-free. */
 #define QX_WD_VEC(name, PRE, MULTI)                                                                \
     TGT static void name(const qx_conv_tile *t, const int16_t *w16, const qx_src *s,               \
-                         const quad_masks *m, const qx_vec_store *st) {                            \
-        out16_k ok;                                                                                \
-        out16_init(t, st, &ok);                                                                    \
+                         const quad_masks *m, const qx_vec_store *st, const out16_k *k) {          \
+        out16_k ok = *k;                                                                           \
+        ok.one = one_run(st);                                                                      \
         for (int r0 = 0; r0 < t->n_rows; r0 += 4) {                                                \
             __m256i save[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(),                     \
                                _mm256_setzero_si256(), _mm256_setzero_si256()};                    \
@@ -442,17 +446,19 @@ QX_WD_VEC(vec_wd_long_multi, false, true)
 #undef QX_WD_VEC
 
 TGT static void conv_vec_wd(const qx_conv_tile *t, const int16_t *w16, const qx_src *s,
-                            const qx_vec_store *st) {
+                            const qx_vec_store *st, const out16_k *k) {
     quad_masks m;
     if (s->n > 1) {
         make_quad_masks(s, &m);
-        (w16 ? vec_wd_pre_multi : vec_wd_long_multi)(t, w16, s, &m, st);
+        (w16 ? vec_wd_pre_multi : vec_wd_long_multi)(t, w16, s, &m, st, k);
     } else {
-        (w16 ? vec_wd_pre : vec_wd_long)(t, w16, s, &m, st);
+        (w16 ? vec_wd_pre : vec_wd_long)(t, w16, s, &m, st, k);
     }
 }
 
 TGT static void conv_tile(const qx_conv_tile *t) {
+    out16_k ok;
+    out16_init(t, &ok);
     if (!t->maddubs_ok) {
         _Alignas(32) int16_t w16[WD_STEPS * 32];
         const bool wide = t->k4 <= WD_STEPS;
@@ -465,11 +471,11 @@ TGT static void conv_tile(const qx_conv_tile *t) {
                                    _mm256_cvtepi8_epi16(_mm256_extracti128_si256(v, 1)));
             }
         for (int h = 0; h < 2; h++)
-            if (t->st[h].n_seg) conv_vec_wd(t, wide ? w16 : NULL, &t->src[h], &t->st[h]);
+            if (t->st[h].n_seg) conv_vec_wd(t, wide ? w16 : NULL, &t->src[h], &t->st[h], &ok);
         return;
     }
     for (int h = 0; h < 2; h++)
-        if (t->st[h].n_seg) vec_ubs(t, &t->src[h], &t->st[h]);
+        if (t->st[h].n_seg) vec_ubs(t, &t->src[h], &t->st[h], &ok);
 }
 
 /* 8 channels (c0 .. c0+7 of the tile) of row r. */
