@@ -277,6 +277,7 @@ const cli_cmd cli_cmd_quantize = {
     .max_pos = 1,
     .example = "qforge quantize model.onnx --calib fashion-mnist --method entropy -o model.qfm\n"
                "qforge quantize model.onnx --calib fashion-mnist --bits 4 --method mse -o m4.qfm\n"
-               "qforge quantize model.onnx --calib data/ --config quant.json -o model.qfm",
+               "qforge quantize model.onnx --calib data/ --config quant.json -o model.qfm\n"
+               "qforge quantize model.onnx --calib fashion-mnist --reduce-range -o m7.qfm",
     .run = quantize_run,
 };
