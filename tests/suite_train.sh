@@ -136,6 +136,24 @@ EOF
   else
     bad "qat failed: $(tail -2 "$T/e")"
   fi
+  # --reduce-range trains and freezes 7-bit weights: every int8 weight of the
+  # exported model within +-63 (8-bit ones reach +-127)
+  if "$Q" qat "$T/lenet.onnx" --data fashion-mnist --reduce-range --epochs 1 --limit 500 \
+    --calib-limit 200 -o "$T/qat7.qfm" >"$T/qat7.log" 2>"$T/e" &&
+    "$Q" export "$T/qat7.qfm" -o "$T/qat7.onnx" >/dev/null 2>>"$T/e"; then
+    r=$($PY - "$T/qat7.onnx" <<'EOF'
+import sys, onnx
+from onnx import numpy_helper
+m = onnx.load(sys.argv[1])
+w = [numpy_helper.to_array(t) for t in m.graph.initializer if t.data_type == onnx.TensorProto.INT8]
+print(max((int(abs(a.astype(int)).max()) for a in w), default=-1), sum(a.size > 1 for a in w))
+EOF
+    )
+    if [[ ${r%% *} -ge 1 && ${r%% *} -le 63 && ${r##* } -ge 3 ]]; then ok "qat --reduce-range: int8 weights within +-${r%% *}"
+    else bad "qat --reduce-range: largest |weight| and weight tensors: $r"; fi
+  else
+    bad "qat --reduce-range failed: $(tail -2 "$T/e")"
+  fi
 fi
 
 # ---- bad input -------------------------------------------------------------------

@@ -30,7 +30,7 @@ static void draw_bar(cli_progress *p, double now) {
         bar[i] = i < fill ? '#' : '.';
     bar[WIDTH] = 0;
     double dt = now - p->t_start;
-    double rate = dt > 0 ? (double)p->done / dt : 0;
+    double rate = dt >= 0.01 ? (double)p->done / dt : 0;
     fprintf(stderr, "\r%s [%s] %3d%% %lld/%lld  %.0f/s ", p->label, bar,
             (int)(100 * p->done / p->total), p->done, p->total, rate);
     fflush(stderr);
@@ -52,8 +52,13 @@ void cli_progress_update(cli_progress *p, long long done) {
     if (decile > p->last_decile && decile < 10) {
         p->last_decile = decile;
         double dt = now - p->t_start;
-        fprintf(stderr, "%s: %d%% (%lld/%lld, %.0f/s)\n", p->label, decile * 10, p->done, p->total,
-                dt > 0 ? (double)p->done / dt : 0.0);
+        /* no rate before a measurable time has passed (work counted as
+         * done when the bar starts would show billions per second) */
+        if (dt >= 0.01)
+            fprintf(stderr, "%s: %d%% (%lld/%lld, %.0f/s)\n", p->label, decile * 10, p->done,
+                    p->total, (double)p->done / dt);
+        else
+            fprintf(stderr, "%s: %d%% (%lld/%lld)\n", p->label, decile * 10, p->done, p->total);
     }
 }
 
