@@ -8,6 +8,7 @@
 #include "io/data.h"
 #include "io/onnx.h"
 #include "io/qfm.h"
+#include "kernels/dispatch.h"
 #include "quant/gptq.h"
 #include "quant/quantize.h"
 
@@ -95,9 +96,11 @@ static void print_table(const qf_quant_report *r, const char *out, double second
         printf("asymmetric weights: %d layer%s with some w - zero_point outside int8 run the "
                "portable kernels, not the x86 ones (symmetric or 7-bit weights do)\n",
                r->n_asym_wide, r->n_asym_wide == 1 ? "" : "s");
-    if (r->n_avx2_wide)
-        printf("AVX2 without VNNI: %d layer%s with weights beyond +-64 run exact fix-ups or "
-               "16-bit products there (--reduce-range avoids them)\n",
+    /* a hint for CPUs like this one: AVX2 without VNNI (the JSON always
+     * has the count) */
+    if (r->n_avx2_wide && qf_isa_supported(QF_ISA_AVX2) && !qf_isa_supported(QF_ISA_AVX512VNNI))
+        printf("this CPU has AVX2 but no VNNI: %d layer%s with weights beyond +-64 run exact "
+               "fix-ups or 16-bit products here (--reduce-range avoids them)\n",
                r->n_avx2_wide, r->n_avx2_wide == 1 ? "" : "s");
     printf("wrote %s\n", out);
 }
