@@ -17,40 +17,39 @@
 #include "train/arch.h"
 #include "train/trainer.h"
 
-#define TRAIN_COMMON_OPTS                                                                          \
-    {"data", 'd', "D",                                                                             \
-     "labelled training data: fashion-mnist, mnist, a directory of IDX/NPY files or an image "     \
-     "folder (DIR/<class>/<image>); its train split trains, its test split validates"},            \
-        {"val", 0, "V", "validation data (default: the test split of --data; 'none' to skip)"},    \
-        {"epochs", 'e', "E", "training epochs (default 10; resnet8 8; fine-tuning/QAT 3)"},        \
-        {"batch", 'b', "B", "mini-batch size (default 128 with --arch, else 64)"},                 \
-        {"lr", 0, "LR",                                                                            \
-         "peak learning rate (sgd: 0.1 with --arch, 0.05 with --init, 0.005 for QAT; "             \
-         "adam/adamw: 0.001)"},                                                                    \
-        {"optimizer", 0, "sgd|adam|adamw", "optimizer (default sgd with Nesterov momentum)"},      \
-        {"momentum", 0, "M", "SGD momentum (default 0.9)"},                                        \
-        {"wd", 0, "W", "weight decay (default 5e-4 for sgd, 0.01 for adamw, 0 for adam)"},         \
-        {"schedule", 0, "cosine|step|constant", "learning-rate schedule (default cosine)"},        \
-        {"warmup", 0, "EPOCHS", "linear warm-up length in epochs (default 1)"},                    \
-        {"pad", 0, "P", "augmentation: random crop after zero padding by P pixels (default 0)"},   \
-        {"flip", 0, NULL, "augmentation: random horizontal flips"},                                \
-        {"label-smoothing", 0, "EPS", "label smoothing in [0, 1) (default 0)"},                    \
-        {"threads", 't', "T", "worker threads (default 2)"},                                       \
-        {"seed", 0, "S", "random seed (initialisation, shuffling, augmentation; default 1)"},      \
-        {"limit", 'n', "N", "train on the first N samples only"},                                  \
-        {"val-limit", 0, "N", "validate on the first N samples only"},                             \
-        {"split", 0, "train", "split used for training (default train)"},                          \
-        {"scale", 0, "S", "multiply raw values by S first (default 1/255 for uint8 data)"},        \
-        {"mean", 0, "M[,M...]", "subtract a mean per channel (after scaling)"},                    \
-        {"std", 0, "S[,S...]", "divide by a std per channel (after the mean)"},                    \
-        {"nhwc", 0, NULL, "rank-4 images are stored N,H,W,C (fed as NCHW)"},                       \
-        {"size", 0, "HxW", "image folders: resize every image to HxW"},                            \
-        {"resize-short", 0, "S", "image folders: resize the shorter side to S, then crop"},        \
-        {"channels", 0, "1|3", "image folders: 1 = grayscale, 3 = RGB"},                           \
-        {"layout", 0, "nchw", "layout of the samples (nchw)"},                                     \
-        {"output", 'o', "OUT.onnx", "where to write the trained model (required)"}, {              \
-        "quiet", 'q', NULL, "only the final summary"                                               \
-    }
+#define TRAIN_COMMON_OPTS                                                                        \
+    {"data", 'd', "D",                                                                           \
+     "labelled training data: fashion-mnist, mnist, a directory of IDX/NPY files or an image "   \
+     "folder (DIR/<class>/<image>); its train split trains, its test split validates"},          \
+        {"val", 0, "V", "validation data (default: the test split of --data; 'none' to skip)"},   \
+        {"epochs", 'e', "E", "training epochs (default 10; resnet8 8; fine-tuning/QAT 3)"},       \
+        {"batch", 'b', "B", "mini-batch size (default 128 with --arch, else 64)"},               \
+        {"lr", 0, "LR",                                                                           \
+         "peak learning rate (sgd: 0.1 with --arch, 0.05 with --init, 0.005 for QAT; "          \
+         "adam/adamw: 0.001)"},                                                                  \
+        {"optimizer", 0, "sgd|adam|adamw", "optimizer (default sgd with Nesterov momentum)"},     \
+        {"momentum", 0, "M", "SGD momentum (default 0.9)"},                                       \
+        {"wd", 0, "W", "weight decay (default 5e-4 for sgd, 0.01 for adamw, 0 for adam)"},        \
+        {"schedule", 0, "cosine|step|constant", "learning-rate schedule (default cosine)"},       \
+        {"warmup", 0, "EPOCHS", "linear warm-up length in epochs (default 1)"},                  \
+        {"pad", 0, "P", "augmentation: random crop after zero padding by P pixels (default 0)"}, \
+        {"flip", 0, NULL, "augmentation: random horizontal flips"},                              \
+        {"label-smoothing", 0, "EPS", "label smoothing in [0, 1) (default 0)"},                  \
+        {"threads", 't', "T", "worker threads (default 2)"},                                      \
+        {"seed", 0, "S", "random seed (initialisation, shuffling, augmentation; default 1)"},     \
+        {"limit", 'n', "N", "train on the first N samples only"},                                 \
+        {"val-limit", 0, "N", "validate on the first N samples only"},                            \
+        {"split", 0, "train", "split used for training (default train)"},                        \
+        {"scale", 0, "S", "multiply raw values by S first (default 1/255 for uint8 data)"},       \
+        {"mean", 0, "M[,M...]", "subtract a mean per channel (after scaling)"},                  \
+        {"std", 0, "S[,S...]", "divide by a std per channel (after the mean)"},                   \
+        {"nhwc", 0, NULL, "rank-4 images are stored N,H,W,C (fed as NCHW)"},                     \
+        {"size", 0, "HxW", "image folders: resize every image to HxW"},                           \
+        {"resize-short", 0, "S", "image folders: resize the shorter side to S, then crop"},       \
+        {"channels", 0, "1|3", "image folders: 1 = grayscale, 3 = RGB"},                          \
+        {"layout", 0, "nchw", "layout of the samples (nchw)"},                                    \
+        {"output", 'o', "OUT.onnx", "where to write the trained model (required)"},              \
+        {"quiet", 'q', NULL, "only the final summary"}
 
 static const cli_opt train_opts[] = {
     {"arch", 'a', "NAME", "built-in architecture to train from scratch (see below)"},
@@ -144,7 +143,8 @@ static bool parse_train_options(const cli_args *a, qf_train_options *o, bool fin
     if (!cli_get_int(a, "epochs", 1, 100000, finetune ? 3 : (r8 ? 8 : 10), &epochs) ||
         !cli_get_int(a, "batch", 1, 1 << 16, scratch ? 128 : 64, &batch) ||
         !cli_get_int(a, "threads", 1, 256, 2, &threads) ||
-        !cli_get_int(a, "seed", 0, INT64_MAX, 1, &seed) || !cli_get_int(a, "pad", 0, 64, 0, &pad) ||
+        !cli_get_int(a, "seed", 0, INT64_MAX, 1, &seed) ||
+        !cli_get_int(a, "pad", 0, 64, 0, &pad) ||
         !cli_get_int(a, "val-limit", 0, INT64_MAX, 0, &vlimit))
         return false;
     o->epochs = (int)epochs;
@@ -376,8 +376,8 @@ static int run_qat(const cli_args *a) {
                  "{\"epochs\": %d, \"lsq\": %s, \"fake_quant_val_top1\": %.6f}, "
                  "\"weight_bits\": %d, \"per_channel\": %s}",
                  strchr(model, '"') ? "?" : model, QF_VERSION_MAJOR, QF_VERSION_MINOR,
-                 QF_VERSION_PATCH, r.train.epochs_run, qo.lsq ? "true" : "false", r.fq_val_accuracy,
-                 cfg.default_w_bits, cfg.per_channel ? "true" : "false");
+                 QF_VERSION_PATCH, r.train.epochs_run, qo.lsq ? "true" : "false",
+                 r.fq_val_accuracy, cfg.default_w_bits, cfg.per_channel ? "true" : "false");
         st = qf_qfm_write(qg, meta, out, &e);
     }
     /* the frozen integer model vs the float model, on the validation set */

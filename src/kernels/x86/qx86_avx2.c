@@ -15,7 +15,8 @@
  *    (qf_x86_conv_split). Gemm tiles run rows in quads (vpmaddubsw) or
  *    pairs (16-bit), only the tile's rows: at batch 1 a fully connected
  *    layer streams its weights near the memory's speed.
- * Epilogue: the spec's SIMD FP32 form on 8 lanes, scalar FIXED mode. */
+ * Epilogue: the spec's SIMD FP32 form, a row's 16 lanes inlined into the
+ * conv tile loops (out16; the gemm tiles take 8 lanes); FIXED mode scalar. */
 #include "kernels/x86/qx86.h"
 
 #if defined(__x86_64__)
