@@ -122,6 +122,34 @@ TGT static void pool2_avx2(const int8_t *in, int32_t in_w, int32_t out_h, int32_
             const __m256i p = _mm256_permute4x64_epi64(_mm256_packs_epi16(w, w), 0x08);
             _mm_storeu_si128((__m128i *)(void *)(out + ox), _mm256_castsi256_si128(p));
         }
+        /* the rest in blocks of 8 (or 4) outputs, the last one moved back
+         * to end at the row's end (it recomputes a few outputs, with the
+         * same bytes); reads stay within 2 * out_w <= in_w columns. Narrow
+         * planes (14 or 7 outputs a row, e.g. after a 28x28 layer) ran the
+         * scalar tail for every output before. */
+        while (ox < out_w && out_w >= 4) {
+            const int32_t n = out_w >= 8 ? 8 : 4;
+            const int32_t b = ox + n <= out_w ? ox : out_w - n;
+            const __m128i a0 = n == 8
+                                   ? _mm_loadu_si128((const __m128i *)(const void *)(r0 + 2 * b))
+                                   : _mm_loadl_epi64((const __m128i *)(const void *)(r0 + 2 * b));
+            const __m128i a1 = n == 8
+                                   ? _mm_loadu_si128((const __m128i *)(const void *)(r1 + 2 * b))
+                                   : _mm_loadl_epi64((const __m128i *)(const void *)(r1 + 2 * b));
+            const __m128i m = _mm_max_epi8(a0, a1);
+            __m128i w =
+                _mm_max_epi16(_mm_srai_epi16(_mm_slli_epi16(m, 8), 8), _mm_srai_epi16(m, 8));
+            w = _mm_min_epi16(_mm_max_epi16(w, _mm256_castsi256_si128(wlo)),
+                              _mm256_castsi256_si128(whi));
+            const __m128i q = _mm_packs_epi16(w, w);
+            if (n == 8) {
+                _mm_storel_epi64((__m128i *)(void *)(out + b), q);
+            } else {
+                const int32_t v = _mm_cvtsi128_si32(q);
+                memcpy(out + b, &v, 4);
+            }
+            ox = b + n;
+        }
         for (; ox < out_w; ox++) {
             int32_t m = r0[2 * ox];
             if (r0[2 * ox + 1] > m) m = r0[2 * ox + 1];
