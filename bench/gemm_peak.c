@@ -290,6 +290,15 @@ static double time_dw(qf_threadpool *pool, const conv_shape *s, double *macs) {
     return median(t, REPS);
 }
 
+/* One row of the kernels table: median t and best_s seconds for macs
+ * multiply-accumulates, as fractions of the same ISA's peak at th threads. */
+static void print_row(qf_isa isa, const char *name, const char *suffix, int th, double t,
+                      double macs, double peak) {
+    printf("| %s | %s%s | %d | %.3f | %.1f | %.0f%% | %.3f | %.0f%% |\n", qf_isa_name(isa), name,
+           suffix, th, t * 1e3, macs / t * 1e-9, 100 * macs / t / peak, best_s * 1e3,
+           100 * macs / best_s / peak);
+}
+
 int main(int argc, char **argv) {
     const char *only = argc > 1 ? argv[1] : NULL;
     const int only_th = argc > 2 ? atoi(argv[2]) : 0;
@@ -343,18 +352,12 @@ int main(int argc, char **argv) {
             if (!only || strstr("gemm 512x512x512", only)) {
                 t = time_gemm(isas[i], pl, 512, 512, 512, 127);
                 macs = 512.0 * 512 * 512;
-                printf("| %s | gemm 512x512x512 | %d | %.3f | %.1f | %.0f%% | %.3f | %.0f%% |\n",
-                       qf_isa_name(isas[i]), th, t * 1e3, macs / t * 1e-9,
-                       100 * macs / t / peak[i][th], best_s * 1e3,
-                       100 * macs / best_s / peak[i][th]);
+                print_row(isas[i], "gemm 512x512x512", "", th, t, macs, peak[i][th]);
             }
             for (size_t c = 0; c < sizeof convs / sizeof convs[0]; c++) {
                 if (only && !strstr(convs[c].name, only)) continue;
                 t = time_conv(isas[i], pl, &convs[c], 127, &macs);
-                printf("| %s | %s | %d | %.3f | %.1f | %.0f%% | %.3f | %.0f%% |\n",
-                       qf_isa_name(isas[i]), convs[c].name, th, t * 1e3, macs / t * 1e-9,
-                       100 * macs / t / peak[i][th], best_s * 1e3,
-                       100 * macs / best_s / peak[i][th]);
+                print_row(isas[i], convs[c].name, "", th, t, macs, peak[i][th]);
             }
             /* AVX2: the same problems with 7-bit weights (plain vpmaddubsw) */
             for (int c = -1; isas[i] == QF_ISA_AVX2 && c < 3; c++) {
@@ -366,19 +369,13 @@ int main(int argc, char **argv) {
                 } else {
                     t = time_conv(isas[i], pl, &convs[c], 63, &macs);
                 }
-                printf("| %s | %s, 7-bit weights | %d | %.3f | %.1f | %.0f%% | %.3f | %.0f%% |\n",
-                       qf_isa_name(isas[i]), name, th, t * 1e3, macs / t * 1e-9,
-                       100 * macs / t / peak[i][th], best_s * 1e3,
-                       100 * macs / best_s / peak[i][th]);
+                print_row(isas[i], name, ", 7-bit weights", th, t, macs, peak[i][th]);
             }
             const size_t n_dw = isas[i] == QF_ISA_AVX512VNNI ? sizeof dws / sizeof dws[0] : 0;
             for (size_t c = 0; c < n_dw; c++) {
                 if (only && !strstr(dws[c].name, only)) continue;
                 t = time_dw(pl, &dws[c], &macs);
-                printf("| %s | %s | %d | %.3f | %.1f | %.0f%% | %.3f | %.0f%% |\n",
-                       qf_isa_name(isas[i]), dws[c].name, th, t * 1e3, macs / t * 1e-9,
-                       100 * macs / t / peak[i][th], best_s * 1e3,
-                       100 * macs / best_s / peak[i][th]);
+                print_row(isas[i], dws[c].name, "", th, t, macs, peak[i][th]);
             }
         }
     }
