@@ -2,7 +2,10 @@
  * and synthetic calibration data: what each op is lowered to, how close the
  * integer model stays to the float one (output SQNR measured here against
  * the float session), qfm round trip, and the bad-input errors. */
+#include <dirent.h>
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "io/data.h"
@@ -19,12 +22,31 @@ static float frand(void) { /* uniform [-1, 1) */
     return (float)((rng >> 8) & 0xffffff) / 8388608.0f - 1.0f;
 }
 
-static char tmpdir[64];
+static char tmpdir[512];
+
+/* The directory and the files the tests leave in it go at exit. */
+static void remove_tmpdir(void) {
+    DIR *d = opendir(tmpdir);
+    if (!d) return;
+    struct dirent *e;
+    char p[sizeof tmpdir + 256];
+    while ((e = readdir(d)) != NULL) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        snprintf(p, sizeof p, "%s/%s", tmpdir, e->d_name);
+        unlink(p);
+    }
+    closedir(d);
+    rmdir(tmpdir);
+}
 
 static void make_tmpdir(void) {
     if (tmpdir[0]) return;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/qf_test_quantXXXXXX");
-    if (!mkdtemp(tmpdir)) tmpdir[0] = 0;
+    const char *base = getenv("TMPDIR");
+    snprintf(tmpdir, sizeof tmpdir, "%s/qf_test_quantXXXXXX", base && *base ? base : "/tmp");
+    if (!mkdtemp(tmpdir))
+        tmpdir[0] = 0;
+    else
+        atexit(remove_tmpdir);
 }
 
 /* N samples [1, 8, 8] in [0, 1) and labels 0..3, written as NPY files. */
