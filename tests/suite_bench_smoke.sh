@@ -116,8 +116,9 @@ EOF
 # portable kernels where the CPU has x86 ones; with QF_ISA=scalar every layer
 # runs portable. --reduce-range keeps every weight within +-63, so quantize
 # counts no layer that could saturate AVX2's vpmaddubsw (8-bit symmetric
-# ones can: both), and with QF_ISA=avx2 both layers run plain vpmaddubsw
-# ("x86 avx2", not "split" or "16-bit")
+# ones can: both, and run the sign form with QF_ISA=avx2), and with
+# QF_ISA=avx2 both --reduce-range layers run plain vpmaddubsw
+# ("x86 avx2", not "split" or "sign")
 "$PY" -c "import numpy as np, sys; r = np.random.default_rng(1); np.save(sys.argv[1] + '/cal.npy', r.standard_normal((64, 16)).astype(np.float32)); np.save(sys.argv[1] + '/lab.npy', np.zeros(64, np.int64))" "$T"
 echo '{"symmetric": false}' >"$T/asym.json"
 echo '{"symmetric": false, "num_bits": 7}' >"$T/asym7.json"
@@ -148,7 +149,7 @@ if variant != "asym" and wide != 0: errs.append(f"asym_wide_layers {wide}, want 
 want_a = {"sym": 2, "asym": 2, "rr": 0}.get(variant)
 if want_a is not None and avx2_wide != want_a:
     errs.append(f"avx2_wide_layers {avx2_wide}, want {want_a}")
-avx2 = {"x86 avx2", "x86 avx2 split", "x86 avx2 16-bit"}
+avx2 = {"x86 avx2", "x86 avx2 split", "x86 avx2 sign", "x86 avx2 16-bit"}
 ok = {"scalar": {"portable"}, "avx2": {"portable"} | avx2}.get(
     isa, {"portable", "x86 avx512vnni"} | avx2)
 if len(ks) != 2 or not all(k in ok for k in ks): errs.append(f"QGemm kernels {ks}")
@@ -156,8 +157,8 @@ elif isa != "scalar" and x86 and ks.count("portable") != wide:
     errs.append(f"QGemm kernels {ks} with {wide} wide layers")
 elif isa == "avx2" and variant == "rr" and ks != ["x86 avx2"] * 2:
     errs.append(f"QGemm kernels {ks} with --reduce-range, want plain x86 avx2")
-elif isa == "avx2" and variant == "sym" and "x86 avx2" in ks:
-    errs.append(f"QGemm kernels {ks}: these 8-bit weights saturate vpmaddubsw")
+elif isa == "avx2" and variant == "sym" and ks != ["x86 avx2 sign"] * 2:
+    errs.append(f"QGemm kernels {ks}: these 8-bit weights saturate vpmaddubsw, want the sign form")
 print("; ".join(errs)); sys.exit(1 if errs else 0)
 EOF
       ); then ok "bench --profile kernels ($variant, $isa)"; else bad "bench --profile kernels ($variant, $isa)" "${msg:-$(cat "$T/err")}"; fi

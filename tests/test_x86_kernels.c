@@ -181,8 +181,12 @@ static const gcase gemm_cases[] = {
 static const qf_isa isas[] = {QF_ISA_AVX2, QF_ISA_AVX512VNNI};
 static int n_skipped;
 static int n_dw_runs;
-static int n_tt_runs;     /* conv8c4 runs on transposed tiles */
-static int n_split_runs;  /* AVX2 runs on split weights */
+static int n_tt_runs;    /* conv8c4 runs on transposed tiles */
+static int n_split_runs; /* AVX2 runs on split weights */
+static int n_sign_runs;  /* AVX2 runs in the sign form (qf_x86_weights' sign_ok) */
+static int n_wide_runs;  /* AVX2 runs on the 16-bit path */
+static int n_gemm_sign;  /* the same for the gemm */
+static int n_gemm_wide;
 static bool tt_on = true; /* qf_x86_conv_set_tt for the current runs */
 
 /* Weights in [-wmax, wmax] following the case's pattern; k taps per row. */
@@ -235,6 +239,27 @@ static int guards_ok(const int8_t *buf, size_t n) {
     for (size_t i = 0; i < GUARD; i++)
         if (buf[i] != 0x5A || buf[GUARD + n + i] != 0x5A) return 0;
     return 1;
+}
+
+/* A kernel run's check: its status, the guards around got[GUARD ..] and
+ * every byte against want; 0, or 1 with msg set (which names the pass). */
+static int check_run(qf_status s, const qf_err *e, const int8_t *got, const int8_t *want,
+                     size_t n_out, const char *which, char *msg, size_t msg_len) {
+    if (s != QF_OK) {
+        snprintf(msg, msg_len, "%s: x86 kernel: status %d (%s)", which, (int)s, e->msg);
+        return 1;
+    }
+    if (!guards_ok(got, n_out)) {
+        snprintf(msg, msg_len, "%s: output guard overwritten", which);
+        return 1;
+    }
+    for (size_t i = 0; i < n_out; i++)
+        if (got[GUARD + i] != want[i]) {
+            snprintf(msg, msg_len, "%s: byte %zu: %d, reference %d", which, i, got[GUARD + i],
+                     want[i]);
+            return 1;
+        }
+    return 0;
 }
 
 /* Run one conv case on one ISA and thread count; 0 on success. */
@@ -314,6 +339,13 @@ static int conv_one(qf_isa isa, qf_threadpool *pool, qx_layout lay, const geom *
         snprintf(msg, msg_len, "a pair over the AVX2 limit was not flagged");
         goto done;
     }
+    /* the sign form: every weight set vpmaddubsw could saturate on (packed
+     * weights are within +-127; a -128 would keep them on the 16-bit path) */
+    if (xw.sign_ok != !xw.maddubs_ok) {
+        snprintf(msg, msg_len, "sign form %s for these weights",
+                 xw.sign_ok ? "allowed" : "refused");
+        goto done;
+    }
     /* epilogue tables built ahead for this layer, and stale ones (built for
      * another input zero point) that the kernel must not use */
     const int32_t *bias = nc->bias ? pp.bias : NULL;
@@ -349,24 +381,22 @@ static int conv_one(qf_isa isa, qf_threadpool *pool, qx_layout lay, const geom *
                 s = qf_x86_dwconv2d_s8(pool, isa, &p, x, &dww, nc->bias ? pp.bias : NULL,
                                        got + GUARD, &e);
         }
-        const char *which = pass_name[pass];
-        if (s != QF_OK) {
-            snprintf(msg, msg_len, "%s x86 kernel: %s", which, e.msg);
-            goto done;
-        }
-        if (!guards_ok(got, n_out)) {
-            snprintf(msg, msg_len, "%s: output guard overwritten", which);
-            goto done;
-        }
-        for (size_t i = 0; i < n_out; i++)
-            if (got[GUARD + i] != want[i]) {
-                snprintf(msg, msg_len, "%s: byte %zu: %d, reference %d", which, i, got[GUARD + i],
-                         want[i]);
-                goto done;
-            }
+        if (check_run(s, &e, got, want, n_out, pass_name[pass], msg, msg_len)) goto done;
         if (pass == 3) n_dw_runs++;
     }
     if (lay == QX_LAYOUT_CONV8C4 && tt_on && qf_x86_conv_uses_tt(&p, isa)) n_tt_runs++;
+    if (isa == QF_ISA_AVX2 && xw.sign_ok) n_sign_runs++;
+    if (isa == QF_ISA_AVX2 && !xw.maddubs_ok && !xw.sign_ok) n_wide_runs++;
+    /* AVX2: weights of the sign form through the 16-bit path too */
+    if (isa == QF_ISA_AVX2 && xw.sign_ok) {
+        qf_x86_weights ww = xw;
+        ww.sign_ok = false;
+        memset(got, 0x5A, n_out + 2 * GUARD);
+        const qf_status s =
+            qf_x86_conv2d_s8(pool, isa, &p, x, &ww, bias, got + GUARD, scr + 1, sb, &e);
+        if (check_run(s, &e, got, want, n_out, "16-bit", msg, msg_len)) goto done;
+        n_wide_runs++;
+    }
     /* AVX2: the same weights split for vpmaddubsw (pairs that could
      * saturate clamped to +-64, the remainders as fixes), packed again */
     if (isa == QF_ISA_AVX2 && qf_x86_conv_split_bytes(&xw)) {
@@ -385,14 +415,7 @@ static int conv_one(qf_isa isa, qf_threadpool *pool, qx_layout lay, const geom *
         memset(got, 0x5A, n_out + 2 * GUARD);
         if (s == QF_OK)
             s = qf_x86_conv2d_s8(pool, isa, &p, x, &sw, bias, got + GUARD, scr + 1, sb, &e);
-        int bad = s != QF_OK || !guards_ok(got, n_out);
-        for (size_t i = 0; !bad && i < n_out; i++)
-            if (got[GUARD + i] != want[i]) {
-                snprintf(msg, msg_len, "split: byte %zu: %d, reference %d", i, got[GUARD + i],
-                         want[i]);
-                bad = 2;
-            }
-        if (bad == 1) snprintf(msg, msg_len, "split: status %d (%s) or guard", (int)s, e.msg);
+        const int bad = check_run(s, &e, got, want, n_out, "split", msg, msg_len);
         free(fix);
         free(wdata);
         if (bad) goto done;
@@ -514,13 +537,17 @@ static void test_conv_matrix(void) {
         tt_on = true;
     }
     printf("  conv: %d runs bit-exact (%d also through the depthwise kernel, %d on transposed "
-           "tiles, %d on AVX2 split weights)\n",
-           ran, n_dw_runs, n_tt_runs, n_split_runs);
+           "tiles, %d on AVX2 split weights, %d in the AVX2 sign form, %d on its 16-bit path)\n",
+           ran, n_dw_runs, n_tt_runs, n_split_runs, n_sign_runs, n_wide_runs);
     /* 8-bit random and extreme weights split on every geometry (both
      * layouts, 1 and 2 threads) */
     qf_x86_conv_set_split_always(false);
-    if (qf_x86_isa_usable(QF_ISA_AVX2))
+    if (qf_x86_isa_usable(QF_ISA_AVX2)) {
         CHECK(n_split_runs >= (int)QF_ARRAY_LEN(geo_cases) * 3 * 2 * 4);
+        /* the same runs in the sign form, and again on the 16-bit path */
+        CHECK(n_sign_runs >= (int)QF_ARRAY_LEN(geo_cases) * 3 * 2 * 4);
+        CHECK(n_wide_runs >= n_sign_runs);
+    }
     if (qf_x86_isa_usable(QF_ISA_AVX512VNNI)) {
         CHECK(n_dw_runs >= 9 * 15 * 2);
         /* the eight "tt" geometries and "3x3 K=1152 bands", every numerics
@@ -567,21 +594,23 @@ static int gemm_one(qf_isa isa, qf_threadpool *pool, const gcase *gc, const nume
         snprintf(msg, msg_len, "setup: %s", e.msg);
         goto done;
     }
-    memset(got, 0x5A, n_out + 2 * GUARD);
-    if (qf_x86_gemm_s8(pool, isa, &p, x, &xw, nc->bias ? pp.bias : NULL, got + GUARD, scr + 3, sb,
-                       &e) != QF_OK) {
-        snprintf(msg, msg_len, "x86 kernel: %s", e.msg);
+    if (xw.sign_ok != !xw.maddubs_ok) {
+        snprintf(msg, msg_len, "sign form %s for these weights",
+                 xw.sign_ok ? "allowed" : "refused");
         goto done;
     }
-    if (!guards_ok(got, n_out)) {
-        snprintf(msg, msg_len, "output guard overwritten");
-        goto done;
+    /* AVX2 weights of the sign form also through the 16-bit path */
+    for (int pass = 0; pass < 1 + (isa == QF_ISA_AVX2 && xw.sign_ok); pass++) {
+        qf_x86_weights ww = xw;
+        if (pass) ww.sign_ok = false;
+        const char *which = pass ? "16-bit" : "default";
+        memset(got, 0x5A, n_out + 2 * GUARD);
+        const qf_status s = qf_x86_gemm_s8(pool, isa, &p, x, &ww, nc->bias ? pp.bias : NULL,
+                                           got + GUARD, scr + 3, sb, &e);
+        if (check_run(s, &e, got, want, n_out, which, msg, msg_len)) goto done;
+        if (isa == QF_ISA_AVX2 && ww.sign_ok) n_gemm_sign++;
+        if (isa == QF_ISA_AVX2 && !ww.maddubs_ok && !ww.sign_ok) n_gemm_wide++;
     }
-    for (size_t i = 0; i < n_out; i++)
-        if (got[GUARD + i] != want[i]) {
-            snprintf(msg, msg_len, "byte %zu: %d, reference %d", i, got[GUARD + i], want[i]);
-            goto done;
-        }
     rc = 0;
 done:
     free(x);
@@ -615,7 +644,12 @@ static void test_gemm_matrix(void) {
                     ran++;
                 }
     }
-    printf("  gemm: %d runs bit-exact\n", ran);
+    printf("  gemm: %d runs bit-exact (%d in the AVX2 sign form, %d on the 16-bit path)\n", ran,
+           n_gemm_sign, n_gemm_wide);
+    if (qf_x86_isa_usable(QF_ISA_AVX2)) {
+        CHECK(n_gemm_sign >= (int)QF_ARRAY_LEN(gemm_cases) * 2);
+        CHECK(n_gemm_wide >= n_gemm_sign);
+    }
 }
 
 /* FIXED requantization in isolation: k = 1 gemms whose accumulators span
@@ -1131,11 +1165,12 @@ static void test_concat_lut(void) {
 }
 
 /* The profile's kernel name got is `want`; AVX2 adds the form of its dot
- * product ("x86 avx2 split", "x86 avx2 16-bit"). */
+ * product ("x86 avx2 split", "x86 avx2 sign"; never "16-bit" here: qforge's
+ * packing holds no weight at -128). */
 static bool kernel_is(const char *got, const char *want) {
     if (!strcmp(got, want)) return true;
     return !strcmp(want, "x86 avx2") &&
-           (!strcmp(got, "x86 avx2 split") || !strcmp(got, "x86 avx2 16-bit"));
+           (!strcmp(got, "x86 avx2 split") || !strcmp(got, "x86 avx2 sign"));
 }
 
 static void test_session_threads(void) {

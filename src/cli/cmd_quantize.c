@@ -100,7 +100,7 @@ static void print_table(const qf_quant_report *r, const char *out, double second
      * has the count) */
     if (r->n_avx2_wide && qf_isa_supported(QF_ISA_AVX2) && !qf_isa_supported(QF_ISA_AVX512VNNI))
         printf("this CPU has AVX2 but no VNNI: %d layer%s with weights beyond +-64 run exact "
-               "fix-ups or 16-bit products here (--reduce-range avoids them)\n",
+               "fix-ups or a slower exact form here (--reduce-range avoids them)\n",
                r->n_avx2_wide, r->n_avx2_wide == 1 ? "" : "s");
     printf("wrote %s\n", out);
 }

@@ -68,7 +68,7 @@ typedef struct qf_qconfig {
      * symmetric weight is within [-63, 63], any two of them sum to at most
      * 126 in magnitude, and vpmaddubsw's int16 pair sums (uint8 activations,
      * 255 * 126 = 32130) cannot saturate: the AVX2 kernels run their plain
-     * vpmaddubsw path, with no exactness fix-ups and no 16-bit products.
+     * vpmaddubsw path, with no exactness fix-ups and no sign form.
      * Costs about 6 dB of weight SQNR. Asymmetric weights keep w - zero
      * point within [-126, 126] only. Default false. */
     bool reduce_range;

@@ -67,7 +67,7 @@ typedef struct qf_quant_report {
     /* layers some weight of which (w - zero_point) exceeds 64 in magnitude,
      * so two of them can saturate AVX2's vpmaddubsw (255 * (|a| + |b|) >
      * 32767): on CPUs without VNNI their x86 kernels add exact fix-ups or
-     * take 16-bit products. 0 with reduce_range and symmetric weights. */
+     * run the slower sign form. 0 with reduce_range and symmetric weights. */
     int n_avx2_wide;
 } qf_quant_report;
 

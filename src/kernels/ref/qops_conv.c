@@ -370,7 +370,7 @@ static qf_status prepare_x86(qf_graph *g, const qf_node *n, qweighted *p, qx_lay
                                              groups, dst, &p->x86, err);
     if (s) return s;
     /* AVX2: pairs of weights that could saturate vpmaddubsw are split into
-     * a clamped part and sparse remainders (exact; the 16-bit path otherwise) */
+     * a clamped part and sparse remainders (exact; the sign form otherwise) */
     const size_t split_bytes = conv && isa == QF_ISA_AVX2 ? qf_x86_conv_split_bytes(&p->x86) : 0;
     if (split_bytes) {
         void *sdst = qf_graph_alloc(g, split_bytes);
@@ -607,7 +607,9 @@ typedef enum qpath { QP_REF16, QP_X86_DW, QP_X86, QP_FAST, QP_REF } qpath;
 /* AVX2 names its dot-product form (x86w: the layer's packed weights):
  * "x86 avx2" plain vpmaddubsw (no pair of weights can saturate it), "x86
  * avx2 split" vpmaddubsw plus exact fix-ups for the pairs that could, "x86
- * avx2 16-bit" vpmaddwd on widened values (too many such pairs). */
+ * avx2 sign" vpmaddubsw on |activation| x signed weight (too many such
+ * pairs), "x86 avx2 16-bit" vpmaddwd on widened values (weights at -128,
+ * which qforge's own packing never holds). */
 static const char *qpath_name(qpath k, qf_isa isa, const qf_x86_weights *x86w) {
     const bool vnni = isa == QF_ISA_AVX512VNNI;
     switch (k) {
@@ -616,7 +618,8 @@ static const char *qpath_name(qpath k, qf_isa isa, const qf_x86_weights *x86w) {
     case QP_X86:
         if (vnni) return "x86 avx512vnni";
         if (x86w->fix_start) return "x86 avx2 split";
-        return x86w->maddubs_ok ? "x86 avx2" : "x86 avx2 16-bit";
+        if (x86w->maddubs_ok) return "x86 avx2";
+        return x86w->sign_ok ? "x86 avx2 sign" : "x86 avx2 16-bit";
     case QP_FAST: return "portable";
     default: return "reference";
     }

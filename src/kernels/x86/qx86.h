@@ -105,8 +105,13 @@ typedef struct qf_x86_weights {
     int32_t nb;          /* conv8: blocks per group; gemm16: blocks in all (even) */
     qx_layout layout;
     bool maddubs_ok; /* AVX2 vpmaddubsw cannot saturate on these weights */
-    int32_t kh, kw;  /* depthwise only: kernel size (k == kh * kw) */
-    int32_t khw;     /* conv8 / conv8c4: taps per channel (k == cpg * khw) */
+    /* conv8 / conv8c4 / gemm16 weights vpmaddubsw could saturate on, none
+     * of them -128: the AVX2 conv tiles multiply |q| (u8) by w * sign(q) (s8, within
+     * +-127 as w != -128), where q = u - 128 is the signed activation; a
+     * pair's products are then within 2 * 128 * 127 = 32512, exact in int16 */
+    bool sign_ok;
+    int32_t kh, kw; /* depthwise only: kernel size (k == kh * kw) */
+    int32_t khw;    /* conv8 / conv8c4: taps per channel (k == cpg * khw) */
     /* depthwise: multipliers already checked for these weights (qf_x86_dw_accept_requant);
      * a call whose rq.mult is this array (n_rq_checked entries) skips the per-channel check */
     const qf_ref_rescale *rq_checked;
@@ -150,7 +155,7 @@ qf_status qf_x86_pack_conv_weights(qx_layout layout, const uint8_t *packed, int6
 
 /* Bytes for the AVX2 split of packed conv8 / conv8c4 weights w (see
  * qf_x86_weights); 0 when w needs none (maddubs_ok already, another layout)
- * or when so many rows need fixes that the 16-bit path is faster. */
+ * or when so many rows need fixes that the sign form is faster. */
 size_t qf_x86_conv_split_bytes(const qf_x86_weights *w);
 /* Test hook: true makes qf_x86_conv_split_bytes split weights however many
  * fixes they need, so tests reach the split kernels with any weights;
@@ -306,6 +311,11 @@ typedef struct qx_conv_tile {
     const int8_t *w;     /* one weight block, k4 * 32 bytes */
     int32_t k4;
     bool maddubs_ok;
+    /* the sign form (qf_x86_weights' sign_ok; maddubs_ok false): its sums
+     * are the signed activations', 128 * sum(w) below the u8 ones the
+     * corrections expect; wsum is the weights' sum per channel */
+    bool sign_ok;
+    const int32_t *wsum;
     /* split weights (AVX2; fix_start NULL: none): the block's 9 entries of
      * qf_x86_weights' fix_start (row r's fixes [fix_start[r], fix_start[r +
      * 1]) of fix) */
@@ -331,10 +341,12 @@ typedef struct qx_gemm_tile {
     const int8_t *w; /* two consecutive gemm16 blocks */
     int32_t k4;
     bool maddubs_ok;
-    int32_t n_rows; /* 1..8 */
-    int32_t n_ch;   /* valid channels, 1..32 */
-    int32_t ch0;    /* global channel of column 0 */
-    int8_t *y;      /* y[row 0][ch0] */
+    bool sign_ok;        /* the sign form (as qx_conv_tile's) */
+    const int32_t *wsum; /* weight sums by global channel */
+    int32_t n_rows;      /* 1..8 */
+    int32_t n_ch;        /* valid channels, 1..32 */
+    int32_t ch0;         /* global channel of column 0 */
+    int8_t *y;           /* y[row 0][ch0] */
     size_t ldy;
     qx_epi e; /* corr/mult_f indexed by channel - ch0 (32 entries) */
 } qx_gemm_tile;

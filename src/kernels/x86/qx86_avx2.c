@@ -1,20 +1,27 @@
 /* qx86_avx2.c - AVX2 micro-kernels of the x86 int8 kernels (qx86.h), with
  * the same tile contracts and packed layouts as the AVX-512 VNNI ones.
  *
- * Two dot-product forms, chosen per layer at pack time (maddubs_ok):
+ * Three dot-product forms, chosen per layer at pack time:
  *  - vpmaddubsw (u8 x s8 pairs -> s16) + vpmaddwd by ones (-> s32), exact
- *    when 255 * (|w0| + |w1|) <= 32767 for every combined pair;
- *  - otherwise (most 8-bit layers: a pair of weights near +-127 would
- *    saturate) vpmaddwd on 16-bit activations and weights, always exact:
+ *    when 255 * (|w0| + |w1|) <= 32767 for every combined pair (maddubs_ok);
+ *    conv weights where few pairs break that are split into a clamped part
+ *    and sparse fix-ups (qf_x86_conv_split);
+ *  - the sign form (sign_ok: the other 8-bit layers, whose weights are
+ *    within +-127): with q = u - 128 the signed activation, vpmaddubsw of
+ *    |q| (vpabsb, u8) by w * sign(q) (vpsignb) sums q * w with every pair
+ *    within 2 * 128 * 127 = 32512, exact; the accumulators start at
+ *    128 * sum(w) to give the u8 form's sums. It costs a vpsignb per
+ *    vpmaddubsw (and a vpxor and a vpabsb per activation vector): about
+ *    0.69 of the plain form's speed in register-only loops on Zen 3, where
+ *    vpmaddwd on 16-bit values ran at 0.60;
+ *  - vpmaddwd on 16-bit activations and weights, for weights holding -128
+ *    (which qforge's packing never produces, kept as the general fallback):
  *    conv tiles widen the tile's weights once into a stack copy and run
  *    4 rows x 8 slots per pass (8 accumulators, two vphaddd at the end);
- *    gemm tiles widen in the loop. On Zen 3 this form's ceiling is about
- *    25 MACs per cycle (vpmaddwd + vpaddd per 16), against about 30 for
- *    vpmaddubsw + vpmaddwd + vpaddd per 32 (measured here), so conv
- *    weights are split for vpmaddubsw where few pairs need it
- *    (qf_x86_conv_split). Gemm tiles run rows in quads (vpmaddubsw) or
- *    pairs (16-bit), only the tile's rows: at batch 1 a fully connected
- *    layer streams its weights near the memory's speed.
+ *    gemm tiles widen in the loop.
+ * Gemm tiles run rows in quads (vpmaddubsw, sign) or pairs (16-bit), only
+ * the tile's rows: at batch 1 a fully connected layer streams its weights
+ * near the memory's speed.
  * Epilogue: the spec's SIMD FP32 form, a row's 16 lanes inlined into the
  * conv tile loops (out16; the gemm tiles take 8 lanes); FIXED mode scalar. */
 #include "kernels/x86/qx86.h"
@@ -249,24 +256,52 @@ TGT static inline __m256i load_half(const qx_src *s, const run_masks *m, int h, 
 
 /* vpmaddubsw path: rows r0..r0+3 x 16 slots of one activation vector
  * (8 accumulators, written out by hand). */
+/* Sign form (sg): the activations' bytes u are q + 128; the loop takes
+ * q = u ^ 0x80, multiplies |q| (vpabsb: 128 for -128, as u8) by the
+ * weights with q's sign (vpsignb; w != -128, so -w fits) and so sums q * w,
+ * which the accumulators' start (128 * sum(w)) brings back to the u8
+ * form's sums. The start of a row past n_rows is 0 (never stored). */
+TGT static inline int32_t sign_start(const qx_conv_tile *t, int r) {
+    if (r >= t->n_rows) return 0;
+    return (int32_t)(128u * (uint32_t)t->wsum[t->ch0 + r]);
+}
+
 TGT static inline __attribute__((always_inline)) void
 conv_ubs(const qx_conv_tile *t, const qx_src *s, const run_masks *m, const bool multi, int r0,
-         const qx_vec_store *st, const out16_k *ok) {
+         const qx_vec_store *st, const out16_k *ok, const bool sg) {
     const __m256i ones = _mm256_set1_epi16(1);
-    const __m256i z = _mm256_setzero_si256();
-    __m256i c00 = z, c01 = z, c10 = z, c11 = z, c20 = z, c21 = z, c30 = z, c31 = z;
+    const __m256i m80 = _mm256_set1_epi8((char)0x80);
+    __m256i c00, c10, c20, c30;
+    if (sg) {
+        c00 = _mm256_set1_epi32(sign_start(t, r0));
+        c10 = _mm256_set1_epi32(sign_start(t, r0 + 1));
+        c20 = _mm256_set1_epi32(sign_start(t, r0 + 2));
+        c30 = _mm256_set1_epi32(sign_start(t, r0 + 3));
+    } else {
+        c00 = c10 = c20 = c30 = _mm256_setzero_si256();
+    }
+    __m256i c01 = c00, c11 = c10, c21 = c20, c31 = c30;
     const int8_t *wk = t->w + 4 * r0;
     for (int32_t k = 0; k < t->k4; k++, wk += 32) {
         const int64_t o = t->koff[k];
-        const __m256i x0 =
+        __m256i x0 =
             multi ? load_half(s, m, 0, o) : _mm256_loadu_si256((const __m256i *)(s->p[0] + o));
-        const __m256i x1 = multi ? load_half(s, m, 1, o + 32)
-                                 : _mm256_loadu_si256((const __m256i *)(s->p[0] + o + 32));
+        __m256i x1 = multi ? load_half(s, m, 1, o + 32)
+                           : _mm256_loadu_si256((const __m256i *)(s->p[0] + o + 32));
+        __m256i u0 = x0, u1 = x1;
+        if (sg) {
+            x0 = _mm256_xor_si256(x0, m80);
+            x1 = _mm256_xor_si256(x1, m80);
+            u0 = _mm256_abs_epi8(x0);
+            u1 = _mm256_abs_epi8(x1);
+        }
 #define QX_UBS_ROW(r, a0, a1)                                                                      \
     do {                                                                                           \
         const __m256i b = _mm256_set1_epi32(load32(wk + 4 * r));                                   \
-        a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(_mm256_maddubs_epi16(x0, b), ones));           \
-        a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(_mm256_maddubs_epi16(x1, b), ones));           \
+        const __m256i b0 = sg ? _mm256_sign_epi8(b, x0) : b;                                       \
+        const __m256i b1 = sg ? _mm256_sign_epi8(b, x1) : b;                                       \
+        a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(_mm256_maddubs_epi16(u0, b0), ones));          \
+        a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(_mm256_maddubs_epi16(u1, b1), ones));          \
     } while (0)
         QX_UBS_ROW(0, c00, c01);
         QX_UBS_ROW(1, c10, c11);
@@ -303,19 +338,31 @@ conv_ubs(const qx_conv_tile *t, const qx_src *s, const run_masks *m, const bool 
 #undef QX_UBS_OUT
 }
 
-TGT static void vec_ubs(const qx_conv_tile *t, const qx_src *s, const qx_vec_store *st,
-                        const out16_k *k) {
+TGT static inline __attribute__((always_inline)) void vec_ubs_k(const qx_conv_tile *t,
+                                                                const qx_src *s,
+                                                                const qx_vec_store *st,
+                                                                const out16_k *k, const bool sg) {
     run_masks m;
     out16_k ok = *k;
     ok.one = one_run(st);
     if (s->n > 1) {
         make_masks(s, &m);
-        conv_ubs(t, s, &m, true, 0, st, &ok);
-        if (t->n_rows > 4) conv_ubs(t, s, &m, true, 4, st, &ok);
+        conv_ubs(t, s, &m, true, 0, st, &ok, sg);
+        if (t->n_rows > 4) conv_ubs(t, s, &m, true, 4, st, &ok, sg);
     } else {
-        conv_ubs(t, s, &m, false, 0, st, &ok);
-        if (t->n_rows > 4) conv_ubs(t, s, &m, false, 4, st, &ok);
+        conv_ubs(t, s, &m, false, 0, st, &ok, sg);
+        if (t->n_rows > 4) conv_ubs(t, s, &m, false, 4, st, &ok, sg);
     }
+}
+
+TGT static void vec_ubs(const qx_conv_tile *t, const qx_src *s, const qx_vec_store *st,
+                        const out16_k *k) {
+    vec_ubs_k(t, s, st, k, false);
+}
+
+TGT static void vec_sign(const qx_conv_tile *t, const qx_src *s, const qx_vec_store *st,
+                         const out16_k *k) {
+    vec_ubs_k(t, s, st, k, true);
 }
 
 /* 128-bit lane masks of a vector's runs, per 4-slot quad: qm[4 * r + q]. */
@@ -460,6 +507,11 @@ TGT static void conv_vec_wd(const qx_conv_tile *t, const int16_t *w16, const qx_
 TGT static void conv_tile(const qx_conv_tile *t) {
     out16_k ok;
     out16_init(t, &ok);
+    if (!t->maddubs_ok && t->sign_ok) {
+        for (int h = 0; h < 2; h++)
+            if (t->st[h].n_seg) vec_sign(t, &t->src[h], &t->st[h], &ok);
+        return;
+    }
     if (!t->maddubs_ok) {
         _Alignas(32) int16_t w16[WD_STEPS * 32];
         const bool wide = t->k4 <= WD_STEPS;
@@ -491,22 +543,41 @@ TGT static void gemm_out8(const qx_gemm_tile *t, int r, int c0, __m256i acc) {
 
 /* vpmaddubsw: NR (1-4) rows x one 16-channel block (columns c0 ..
  * c0+15): 2 accumulators a row. */
-TGT static inline __attribute__((always_inline)) void
-gemm_ubs(const qx_gemm_tile *t, const int8_t *w, int c0, const int NR) {
+/* sg: the sign form (conv_ubs'), here with the activations broadcast: |q|
+ * times the weights with q's sign; ws128 holds 128 * sum(w) of the
+ * block's 16 channels (the accumulators' start). */
+TGT static inline __attribute__((always_inline)) void gemm_ubs(const qx_gemm_tile *t,
+                                                               const int8_t *w, int c0,
+                                                               const int NR, const bool sg,
+                                                               const int32_t *ws128) {
     const uint8_t *ar[4];
     for (int r = 0; r < NR; r++)
         ar[r] = t->a + t->a_stride * (size_t)r;
     const __m256i ones = _mm256_set1_epi16(1);
-    const __m256i z = _mm256_setzero_si256();
-    __m256i c00 = z, c01 = z, c10 = z, c11 = z, c20 = z, c21 = z, c30 = z, c31 = z;
+    __m256i c00 = _mm256_setzero_si256(), c01 = c00;
+    if (sg) {
+        c00 = _mm256_loadu_si256((const __m256i *)ws128);
+        c01 = _mm256_loadu_si256((const __m256i *)(ws128 + 8));
+    }
+    __m256i c10 = c00, c11 = c01, c20 = c00, c21 = c01, c30 = c00, c31 = c01;
     for (int32_t k = 0; k < t->k4; k++) {
         const __m256i w0 = _mm256_loadu_si256((const __m256i *)(w + 64 * k));
         const __m256i w1 = _mm256_loadu_si256((const __m256i *)(w + 64 * k + 32));
 #define QX_GEMM_UBS(r, a0, a1)                                                                     \
     if (NR > r) {                                                                                  \
-        const __m256i b = _mm256_set1_epi32(load32(ar[r] + 4 * k));                                \
-        a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(_mm256_maddubs_epi16(b, w0), ones));           \
-        a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(_mm256_maddubs_epi16(b, w1), ones));           \
+        if (sg) {                                                                                  \
+            const __m256i q =                                                                      \
+                _mm256_set1_epi32((int32_t)((uint32_t)load32(ar[r] + 4 * k) ^ 0x80808080u));       \
+            const __m256i u = _mm256_abs_epi8(q);                                                  \
+            a0 = _mm256_add_epi32(                                                                 \
+                a0, _mm256_madd_epi16(_mm256_maddubs_epi16(u, _mm256_sign_epi8(w0, q)), ones));    \
+            a1 = _mm256_add_epi32(                                                                 \
+                a1, _mm256_madd_epi16(_mm256_maddubs_epi16(u, _mm256_sign_epi8(w1, q)), ones));    \
+        } else {                                                                                   \
+            const __m256i b = _mm256_set1_epi32(load32(ar[r] + 4 * k));                            \
+            a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(_mm256_maddubs_epi16(b, w0), ones));       \
+            a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(_mm256_maddubs_epi16(b, w1), ones));       \
+        }                                                                                          \
     }
         QX_GEMM_UBS(0, c00, c01)
         QX_GEMM_UBS(1, c10, c11)
@@ -570,10 +641,20 @@ gemm_wd(const qx_gemm_tile *t, const int8_t *w, int c0, const int NR) {
 
 TGT static void gemm_block_ubs(const qx_gemm_tile *t, const int8_t *w, int c0) {
     switch (t->n_rows) {
-    case 1: gemm_ubs(t, w, c0, 1); break;
-    case 2: gemm_ubs(t, w, c0, 2); break;
-    case 3: gemm_ubs(t, w, c0, 3); break;
-    default: gemm_ubs(t, w, c0, 4); break;
+    case 1: gemm_ubs(t, w, c0, 1, false, NULL); break;
+    case 2: gemm_ubs(t, w, c0, 2, false, NULL); break;
+    case 3: gemm_ubs(t, w, c0, 3, false, NULL); break;
+    default: gemm_ubs(t, w, c0, 4, false, NULL); break;
+    }
+}
+
+TGT static void gemm_block_sign(const qx_gemm_tile *t, const int8_t *w, int c0,
+                                const int32_t *ws128) {
+    switch (t->n_rows) {
+    case 1: gemm_ubs(t, w, c0, 1, true, ws128); break;
+    case 2: gemm_ubs(t, w, c0, 2, true, ws128); break;
+    case 3: gemm_ubs(t, w, c0, 3, true, ws128); break;
+    default: gemm_ubs(t, w, c0, 4, true, ws128); break;
     }
 }
 
@@ -587,7 +668,11 @@ TGT static void gemm_block_wd(const qx_gemm_tile *t, const int8_t *w, int c0) {
 TGT static void gemm_tile(const qx_gemm_tile *t) {
     /* rows in quads (vpmaddubsw) or pairs (16-bit): the accumulators of one
      * 16-channel block stay in registers */
-    const int step = t->maddubs_ok ? 4 : 2;
+    const bool sg = !t->maddubs_ok && t->sign_ok;
+    const int step = t->maddubs_ok || sg ? 4 : 2;
+    int32_t ws128[QX_GEMM_COLS];
+    for (int c = 0; sg && c < QX_GEMM_COLS; c++)
+        ws128[c] = c < t->n_ch ? (int32_t)(128u * (uint32_t)t->wsum[t->ch0 + c]) : 0;
     for (int r0 = 0; r0 < t->n_rows; r0 += step) {
         qx_gemm_tile q = *t;
         q.a = t->a + t->a_stride * (size_t)r0;
@@ -598,6 +683,8 @@ TGT static void gemm_tile(const qx_gemm_tile *t) {
             const int8_t *w = q.w + (size_t)b * q.k4 * 64;
             if (t->maddubs_ok)
                 gemm_block_ubs(&q, w, b * QX_GEMM_BLOCK);
+            else if (sg)
+                gemm_block_sign(&q, w, b * QX_GEMM_BLOCK, ws128 + b * QX_GEMM_BLOCK);
             else
                 gemm_block_wd(&q, w, b * QX_GEMM_BLOCK);
         }

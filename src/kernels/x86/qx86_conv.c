@@ -940,6 +940,8 @@ static void run_tiles(const conv_job *j, int64_t pair0, int64_t pair_end, int64_
     t.src = src;
     t.k4 = (int32_t)pl->k4;
     t.maddubs_ok = j->w->maddubs_ok;
+    t.sign_ok = j->w->sign_ok;
+    t.wsum = j->w->wsum;
     t.fix_start = NULL;
     t.fix = j->w->fix;
     t.ch_stride = (int64_t)p->out_h * p->out_w;

@@ -100,6 +100,8 @@ static void compute_task(void *ctx, int64_t task, int tid) {
     t.a_stride = (size_t)pl->row_bytes;
     t.k4 = (int32_t)pl->k4;
     t.maddubs_ok = j->w->maddubs_ok;
+    t.sign_ok = j->w->sign_ok;
+    t.wsum = j->w->wsum;
     t.n_rows = (int32_t)(j->nr - r < QX_GEMM_ROWS ? j->nr - r : QX_GEMM_ROWS);
     t.ldy = (size_t)p->n;
     t.e.rq = &p->rq;

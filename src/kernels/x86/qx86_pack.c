@@ -51,6 +51,23 @@ static void describe(qf_x86_weights *out, const int8_t *d, const int32_t *wsum, 
     out->khw = (int32_t)khw;
 }
 
+/* Whether the weights (maddubs_ok false) may take the AVX2 sign form: no
+ * byte of the packed blocks is -128 (padding bytes are 0). */
+static void mark_sign(qf_x86_weights *w) {
+    w->sign_ok = false;
+    if (w->maddubs_ok) return;
+    size_t n;
+    if (w->layout == QX_LAYOUT_CONV8 || w->layout == QX_LAYOUT_CONV8C4)
+        n = (size_t)w->nb * (size_t)w->groups * (size_t)w->k4 * QX_CONV_ROWS * 4;
+    else if (w->layout == QX_LAYOUT_GEMM16)
+        n = (size_t)w->nb * (size_t)w->k4 * QX_GEMM_BLOCK * 4;
+    else
+        return;
+    for (size_t i = 0; i < n; i++)
+        if (w->data[i] == INT8_MIN) return;
+    w->sign_ok = true;
+}
+
 size_t qf_x86_weights_bytes(qx_layout layout, int64_t rows, int64_t k, int64_t groups) {
     int64_t nb;
     size_t data, total;
@@ -113,6 +130,7 @@ qf_status qf_x86_pack_weights(qx_layout layout, const uint8_t *packed, int64_t r
     }
     /* khw unknown here: qf_x86_pack_conv_weights sets it */
     describe(out, d, wsum, layout, rows, k, k4, groups, nb, ok, 0);
+    mark_sign(out);
     return QF_OK;
 }
 
@@ -184,6 +202,7 @@ qf_status qf_x86_pack_conv_weights(qx_layout layout, const uint8_t *packed, int6
         wsum[c] = (int32_t)sum;
     }
     describe(out, d, wsum, QX_LAYOUT_CONV8C4, rows, k, k4, groups, nb, ok, khw);
+    mark_sign(out);
     return QF_OK;
 }
 
@@ -231,14 +250,19 @@ size_t qf_x86_conv_split_bytes(const qf_x86_weights *w) {
     const int64_t rows_p = (int64_t)w->nb * w->groups * QX_CONV_ROWS;
     int64_t steps;
     const int64_t n = count_fixes(w, &steps);
-    /* Measured on Zen 3 (3x3 64->64 at 56x56): vpmaddubsw tiles take about
-     * (1 + 1.5 f) of their unsplit time when a fraction f of the (row,
-     * step) pairs need fixes, the 16-bit path about 1.65 of it: split while
-     * f <= 1/3. Weights drawn uniformly over the range (untrained layers)
-     * need fixes at about 0.6-0.75; trained, bell-shaped ones at a few
-     * percent. */
-    if ((steps * 3 > rows_p * w->k4 && !split_always) || n > INT32_MAX || rows_p >= INT32_MAX ||
-        w->k4 > 0x8000)
+    /* Split tiles take about (1 + 1.5 f) of the unsplit vpmaddubsw time
+     * when a fraction f of the (row, step) pairs need fixes (3x3 64->64 at
+     * 56x56 on Zen 3), plus a cost per row and tile (its fix lists) that
+     * short reductions feel; the sign form (sign_ok), the alternative, takes
+     * about 1.45 of it. Split while (0.45 - 1.5 f) k4 > 8, i.e. f <= 0.3 -
+     * 16 / (3 k4): in-process A/B on Zen 3, split against the sign form,
+     * ResNet-18 (k4 49-1152, f 0.03-0.27) ran 1.14x faster split, while
+     * MobileNetV2 (k4 4-240, f 0.07-0.52) and the Fashion-MNIST ResNet
+     * (k4 4-144, f 0.07-0.56) ran 1.08x and 1.10x faster in the sign
+     * form. Weights drawn uniformly over the range (untrained layers) need
+     * fixes at about 0.6-0.75; trained, bell-shaped ones at a few percent. */
+    if ((30 * steps > rows_p * (9 * (int64_t)w->k4 - 160) && !split_always) || n > INT32_MAX ||
+        rows_p >= INT32_MAX || w->k4 > 0x8000)
         return 0;
     /* fix_start and the fixes, 4 bytes each */
     size_t total;
@@ -278,6 +302,7 @@ qf_status qf_x86_conv_split(qf_x86_weights *w, int8_t *data, void *dst, size_t d
     w->fix_start = start;
     w->fix = fix;
     w->maddubs_ok = true;
+    w->sign_ok = false;
     return QF_OK;
 }
 
