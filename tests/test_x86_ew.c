@@ -205,6 +205,11 @@ static const pool_geom pool_geoms[] = {
     {"3x3 s2 w 2",       1, 3,  2,   2,   3, 3, 2, 2, 1, 1, 1, 1, 1, 1},
     {"3x3 s2 w 1",       1, 3,  5,   1,   3, 3, 2, 2, 1, 1, 1, 1, 1, 1},
     {"3x3 s2 pad-only",  1, 2,  2,   2,   3, 3, 2, 2, 1, 1, 0, 0, 4, 4},
+    /* AVX2 copies each input row once into a padded ring row of up to 64
+     * blocks of 16 outputs: the widest such row (1024 outputs), and one
+     * wider, which takes the per-block edge copies */
+    {"3x3 s2 w 2047",    1, 1,  3,   2047, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1},
+    {"3x3 s2 w 2101",    1, 1,  3,   2101, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1},
     {"dilated",          1, 3,  15,  40,  3, 3, 1, 2, 2, 2, 2, 2, 2, 2},
     {"stride 3",         1, 3,  17,  29,  3, 3, 3, 3, 1, 1, 1, 1, 1, 1},
     {"asym pads",        2, 2,  6,   7,   3, 2, 1, 2, 1, 1, 2, 0, 0, 1},

@@ -160,14 +160,79 @@ TGT static void pool2_avx2(const int8_t *in, int32_t in_w, int32_t out_h, int32_
     }
 }
 
-/* 3x3 stride 2, as pool3s2_avx512 with 16 outputs per step: a = columns
- * c0 .. c0 + 31, b = c0 + 2 .. c0 + 33. Blocks that reach outside the plane
- * go through a stack copy of their 34 columns, -128 outside. */
+/* The 16 outputs of one step from the max of their rows' columns: a =
+ * columns c0 .. c0 + 31, b = c0 + 2 .. c0 + 33 (output j takes columns c0 +
+ * 2j .. c0 + 2j + 2: words of a, high bytes of a, low bytes of b). */
+TGT static inline __m128i pool3s2_16(__m256i a, __m256i b, __m256i wlo, __m256i whi) {
+    __m256i w = _mm256_max_epi16(_mm256_srai_epi16(_mm256_slli_epi16(a, 8), 8),
+                                 _mm256_srai_epi16(a, 8));
+    w = _mm256_max_epi16(w, _mm256_srai_epi16(_mm256_slli_epi16(b, 8), 8));
+    w = _mm256_min_epi16(_mm256_max_epi16(w, wlo), whi);
+    /* words 0-7 and 8-15 sit in the two 128-bit lanes: pack, then gather
+     * quadwords 0 and 2 */
+    return _mm256_castsi256_si128(_mm256_permute4x64_epi64(_mm256_packs_epi16(w, w), 0x08));
+}
+
+TGT static inline void store_tail16(int8_t *out, __m128i q, int32_t n) {
+    if (n >= 16) {
+        _mm_storeu_si128((__m128i *)(void *)out, q);
+    } else {
+        int8_t t[16];
+        _mm_storeu_si128((__m128i *)(void *)t, q);
+        memcpy(out, t, (size_t)n);
+    }
+}
+
+/* Widest padded row pool3s2_avx2 copies (columns of 64 blocks of 16
+ * outputs); wider rows take the per-block edge copies. */
+#define POOL3_ROW (32 * 64 + 2)
+
+/* 3x3 stride 2, as pool3s2_avx512 with 16 outputs per step. Each input row
+ * is copied once into a ring of three rows of 32 * blocks + 2 columns (row
+ * iy in slot iy % 3: an output row's rows are consecutive, and the next
+ * output row's first is this one's last) at column pad_left, the ring's
+ * other columns -128 from the start, so no step reaches outside a row: the
+ * first and last blocks of every row used to go through a stack copy of
+ * their 34 columns per input row. Rows of more than 64 blocks keep those
+ * copies. */
 TGT static void pool3s2_avx2(const int8_t *in, int32_t in_h, int32_t in_w, int32_t pad_top,
                              int32_t pad_left, int32_t out_h, int32_t out_w, int32_t lo, int32_t hi,
                              int8_t *out) {
     const __m256i neg = _mm256_set1_epi8(-128);
     const __m256i wlo = _mm256_set1_epi16((short)lo), whi = _mm256_set1_epi16((short)hi);
+    const int64_t span = 32 * (((int64_t)out_w + 15) / 16) + 2;
+    if (span <= POOL3_ROW && pad_left >= 0 && pad_left < span) {
+        _Alignas(32) int8_t ring[3][POOL3_ROW];
+        int64_t held[3] = {-1, -1, -1};
+        memset(ring, -128, sizeof ring);
+        /* input columns a ring row holds: [0, n_in) at pad_left */
+        const int64_t n_in = in_w < span - pad_left ? in_w : span - pad_left;
+        for (int32_t oy = 0; oy < out_h; oy++, out += out_w) {
+            const int8_t *rows[3];
+            int nr = 0;
+            for (int32_t ky = 0; ky < 3; ky++) {
+                const int64_t iy = 2 * (int64_t)oy - pad_top + ky;
+                if (iy < 0 || iy >= in_h) continue;
+                int8_t *rb = ring[iy % 3];
+                if (held[iy % 3] != iy) {
+                    memcpy(rb + pad_left, in + iy * in_w, (size_t)n_in);
+                    held[iy % 3] = iy;
+                }
+                rows[nr++] = rb;
+            }
+            for (int32_t ox = 0; ox < out_w; ox += 16) {
+                __m256i a = neg, b = neg;
+                for (int r = 0; r < nr; r++) {
+                    const int8_t *src = rows[r] + 2 * (int64_t)ox;
+                    a = _mm256_max_epi8(a, _mm256_loadu_si256((const __m256i *)(const void *)src));
+                    b = _mm256_max_epi8(
+                        b, _mm256_loadu_si256((const __m256i *)(const void *)(src + 2)));
+                }
+                store_tail16(out + ox, pool3s2_16(a, b, wlo, whi), out_w - ox);
+            }
+        }
+        return;
+    }
     int8_t buf[3][64];
     for (int32_t oy = 0; oy < out_h; oy++, out += out_w) {
         const int8_t *rows[3];
@@ -194,21 +259,7 @@ TGT static void pool3s2_avx2(const int8_t *in, int32_t in_h, int32_t in_w, int32
                 b = _mm256_max_epi8(b,
                                     _mm256_loadu_si256((const __m256i *)(const void *)(src + 2)));
             }
-            __m256i w = _mm256_max_epi16(_mm256_srai_epi16(_mm256_slli_epi16(a, 8), 8),
-                                         _mm256_srai_epi16(a, 8));
-            w = _mm256_max_epi16(w, _mm256_srai_epi16(_mm256_slli_epi16(b, 8), 8));
-            w = _mm256_min_epi16(_mm256_max_epi16(w, wlo), whi);
-            /* words 0-7 and 8-15 sit in the two 128-bit lanes: pack, then
-             * gather quadwords 0 and 2 */
-            const __m128i q =
-                _mm256_castsi256_si128(_mm256_permute4x64_epi64(_mm256_packs_epi16(w, w), 0x08));
-            if (out_w - ox >= 16) {
-                _mm_storeu_si128((__m128i *)(void *)(out + ox), q);
-            } else {
-                int8_t t[16];
-                _mm_storeu_si128((__m128i *)(void *)t, q);
-                memcpy(out + ox, t, (size_t)(out_w - ox));
-            }
+            store_tail16(out + ox, pool3s2_16(a, b, wlo, whi), out_w - ox);
         }
     }
 }
