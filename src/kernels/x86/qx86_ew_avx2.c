@@ -164,8 +164,8 @@ TGT static void pool2_avx2(const int8_t *in, int32_t in_w, int32_t out_h, int32_
  * columns c0 .. c0 + 31, b = c0 + 2 .. c0 + 33 (output j takes columns c0 +
  * 2j .. c0 + 2j + 2: words of a, high bytes of a, low bytes of b). */
 TGT static inline __m128i pool3s2_16(__m256i a, __m256i b, __m256i wlo, __m256i whi) {
-    __m256i w = _mm256_max_epi16(_mm256_srai_epi16(_mm256_slli_epi16(a, 8), 8),
-                                 _mm256_srai_epi16(a, 8));
+    __m256i w =
+        _mm256_max_epi16(_mm256_srai_epi16(_mm256_slli_epi16(a, 8), 8), _mm256_srai_epi16(a, 8));
     w = _mm256_max_epi16(w, _mm256_srai_epi16(_mm256_slli_epi16(b, 8), 8));
     w = _mm256_min_epi16(_mm256_max_epi16(w, wlo), whi);
     /* words 0-7 and 8-15 sit in the two 128-bit lanes: pack, then gather
