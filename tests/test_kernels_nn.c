@@ -1502,6 +1502,13 @@ static void test_pool_cases(void) {
         bool idx_ok =
             shape_ok && memcmp(rm.out[1].data, want_idx, sizeof(int64_t) * (size_t)n_out) == 0;
         op_free(&rm);
+        /* MaxPool without Indices (the float runtime's fast path where it
+         * applies: values equal, as floats, to the same reference) */
+        op_run rf;
+        qf_status sf = op_call(&rf, "MaxPool", 12, attrs, na, in, 1, 1);
+        bool fast_ok = sf == QF_OK && rf.out[0].rank == r &&
+                       close_all(rf.out[0].data, want_max, n_out, 0.0, &bad);
+        op_free(&rf);
         /* AveragePool */
         if (pc->include_pad) attrs[na++] = a_int("count_include_pad", 1);
         bool uses_dil = pc->dil[0] != 0;
@@ -1515,9 +1522,41 @@ static void test_pool_cases(void) {
         free(want_idx);
         CHECK_MSG(sm == QF_OK && shape_ok, "case %s: maxpool status/shape", pc->name);
         CHECK_MSG(max_ok, "case %s: maxpool values", pc->name);
+        CHECK_MSG(fast_ok, "case %s: maxpool values without indices (status %d)", pc->name,
+                  (int)sf);
         CHECK_MSG(idx_ok, "case %s: maxpool indices", pc->name);
         CHECK_MSG(avg_ok, "case %s: averagepool (status %d)", pc->name, (int)sa);
     }
+}
+
+/* MaxPool's NaNs without Indices (the fast path) as with them (the
+ * reference scan): a window whose first element is NaN gives NaN, a NaN
+ * elsewhere in a window is passed over (the comparisons with it are false),
+ * so the outputs are NaN at the same places and equal elsewhere. */
+static void test_maxpool_nan(void) {
+    float x[36];
+    for (int i = 0; i < 36; i++)
+        x[i] = (float)((i * 7) % 11) - 5.0f;
+    x[0] = x[9] = x[14] = x[27] = NAN;
+    int64_t xd[4] = {1, 1, 6, 6}, k[2] = {3, 3}, st[2] = {2, 1}, pads[4] = {1, 0, 1, 2};
+    qf_tensor in[1] = {f32t(4, xd, x)};
+    qf_attr a[3] = {a_ints("kernel_shape", k, 2), a_ints("strides", st, 2),
+                    a_ints("pads", pads, 4)};
+    op_run r1, r2;
+    CHECK_RUN(op_call(&r1, "MaxPool", 12, a, 3, in, 1, 1), &r1);
+    CHECK_RUN(op_call(&r2, "MaxPool", 12, a, 3, in, 1, 2), &r2);
+    const int64_t n = qf_tensor_numel(&r1.out[0]);
+    CHECK(n == qf_tensor_numel(&r2.out[0]) && n == 3 * 6);
+    const float *f = r1.out[0].data, *g = r2.out[0].data;
+    int nan = 0, same = 0;
+    for (int64_t i = 0; i < n; i++) {
+        nan += isnan(f[i]) != 0;
+        same += isnan(f[i]) ? isnan(g[i]) != 0 : f[i] == g[i];
+    }
+    op_free(&r1);
+    op_free(&r2);
+    CHECK(same == n);
+    CHECK(nan > 0 && nan < n); /* both kinds of windows occur */
 }
 
 /* ONNX MaxPool/AveragePool doc examples on a 5x5 ramp 1..25 */
@@ -2086,8 +2125,8 @@ QT_MAIN(QT_CASE(test_registry), QT_CASE(test_sgemm), QT_CASE(test_conv_cases),
         QT_CASE(test_conv_onnx_example), QT_CASE(test_conv_errors),
         QT_CASE(test_conv_transpose_cases), QT_CASE(test_conv_transpose_onnx_example),
         QT_CASE(test_conv_transpose_errors), QT_CASE(test_gemm), QT_CASE(test_matmul),
-        QT_CASE(test_pool_cases), QT_CASE(test_pool_onnx_examples), QT_CASE(test_maxpool_int8),
-        QT_CASE(test_global_pools), QT_CASE(test_batch_norm), QT_CASE(test_layer_norm),
-        QT_CASE(test_softmax), QT_CASE(test_resize_onnx_examples),
+        QT_CASE(test_pool_cases), QT_CASE(test_maxpool_nan), QT_CASE(test_pool_onnx_examples),
+        QT_CASE(test_maxpool_int8), QT_CASE(test_global_pools), QT_CASE(test_batch_norm),
+        QT_CASE(test_layer_norm), QT_CASE(test_softmax), QT_CASE(test_resize_onnx_examples),
         QT_CASE(test_resize_nearest_modes), QT_CASE(test_resize_bilinear_random),
         QT_CASE(test_resize_misc))

@@ -15,6 +15,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "base/threadpool.h"
 #include "kernels/ref/spatial.h"
 
 typedef struct pool_params {
@@ -156,6 +157,66 @@ DEFINE_MAXPOOL(maxpool_f32, float, -FLT_MAX)
 DEFINE_MAXPOOL(maxpool_u8, uint8_t, 0)
 DEFINE_MAXPOOL(maxpool_i8, int8_t, INT8_MIN)
 
+/* Float MaxPool without Indices over 1-D/2-D windows of dilation 1, the
+ * runtime's usual case: per output row, the column-wise max of the row's
+ * window rows (first row copied, then x > v ? x : v, vectorizable), then
+ * each output's max over its columns, first column first. Per column and
+ * then across columns, the first valid element wins ties and a NaN counts
+ * only where it is the first element, so the value equals the reference's
+ * (which scans the window row by row from the same first element): NaN
+ * exactly where it has NaN; a +0 against a -0 may come out with the other
+ * sign. Planes split over the pool. */
+#define MP_ROW 4096
+
+typedef struct mp_job {
+    const qf_spatial_geom *g;
+    const float *x;
+    float *y;
+    int64_t planes, per_task;
+} mp_job;
+
+static void mp_plane(const qf_spatial_geom *g, const float *xc, float *y) {
+    float v[MP_ROW];
+    const int64_t iw = g->in[2];
+    for (int64_t oh = 0; oh < g->out[1]; oh++) {
+        const tap_range th = axis_taps(g, 1, oh);
+        if (th.lo >= th.hi) {
+            for (int64_t ow = 0; ow < g->out[2]; ow++)
+                *y++ = -FLT_MAX;
+            continue;
+        }
+        memcpy(v, xc + (th.start + th.lo) * iw, sizeof(float) * (size_t)iw);
+        for (int64_t kh = th.lo + 1; kh < th.hi; kh++) {
+            const float *r = xc + (th.start + kh) * iw;
+            for (int64_t c = 0; c < iw; c++)
+                v[c] = r[c] > v[c] ? r[c] : v[c];
+        }
+        for (int64_t ow = 0; ow < g->out[2]; ow++) {
+            const tap_range tw = axis_taps(g, 2, ow);
+            float best = -FLT_MAX;
+            for (int64_t kw = tw.lo; kw < tw.hi; kw++) {
+                const float e = v[tw.start + kw];
+                if (kw == tw.lo || e > best) best = e;
+            }
+            *y++ = best;
+        }
+    }
+}
+
+static void mp_task(void *ctx, int64_t task, int tid) {
+    (void)tid;
+    const mp_job *j = ctx;
+    const int64_t hwi = j->g->in[1] * j->g->in[2], hwo = j->g->out[1] * j->g->out[2];
+    const int64_t p1 = (task + 1) * j->per_task < j->planes ? (task + 1) * j->per_task : j->planes;
+    for (int64_t pl = task * j->per_task; pl < p1; pl++)
+        mp_plane(j->g, j->x + pl * hwi, j->y + pl * hwo);
+}
+
+static bool mp_fast(const qf_spatial_geom *g) {
+    return g->in[0] == 1 && g->kernel[0] == 1 && g->out[0] == 1 && g->pad_b[0] == 0 &&
+           g->dil[1] == 1 && g->dil[2] == 1 && g->in[2] <= MP_ROW;
+}
+
 static qf_status maxpool_run(const qf_exec_ctx *ctx, const qf_node *n, const qf_tensor *in,
                              int n_in, qf_tensor *out, int n_out, void *scratch, qf_err *err) {
     const pool_params *p = n->params;
@@ -164,6 +225,16 @@ static qf_status maxpool_run(const qf_exec_ctx *ctx, const qf_node *n, const qf_
     if (s) return s;
     int64_t planes = in[0].dims[0] * in[0].dims[1];
     int64_t *idx = n_out > 1 ? out[1].data : NULL;
+    if (in[0].dtype == QF_DT_F32 && !idx && mp_fast(&g) && planes > 0) {
+        qf_threadpool *pool = ctx ? ctx->pool : NULL;
+        mp_job j = {.g = &g, .x = in[0].data, .y = out[0].data, .planes = planes};
+        /* about 4 tasks a thread */
+        int64_t tasks = 4 * (int64_t)qf_threadpool_size(pool);
+        if (tasks > planes) tasks = planes;
+        j.per_task = (planes + tasks - 1) / tasks;
+        qf_parallel_for(pool, (planes + j.per_task - 1) / j.per_task, mp_task, &j);
+        return QF_OK;
+    }
     switch (in[0].dtype) {
     case QF_DT_U8: maxpool_u8(&g, p->col_major, planes, in[0].data, out[0].data, idx); break;
     case QF_DT_I8: maxpool_i8(&g, p->col_major, planes, in[0].data, out[0].data, idx); break;
