@@ -120,7 +120,11 @@ qf_status qf_model_load_onnx(const char *path, qf_model **out, qf_err *err);
 /* Load from memory; base_dir is used to resolve external data (may be NULL). */
 qf_status qf_model_load_onnx_mem(const void *buf, size_t len, const char *base_dir,
                                  const char *name_for_errors, qf_model **out, qf_err *err);
-/* Load an ONNX model or a qforge .qfm file (told apart by content). */
+/* Load an ONNX model or a qforge .qfm file (told apart by content), to run:
+ * an ONNX graph gets the inference optimizations (BatchNormalization folded
+ * into the Conv/Gemm before it, constants folded, Identity/Dropout and
+ * dead nodes removed; float rounding may differ from the unfolded graph).
+ * qf_model_load_onnx keeps the graph as the file has it. */
 qf_status qf_model_load(const char *path, qf_model **out, qf_err *err);
 void qf_model_free(qf_model *m);
 

@@ -3,6 +3,7 @@
 
 #include "io/onnx.h"
 #include "io/qfm.h"
+#include "ir/passes.h"
 #include "runtime/runtime.h"
 
 qf_status qf_model_from_graph(qf_graph *g, const char *path, qf_model **out, qf_err *err) {
@@ -43,10 +44,24 @@ qf_status qf_model_load_onnx_mem(const void *buf, size_t len, const char *base_d
     return s;
 }
 
+/* An ONNX model loaded to run takes its inference form (qf_pass_optimize:
+ * Identity and inference Dropout removed, constant subgraphs folded,
+ * BatchNormalization folded into the Conv or Gemm before it, dead nodes
+ * dropped), as ONNX Runtime's default graph optimizations do: the float
+ * runtime is the baseline qforge's int8 runtime is compared with. Folding
+ * changes float rounding only. qf_model_load_onnx keeps the file's graph
+ * (tools that edit and write models back). */
 qf_status qf_model_load(const char *path, qf_model **out, qf_err *err) {
     *out = NULL;
-    if (!qf_qfm_file_has_magic(path))
-        return qf_model_load_onnx(path, out, err);
+    if (!qf_qfm_file_has_magic(path)) {
+        qf_status s = qf_model_load_onnx(path, out, err);
+        if (!s) s = qf_pass_optimize((*out)->g, err);
+        if (s) {
+            qf_model_free(*out);
+            *out = NULL;
+        }
+        return s;
+    }
     qf_graph *g = NULL;
     qf_status s = qf_qfm_load(path, &g, NULL, err);
     if (s) return s;
