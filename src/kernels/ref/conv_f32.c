@@ -299,6 +299,36 @@ static void conv_run_batched(const qf_exec_ctx *ctx, const conv_plan *pl, const 
     qf_parallel_for(pool, j.n_tasks, batch_task, &j);
 }
 
+/* The direct path (depthwise-like groups): (image, group) pairs split over
+ * the pool, each writing only its own output channels. */
+typedef struct conv_direct_job {
+    const conv_plan *pl;
+    const float *x, *w, *bias;
+    float *y;
+    int64_t hwi, hwo, per_task, n_pairs;
+} conv_direct_job;
+
+static void direct_task(void *ctx, int64_t t, int tid) {
+    (void)tid;
+    const conv_direct_job *j = ctx;
+    const conv_plan *pl = j->pl;
+    const int64_t group = pl->c / pl->cg;
+    const int64_t p1 = (t + 1) * j->per_task < j->n_pairs ? (t + 1) * j->per_task : j->n_pairs;
+    for (int64_t pr = t * j->per_task; pr < p1; pr++) {
+        const int64_t b = pr / group, gi = pr % group;
+        const float *xg = j->x + (b * pl->c + gi * pl->cg) * j->hwi;
+        float *yg = j->y + (b * pl->m + gi * pl->mg) * j->hwo;
+        const float *wg = j->w + gi * pl->mg * pl->cg * pl->kk;
+        for (int64_t m = 0; m < pl->mg; m++) {
+            const float bv = j->bias ? j->bias[gi * pl->mg + m] : 0.0f;
+            float *yr = yg + m * j->hwo;
+            for (int64_t i = 0; i < j->hwo; i++)
+                yr[i] = bv;
+            conv_direct_channel(&pl->g, xg, wg + m * pl->kk, yr);
+        }
+    }
+}
+
 static qf_status conv_run(const qf_exec_ctx *ctx, const qf_node *n, const qf_tensor *in, int n_in,
                           qf_tensor *out, int n_out, void *scratch, qf_err *err) {
     conv_plan pl;
@@ -315,6 +345,24 @@ static qf_status conv_run(const qf_exec_ctx *ctx, const qf_node *n, const qf_ten
     float *y = out[0].data;
     int64_t group = pl.c / pl.cg;
     int64_t hwi = qf_spatial_prod(g->in), hwo = qf_spatial_prod(g->out);
+    if (pl.direct) {
+        qf_threadpool *pool = ctx ? ctx->pool : NULL;
+        conv_direct_job j = {.pl = &pl,
+                             .x = x,
+                             .w = w,
+                             .bias = bias,
+                             .y = y,
+                             .hwi = hwi,
+                             .hwo = hwo,
+                             .n_pairs = pl.n * group};
+        /* about 4 tasks a thread */
+        int64_t tasks = 4 * (int64_t)qf_threadpool_size(pool);
+        if (tasks > j.n_pairs) tasks = j.n_pairs;
+        if (tasks < 1) return QF_OK;
+        j.per_task = (j.n_pairs + tasks - 1) / tasks;
+        qf_parallel_for(pool, (j.n_pairs + j.per_task - 1) / j.per_task, direct_task, &j);
+        return QF_OK;
+    }
     int64_t k = pl.cg * pl.kk;
     int64_t rows = g->out[0] * g->out[1];
     float *col = NULL;
