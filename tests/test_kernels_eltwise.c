@@ -16,7 +16,9 @@
 
 #include "ir/graph.h"
 #include "ir/ops.h"
+#include "base/threadpool.h"
 #include "kernels/ref/broadcast.h"
+#include "kernels/ref/eltwise.h"
 #include "qt_alloc.h"
 #include "qtest.h"
 
@@ -1414,9 +1416,66 @@ static void test_run_no_alloc(void) {
     free(c.data);
 }
 
+/* qf_ref_unary_apply_ctx over a 2-thread pool: every element once, the
+ * same values as the serial loop (sizes below, at and above the parallel
+ * threshold, and not a multiple of the ranges), int32 and float. */
+static void add_one_i32(const void *vx, void *vy, int64_t n, const void *p) {
+    (void)p;
+    const int32_t *x = vx;
+    int32_t *y = vy;
+    for (int64_t i = 0; i < n; i++)
+        y[i] += x[i] + 1; /* y starts at 0: a range done twice shows */
+}
+static void sq_f32(const void *vx, void *vy, int64_t n, const void *p) {
+    const float *x = vx;
+    float *y = vy;
+    const float k = *(const float *)p;
+    for (int64_t i = 0; i < n; i++)
+        y[i] = x[i] * x[i] * k;
+}
+
+static void test_unary_pool(void) {
+    qf_threadpool *pool = NULL;
+    qf_err e;
+    CHECK_OK(qf_threadpool_create(2, &pool, &e));
+    const qf_exec_ctx ctx = {.num_threads = 2, .pool = pool};
+    static const int64_t sizes[] = {1, 1000, 65535, 65536, 200003};
+    for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+        const int64_t n = sizes[si];
+        int32_t *xi = malloc(sizeof(int32_t) * (size_t)n), *yi = calloc((size_t)n, 4);
+        float *xf = malloc(sizeof(float) * (size_t)n), *yf = malloc(sizeof(float) * (size_t)n);
+        CHECK(xi && yi && xf && yf);
+        for (int64_t i = 0; i < n; i++) {
+            xi[i] = (int32_t)(i * 7 - 3);
+            xf[i] = (float)(i % 1000) * 0.01f - 3.0f;
+        }
+        qf_tensor ti = {.dtype = QF_DT_I32, .rank = 1, .dims = {n}, .data = xi};
+        qf_tensor to = {.dtype = QF_DT_I32, .rank = 1, .dims = {n}, .data = yi};
+        qf_ref_unary_apply_ctx(&ctx, add_one_i32, &ti, &to, NULL);
+        int64_t bad = 0;
+        for (int64_t i = 0; i < n; i++)
+            bad += yi[i] != xi[i] + 1;
+        CHECK_MSG(bad == 0, "int32, %lld elements: %lld wrong", (long long)n, (long long)bad);
+        const float k = 0.5f;
+        qf_tensor tf = {.dtype = QF_DT_F32, .rank = 1, .dims = {n}, .data = xf};
+        qf_tensor tg = {.dtype = QF_DT_F32, .rank = 1, .dims = {n}, .data = yf};
+        qf_ref_unary_apply_ctx(&ctx, sq_f32, &tf, &tg, &k);
+        bad = 0;
+        for (int64_t i = 0; i < n; i++)
+            bad += yf[i] != xf[i] * xf[i] * k;
+        CHECK_MSG(bad == 0, "float, %lld elements: %lld wrong", (long long)n, (long long)bad);
+        free(xi);
+        free(yi);
+        free(xf);
+        free(yf);
+    }
+    qf_threadpool_destroy(pool);
+}
+
 QT_MAIN(QT_CASE(test_registry), QT_CASE(test_bcast_plan), QT_CASE(test_binary_table),
         QT_CASE(test_variadic_three), QT_CASE(test_int_division),
         QT_CASE(test_float_binary_special), QT_CASE(test_pow), QT_CASE(test_unary_table),
         QT_CASE(test_unary_int), QT_CASE(test_unary_special), QT_CASE(test_clip),
-        QT_CASE(test_cast_table), QT_CASE(test_cast_special), QT_CASE(test_reduce_table),
-        QT_CASE(test_reduce_special), QT_CASE(test_errors), QT_CASE(test_run_no_alloc))
+        QT_CASE(test_unary_pool), QT_CASE(test_cast_table), QT_CASE(test_cast_special),
+        QT_CASE(test_reduce_table), QT_CASE(test_reduce_special), QT_CASE(test_errors),
+        QT_CASE(test_run_no_alloc))

@@ -166,7 +166,7 @@ static qf_status parse_selu(qf_graph *g, qf_node *n, qf_err *err) {
                               int n_in, qf_tensor *out, int n_out, void *scratch, qf_err *err) {   \
         qf_ref_un_fn fn = qf_ref_unary_fn(n, row_##id, in[0].dtype, err);                          \
         if (!fn) return QF_ERR_UNSUPPORTED;                                                        \
-        qf_ref_unary_apply(fn, &in[0], &out[0], n->params);                                        \
+        qf_ref_unary_apply_ctx(ctx, fn, &in[0], &out[0], n->params);                               \
         return QF_OK;                                                                              \
     }                                                                                              \
     const qf_op_def qf_opdef_##id = {.name = onnx,                                                 \
@@ -304,7 +304,7 @@ static qf_status run_clip(const qf_exec_ctx *ctx, const qf_node *n, const qf_ten
             b.hi_u = u;
         }
     }
-    qf_ref_unary_apply(fn, &in[0], &out[0], &b);
+    qf_ref_unary_apply_ctx(ctx, fn, &in[0], &out[0], &b);
     return QF_OK;
 }
 

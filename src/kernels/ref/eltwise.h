@@ -65,6 +65,11 @@ typedef void (*qf_ref_un_fn)(const void *x, void *y, int64_t n, const void *para
 /* Apply fn to every element of x into y (same shape). For F16 tensors fn is
  * the F32 loop and values are converted around it in stack chunks. */
 void qf_ref_unary_apply(qf_ref_un_fn fn, const qf_tensor *x, qf_tensor *y, const void *params);
+/* The same over ctx's thread pool (ctx may be NULL): large non-F16 tensors
+ * are cut into contiguous ranges, one task each (same values: fn works
+ * element by element). */
+void qf_ref_unary_apply_ctx(const qf_exec_ctx *ctx, qf_ref_un_fn fn, const qf_tensor *x,
+                            qf_tensor *y, const void *params);
 
 /* infer for a shape- and type-preserving op whose loops are row[dtype]
  * (NULL entries: unsupported dtypes, reported naming the node). */

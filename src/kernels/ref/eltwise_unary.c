@@ -5,6 +5,7 @@
  * unary driver of eltwise.h. */
 #include <string.h>
 
+#include "base/threadpool.h"
 #include "kernels/ref/eltwise.h"
 
 #define DEF_UN(name, T, EXPR)                                                                      \
@@ -98,6 +99,46 @@ void qf_ref_unary_apply(qf_ref_un_fn fn, const qf_tensor *x, qf_tensor *y, const
         for (int64_t i = 0; i < m; i++)
             ys[s + i] = qf_f32_to_f16(buf[i]);
     }
+}
+
+typedef struct unary_job {
+    qf_ref_un_fn fn;
+    const unsigned char *x;
+    unsigned char *y;
+    const void *params;
+    int64_t n, per_task;
+    size_t esize;
+} unary_job;
+
+static void unary_task(void *ctx, int64_t t, int tid) {
+    (void)tid;
+    const unary_job *j = ctx;
+    const int64_t i0 = t * j->per_task;
+    const int64_t m = j->n - i0 < j->per_task ? j->n - i0 : j->per_task;
+    j->fn(j->x + (size_t)i0 * j->esize, j->y + (size_t)i0 * j->esize, m, j->params);
+}
+
+/* Tensors below this many elements run on the caller. */
+#define UNARY_PAR_MIN (1 << 16)
+
+void qf_ref_unary_apply_ctx(const qf_exec_ctx *ctx, qf_ref_un_fn fn, const qf_tensor *x,
+                            qf_tensor *y, const void *params) {
+    qf_threadpool *pool = ctx ? ctx->pool : NULL;
+    const int64_t n = qf_tensor_numel(x);
+    const int threads = qf_threadpool_size(pool);
+    if (threads < 2 || n < UNARY_PAR_MIN || x->dtype == QF_DT_F16) {
+        qf_ref_unary_apply(fn, x, y, params);
+        return;
+    }
+    unary_job j = {.fn = fn,
+                   .x = x->data,
+                   .y = y->data,
+                   .params = params,
+                   .n = n,
+                   .esize = qf_dtype_size(x->dtype)};
+    /* 4 tasks a thread, ranges a multiple of 64 elements */
+    j.per_task = ((n + 4 * threads - 1) / (4 * threads) + 63) & ~(int64_t)63;
+    qf_parallel_for(pool, (n + j.per_task - 1) / j.per_task, unary_task, &j);
 }
 
 qf_status qf_ref_infer_unary(const qf_node *n, const qf_tensor *in, int n_in, qf_tensor *out,
