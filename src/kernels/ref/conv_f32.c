@@ -367,7 +367,7 @@ static qf_status conv_run(const qf_exec_ctx *ctx, const qf_node *n, const qf_ten
     int64_t rows = g->out[0] * g->out[1];
     float *col = NULL;
     void *gemm_scratch = scratch;
-    if (!pl.pointwise && !pl.direct) {
+    if (!pl.pointwise) {
         col = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
         gemm_scratch = col + k * pl.band_rows * g->out[2];
     }
@@ -376,18 +376,15 @@ static qf_status conv_run(const qf_exec_ctx *ctx, const qf_node *n, const qf_ten
             const float *xg = x + (b * pl.c + gi * pl.cg) * hwi;
             float *yg = y + (b * pl.m + gi * pl.mg) * hwo;
             const float *wg = w + gi * pl.mg * k;
-            if (bias || pl.direct)
+            if (bias)
                 for (int64_t m = 0; m < pl.mg; m++) {
-                    float bv = bias ? bias[gi * pl.mg + m] : 0.0f;
+                    float bv = bias[gi * pl.mg + m];
                     float *yr = yg + m * hwo;
                     for (int64_t i = 0; i < hwo; i++)
                         yr[i] = bv;
                 }
             float beta = bias ? 1.0f : 0.0f;
-            if (pl.direct) {
-                for (int64_t m = 0; m < pl.mg; m++)
-                    conv_direct_channel(g, xg, wg + m * pl.kk, yg + m * hwo);
-            } else if (pl.pointwise) {
+            if (pl.pointwise) {
                 qf_sgemm_f32_auto(ctx, false, false, (size_t)pl.mg, (size_t)hwo, (size_t)k, 1.0f,
                                   wg, (size_t)k, xg, (size_t)hwi, beta, yg, (size_t)hwo,
                                   gemm_scratch);
