@@ -52,17 +52,10 @@ static void describe(qf_x86_weights *out, const int8_t *d, const int32_t *wsum, 
 }
 
 /* Whether the weights (maddubs_ok false) may take the AVX2 sign form: no
- * byte of the packed blocks is -128 (padding bytes are 0). */
-static void mark_sign(qf_x86_weights *w) {
+ * byte of the n packed bytes is -128 (padding bytes are 0). */
+static void mark_sign(qf_x86_weights *w, size_t n) {
     w->sign_ok = false;
     if (w->maddubs_ok) return;
-    size_t n;
-    if (w->layout == QX_LAYOUT_CONV8 || w->layout == QX_LAYOUT_CONV8C4)
-        n = (size_t)w->nb * (size_t)w->groups * (size_t)w->k4 * QX_CONV_ROWS * 4;
-    else if (w->layout == QX_LAYOUT_GEMM16)
-        n = (size_t)w->nb * (size_t)w->k4 * QX_GEMM_BLOCK * 4;
-    else
-        return;
     for (size_t i = 0; i < n; i++)
         if (w->data[i] == INT8_MIN) return;
     w->sign_ok = true;
@@ -130,7 +123,7 @@ qf_status qf_x86_pack_weights(qx_layout layout, const uint8_t *packed, int64_t r
     }
     /* khw unknown here: qf_x86_pack_conv_weights sets it */
     describe(out, d, wsum, layout, rows, k, k4, groups, nb, ok, 0);
-    mark_sign(out);
+    mark_sign(out, data_bytes);
     return QF_OK;
 }
 
@@ -202,7 +195,7 @@ qf_status qf_x86_pack_conv_weights(qx_layout layout, const uint8_t *packed, int6
         wsum[c] = (int32_t)sum;
     }
     describe(out, d, wsum, QX_LAYOUT_CONV8C4, rows, k, k4, groups, nb, ok, khw);
-    mark_sign(out);
+    mark_sign(out, data_bytes);
     return QF_OK;
 }
 
@@ -256,9 +249,9 @@ size_t qf_x86_conv_split_bytes(const qf_x86_weights *w) {
      * short reductions feel; the sign form (sign_ok), the alternative, takes
      * about 1.45 of it. Split while (0.45 - 1.5 f) k4 > 8, i.e. f <= 0.3 -
      * 16 / (3 k4): in-process A/B on Zen 3, split against the sign form,
-     * ResNet-18 (k4 49-1152, f 0.03-0.27) ran 1.14x faster split, while
+     * ResNet-18 (k4 49-1152, f 0.03-0.27) ran 1.07-1.16x faster split, while
      * MobileNetV2 (k4 4-240, f 0.07-0.52) and the Fashion-MNIST ResNet
-     * (k4 4-144, f 0.07-0.56) ran 1.08x and 1.10x faster in the sign
+     * (k4 4-144, f 0.07-0.56) ran 1.08x and 1.07-1.10x faster in the sign
      * form. Weights drawn uniformly over the range (untrained layers) need
      * fixes at about 0.6-0.75; trained, bell-shaped ones at a few percent. */
     if ((30 * steps > rows_p * (9 * (int64_t)w->k4 - 160) && !split_always) || n > INT32_MAX ||
