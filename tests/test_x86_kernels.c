@@ -138,6 +138,8 @@ static const geom geo_cases[] = {
     {"tt 3x3 2x3 b2",       2, 32, 2,  3,  36, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},
     {"tt 3x3 4x5 oc96",     1, 40, 4,  5,  96, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},
     {"tt 1x1 7x7 c256",     1, 256,7,  7,  256,1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1},
+    /* a last chunk of 17 channels: one past the first 16-channel half */
+    {"tt 3x3 3x3 oc49 b2",  2, 32, 3,  3,  49, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},
     {"tt 1x1 s2 14->7 b2",  2, 260,14, 14, 264,1, 1, 2, 2, 1, 1, 0, 0, 0, 0, 1},
     {"dw 3x3 s1 p1 w7",     1, 5,  7,  7,  5,  3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 5},
     {"dw 3x3 s1 p1 w17",    2, 3,  6,  17, 3,  3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 3},
@@ -384,7 +386,10 @@ static int conv_one(qf_isa isa, qf_threadpool *pool, qx_layout lay, const geom *
         if (check_run(s, &e, got, want, n_out, pass_name[pass], msg, msg_len)) goto done;
         if (pass == 3) n_dw_runs++;
     }
-    if (lay == QX_LAYOUT_CONV8C4 && tt_on && qf_x86_conv_uses_tt(&p, isa)) n_tt_runs++;
+    /* (AVX2's transposed tiles take plain vpmaddubsw weights only) */
+    if (lay == QX_LAYOUT_CONV8C4 && tt_on && qf_x86_conv_uses_tt(&p, isa) &&
+        (isa != QF_ISA_AVX2 || xw.maddubs_ok))
+        n_tt_runs++;
     if (isa == QF_ISA_AVX2 && xw.sign_ok) n_sign_runs++;
     if (isa == QF_ISA_AVX2 && !xw.maddubs_ok && !xw.sign_ok) n_wide_runs++;
     /* AVX2: weights of the sign form through the 16-bit path too */
@@ -548,12 +553,14 @@ static void test_conv_matrix(void) {
         CHECK(n_sign_runs >= (int)QF_ARRAY_LEN(geo_cases) * 3 * 2 * 4);
         CHECK(n_wide_runs >= n_sign_runs);
     }
-    if (qf_x86_isa_usable(QF_ISA_AVX512VNNI)) {
-        CHECK(n_dw_runs >= 9 * 15 * 2);
-        /* the eight "tt" geometries and "3x3 K=1152 bands", every numerics
-         * case, 1 and 2 threads */
-        CHECK(n_tt_runs >= 9 * (int)QF_ARRAY_LEN(num_cases) * 2);
-    }
+    if (qf_x86_isa_usable(QF_ISA_AVX512VNNI)) CHECK(n_dw_runs >= 9 * 15 * 2);
+    /* the nine "tt" geometries and "3x3 K=1152 bands", 1 and 2 threads:
+     * every numerics case on AVX-512 VNNI, on AVX2 those whose weights
+     * plain vpmaddubsw takes (4- and 2-bit, and the 8-bit "sat edge ok") */
+    if (qf_x86_isa_usable(QF_ISA_AVX512VNNI))
+        CHECK(n_tt_runs >= 10 * (int)QF_ARRAY_LEN(num_cases) * 2);
+    else if (qf_x86_isa_usable(QF_ISA_AVX2))
+        CHECK(n_tt_runs >= 10 * 5 * 2);
 }
 
 static int gemm_one(qf_isa isa, qf_threadpool *pool, const gcase *gc, const numerics *nc, char *msg,
@@ -661,12 +668,20 @@ static void test_gemm_matrix(void) {
  * on slot tiles): random per-channel multipliers with shifts in [-31, 31]
  * (vector form) and, on some passes, down to -62 (lane by lane), full-range
  * biases, against qf_ref_conv2d_s8. */
+static void fixed_epilogue_tt(qf_isa isa);
 static void test_fixed_epilogue_tt(void) {
-    if (!qf_x86_isa_usable(QF_ISA_AVX512VNNI)) {
-        printf("  skip FIXED transposed tiles (no AVX-512 VNNI)\n");
-        n_skipped++;
-        return;
+    for (size_t ii = 0; ii < QF_ARRAY_LEN(isas); ii++) {
+        if (!qf_x86_isa_usable(isas[ii])) {
+            printf("  skip FIXED transposed tiles on %s (not supported by this CPU)\n",
+                   qf_isa_name(isas[ii]));
+            n_skipped++;
+            continue;
+        }
+        fixed_epilogue_tt(isas[ii]);
     }
+}
+
+static void fixed_epilogue_tt(qf_isa isa) {
     enum { C = 32, H = 4, W = 5, OC = 44 };
     static qf_ref_rescale mult[OC];
     static int32_t bias[OC];
@@ -687,7 +702,7 @@ static void test_fixed_epilogue_tt(void) {
     p.rq.mode = QF_RQ_FIXED;
     p.rq.mult = mult;
     p.rq.n_mult = OC;
-    CHECK(qf_x86_conv_uses_tt(&p, QF_ISA_AVX512VNNI));
+    CHECK(qf_x86_conv_uses_tt(&p, isa));
     CHECK(qf_x86_conv_weights_bytes(QX_LAYOUT_CONV8C4, OC, C, 9, 1) <= sizeof packed);
     CHECK(qf_x86_conv2d_s8_scratch_size(&p, QX_LAYOUT_CONV8C4) <= sizeof scr);
     int runs = 0;
@@ -706,8 +721,10 @@ static void test_fixed_epilogue_tt(void) {
         }
         for (size_t i = 0; i < sizeof x; i++)
             x[i] = (int8_t)rnd(-128, 127);
+        /* (AVX2's transposed tiles take weights plain vpmaddubsw takes) */
+        const int wmax = isa == QF_ISA_AVX2 ? 63 : 127;
         for (size_t i = 0; i < sizeof wv; i++)
-            wv[i] = (int8_t)rnd(-127, 127);
+            wv[i] = (int8_t)rnd(-wmax, wmax);
         p.in_zp = rnd(-128, 127);
         p.rq.out_zp = rnd(-128, 127);
         p.rq.act_min = rnd(0, 1) ? -128 : rnd(-128, 0);
@@ -717,23 +734,24 @@ static void test_fixed_epilogue_tt(void) {
         CHECK_OK(qf_ref_conv2d_s8(&p, x, (const uint8_t *)wv, bias, want, &e));
         CHECK_OK(qf_x86_pack_conv_weights(QX_LAYOUT_CONV8C4, (const uint8_t *)wv, OC, C, 9, 8, 1,
                                           packed, &xw, &e));
+        CHECK(isa != QF_ISA_AVX2 || xw.maddubs_ok);
         for (int tt = 1; tt >= 0; tt--) {
             qf_x86_conv_set_tt(tt);
             memset(got, 0x5A, sizeof got);
-            CHECK_OK(qf_x86_conv2d_s8(pass % 2 ? pool2() : NULL, QF_ISA_AVX512VNNI, &p, x, &xw,
-                                      bias, got, scr, sizeof scr, &e));
+            CHECK_OK(qf_x86_conv2d_s8(pass % 2 ? pool2() : NULL, isa, &p, x, &xw, bias, got, scr,
+                                      sizeof scr, &e));
             for (size_t i = 0; i < sizeof got; i++)
                 if (got[i] != want[i]) {
-                    CHECK_MSG(0, "%s tiles, pass %d, channel %zu pixel %zu: %d, reference %d",
-                              tt ? "transposed" : "slot", pass, i / (H * W), i % (H * W), got[i],
-                              want[i]);
+                    CHECK_MSG(0, "%s, %s tiles, pass %d, channel %zu pixel %zu: %d, reference %d",
+                              qf_isa_name(isa), tt ? "transposed" : "slot", pass, i / (H * W),
+                              i % (H * W), got[i], want[i]);
                     break;
                 }
             runs++;
         }
     }
     qf_x86_conv_set_tt(true);
-    printf("  fixed epilogue, conv tiles: %d runs bit-exact\n", runs);
+    printf("  fixed epilogue, conv tiles (%s): %d runs bit-exact\n", qf_isa_name(isa), runs);
 }
 
 static void test_fixed_epilogue(void) {

@@ -389,7 +389,9 @@ const qx_ukernels *qx_ukernels_avx2(void);
  * default true. */
 void qf_x86_conv_set_tt(bool allow);
 /* Whether qf_x86_conv2d_s8 with conv8c4 weights on `isa` runs p on
- * transposed tiles (for tests and reports). */
+ * transposed tiles (for tests and reports; on AVX2, for weights that plain
+ * vpmaddubsw takes (maddubs_ok, unsplit): the sign form, split weights
+ * and the 16-bit path stay on slot tiles). */
 bool qf_x86_conv_uses_tt(const qf_ref_conv_params *p, qf_isa isa);
 
 /* Test hook: false keeps qf_x86_dwconv2d_s8 off its AVX512_VBMI paths (flat

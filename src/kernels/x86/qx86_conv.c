@@ -1091,8 +1091,16 @@ static int64_t tt_cost_rows(int64_t px) {
  * win on small images (7x7: 49 of 64 slots useful; transposed, 49 of 52).
  * Their epilogue (a byte transpose) costs more per output than the slot
  * tiles', so short reductions stay on slot tiles. */
-static bool tt_pick(const qf_ref_conv_params *p, const cplan *pl, const qx_ukernels *uk) {
-    if (!pl->c4 || !uk->conv_tt || !tt_allowed || pl->k4 < 64) return false;
+/* AVX2's transposed tiles take plain vpmaddubsw weights only (w NULL: the
+ * weights qualify). */
+static bool tt_weights_ok(const qx_ukernels *uk, const qf_x86_weights *w) {
+    return !w || uk != qx_ukernels_avx2() || (w->maddubs_ok && !w->fix_start);
+}
+
+static bool tt_pick(const qf_ref_conv_params *p, const cplan *pl, const qx_ukernels *uk,
+                    const qf_x86_weights *w) {
+    if (!pl->c4 || !uk->conv_tt || !tt_allowed || pl->k4 < 64 || !tt_weights_ok(uk, w))
+        return false;
     const double px = (double)p->out_h * p->out_w;
     const double useful = (double)p->batch * px;
     /* channel padding: slot tiles round to blocks of 8, transposed ones to 32 */
@@ -1113,24 +1121,26 @@ static bool tt_pick(const qf_ref_conv_params *p, const cplan *pl, const qx_ukern
  * at 7x7 lost 2-4%. On success *pl is the plan. */
 #define TT_1X1_MIN_OPG 256
 static bool tt_1x1(const qf_ref_conv_params *p, qx_layout layout, const qx_ukernels *uk,
-                   cplan *pl) {
+                   const qf_x86_weights *w, cplan *pl) {
     return uk && (int64_t)p->k_h * p->k_w == 1 && layout == QX_LAYOUT_CONV8C4 &&
            p->out_c / p->groups >= TT_1X1_MIN_OPG && make_plan(p, layout, true, pl) &&
-           tt_pick(p, pl, uk);
+           tt_pick(p, pl, uk, w);
 }
 
 bool qf_x86_conv_uses_tt(const qf_ref_conv_params *p, qf_isa isa) {
     cplan pl;
     qf_ref_conv_params one;
-    if (!p || isa != QF_ISA_AVX512VNNI || !qf_x86_isa_usable(isa)) return false;
+    if (!p || (isa != QF_ISA_AVX512VNNI && isa != QF_ISA_AVX2) || !qf_x86_isa_usable(isa))
+        return false;
     if (per_image(p, QX_LAYOUT_CONV8C4)) {
         one = *p;
         one.batch = 1;
         p = &one;
     }
-    const qx_ukernels *uk = qx_ukernels_avx512vnni();
-    if ((int64_t)p->k_h * p->k_w == 1) return tt_1x1(p, QX_LAYOUT_CONV8C4, uk, &pl);
-    return make_plan(p, QX_LAYOUT_CONV8C4, false, &pl) && tt_pick(p, &pl, uk);
+    const qx_ukernels *uk =
+        isa == QF_ISA_AVX512VNNI ? qx_ukernels_avx512vnni() : qx_ukernels_avx2();
+    if ((int64_t)p->k_h * p->k_w == 1) return tt_1x1(p, QX_LAYOUT_CONV8C4, uk, NULL, &pl);
+    return make_plan(p, QX_LAYOUT_CONV8C4, false, &pl) && tt_pick(p, &pl, uk, NULL);
 }
 
 /* Task `task`: group g, chunk of 32 channels, range of pixel tiles. */
@@ -1326,7 +1336,7 @@ qf_status qf_x86_conv2d_s8_add(qf_threadpool *pool, qf_isa isa, const qf_ref_con
     cplan pl;
     const qx_ukernels *uk =
         isa == QF_ISA_AVX512VNNI ? qx_ukernels_avx512vnni() : qx_ukernels_avx2();
-    bool planned = tt_1x1(p, w->layout, uk, &pl);
+    bool planned = tt_1x1(p, w->layout, uk, w, &pl);
     if (!planned && !make_plan(p, w->layout, false, &pl))
         return qf_errf(err, QF_ERR_INVALID_ARG,
                        "%s: batch %d in_c %d out_c %d groups %d, %dx%d -> %dx%d not supported", who,
@@ -1452,7 +1462,7 @@ qf_status qf_x86_conv2d_s8_add(qf_threadpool *pool, qf_isa isa, const qf_ref_con
         memset(j.planes + pl.planes_bytes - PLANE_SLACK, 0x80 ^ (uint8_t)(int8_t)p->in_zp,
                PLANE_SLACK);
         qf_parallel_for(pool, (int64_t)p->groups * pl.nq * p->batch, fill_c4_task, &j);
-        if (tt_pick(p, &pl, j.uk)) {
+        if (tt_pick(p, &pl, j.uk, w)) {
             /* chunk-major: each thread streams its own channels' weights;
              * about 4 tasks per thread */
             j.tt_tpi = ((int64_t)p->out_h * p->out_w + TT_ROWS - 1) / TT_ROWS;
