@@ -74,9 +74,14 @@ static bool make_plan(const qf_ref_conv_params *p, qx_layout layout, bool planes
     memset(pl, 0, sizeof *pl);
     if (!shape_ok(p) || (layout != QX_LAYOUT_CONV8 && layout != QX_LAYOUT_CONV8C4)) return false;
     /* 1x1 kernels: both layouts are the same bytes (a lane is 4 channels);
-     * for slot tiles, packing from the input (in place when unpadded) beats
-     * a filled copy read once */
-    pl->c4 = layout == QX_LAYOUT_CONV8C4 && ((int64_t)p->k_h * p->k_w > 1 || planes_1x1);
+     * for slot tiles, packing from the input in place (stride 1, no pads)
+     * beats a filled copy read once, but a strided or padded 1x1 layer
+     * needs a copy anyway: quad planes (one fill, read in place) then save
+     * conv8's second copy, its packed band (ResNet shortcuts, 1x1 stride 2) */
+    const bool in_place = p->stride_h == 1 && p->stride_w == 1 && p->pad_top == 0 &&
+                          p->pad_left == 0 && p->pad_bottom == 0 && p->pad_right == 0;
+    pl->c4 =
+        layout == QX_LAYOUT_CONV8C4 && ((int64_t)p->k_h * p->k_w > 1 || planes_1x1 || !in_place);
     pl->cpg = p->in_c / p->groups;
     pl->opg = p->out_c / p->groups;
     const int64_t khw = (int64_t)p->k_h * p->k_w;
@@ -513,6 +518,9 @@ static void fill_c4_s2(const conv_job *j, const int8_t *const chan[4], uint8_t *
     for (int64_t iy = 0; iy < p->in_h; iy++) {
         const int64_t r = iy + p->pad_top, jy = r / sh, py = r % sh;
         if (jy >= pl->hq) break;
+        /* rows no tap reads (1x1 stride 2: every other one) */
+        const int64_t ph0 = py * 2;
+        if (ph0 + 1 < 64 && !((j->phases >> ph0) & 3)) continue;
         const int64_t o = iy * w;
         interleave_n(c0 + o, c1 + o, c2 + o, c3 + o, w, tmp);
         const uint32_t *col = (const uint32_t *)(const void *)tmp;
