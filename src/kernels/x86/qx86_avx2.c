@@ -531,8 +531,7 @@ TGT static void conv_vec_wd(const qx_conv_tile *t, const int16_t *w16, const qx_
 /* The 16-bit path of a tile, out of line: its widened weights (128 KiB)
  * would otherwise be conv_tile's frame on every call, which perf showed
  * costing most of conv_tile's own time on short reductions. */
-TGT static __attribute__((noinline)) void conv_tile_wide(const qx_conv_tile *t,
-                                                         const out16_k *ok) {
+TGT static __attribute__((noinline)) void conv_tile_wide(const qx_conv_tile *t, const out16_k *ok) {
     _Alignas(32) int16_t w16[WD_STEPS * 32];
     const bool wide = t->k4 <= WD_STEPS;
     if (wide)
@@ -823,17 +822,15 @@ TGT static inline __m128i tt_add16(__m128i a, __m128i b, const qx_add_consts *c)
 TGT static inline void tt_store2(const qx_conv_tt *t, int c, __m128i x) {
     if (c >= t->n_ch) return;
     const bool two = c + 1 < t->n_ch;
-    int8_t *o0 = t->out + (int64_t)c * t->ch_stride, *o1 = o0 + t->ch_stride;
+    const int64_t off0 = (int64_t)c * t->ch_stride, off1 = off0 + t->ch_stride;
     if (t->n_rows == 8 && two) {
-        if (t->add) {
-            const int8_t *r0 = t->res + (int64_t)c * t->ch_stride, *r1 = r0 + t->ch_stride;
+        if (t->add)
             x = tt_add16(x,
-                         _mm_unpacklo_epi64(_mm_loadl_epi64((const __m128i *)r0),
-                                            _mm_loadl_epi64((const __m128i *)r1)),
+                         _mm_unpacklo_epi64(_mm_loadl_epi64((const __m128i *)(t->res + off0)),
+                                            _mm_loadl_epi64((const __m128i *)(t->res + off1))),
                          t->add);
-        }
-        _mm_storel_epi64((__m128i *)o0, x);
-        _mm_storel_epi64((__m128i *)o1, _mm_unpackhi_epi64(x, x));
+        _mm_storel_epi64((__m128i *)(t->out + off0), x);
+        _mm_storel_epi64((__m128i *)(t->out + off1), _mm_unpackhi_epi64(x, x));
         return;
     }
     /* a tail tile or the last odd channel: byte runs through the stack */
@@ -841,13 +838,13 @@ TGT static inline void tt_store2(const qx_conv_tt *t, int c, __m128i x) {
     _Alignas(16) int8_t q[16];
     if (t->add) {
         _Alignas(16) int8_t r[16] = {0};
-        memcpy(r, t->res + (int64_t)c * t->ch_stride, (size_t)n);
-        if (two) memcpy(r + 8, t->res + (int64_t)(c + 1) * t->ch_stride, (size_t)n);
+        memcpy(r, t->res + off0, (size_t)n);
+        if (two) memcpy(r + 8, t->res + off1, (size_t)n);
         x = tt_add16(x, _mm_load_si128((const __m128i *)r), t->add);
     }
     _mm_store_si128((__m128i *)q, x);
-    memcpy(o0, q, (size_t)n);
-    if (two) memcpy(o1, q + 8, (size_t)n);
+    memcpy(t->out + off0, q, (size_t)n);
+    if (two) memcpy(t->out + off1, q + 8, (size_t)n);
 }
 
 /* row[r]: pixel r's 32 channel bytes (lanes 0-15 channels 0-15, 16-31

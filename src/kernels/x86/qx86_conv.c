@@ -1093,18 +1093,18 @@ static int64_t tt_cost_rows(int64_t px) {
     return px / TT_ROWS * TT_ROWS + (r == 0 ? 0 : r <= 4 ? 4 : TT_ROWS);
 }
 
-/* Whether a conv8c4 layer runs on transposed tiles: they compute every
- * output pixel once (tails of 8-pixel tiles aside) where 32-slot tiles also
- * compute grid columns past out_w and round each image's slots up, so they
- * win on small images (7x7: 49 of 64 slots useful; transposed, 49 of 52).
- * Their epilogue (a byte transpose) costs more per output than the slot
- * tiles', so short reductions stay on slot tiles. */
 /* AVX2's transposed tiles take plain vpmaddubsw weights only (w NULL: the
  * weights qualify). */
 static bool tt_weights_ok(const qx_ukernels *uk, const qf_x86_weights *w) {
     return !w || uk != qx_ukernels_avx2() || (w->maddubs_ok && !w->fix_start);
 }
 
+/* Whether a conv8c4 layer runs on transposed tiles: they compute every
+ * output pixel once (tails of 8-pixel tiles aside) where 32-slot tiles also
+ * compute grid columns past out_w and round each image's slots up, so they
+ * win on small images (7x7: 49 of 64 slots useful; transposed, 49 of 52).
+ * Their epilogue (a byte transpose) costs more per output than the slot
+ * tiles', so short reductions stay on slot tiles. */
 static bool tt_pick(const qf_ref_conv_params *p, const cplan *pl, const qx_ukernels *uk,
                     const qf_x86_weights *w) {
     if (!pl->c4 || !uk->conv_tt || !tt_allowed || pl->k4 < 64 || !tt_weights_ok(uk, w))
