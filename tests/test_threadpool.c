@@ -23,12 +23,15 @@ typedef struct job {
 
 static void count_task(void *ctx, int64_t task, int tid) {
     job *j = ctx;
-    if (tid < 0 || tid >= j->size) atomic_fetch_add(&j->bad_tid, 1);
-    else atomic_fetch_add(&j->by_thread[tid], 1);
+    if (tid < 0 || tid >= j->size)
+        atomic_fetch_add(&j->bad_tid, 1);
+    else
+        atomic_fetch_add(&j->by_thread[tid], 1);
     atomic_fetch_add(&j->hits[task], 1);
     /* a little work so several threads get tasks */
     volatile uint32_t x = (uint32_t)task;
-    for (int i = 0; i < 2000; i++) x = x * 1103515245u + 12345u;
+    for (int i = 0; i < 2000; i++)
+        x = x * 1103515245u + 12345u;
 }
 
 static job g_job;
@@ -41,7 +44,8 @@ static int run_and_check(qf_threadpool *pool, int64_t n) {
     for (int64_t t = 0; t < n; t++)
         if (atomic_load(&g_job.hits[t]) != 1) return 0;
     int64_t total = 0;
-    for (int i = 0; i < QF_THREADPOOL_MAX; i++) total += atomic_load(&g_job.by_thread[i]);
+    for (int i = 0; i < QF_THREADPOOL_MAX; i++)
+        total += atomic_load(&g_job.by_thread[i]);
     return total == n;
 }
 
@@ -91,7 +95,8 @@ static void test_many_calls(void) {
     sum_job s;
     memset(&s, 0, sizeof s);
     const int calls = 3000;
-    for (int c = 0; c < calls; c++) qf_parallel_for(p, 1 + c % 64, sum_task, &s);
+    for (int c = 0; c < calls; c++)
+        qf_parallel_for(p, 1 + c % 64, sum_task, &s);
     /* sleep past the spin window, then once more */
     struct timespec ts = {0, 20 * 1000 * 1000};
     nanosleep(&ts, NULL);
@@ -138,5 +143,30 @@ static void test_bad_sizes(void) {
     qf_threadpool_destroy(NULL);
 }
 
+/* qf_parallel_chunk: the ranges it implies cover [0, n) exactly, about
+ * per_thread of them a thread (fewer when n is smaller), 0 for no items. */
+static void test_chunk(void) {
+    qf_threadpool *pool = NULL;
+    qf_err e;
+    CHECK_OK(qf_threadpool_create(3, &pool, &e));
+    CHECK(qf_parallel_chunk(pool, 0, 4) == 0);
+    CHECK(qf_parallel_chunk(NULL, -5, 4) == 0);
+    CHECK(qf_parallel_chunk(NULL, 10, 4) == 3); /* 4 tasks: 3 3 3 1 */
+    CHECK(qf_parallel_chunk(pool, 2, 4) == 1);  /* one item a task */
+    CHECK(qf_parallel_chunk(pool, 1200, 4) == 100);
+    for (int64_t n = 1; n < 300; n += 7)
+        for (int per = 1; per <= 8; per++) {
+            const qf_threadpool *pp = per % 2 ? pool : NULL;
+            const int64_t c = qf_parallel_chunk(pp, n, per);
+            const int64_t tasks = (n + c - 1) / c;
+            const int64_t want = (int64_t)per * qf_threadpool_size(pp);
+            CHECK_MSG(c >= 1 && (tasks - 1) * c < n && tasks * c >= n &&
+                          tasks <= (want < n ? want : n),
+                      "n %lld per %d: chunk %lld, %lld tasks", (long long)n, per, (long long)c,
+                      (long long)tasks);
+        }
+    qf_threadpool_destroy(pool);
+}
+
 QT_MAIN(QT_CASE(test_each_task_once), QT_CASE(test_inline), QT_CASE(test_many_calls),
-        QT_CASE(test_hold), QT_CASE(test_bad_sizes))
+        QT_CASE(test_hold), QT_CASE(test_bad_sizes), QT_CASE(test_chunk))

@@ -220,6 +220,14 @@ void qf_threadpool_destroy(qf_threadpool *p) {
 
 int qf_threadpool_size(const qf_threadpool *p) { return p ? p->n_threads : 1; }
 
+int64_t qf_parallel_chunk(const qf_threadpool *pool, int64_t n, int per_thread) {
+    if (n <= 0) return 0;
+    int64_t tasks = (int64_t)per_thread * qf_threadpool_size(pool);
+    if (tasks > n) tasks = n;
+    if (tasks < 1) tasks = 1;
+    return (n + tasks - 1) / tasks;
+}
+
 void qf_threadpool_hold(qf_threadpool *p, bool on) {
     if (p) atomic_store_explicit(&p->hold, on ? 1 : 0, memory_order_relaxed);
 }

@@ -41,6 +41,10 @@ void qf_threadpool_destroy(qf_threadpool *pool);
 int qf_threadpool_size(const qf_threadpool *pool);
 
 void qf_parallel_for(qf_threadpool *pool, int64_t n_tasks, qf_task_fn fn, void *ctx);
+/* Items per task for n items cut into about per_thread tasks per thread of
+ * pool (at least 1; 0 when n <= 0): task t takes items [t * chunk,
+ * min(n, (t + 1) * chunk)), and there are ceil(n / chunk) tasks. */
+int64_t qf_parallel_chunk(const qf_threadpool *pool, int64_t n, int per_thread);
 
 /* While held, idle workers (and a caller waiting for them) keep spinning
  * instead of sleeping after the short spin budget: a session holds its pool

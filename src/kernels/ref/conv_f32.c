@@ -355,12 +355,9 @@ static qf_status conv_run(const qf_exec_ctx *ctx, const qf_node *n, const qf_ten
                              .hwi = hwi,
                              .hwo = hwo,
                              .n_pairs = pl.n * group};
-        /* about 4 tasks a thread */
-        int64_t tasks = 4 * (int64_t)qf_threadpool_size(pool);
-        if (tasks > j.n_pairs) tasks = j.n_pairs;
-        if (tasks < 1) return QF_OK;
-        j.per_task = (j.n_pairs + tasks - 1) / tasks;
-        qf_parallel_for(pool, (j.n_pairs + j.per_task - 1) / j.per_task, direct_task, &j);
+        j.per_task = qf_parallel_chunk(pool, j.n_pairs, 4);
+        if (j.per_task)
+            qf_parallel_for(pool, (j.n_pairs + j.per_task - 1) / j.per_task, direct_task, &j);
         return QF_OK;
     }
     int64_t k = pl.cg * pl.kk;

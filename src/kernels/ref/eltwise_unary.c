@@ -137,7 +137,7 @@ void qf_ref_unary_apply_ctx(const qf_exec_ctx *ctx, qf_ref_un_fn fn, const qf_te
                    .n = n,
                    .esize = qf_dtype_size(x->dtype)};
     /* 4 tasks a thread, ranges a multiple of 64 elements */
-    j.per_task = ((n + 4 * threads - 1) / (4 * threads) + 63) & ~(int64_t)63;
+    j.per_task = (qf_parallel_chunk(pool, n, 4) + 63) & ~(int64_t)63;
     qf_parallel_for(pool, (n + j.per_task - 1) / j.per_task, unary_task, &j);
 }
 

@@ -228,10 +228,7 @@ static qf_status maxpool_run(const qf_exec_ctx *ctx, const qf_node *n, const qf_
     if (in[0].dtype == QF_DT_F32 && !idx && mp_fast(&g) && planes > 0) {
         qf_threadpool *pool = ctx ? ctx->pool : NULL;
         mp_job j = {.g = &g, .x = in[0].data, .y = out[0].data, .planes = planes};
-        /* about 4 tasks a thread */
-        int64_t tasks = 4 * (int64_t)qf_threadpool_size(pool);
-        if (tasks > planes) tasks = planes;
-        j.per_task = (planes + tasks - 1) / tasks;
+        j.per_task = qf_parallel_chunk(pool, planes, 4);
         qf_parallel_for(pool, (planes + j.per_task - 1) / j.per_task, mp_task, &j);
         return QF_OK;
     }
