@@ -93,16 +93,16 @@ int main(int argc, char **argv) {
         }
     for (int i = 0; i < reps; i++) {
         const double t0 = now_s();
-        if (i & 1)
-            B_qf_session_run(sb, &in, 1, out, n_out, &e);
-        else
-            qf_session_run(sa, &in, 1, out, n_out, &e);
+        qf_status s1 = i & 1 ? B_qf_session_run(sb, &in, 1, out, n_out, &e)
+                             : qf_session_run(sa, &in, 1, out, n_out, &e);
         const double t1 = now_s();
-        if (i & 1)
-            qf_session_run(sa, &in, 1, out, n_out, &e);
-        else
-            B_qf_session_run(sb, &in, 1, out, n_out, &e);
+        qf_status s2 = i & 1 ? qf_session_run(sa, &in, 1, out, n_out, &e)
+                             : B_qf_session_run(sb, &in, 1, out, n_out, &e);
         const double t2 = now_s();
+        if (s1 || s2) { /* a failed run would time as a fast one */
+            fprintf(stderr, "ab_harness: %s\n", e.msg);
+            return 1;
+        }
         ta[i] = i & 1 ? t2 - t1 : t1 - t0;
         tb[i] = i & 1 ? t1 - t0 : t2 - t1;
         r[i] = ta[i] / tb[i];

@@ -204,7 +204,9 @@ TGT static void pool3s2_avx2(const int8_t *in, int32_t in_h, int32_t in_w, int32
     if (span <= POOL3_ROW && pad_left >= 0 && pad_left < span) {
         _Alignas(32) int8_t ring[3][POOL3_ROW];
         int64_t held[3] = {-1, -1, -1};
-        memset(ring, -128, sizeof ring);
+        /* (only the span a row uses: this runs once per plane) */
+        for (int r = 0; r < 3; r++)
+            memset(ring[r], -128, (size_t)span);
         /* input columns a ring row holds: [0, n_in) at pad_left */
         const int64_t n_in = in_w < span - pad_left ? in_w : span - pad_left;
         for (int32_t oy = 0; oy < out_h; oy++, out += out_w) {
