@@ -321,8 +321,14 @@ typedef struct qx_conv_tile {
      * 1]) of fix) */
     const int32_t *fix_start;
     const uint32_t *fix;
-    int32_t n_rows;    /* valid rows (<= 8) */
-    int32_t ch0;       /* global channel of row 0 */
+    int32_t n_rows; /* valid rows (<= 8) */
+    int32_t ch0;    /* global channel of row 0 */
+    /* consecutive 8-channel blocks to run on the same slots (kernels with
+     * qx_ukernels.multi_blk; else 1): block b has weights w + b * k4 * 32,
+     * rows ch0 + 8b on (fix_start and the epilogue's arrays likewise 8b on),
+     * and min(8, rows_left - 8b) valid rows; n_rows is block 0's */
+    int32_t n_blk;
+    int32_t rows_left;
     int64_t ch_stride; /* output bytes between channels (out_h * out_w) */
     int8_t *out;
     const qx_vec_store *st; /* two entries */
@@ -378,6 +384,7 @@ typedef struct qx_ukernels {
     void (*conv_tile)(const qx_conv_tile *t);
     void (*gemm_tile)(const qx_gemm_tile *t);
     void (*conv_tt)(const qx_conv_tt *t); /* NULL: not available */
+    bool multi_blk;                       /* conv_tile runs qx_conv_tile.n_blk blocks per call */
 } qx_ukernels;
 
 /* NULL when isa has no micro-kernels here or is not compiled in. */

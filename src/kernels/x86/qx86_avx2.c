@@ -362,31 +362,52 @@ conv_ubs(const qx_conv_tile *t, const qx_src *s, const run_masks *m, const bool 
 #undef QX_UBS_OUT
 }
 
-TGT static inline __attribute__((always_inline)) void vec_ubs_k(const qx_conv_tile *t,
-                                                                const qx_src *s,
-                                                                const qx_vec_store *st,
+/* Block b of a multi-block tile t0 into *t. */
+static inline void tile_block(const qx_conv_tile *t0, int32_t b, qx_conv_tile *t) {
+    const int32_t r8 = QX_CONV_ROWS * b;
+    const int32_t left = t0->rows_left - r8;
+    t->n_rows = left < QX_CONV_ROWS ? left : QX_CONV_ROWS;
+    t->w = t0->w + (int64_t)b * t0->k4 * 32;
+    t->ch0 = t0->ch0 + r8;
+    if (t0->fix_start) t->fix_start = t0->fix_start + r8;
+    t->e.corr = t0->e.corr + r8;
+    t->e.mult_f = t0->e.mult_f + r8;
+    t->e.mult_q = t0->e.mult_q + r8;
+    t->e.shift = t0->e.shift + r8;
+}
+
+/* Vector h of the tile's slots for each of its n_blk channel blocks (the
+ * run masks made once). */
+TGT static inline __attribute__((always_inline)) void vec_ubs_k(const qx_conv_tile *t0, int h,
                                                                 const out16_k *k, const bool sg) {
+    const qx_src *s = &t0->src[h];
+    const qx_vec_store *st = &t0->st[h];
     run_masks m;
     out16_k ok = *k;
     ok.one = one_run(st);
+    qx_conv_tile t = *t0;
     if (s->n > 1) {
         make_masks(s, &m);
-        conv_ubs(t, s, &m, true, 0, st, &ok, sg);
-        if (t->n_rows > 4) conv_ubs(t, s, &m, true, 4, st, &ok, sg);
+        for (int32_t b = 0; b < t0->n_blk; b++) {
+            tile_block(t0, b, &t);
+            conv_ubs(&t, s, &m, true, 0, st, &ok, sg);
+            if (t.n_rows > 4) conv_ubs(&t, s, &m, true, 4, st, &ok, sg);
+        }
     } else {
-        conv_ubs(t, s, &m, false, 0, st, &ok, sg);
-        if (t->n_rows > 4) conv_ubs(t, s, &m, false, 4, st, &ok, sg);
+        for (int32_t b = 0; b < t0->n_blk; b++) {
+            tile_block(t0, b, &t);
+            conv_ubs(&t, s, &m, false, 0, st, &ok, sg);
+            if (t.n_rows > 4) conv_ubs(&t, s, &m, false, 4, st, &ok, sg);
+        }
     }
 }
 
-TGT static void vec_ubs(const qx_conv_tile *t, const qx_src *s, const qx_vec_store *st,
-                        const out16_k *k) {
-    vec_ubs_k(t, s, st, k, false);
+TGT static void vec_ubs(const qx_conv_tile *t, int h, const out16_k *k) {
+    vec_ubs_k(t, h, k, false);
 }
 
-TGT static void vec_sign(const qx_conv_tile *t, const qx_src *s, const qx_vec_store *st,
-                         const out16_k *k) {
-    vec_ubs_k(t, s, st, k, true);
+TGT static void vec_sign(const qx_conv_tile *t, int h, const out16_k *k) {
+    vec_ubs_k(t, h, k, true);
 }
 
 /* 128-bit lane masks of a vector's runs, per 4-slot quad: qm[4 * r + q]. */
@@ -546,20 +567,24 @@ TGT static __attribute__((noinline)) void conv_tile_wide(const qx_conv_tile *t, 
         if (t->st[h].n_seg) conv_vec_wd(t, wide ? w16 : NULL, &t->src[h], &t->st[h], ok);
 }
 
-TGT static void conv_tile(const qx_conv_tile *t) {
+TGT static void conv_tile(const qx_conv_tile *t0) {
     out16_k ok;
-    out16_init(t, &ok);
-    if (!t->maddubs_ok && t->sign_ok) {
-        for (int h = 0; h < 2; h++)
-            if (t->st[h].n_seg) vec_sign(t, &t->src[h], &t->st[h], &ok);
+    out16_init(t0, &ok);
+    if (!t0->maddubs_ok && !t0->sign_ok) {
+        qx_conv_tile t = *t0;
+        for (int32_t b = 0; b < t0->n_blk; b++) {
+            tile_block(t0, b, &t);
+            conv_tile_wide(&t, &ok);
+        }
         return;
     }
-    if (!t->maddubs_ok) {
-        conv_tile_wide(t, &ok);
-        return;
+    for (int h = 0; h < 2; h++) {
+        if (!t0->st[h].n_seg) continue;
+        if (t0->maddubs_ok)
+            vec_ubs(t0, h, &ok);
+        else
+            vec_sign(t0, h, &ok);
     }
-    for (int h = 0; h < 2; h++)
-        if (t->st[h].n_seg) vec_ubs(t, &t->src[h], &t->st[h], &ok);
 }
 
 /* 8 channels (c0 .. c0+7 of the tile) of row r. */
@@ -907,7 +932,7 @@ TGT static void conv_tt(const qx_conv_tt *t) {
 }
 
 static const qx_ukernels k_avx2 = {
-    .conv_tile = conv_tile, .gemm_tile = gemm_tile, .conv_tt = conv_tt};
+    .conv_tile = conv_tile, .gemm_tile = gemm_tile, .conv_tt = conv_tt, .multi_blk = true};
 
 const qx_ukernels *qx_ukernels_avx2(void) { return &k_avx2; }
 

@@ -986,12 +986,16 @@ static void run_tiles(const conv_job *j, int64_t pair0, int64_t pair_end, int64_
             src[0].p[0] = a;
             src[1].p[0] = a + pl->k4 * 64;
         }
-        for (int64_t blk = blk0; blk < blk1; blk++) {
+        /* one call for all the blocks where the kernel loops over them
+         * (its per-call set-up then comes once per slot pair) */
+        t.n_blk = j->uk->multi_blk ? (int32_t)(blk1 - blk0) : 1;
+        for (int64_t blk = blk0; blk < blk1; blk += t.n_blk) {
             const int64_t pr = (j->g * pl->nb + blk) * QX_CONV_ROWS;
             t.w = j->w->data + pr * pl->k4 * 4;
             if (j->w->fix_start) t.fix_start = j->w->fix_start + pr;
             const int64_t left = pl->opg - blk * QX_CONV_ROWS;
             t.n_rows = (int32_t)(left < QX_CONV_ROWS ? left : QX_CONV_ROWS);
+            t.rows_left = (int32_t)left;
             t.ch0 = (int32_t)(j->g * pl->opg + blk * QX_CONV_ROWS);
             t.e.corr = j->corr + pr;
             t.e.mult_f = j->mult + pr;
