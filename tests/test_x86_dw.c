@@ -17,6 +17,7 @@
 #include "qtest.h"
 
 #define GUARD 80
+#define MAX_CH 48
 
 static uint32_t rng_state = 12345u;
 static int rnd(int lo, int hi) { /* inclusive */
@@ -96,6 +97,16 @@ static const dgeom geoms[] = {
     {"3x40 k3 pad 6/0/0/6",           1, 2, 3,  40,  3, 1, 6, 0, 0, 6},
     {"4x40 k5 s2 pad 0/10/10/0",      1, 2, 4,  40,  5, 2, 0, 10, 10, 0},
     {"5x18 k5 s2 pad 10/10",          2, 2, 5,  18,  5, 2, 10, 10, 10, 10},
+    /* AVX2 channel-lane kernel (qx86_dwcl_avx2.c, small planes): 16-channel
+     * groups with a partial last group, pixel pairs with an odd count, grids
+     * at the buffers' limits (32 x 32 padded cells, 1024 outputs) */
+    {"7x7 s1 40 ch (3 groups, 8 left)", 1, 40, 7, 7,  3, 1, 1, 1, 1, 1},
+    {"14x14 s2 -> 7, 17 ch b2",       2, 17, 14, 14, 3, 2, 1, 1, 1, 1},
+    {"9x13 k5 s1 33 ch",              1, 33, 9,  13, 5, 1, 2, 2, 2, 2},
+    {"11x6 k5 s2 asym 16 ch",         1, 16, 11, 6,  5, 2, 2, 1, 0, 3},
+    {"30x30 s1 pad 1 (1024 cells)",   1, 9,  30, 30, 3, 1, 1, 1, 1, 1},
+    {"32x32 s1 no pad (900 out)",     1, 5,  32, 32, 3, 1, 0, 0, 0, 0},
+    {"3x3 s1 pad 1, 31 ch b3",        3, 31, 3,  3,  3, 1, 1, 1, 1, 1},
 };
 /* clang-format on */
 
@@ -173,6 +184,9 @@ static void naive_dw(const qf_ref_conv_params *p, const int8_t *x, const int8_t 
         }
 }
 
+/* Runs of the AVX2 channel-lane kernel (qx86_dwcl_avx2.c). */
+static int n_cl_runs;
+
 /* One geometry x numerics on all paths of isa and both thread counts; 0
  * when all match. */
 static int run_case(qf_isa isa, const dgeom *g, const dnum *nc, qf_threadpool *pool, char *msg,
@@ -194,8 +208,8 @@ static int run_case(qf_isa isa, const dgeom *g, const dnum *nc, qf_threadpool *p
     p.out_w = qf_ref_conv_out_size(p.in_w, p.k_w, p.stride_w, 1, p.pad_left, p.pad_right);
     p.in_zp = nc->in_zp;
     p.w_bits = 8;
-    qf_ref_rescale mult[8];
-    int32_t bias[8];
+    qf_ref_rescale mult[MAX_CH];
+    int32_t bias[MAX_CH];
     for (int c = 0; c < p.in_c; c++) {
         qf_ref_rescale_init(nc->scale * (0.5 + rnd(0, 1000) / 1000.0), &mult[c]);
         if (nc->shift) mult[c].shift = nc->shift;
@@ -234,14 +248,20 @@ static int run_case(qf_isa isa, const dgeom *g, const dnum *nc, qf_threadpool *p
         snprintf(msg, len, "pack: %s", e.msg);
         goto done;
     }
-    /* the VBMI switch only matters to AVX-512 */
-    for (int vbmi = 1; vbmi >= (isa == QF_ISA_AVX512VNNI ? 0 : 1); vbmi--)
+    /* the VBMI switch only matters to AVX-512; AVX2 runs the row kernel
+     * ("vbmi off": cl mode 0) and the channel-lane one wherever it can run
+     * ("vbmi on": cl mode 2; FIXED mode and large planes stay on the row
+     * kernel) */
+    for (int vbmi = 1; vbmi >= 0; vbmi--)
         for (int th = 1; th <= 2; th++) {
             qf_x86_dw_set_vbmi(vbmi != 0);
+            qf_x86_dw_set_cl(isa == QF_ISA_AVX2 ? 2 * vbmi : 1);
+            if (isa == QF_ISA_AVX2 && vbmi && qx_dwcl_avx2_takes(&p)) n_cl_runs++;
             memset(got, 0x5A, n_out + 2 * GUARD);
             qf_status s =
                 qf_x86_dwconv2d_s8(th == 2 ? pool : NULL, isa, &p, x, &xw, bias, got + GUARD, &e);
             qf_x86_dw_set_vbmi(true);
+            qf_x86_dw_set_cl(1);
             if (s != QF_OK) {
                 snprintf(msg, len, "%s threads %d: %s", vbmi ? "vbmi on" : "vbmi off", th, e.msg);
                 goto done;
@@ -262,7 +282,7 @@ static int run_case(qf_isa isa, const dgeom *g, const dnum *nc, qf_threadpool *p
     /* multipliers accepted once (as the ops do at parse): same bytes; another
      * array is still checked channel by channel, and a bad one is refused */
     {
-        qf_ref_rescale bad[8];
+        qf_ref_rescale bad[MAX_CH];
         memcpy(bad, mult, sizeof bad);
         bad[p.in_c - 1].mult_f = -1.0f;
         qf_ref_conv_params pb = p;
@@ -349,8 +369,12 @@ static void dw_matches_naive_avx2(void) {
     }
     int runs = 0, bad = 0;
     matches_naive_on(QF_ISA_AVX2, &runs, &bad);
-    printf("  AVX2: %d geometry x numerics cases, each on 2 thread counts\n", runs);
+    printf("  AVX2: %d geometry x numerics cases, each on 2 kernels where both run x 2 thread "
+           "counts; %d runs of the channel-lane kernel\n",
+           runs, n_cl_runs);
     CHECK_EQ_INT(bad, 0);
+    /* FP32 cases (5 of 10 numerics) of every geometry whose grid fits */
+    CHECK(n_cl_runs >= 2 * 5 * 60);
 }
 
 /* Every geometry above is one the kernel accepts (else the test would not

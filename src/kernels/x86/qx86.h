@@ -54,7 +54,10 @@
  *    padded to a multiple of 32 channels; activations rows of u8.
  *  - depthwise 3x3/5x5 weights ("dw", AVX-512 VNNI and AVX2): per channel
  *    and kernel row, ceil(kw/4) groups of 4 taps; direct kernels, no packing
- *    of activations (see qf_x86_dwconv2d_s8).
+ *    of activations (see qf_x86_dwconv2d_s8). On AVX2, planes of at most
+ *    100 output pixels in FP32 mode take 16 channels at a time instead,
+ *    transposed into a padded grid with the channels in the lanes
+ *    (qx86_dwcl_avx2.c).
  * 4- and 2-bit weights are widened to int8 when packed.
  * Threads (base/threadpool.h) split packing and the output tiles; every
  * output byte is computed by one task with the same arithmetic, so results
@@ -400,6 +403,17 @@ void qf_x86_conv_set_tt(bool allow);
  * vpmaddubsw takes (maddubs_ok, unsplit): the sign form, split weights
  * and the 16-bit path stay on slot tiles). */
 bool qf_x86_conv_uses_tt(const qf_ref_conv_params *p, qf_isa isa);
+
+/* The AVX2 depthwise kernel for small planes, channels in the lanes
+ * (qx86_dwcl_avx2.c): whether it takes p (FP32 requantization, planes
+ * within its stack buffers, and where measured faster than the row
+ * kernel), and the kernel (arguments checked by qf_x86_dwconv2d_s8). */
+bool qx_dwcl_avx2_takes(const qf_ref_conv_params *p);
+void qx_dwcl_avx2(qf_threadpool *pool, const qf_ref_conv_params *p, const int8_t *in,
+                  const qf_x86_weights *w, const int32_t *bias, int8_t *out);
+/* Test hook for it: 0 never, 1 where it is faster (the default), 2
+ * wherever it can run (FP32, planes within its buffers). */
+void qf_x86_dw_set_cl(int mode);
 
 /* Test hook: false keeps qf_x86_dwconv2d_s8 off its AVX512_VBMI paths (flat
  * and wide), so tests can check the row path, which CPUs without VBMI run,

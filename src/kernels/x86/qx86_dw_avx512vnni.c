@@ -712,7 +712,10 @@ qf_status qf_x86_dwconv2d_s8(qf_threadpool *pool, qf_isa isa, const qf_ref_conv_
     if ((isa != QF_ISA_AVX512VNNI && isa != QF_ISA_AVX2) || !qf_x86_isa_usable(isa))
         return qf_errf(err, QF_ERR_UNSUPPORTED, "%s: ISA %s not available", who, qf_isa_name(isa));
     if (isa == QF_ISA_AVX2) {
-        qx_dwconv2d_s8_avx2(pool, p, in, w, bias, out); /* qx86_dw_avx2.c */
+        if (qx_dwcl_avx2_takes(p))
+            qx_dwcl_avx2(pool, p, in, w, bias, out); /* qx86_dwcl_avx2.c */
+        else
+            qx_dwconv2d_s8_avx2(pool, p, in, w, bias, out); /* qx86_dw_avx2.c */
         return QF_OK;
     }
     dw_job j = {.p = p, .w = w, .bias = bias, .in = in, .out = out};
