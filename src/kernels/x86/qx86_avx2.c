@@ -196,6 +196,32 @@ TGT static __attribute__((noinline)) void scatter16(int8_t *base, __m128i b,
         move16(base + st->seg[i].off, q + st->seg[i].lane, st->seg[i].n);
 }
 
+/* Bytes b[lane .. lane + n) to d[0 .. n) (lane + n <= 16), without the
+ * stack copy and call of scatter16: two overlapping 8- or 4-byte stores of
+ * the bytes shifted into place by pshufb (one run covering part of a
+ * vector: the tail of a plane, or of a row of the grid). */
+TGT static inline void store_run(int8_t *d, __m128i b, int lane, int n) {
+    const __m128i id = _mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m128i lo = _mm_shuffle_epi8(b, _mm_add_epi8(id, _mm_set1_epi8((char)lane)));
+    if (n >= 8) {
+        const __m128i hi =
+            _mm_shuffle_epi8(b, _mm_add_epi8(id, _mm_set1_epi8((char)(lane + n - 8))));
+        _mm_storel_epi64((__m128i *)(d + n - 8), hi);
+        _mm_storel_epi64((__m128i *)d, lo);
+    } else if (n >= 4) {
+        const __m128i hi =
+            _mm_shuffle_epi8(b, _mm_add_epi8(id, _mm_set1_epi8((char)(lane + n - 4))));
+        const int32_t a = _mm_cvtsi128_si32(lo), c = _mm_cvtsi128_si32(hi);
+        memcpy(d + n - 4, &c, 4);
+        memcpy(d, &a, 4);
+    } else {
+        int8_t q[16];
+        _mm_storeu_si128((__m128i *)q, lo);
+        for (int i = 0; i < n; i++)
+            d[i] = q[i];
+    }
+}
+
 /* The epilogue of one row's 16 lanes, inlined into the tile loops with its
  * constants set once per tile (out16_init): a call per row, with its
  * constants, cost more than the row's arithmetic on short reductions (1x1
@@ -251,6 +277,8 @@ TGT static inline __attribute__((always_inline)) void out16(const qx_conv_tile *
         _mm_packs_epi16(_mm256_castsi256_si128(w16), _mm256_extracti128_si256(w16, 1));
     if (k->one)
         _mm_storeu_si128((__m128i *)(t->out + row + st->seg[0].off), b);
+    else if (st->n_seg == 1)
+        store_run(t->out + row + st->seg[0].off, b, st->seg[0].lane, st->seg[0].n);
     else
         scatter16(t->out + row, b, st);
 }
