@@ -320,7 +320,7 @@ TGT static inline int32_t sign_start(const qx_conv_tile *t, int r) {
 
 TGT static inline __attribute__((always_inline)) void
 conv_ubs(const qx_conv_tile *t, const qx_src *s, const run_masks *m, const bool multi, int r0,
-         const qx_vec_store *st, const out16_k *ok, const bool sg) {
+         const qx_vec_store *st, const out16_k *ok, const bool sg, const uint8_t *pre) {
     const __m256i ones = _mm256_set1_epi16(1);
     const __m256i m80 = _mm256_set1_epi8((char)0x80);
     __m256i c00, c10, c20, c30;
@@ -335,13 +335,23 @@ conv_ubs(const qx_conv_tile *t, const qx_src *s, const run_masks *m, const bool 
     __m256i c01 = c00, c11 = c10, c21 = c20, c31 = c30;
     const int8_t *wk = t->w + 4 * r0;
     for (int32_t k = 0; k < t->k4; k++, wk += 32) {
-        const int64_t o = t->koff[k];
-        __m256i x0 =
-            multi ? load_half(s, m, 0, o) : _mm256_loadu_si256((const __m256i *)(s->p[0] + o));
-        __m256i x1 = multi ? load_half(s, m, 1, o + 32)
-                           : _mm256_loadu_si256((const __m256i *)(s->p[0] + o + 32));
-        __m256i u0 = x0, u1 = x1;
-        if (sg) {
+        __m256i x0, x1, u0, u1;
+        if (sg && pre) {
+            /* q and |q|, made once for all the tile's blocks (sign_pre) */
+            const uint8_t *b = pre + 128 * (int64_t)k;
+            x0 = _mm256_load_si256((const __m256i *)b);
+            x1 = _mm256_load_si256((const __m256i *)(b + 32));
+            u0 = _mm256_load_si256((const __m256i *)(b + 64));
+            u1 = _mm256_load_si256((const __m256i *)(b + 96));
+        } else {
+            const int64_t o = t->koff[k];
+            x0 = multi ? load_half(s, m, 0, o) : _mm256_loadu_si256((const __m256i *)(s->p[0] + o));
+            x1 = multi ? load_half(s, m, 1, o + 32)
+                       : _mm256_loadu_si256((const __m256i *)(s->p[0] + o + 32));
+            u0 = x0;
+            u1 = x1;
+        }
+        if (sg && !pre) {
             x0 = _mm256_xor_si256(x0, m80);
             x1 = _mm256_xor_si256(x1, m80);
             u0 = _mm256_abs_epi8(x0);
@@ -404,6 +414,25 @@ static inline void tile_block(const qx_conv_tile *t0, int32_t b, qx_conv_tile *t
     t->e.shift = t0->e.shift + r8;
 }
 
+/* Sign form: the signed activations q = u ^ 0x80 and |q| of a vector's
+ * k4 steps ([k][q 64 bytes, |q| 64 bytes]), made once when the tile runs
+ * them through several 4-row passes (its blocks x 2), instead of a vpxor
+ * and a vpabsb per half, step and pass. */
+#define SIGN_PRE_STEPS 512
+TGT static void sign_pre(const qx_conv_tile *t, const qx_src *s, uint8_t *pre) {
+    const __m256i m80 = _mm256_set1_epi8((char)0x80);
+    for (int32_t k = 0; k < t->k4; k++) {
+        const int64_t o = t->koff[k];
+        for (int h = 0; h < 2; h++) {
+            const __m256i x =
+                _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(s->p[0] + o + 32 * h)), m80);
+            _mm256_store_si256((__m256i *)(pre + 128 * (int64_t)k + 32 * h), x);
+            _mm256_store_si256((__m256i *)(pre + 128 * (int64_t)k + 64 + 32 * h),
+                               _mm256_abs_epi8(x));
+        }
+    }
+}
+
 /* Vector h of the tile's slots for each of its n_blk channel blocks (the
  * run masks made once). */
 TGT static inline __attribute__((always_inline)) void vec_ubs_k(const qx_conv_tile *t0, int h,
@@ -414,18 +443,31 @@ TGT static inline __attribute__((always_inline)) void vec_ubs_k(const qx_conv_ti
     out16_k ok = *k;
     ok.one = one_run(st);
     qx_conv_tile t = *t0;
-    if (s->n > 1) {
-        make_masks(s, &m);
+    const bool multi = s->n > 1;
+    if (multi) make_masks(s, &m);
+    /* (vectors of several runs have reductions too long for pre: their
+     * runs are gathered into one when k4 <= GATHER_STEPS, qx86_conv.c) */
+    if (sg && !multi && t0->k4 <= SIGN_PRE_STEPS && (t0->n_blk > 1 || t0->rows_left > 4)) {
+        _Alignas(32) uint8_t pre[SIGN_PRE_STEPS * 128];
+        sign_pre(t0, s, pre);
         for (int32_t b = 0; b < t0->n_blk; b++) {
             tile_block(t0, b, &t);
-            conv_ubs(&t, s, &m, true, 0, st, &ok, sg);
-            if (t.n_rows > 4) conv_ubs(&t, s, &m, true, 4, st, &ok, sg);
+            conv_ubs(&t, s, &m, false, 0, st, &ok, true, pre);
+            if (t.n_rows > 4) conv_ubs(&t, s, &m, false, 4, st, &ok, true, pre);
+        }
+        return;
+    }
+    if (multi) {
+        for (int32_t b = 0; b < t0->n_blk; b++) {
+            tile_block(t0, b, &t);
+            conv_ubs(&t, s, &m, true, 0, st, &ok, sg, NULL);
+            if (t.n_rows > 4) conv_ubs(&t, s, &m, true, 4, st, &ok, sg, NULL);
         }
     } else {
         for (int32_t b = 0; b < t0->n_blk; b++) {
             tile_block(t0, b, &t);
-            conv_ubs(&t, s, &m, false, 0, st, &ok, sg);
-            if (t.n_rows > 4) conv_ubs(&t, s, &m, false, 4, st, &ok, sg);
+            conv_ubs(&t, s, &m, false, 0, st, &ok, sg, NULL);
+            if (t.n_rows > 4) conv_ubs(&t, s, &m, false, 4, st, &ok, sg, NULL);
         }
     }
 }
