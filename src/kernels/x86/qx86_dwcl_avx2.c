@@ -135,15 +135,17 @@ static void tabs_init(const cl_job *j, int64_t c0, int nc, cl_tabs *tb) {
             tb->bias[h][l] = ch < nc && j->bias ? j->bias[c] : 0;
             tb->mult[h][l] = qr_mult_of(&p->rq, c)->mult_f;
             if (ch >= nc) continue;
-            /* taps in (ky, kx) order, two per 32-bit lane */
-            uint16_t *d = (uint16_t *)(void *)&tb->wp[0][h][l];
+            /* the channel's taps in (ky, kx) order, two per 32-bit lane
+             * (the first in the low 16 bits) */
+            int8_t tw[26] = {0};
             const int8_t *src = w->data + c * per;
-            int t = 0;
-            for (int ky = 0; ky < kh; ky++)
+            for (int ky = 0, t = 0; ky < kh; ky++)
                 for (int kx = 0; kx < kw; kx++, t++)
-                    d[(t / 2) * 32 + (t & 1)] = (uint16_t)(int16_t)src[ky * gw * 4 + kx];
+                    tw[t] = src[ky * gw * 4 + kx];
+            for (int pr = 0; pr < (k + 1) / 2; pr++)
+                tb->wp[pr][h][l] = (int32_t)((uint32_t)(uint16_t)(int16_t)tw[2 * pr] |
+                                             (uint32_t)(uint16_t)(int16_t)tw[2 * pr + 1] << 16);
         }
-    (void)k;
 }
 
 /* The grid T of one unit: interior cells from the 16 channel planes (q - z
