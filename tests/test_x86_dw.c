@@ -1,7 +1,9 @@
 /* test_x86_dw.c - edge cases of the depthwise kernels behind
  * qf_x86_dwconv2d_s8, on both ISAs it takes: AVX-512 VNNI, on the VBMI
  * paths (flat and wide, where the CPU has AVX512_VBMI) and with them
- * switched off (qf_x86_dw_set_vbmi(false): the row path), and AVX2. Every
+ * switched off (qf_x86_dw_set_vbmi(false): the row path), and AVX2: the
+ * row kernel (qf_x86_dw_set_cl(0)) and the channel-lane kernel wherever it
+ * can run (qf_x86_dw_set_cl(2): FP32 mode, grids within its buffers). Every
  * geometry of the table and of the width sweep, in both requantization
  * modes and at clamp/scale extremes, with 1 and 2 threads, each compared
  * byte for byte with a naive loop written here (int32 sum, then
