@@ -217,8 +217,7 @@ TGT static inline void store_run(int8_t *d, __m128i b, int lane, int n) {
     } else {
         int8_t q[16];
         _mm_storeu_si128((__m128i *)q, lo);
-        for (int i = 0; i < n; i++)
-            d[i] = q[i];
+        move16(d, q, n);
     }
 }
 
@@ -433,8 +432,20 @@ TGT static void sign_pre(const qx_conv_tile *t, const qx_src *s, uint8_t *pre) {
     }
 }
 
+/* The tile's n_blk channel blocks on one vector, each in two 4-row passes. */
+TGT static inline __attribute__((always_inline)) void
+vec_blocks(const qx_conv_tile *t0, const qx_src *s, const run_masks *m, const bool multi,
+           const qx_vec_store *st, const out16_k *ok, const bool sg, const uint8_t *pre) {
+    qx_conv_tile t = *t0;
+    for (int32_t b = 0; b < t0->n_blk; b++) {
+        tile_block(t0, b, &t);
+        conv_ubs(&t, s, m, multi, 0, st, ok, sg, pre);
+        if (t.n_rows > 4) conv_ubs(&t, s, m, multi, 4, st, ok, sg, pre);
+    }
+}
+
 /* Vector h of the tile's slots for each of its n_blk channel blocks (the
- * run masks made once). */
+ * run masks, and the sign form's q and |q|, made once). */
 TGT static inline __attribute__((always_inline)) void vec_ubs_k(const qx_conv_tile *t0, int h,
                                                                 const out16_k *k, const bool sg) {
     const qx_src *s = &t0->src[h];
@@ -442,34 +453,20 @@ TGT static inline __attribute__((always_inline)) void vec_ubs_k(const qx_conv_ti
     run_masks m;
     out16_k ok = *k;
     ok.one = one_run(st);
-    qx_conv_tile t = *t0;
-    const bool multi = s->n > 1;
-    if (multi) make_masks(s, &m);
-    /* (vectors of several runs have reductions too long for pre: their
-     * runs are gathered into one when k4 <= GATHER_STEPS, qx86_conv.c) */
-    if (sg && !multi && t0->k4 <= SIGN_PRE_STEPS && (t0->n_blk > 1 || t0->rows_left > 4)) {
-        _Alignas(32) uint8_t pre[SIGN_PRE_STEPS * 128];
-        sign_pre(t0, s, pre);
-        for (int32_t b = 0; b < t0->n_blk; b++) {
-            tile_block(t0, b, &t);
-            conv_ubs(&t, s, &m, false, 0, st, &ok, true, pre);
-            if (t.n_rows > 4) conv_ubs(&t, s, &m, false, 4, st, &ok, true, pre);
-        }
+    if (s->n > 1) {
+        make_masks(s, &m);
+        vec_blocks(t0, s, &m, true, st, &ok, sg, NULL);
         return;
     }
-    if (multi) {
-        for (int32_t b = 0; b < t0->n_blk; b++) {
-            tile_block(t0, b, &t);
-            conv_ubs(&t, s, &m, true, 0, st, &ok, sg, NULL);
-            if (t.n_rows > 4) conv_ubs(&t, s, &m, true, 4, st, &ok, sg, NULL);
-        }
-    } else {
-        for (int32_t b = 0; b < t0->n_blk; b++) {
-            tile_block(t0, b, &t);
-            conv_ubs(&t, s, &m, false, 0, st, &ok, sg, NULL);
-            if (t.n_rows > 4) conv_ubs(&t, s, &m, false, 4, st, &ok, sg, NULL);
-        }
+    /* (vectors of several runs have reductions too long for pre: their
+     * runs are gathered into one when k4 <= GATHER_STEPS, qx86_conv.c) */
+    if (sg && t0->k4 <= SIGN_PRE_STEPS && (t0->n_blk > 1 || t0->rows_left > 4)) {
+        _Alignas(32) uint8_t pre[SIGN_PRE_STEPS * 128];
+        sign_pre(t0, s, pre);
+        vec_blocks(t0, s, &m, false, st, &ok, true, pre);
+        return;
     }
+    vec_blocks(t0, s, &m, false, st, &ok, sg, NULL);
 }
 
 TGT static void vec_ubs(const qx_conv_tile *t, int h, const out16_k *k) {
