@@ -122,6 +122,10 @@ static const geom geo_cases[] = {
     {"c4 5x5 s2x1 dil2",    1, 8,  13, 21, 5,  5, 5, 1, 2, 2, 2, 3, 1, 2, 4, 1},
     {"c4 3x3 s3x2 w37",     2, 4,  10, 37, 7,  3, 3, 3, 2, 1, 1, 1, 1, 1, 1, 1},
     {"c4 3x3 K=4176 bands", 2, 464,5,  5,  9,  3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},
+    /* per-pixel slots (9 channel blocks: the grid's 30-column rows would
+     * waste more than a gather) whose row breaks fall at different lanes
+     * in a tile's two vectors (AVX-512 reads them in place, qx_ukernels.runs2) */
+    {"c4 3x3 w28 b2 oc72",  2, 8,  6,  28, 72, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},
     /* past the AVX2 kernel's widened weight copy (2048 steps): weights
      * widened in its loop */
     {"c4 3x3 K=8208 long",  2, 912,5,  5,  9,  3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},

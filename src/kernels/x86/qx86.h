@@ -388,6 +388,9 @@ typedef struct qx_ukernels {
     void (*gemm_tile)(const qx_gemm_tile *t);
     void (*conv_tt)(const qx_conv_tt *t); /* NULL: not available */
     bool multi_blk;                       /* conv_tile runs qx_conv_tile.n_blk blocks per call */
+    /* conv_tile reads vectors of up to 2 runs in place about as fast as
+     * gathered ones (one masked load more per step), so they are not gathered */
+    bool runs2;
 } qx_ukernels;
 
 /* NULL when isa has no micro-kernels here or is not compiled in. */

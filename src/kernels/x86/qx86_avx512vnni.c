@@ -219,6 +219,20 @@ TGT static void conv_tile(const qx_conv_tile *t) {
             const __m512i x0 = _mm512_loadu_si512(a0 + ko[k]), x1 = _mm512_loadu_si512(a1 + ko[k]);
             ALL_ROWS();
         }
+    } else if (s0->n <= 2 && s1->n <= 2) {
+        /* a row break in either vector (most per-pixel tiles): run 1's
+         * lanes merged by one masked load, which reads nothing where its
+         * mask is empty */
+        const uint8_t *a0 = s0->p[0], *a1 = s1->p[0];
+        const uint8_t *b0 = s0->n > 1 ? s0->p[1] : a0, *b1 = s1->n > 1 ? s1->p[1] : a1;
+        const __mmask16 m0 = s0->n > 1 ? (__mmask16)s0->mask[1] : 0;
+        const __mmask16 m1 = s1->n > 1 ? (__mmask16)s1->mask[1] : 0;
+        for (int32_t k = 0; k < t->k4; k++, wk += 32) {
+            const int64_t o = ko[k];
+            const __m512i x0 = _mm512_mask_loadu_epi32(_mm512_loadu_si512(a0 + o), m0, b0 + o);
+            const __m512i x1 = _mm512_mask_loadu_epi32(_mm512_loadu_si512(a1 + o), m1, b1 + o);
+            ALL_ROWS();
+        }
     } else {
         for (int32_t k = 0; k < t->k4; k++, wk += 32) {
             const __m512i x0 = load_runs(s0, ko[k]), x1 = load_runs(s1, ko[k]);
@@ -553,7 +567,7 @@ TGT static void conv_tt(const qx_conv_tt *t) {
 }
 
 static const qx_ukernels k_vnni = {
-    .conv_tile = conv_tile, .gemm_tile = gemm_tile, .conv_tt = conv_tt};
+    .conv_tile = conv_tile, .gemm_tile = gemm_tile, .conv_tt = conv_tt, .runs2 = true};
 
 const qx_ukernels *qx_ukernels_avx512vnni(void) { return &k_vnni; }
 

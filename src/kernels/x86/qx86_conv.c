@@ -969,7 +969,8 @@ static void run_tiles(const conv_job *j, int64_t pair0, int64_t pair_end, int64_
         if (!a0) {
             make_src(j, s, &src[0]);
             make_src(j, s + 16, &src[1]);
-            if ((src[0].n > 1 || src[1].n > 1) && pl->k4 <= GATHER_STEPS) {
+            if ((src[0].n > 1 || src[1].n > 1) && pl->k4 <= GATHER_STEPS &&
+                !(j->uk->runs2 && src[0].n <= 2 && src[1].n <= 2)) {
                 for (int h = 0; h < 2; h++) {
                     gather_vec(j, &src[h], gbuf[h]);
                     src[h].n = 1;
