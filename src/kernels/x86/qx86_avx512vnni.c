@@ -155,24 +155,6 @@ TGT static INL void out_pair(const qx_conv_tile *t, const pair_consts *k, int r,
     if (two) store_row32(_mm512_extracti64x4_epi64(q, 1), st, base + t->ch_stride);
 }
 
-/* The whole tile's FP32 epilogue, out of line (inlined, it makes GCC spill
- * the accumulators inside the dot-product loop); the accumulators come
- * through memory once, and the four row pairs, independent, overlap. */
-TGT static INL void out_tile_k(const qx_conv_tile *t, const __m512i *acc, bool small) {
-    const pair_consts k = pair_consts_of(t->e.rq);
-    out_pair(t, &k, 0, acc[0], acc[1], acc[2], acc[3], small);
-    if (t->n_rows > 2) out_pair(t, &k, 2, acc[4], acc[5], acc[6], acc[7], small);
-    if (t->n_rows > 4) out_pair(t, &k, 4, acc[8], acc[9], acc[10], acc[11], small);
-    if (t->n_rows > 6) out_pair(t, &k, 6, acc[12], acc[13], acc[14], acc[15], small);
-}
-
-TGT static __attribute__((noinline)) void out_tile(const qx_conv_tile *t, const __m512i *acc) {
-    if (t->e.mult_small)
-        out_tile_k(t, acc, true);
-    else
-        out_tile_k(t, acc, false);
-}
-
 #define ROW_DOT(r)                                                                                 \
     do {                                                                                           \
         const __m512i b = _mm512_set1_epi32(load32(wk + 4 * (r)));                                 \
@@ -200,7 +182,9 @@ TGT static inline __m512i load_runs(const qx_src *s, int64_t o) {
     return x;
 }
 
-TGT static void conv_tile(const qx_conv_tile *t) {
+/* One channel block (n_blk ignored): FIXED requantization, or FP32 with
+ * the fused add (blocks_fp32_k takes FP32 without it). */
+TGT static void conv_tile1(const qx_conv_tile *t) {
     /* the accumulators start at the row's correction term (bias - (128 + z)
      * * wsum), so the epilogue has one addition less; the sum is modulo 2^32
      * either way */
@@ -240,13 +224,6 @@ TGT static void conv_tile(const qx_conv_tile *t) {
         }
     }
     const qf_ref_requant *rq = t->e.rq;
-    if (rq->mode == QF_RQ_FP32 && !t->add) {
-        /* the common epilogue: rows in pairs, four vectors narrowed at once */
-        const __m512i acc[16] = {c00, c01, c10, c11, c20, c21, c30, c31,
-                                 c40, c41, c50, c51, c60, c61, c70, c71};
-        out_tile(t, acc);
-        return;
-    }
     if (rq->mode == QF_RQ_FP32) {
         /* with the fused residual add: accumulators through a stack tile,
          * one loop over the rows (no per-row call, constants loaded once) */
@@ -275,6 +252,105 @@ TGT static void conv_tile(const qx_conv_tile *t) {
     conv_row_out(t, &k, 5, c50, c51);
     conv_row_out(t, &k, 6, c60, c61);
     conv_row_out(t, &k, 7, c70, c71);
+}
+
+/* Block b of a multi-block tile t0 into *t (as the AVX2 kernel's). */
+static inline void tile_block(const qx_conv_tile *t0, int32_t b, qx_conv_tile *t) {
+    const int32_t r8 = QX_CONV_ROWS * b;
+    const int32_t left = t0->rows_left - r8;
+    t->n_rows = left < QX_CONV_ROWS ? left : QX_CONV_ROWS;
+    t->w = t0->w + (int64_t)b * t0->k4 * 32;
+    t->ch0 = t0->ch0 + r8;
+    t->e.corr = t0->e.corr + r8;
+    t->e.mult_f = t0->e.mult_f + r8;
+    t->e.mult_q = t0->e.mult_q + r8;
+    t->e.shift = t0->e.shift + r8;
+}
+
+/* The common case, FP32 requantization without a fused add: all n_blk
+ * blocks of the tile in one call, each block's dot products followed by
+ * its row-pair epilogue inline, so the accumulators stay in registers (32
+ * zmm: 16 accumulators, the two slot vectors, a weight broadcast and the
+ * epilogue's constants) instead of going through memory to an out-of-line
+ * epilogue, and the slot vectors' pointers and masks are set up once.
+ * form: 0 both vectors one run, 1 up to two runs each, 2 any. */
+TGT static INL void blocks_fp32_k(const qx_conv_tile *t0, const int form, const bool small) {
+    const pair_consts pk = pair_consts_of(t0->e.rq);
+    const qx_src *s0 = &t0->src[0], *s1 = &t0->src[1];
+    const uint8_t *a0 = s0->p[0], *a1 = s1->p[0];
+    const uint8_t *b0 = s0->n > 1 ? s0->p[1] : a0, *b1 = s1->n > 1 ? s1->p[1] : a1;
+    const __mmask16 m0 = s0->n > 1 ? (__mmask16)s0->mask[1] : 0;
+    const __mmask16 m1 = s1->n > 1 ? (__mmask16)s1->mask[1] : 0;
+    const int32_t *ko = t0->koff;
+    qx_conv_tile t = *t0;
+    for (int32_t blk = 0; blk < t0->n_blk; blk++) {
+        tile_block(t0, blk, &t);
+        const int32_t *cr = t.e.corr;
+        __m512i c00 = _mm512_set1_epi32(cr[0]), c01 = c00, c10 = _mm512_set1_epi32(cr[1]),
+                c11 = c10, c20 = _mm512_set1_epi32(cr[2]), c21 = c20,
+                c30 = _mm512_set1_epi32(cr[3]), c31 = c30, c40 = _mm512_set1_epi32(cr[4]),
+                c41 = c40, c50 = _mm512_set1_epi32(cr[5]), c51 = c50,
+                c60 = _mm512_set1_epi32(cr[6]), c61 = c60, c70 = _mm512_set1_epi32(cr[7]),
+                c71 = c70;
+        const int8_t *wk = t.w;
+        for (int32_t k = 0; k < t.k4; k++, wk += 32) {
+            const int64_t o = ko[k];
+            __m512i x0, x1;
+            if (form == 0) {
+                x0 = _mm512_loadu_si512(a0 + o);
+                x1 = _mm512_loadu_si512(a1 + o);
+            } else if (form == 1) {
+                x0 = _mm512_mask_loadu_epi32(_mm512_loadu_si512(a0 + o), m0, b0 + o);
+                x1 = _mm512_mask_loadu_epi32(_mm512_loadu_si512(a1 + o), m1, b1 + o);
+            } else {
+                x0 = load_runs(s0, o);
+                x1 = load_runs(s1, o);
+            }
+            ALL_ROWS();
+        }
+        out_pair(&t, &pk, 0, c00, c01, c10, c11, small);
+        if (t.n_rows > 2) out_pair(&t, &pk, 2, c20, c21, c30, c31, small);
+        if (t.n_rows > 4) out_pair(&t, &pk, 4, c40, c41, c50, c51, small);
+        if (t.n_rows > 6) out_pair(&t, &pk, 6, c60, c61, c70, c71, small);
+    }
+}
+
+TGT static __attribute__((noinline)) void blocks_fp32_1(const qx_conv_tile *t, bool small) {
+    if (small)
+        blocks_fp32_k(t, 0, true);
+    else
+        blocks_fp32_k(t, 0, false);
+}
+TGT static __attribute__((noinline)) void blocks_fp32_2(const qx_conv_tile *t, bool small) {
+    if (small)
+        blocks_fp32_k(t, 1, true);
+    else
+        blocks_fp32_k(t, 1, false);
+}
+TGT static __attribute__((noinline)) void blocks_fp32_n(const qx_conv_tile *t, bool small) {
+    if (small)
+        blocks_fp32_k(t, 2, true);
+    else
+        blocks_fp32_k(t, 2, false);
+}
+
+/* The tile's n_blk channel blocks on its 32 slots. */
+TGT static void conv_tile(const qx_conv_tile *t0) {
+    if (t0->e.rq->mode == QF_RQ_FP32 && !t0->add) {
+        const int32_t n = t0->src[0].n > t0->src[1].n ? t0->src[0].n : t0->src[1].n;
+        if (n == 1)
+            blocks_fp32_1(t0, t0->e.mult_small);
+        else if (n == 2)
+            blocks_fp32_2(t0, t0->e.mult_small);
+        else
+            blocks_fp32_n(t0, t0->e.mult_small);
+        return;
+    }
+    qx_conv_tile t = *t0;
+    for (int32_t b = 0; b < t0->n_blk; b++) {
+        tile_block(t0, b, &t);
+        conv_tile1(&t);
+    }
 }
 
 /* One output row of a gemm tile: 32 channels in two vectors. */
@@ -566,8 +642,11 @@ TGT static void conv_tt(const qx_conv_tt *t) {
     tt_out(t, row);
 }
 
-static const qx_ukernels k_vnni = {
-    .conv_tile = conv_tile, .gemm_tile = gemm_tile, .conv_tt = conv_tt, .runs2 = true};
+static const qx_ukernels k_vnni = {.conv_tile = conv_tile,
+                                   .gemm_tile = gemm_tile,
+                                   .conv_tt = conv_tt,
+                                   .multi_blk = true,
+                                   .runs2 = true};
 
 const qx_ukernels *qx_ukernels_avx512vnni(void) { return &k_vnni; }
 
