@@ -475,19 +475,56 @@ static void fill_c4_s1(const conv_job *j, const int8_t *const chan[4], uint8_t *
         }
         return;
     }
-    /* short rows: whole rows at a time through a stack block */
-    uint8_t tmp[FILL_ROW * 4];
-    const int64_t rpr = FILL_ROW / w;
-    for (int64_t iy0 = 0; iy0 < iy_end; iy0 += rpr) {
-        const int64_t nr = iy_end - iy0 < rpr ? iy_end - iy0 : rpr;
-        const int64_t n = nr * w, o = iy0 * w;
-        interleave_n(c0 + o, c1 + o, c2 + o, c3 + o, n, tmp);
-        for (int64_t r = 0; r < nr; r++) {
-            uint8_t *d = plane + (p->pad_top + iy0 + r) * row_bytes;
-            set_bytes(d, pad, left);
-            copy_row(d + left, tmp + r * w * 4, w * 4);
-            set_bytes(d + left + w * 4, pad, right);
+    /* short rows: each row's 16 bytes of every channel (the row and what
+     * follows it in the channel's plane) interleaved in registers and its
+     * w * 4 bytes stored (a stack block and reading it back at the rows'
+     * offsets stalled on store forwarding); a row whose reads would pass
+     * the input's end is interleaved byte by byte */
+    const uint8_t *end = (const uint8_t *)j->in_end;
+    const uint8_t *hi = c0 > c1 ? c0 : c1;
+    hi = hi > c2 ? hi : c2;
+    hi = hi > c3 ? hi : c3;
+    const __m128i flip = _mm_set1_epi8((char)0x80);
+    for (int64_t iy = 0; iy < iy_end; iy++) {
+        uint8_t *d = plane + (p->pad_top + iy) * row_bytes;
+        const int64_t o = iy * w;
+        set_bytes(d, pad, left);
+        uint8_t *q = d + left;
+        if (hi + o + 16 <= end) {
+            const __m128i v0 = _mm_loadu_si128((const __m128i *)(c0 + o));
+            const __m128i v1 = _mm_loadu_si128((const __m128i *)(c1 + o));
+            const __m128i v2 = _mm_loadu_si128((const __m128i *)(c2 + o));
+            const __m128i v3 = _mm_loadu_si128((const __m128i *)(c3 + o));
+            const __m128i a = _mm_unpacklo_epi8(v0, v1), b = _mm_unpacklo_epi8(v2, v3);
+            const __m128i c = _mm_unpackhi_epi8(v0, v1), e = _mm_unpackhi_epi8(v2, v3);
+            const __m128i x[4] = {_mm_xor_si128(_mm_unpacklo_epi16(a, b), flip),
+                                  _mm_xor_si128(_mm_unpackhi_epi16(a, b), flip),
+                                  _mm_xor_si128(_mm_unpacklo_epi16(c, e), flip),
+                                  _mm_xor_si128(_mm_unpackhi_epi16(c, e), flip)};
+            /* w * 4 < 64 bytes: whole vectors, then 8 and 4 bytes */
+            const int64_t n = w * 4;
+            int64_t k = 0;
+            for (; k + 16 <= n; k += 16)
+                _mm_storeu_si128((__m128i *)(q + k), x[k / 16]);
+            __m128i t = x[k / 16 < 4 ? k / 16 : 3];
+            if (n - k >= 8) {
+                _mm_storel_epi64((__m128i *)(q + k), t);
+                t = _mm_srli_si128(t, 8);
+                k += 8;
+            }
+            if (n - k >= 4) {
+                const int32_t v = _mm_cvtsi128_si32(t);
+                memcpy(q + k, &v, 4);
+            }
+        } else {
+            for (int64_t i = 0; i < w; i++) {
+                q[4 * i] = c0[o + i] ^ 0x80;
+                q[4 * i + 1] = c1[o + i] ^ 0x80;
+                q[4 * i + 2] = c2[o + i] ^ 0x80;
+                q[4 * i + 3] = c3[o + i] ^ 0x80;
+            }
         }
+        set_bytes(q + w * 4, pad, right);
     }
 }
 
