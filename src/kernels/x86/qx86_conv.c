@@ -449,9 +449,9 @@ static inline void interleave_n(const uint8_t *r0, const uint8_t *r1, const uint
 }
 
 /* conv8c4 fill of one image's quad when stride is 1 and the 4 channels
- * exist: padded rows are interleaved straight from the input rows (wide
- * rows), or from a flat interleave of several whole input rows (rows under
- * 16 bytes), and the pads are set to the flipped zero point. */
+ * exist: padded rows are interleaved straight from the input rows (rows
+ * under 16 bytes from one 16-byte read of each channel), and the pads are
+ * set to the flipped zero point. */
 static void fill_c4_s1(const conv_job *j, const int8_t *const chan[4], uint8_t *plane) {
     const qf_ref_conv_params *p = j->p;
     const cplan *pl = j->pl;
