@@ -343,6 +343,21 @@ typedef struct qx_conv_tile {
     const qx_add_consts *add;
 } qx_conv_tile;
 
+/* Block b of a multi-block tile t0 into *t (a copy of t0): its weights,
+ * rows, first channel, split fixes and epilogue arrays. */
+static inline void qx_tile_block(const qx_conv_tile *t0, int32_t b, qx_conv_tile *t) {
+    const int32_t r8 = QX_CONV_ROWS * b;
+    const int32_t left = t0->rows_left - r8;
+    t->n_rows = left < QX_CONV_ROWS ? left : QX_CONV_ROWS;
+    t->w = t0->w + (int64_t)b * t0->k4 * 32;
+    t->ch0 = t0->ch0 + r8;
+    if (t0->fix_start) t->fix_start = t0->fix_start + r8;
+    t->e.corr = t0->e.corr + r8;
+    t->e.mult_f = t0->e.mult_f + r8;
+    t->e.mult_q = t0->e.mult_q + r8;
+    t->e.shift = t0->e.shift + r8;
+}
+
 /* Gemm tile: up to 8 rows x 32 channels. */
 typedef struct qx_gemm_tile {
     const uint8_t *a; /* row 0 of n_rows u8 rows, k4 * 4 bytes each */

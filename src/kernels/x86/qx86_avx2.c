@@ -399,20 +399,6 @@ conv_ubs(const qx_conv_tile *t, const qx_src *s, const run_masks *m, const bool 
 #undef QX_UBS_OUT
 }
 
-/* Block b of a multi-block tile t0 into *t. */
-static inline void tile_block(const qx_conv_tile *t0, int32_t b, qx_conv_tile *t) {
-    const int32_t r8 = QX_CONV_ROWS * b;
-    const int32_t left = t0->rows_left - r8;
-    t->n_rows = left < QX_CONV_ROWS ? left : QX_CONV_ROWS;
-    t->w = t0->w + (int64_t)b * t0->k4 * 32;
-    t->ch0 = t0->ch0 + r8;
-    if (t0->fix_start) t->fix_start = t0->fix_start + r8;
-    t->e.corr = t0->e.corr + r8;
-    t->e.mult_f = t0->e.mult_f + r8;
-    t->e.mult_q = t0->e.mult_q + r8;
-    t->e.shift = t0->e.shift + r8;
-}
-
 /* Sign form: the signed activations q = u ^ 0x80 and |q| of a vector's
  * k4 steps ([k][q 64 bytes, |q| 64 bytes]), made once when the tile runs
  * them through several 4-row passes (its blocks x 2), instead of a vpxor
@@ -438,7 +424,7 @@ vec_blocks(const qx_conv_tile *t0, const qx_src *s, const run_masks *m, const bo
            const qx_vec_store *st, const out16_k *ok, const bool sg, const uint8_t *pre) {
     qx_conv_tile t = *t0;
     for (int32_t b = 0; b < t0->n_blk; b++) {
-        tile_block(t0, b, &t);
+        qx_tile_block(t0, b, &t);
         conv_ubs(&t, s, m, multi, 0, st, ok, sg, pre);
         if (t.n_rows > 4) conv_ubs(&t, s, m, multi, 4, st, ok, sg, pre);
     }
@@ -640,7 +626,7 @@ TGT static void conv_tile(const qx_conv_tile *t0) {
     if (!t0->maddubs_ok && !t0->sign_ok) {
         qx_conv_tile t = *t0;
         for (int32_t b = 0; b < t0->n_blk; b++) {
-            tile_block(t0, b, &t);
+            qx_tile_block(t0, b, &t);
             conv_tile_wide(&t, &ok);
         }
         return;

@@ -254,19 +254,6 @@ TGT static void conv_tile1(const qx_conv_tile *t) {
     conv_row_out(t, &k, 7, c70, c71);
 }
 
-/* Block b of a multi-block tile t0 into *t (as the AVX2 kernel's). */
-static inline void tile_block(const qx_conv_tile *t0, int32_t b, qx_conv_tile *t) {
-    const int32_t r8 = QX_CONV_ROWS * b;
-    const int32_t left = t0->rows_left - r8;
-    t->n_rows = left < QX_CONV_ROWS ? left : QX_CONV_ROWS;
-    t->w = t0->w + (int64_t)b * t0->k4 * 32;
-    t->ch0 = t0->ch0 + r8;
-    t->e.corr = t0->e.corr + r8;
-    t->e.mult_f = t0->e.mult_f + r8;
-    t->e.mult_q = t0->e.mult_q + r8;
-    t->e.shift = t0->e.shift + r8;
-}
-
 /* The common case, FP32 requantization without a fused add: all n_blk
  * blocks of the tile in one call, each block's dot products followed by
  * its row-pair epilogue inline, so the accumulators stay in registers (32
@@ -284,7 +271,7 @@ TGT static INL void blocks_fp32_k(const qx_conv_tile *t0, const int form, const 
     const int32_t *ko = t0->koff;
     qx_conv_tile t = *t0;
     for (int32_t blk = 0; blk < t0->n_blk; blk++) {
-        tile_block(t0, blk, &t);
+        qx_tile_block(t0, blk, &t);
         const int32_t *cr = t.e.corr;
         __m512i c00 = _mm512_set1_epi32(cr[0]), c01 = c00, c10 = _mm512_set1_epi32(cr[1]),
                 c11 = c10, c20 = _mm512_set1_epi32(cr[2]), c21 = c20,
@@ -315,40 +302,27 @@ TGT static INL void blocks_fp32_k(const qx_conv_tile *t0, const int form, const 
     }
 }
 
-TGT static __attribute__((noinline)) void blocks_fp32_1(const qx_conv_tile *t, bool small) {
-    if (small)
-        blocks_fp32_k(t, 0, true);
+/* blocks_fp32_k for each form, with and without the small-multiplier
+ * epilogue. */
+TGT static __attribute__((noinline)) void blocks_fp32(const qx_conv_tile *t, int form, bool small) {
+    if (form == 0)
+        small ? blocks_fp32_k(t, 0, true) : blocks_fp32_k(t, 0, false);
+    else if (form == 1)
+        small ? blocks_fp32_k(t, 1, true) : blocks_fp32_k(t, 1, false);
     else
-        blocks_fp32_k(t, 0, false);
-}
-TGT static __attribute__((noinline)) void blocks_fp32_2(const qx_conv_tile *t, bool small) {
-    if (small)
-        blocks_fp32_k(t, 1, true);
-    else
-        blocks_fp32_k(t, 1, false);
-}
-TGT static __attribute__((noinline)) void blocks_fp32_n(const qx_conv_tile *t, bool small) {
-    if (small)
-        blocks_fp32_k(t, 2, true);
-    else
-        blocks_fp32_k(t, 2, false);
+        small ? blocks_fp32_k(t, 2, true) : blocks_fp32_k(t, 2, false);
 }
 
 /* The tile's n_blk channel blocks on its 32 slots. */
 TGT static void conv_tile(const qx_conv_tile *t0) {
     if (t0->e.rq->mode == QF_RQ_FP32 && !t0->add) {
         const int32_t n = t0->src[0].n > t0->src[1].n ? t0->src[0].n : t0->src[1].n;
-        if (n == 1)
-            blocks_fp32_1(t0, t0->e.mult_small);
-        else if (n == 2)
-            blocks_fp32_2(t0, t0->e.mult_small);
-        else
-            blocks_fp32_n(t0, t0->e.mult_small);
+        blocks_fp32(t0, n == 1 ? 0 : n == 2 ? 1 : 2, t0->e.mult_small);
         return;
     }
     qx_conv_tile t = *t0;
     for (int32_t b = 0; b < t0->n_blk; b++) {
-        tile_block(t0, b, &t);
+        qx_tile_block(t0, b, &t);
         conv_tile1(&t);
     }
 }
