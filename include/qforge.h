@@ -168,10 +168,19 @@ size_t qf_session_scratch_bytes(const qf_session *s);
  * ones (0: it does not). A batch whose activations would overflow the
  * last-level cache runs through the whole graph one chunk at a time (the
  * largest divisor of the batch whose biggest activation fits half that
- * cache), when every run-time node treats the images of a batch
+ * cache, divided among the threads that run chunks at once), when every run-time node treats the images of a batch
  * independently; QF_BATCH_CHUNK=N forces N images (a divisor of the batch),
  * 0 turns it off. Results are the same bytes either way. */
 int qf_session_batch_chunk(const qf_session *s);
+
+/* Threads that run the chunks of the current plan at the same time, each a
+ * whole chunk on single-threaded kernels in memory of its own (arena and
+ * scratch are then per thread: the sizes above count them all): the
+ * session's thread count when chunks run concurrently, 1 when they run one
+ * after another with every thread on each layer, 0 when the plan has no
+ * chunks. Integer graphs without float convolutions or matrix products,
+ * at least one chunk per thread; QF_IMAGE_PARALLEL=0 turns it off. */
+int qf_session_batch_workers(const qf_session *s);
 
 /* Residual adds (qforge.QAdd) the current plan runs inside the convolution
  * that produces one of their operands (0 before the first run; always 0

@@ -334,6 +334,46 @@ static void batch_chunking(void) {
         qf_session_free(s);
         qf_model_free(m);
     }
+    /* 2 threads: 3 or 4 chunks run concurrently, one per thread, with the
+     * same results; a batch of 2 (one chunk for 2 threads) and
+     * QF_IMAGE_PARALLEL=0 run them one after another */
+    {
+        qf_model *m = softmax_model(1);
+        CHECK(m != NULL);
+        qf_session *s;
+        qf_err e;
+        const qf_session_options opt = {.num_threads = 2};
+        CHECK_OK(qf_session_create(m, &opt, &s, &e));
+        const int batches[5] = {8, 8, 6, 4, 8};
+        const int workers[5] = {2, 2, 2, 2, 1};
+        for (int k = 0; k < 5; k++) {
+            const int b = batches[k];
+            if (k == 4) setenv("QF_IMAGE_PARALLEL", "0", 1);
+            if (k == 3) setenv("QF_BATCH_CHUNK", "4", 1); /* 1 chunk of 4: no chunks */
+            qf_tensor in = {.dtype = QF_DT_F32, .rank = 2, .dims = {b, 5}, .data = x}, out;
+            qf_allocator a = qt_counting_allocator();
+            if (k == 1) { /* the same shape again: no allocation */
+                qf_set_allocator(&a);
+                *qt_allocs() = 0;
+            }
+            qf_status st = qf_session_run(s, &in, 1, &out, 1, &e);
+            if (k == 1) {
+                qf_set_allocator(NULL);
+                CHECK_EQ_INT(*qt_allocs(), 0);
+            }
+            CHECK_MSG(st == QF_OK, "%s", e.msg);
+            CHECK(out.rank == 2 && out.dims[0] == b && out.dims[1] == 5);
+            CHECK_EQ_INT(qf_session_batch_chunk(s), k == 3 ? 0 : 2);
+            CHECK_EQ_INT(qf_session_batch_workers(s), k == 3 ? 0 : workers[k]);
+            softmax_expect(x, b, 1, want);
+            for (int i = 0; i < b * 5; i++)
+                CHECK_NEAR(((const float *)out.data)[i], want[i], 1e-6);
+            if (k == 3) setenv("QF_BATCH_CHUNK", "2", 1);
+        }
+        unsetenv("QF_IMAGE_PARALLEL");
+        qf_session_free(s);
+        qf_model_free(m);
+    }
     setenv("QF_BATCH_CHUNK", "0", 1);
     qf_model *m = softmax_model(1);
     qf_session *s;

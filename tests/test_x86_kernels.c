@@ -958,7 +958,7 @@ static qf_status count_observer(void *user, const qf_graph *g, int node, const q
 
 static qf_status fuse_run(const fuse_case *fc, const int8_t *x, const int8_t *w,
                           const int32_t *bias, const float *wscale, int threads, int observe,
-                          int8_t *y, size_t n_y, int *fused, qf_err *e) {
+                          int8_t *y, size_t n_y, int *fused, int *workers, qf_err *e) {
     enum { N = 2, C = 16, H = 9, W = 13 };
     qf_graph *g = qf_graph_create();
     if (!g) return QF_ERR_NOMEM;
@@ -1014,6 +1014,7 @@ static qf_status fuse_run(const fuse_case *fc, const int8_t *x, const int8_t *w,
         else
             memcpy(y, yt[0].data, n_y);
         *fused = qf_session_fused_adds(s);
+        *workers = qf_session_batch_workers(s);
     }
     qf_session_free(s);
     qf_model_free(m);
@@ -1090,19 +1091,28 @@ static void test_session_fusion(void) {
         ep.mode = QF_RQ_FP32;
         CHECK_OK(qf_ref_add_s8(&ep, fc->conv_slot == 0 ? conv : x, fc->conv_slot == 0 ? x : conv,
                                want, &e));
+        /* mode 0: plain; 1: observed; 2: one image per chunk (with 2
+         * threads the chunks run concurrently, each in its own memory) */
+        static const char *const mode_name[3] = {"", ", observed", ", chunks of 1 image"};
         for (int threads = 1; threads <= 2; threads++)
-            for (int observe = 0; observe < 2; observe++) {
-                int fused = -1;
+            for (int mode = 0; mode < 3; mode++) {
+                int fused = -1, workers = -1;
                 memset(got, 0x5A, sizeof got);
-                qf_status st =
-                    fuse_run(fc, x, w, bias, wscale, threads, observe, got, n_x, &fused, &e);
+                if (mode == 2) setenv("QF_BATCH_CHUNK", "1", 1);
+                qf_status st = fuse_run(fc, x, w, bias, wscale, threads, mode == 1, got, n_x,
+                                        &fused, &workers, &e);
+                unsetenv("QF_BATCH_CHUNK");
                 CHECK_MSG(st == QF_OK, "%s: status %d %s", fc->name, (int)st, e.msg);
                 CHECK_MSG(memcmp(got, want, n_x) == 0,
                           "%s, %d thread(s)%s: differs from conv + add", fc->name, threads,
-                          observe ? ", observed" : "");
-                const int want_fused = can_fuse && !observe && !fc->expose;
+                          mode_name[mode]);
+                const int want_fused = can_fuse && mode != 1 && !fc->expose;
                 CHECK_MSG(fused == want_fused, "%s, %d thread(s)%s: %d adds fused, expected %d",
-                          fc->name, threads, observe ? ", observed" : "", fused, want_fused);
+                          fc->name, threads, mode_name[mode], fused, want_fused);
+                const int want_workers = mode == 2 ? threads : 0;
+                CHECK_MSG(workers == want_workers,
+                          "%s, %d thread(s)%s: %d batch workers, expected %d", fc->name, threads,
+                          mode_name[mode], workers, want_workers);
             }
     }
     printf("  session fusion: %d residual graphs bit-exact, fused only where allowed\n",

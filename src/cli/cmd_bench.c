@@ -46,6 +46,7 @@ typedef struct bench_result {
     size_t arena_bytes, scratch_bytes;
     int fused_adds;
     int batch_chunk;
+    int batch_workers;
     long long peak_rss_bytes;
 } bench_result;
 
@@ -236,10 +237,10 @@ static void report(const bench_cfg *c, const char *kind, const qf_model *m, cons
                "\"p10_ms\": %.9g, \"p90_ms\": %.9g, \"mean_ms\": %.9g, \"min_ms\": %.9g, "
                "\"max_ms\": %.9g, \"items_per_s\": %.9g, \"arena_bytes\": %zu, "
                "\"scratch_bytes\": %zu, \"fused_adds\": %d, \"batch_chunk\": %d, "
-               "\"peak_rss_bytes\": %lld}\n",
+               "\"batch_workers\": %d, \"peak_rss_bytes\": %lld}\n",
                r->load_ms, r->first_ms, r->median_ms, r->p10_ms, r->p90_ms, r->mean_ms, r->min_ms,
                r->max_ms, items, r->arena_bytes, r->scratch_bytes, r->fused_adds, r->batch_chunk,
-               r->peak_rss_bytes);
+               r->batch_workers, r->peak_rss_bytes);
         return;
     }
     printf("%-11s%s (%s runtime)\n", "model", c->path, kind);
@@ -255,7 +256,11 @@ static void report(const bench_cfg *c, const char *kind, const qf_model *m, cons
     if (r->fused_adds)
         printf("%-11s%d residual add%s in the convolution epilogue\n", "fused", r->fused_adds,
                r->fused_adds == 1 ? "" : "s");
-    if (r->batch_chunk)
+    if (r->batch_chunk && r->batch_workers > 1)
+        printf("%-11sthe batch runs %lld images at a time through the whole graph (activations "
+               "stay in cache), %d chunks at once, one per thread\n",
+               "chunks", (long long)r->batch_chunk, r->batch_workers);
+    else if (r->batch_chunk)
         printf("%-11sthe batch runs %lld images at a time through the whole graph (activations "
                "stay in cache)\n",
                "chunks", (long long)r->batch_chunk);
@@ -441,6 +446,7 @@ static int run_bench(const cli_args *a) {
         r.scratch_bytes = qf_session_scratch_bytes(s);
         r.fused_adds = qf_session_fused_adds(s);
         r.batch_chunk = qf_session_batch_chunk(s);
+        r.batch_workers = qf_session_batch_workers(s);
         r.peak_rss_bytes = peak_rss_bytes();
         report(&c, kind, m, in, n_in, &r);
         rc = c.profile ? profile_runs(&c, s, m, in, n_in, out, n_out, r.fused_adds) : -1;
