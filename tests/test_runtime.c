@@ -268,7 +268,7 @@ static qf_model *softmax_model(int64_t axis) {
 }
 
 static void softmax_expect(const float *x, int b, int64_t axis, float *y) {
-    float a[8 * 5];
+    float a[12 * 5]; /* batches up to 12 */
     for (int i = 0; i < b * 5; i++)
         a[i] = (x[i] > 0 ? x[i] : 0) + x[i];
     const int outer = axis == 1 ? b : 5, inner = axis == 1 ? 5 : b;
@@ -383,8 +383,30 @@ static void batch_chunking(void) {
     CHECK_OK(qf_session_run(s, &in, 1, &out, 1, &e));
     CHECK_EQ_INT(qf_session_batch_chunk(s), 0);
     qf_session_free(s);
-    qf_model_free(m);
+    /* chosen chunks, 2 threads: a batch of b runs in chunks of the largest
+     * divisor of b up to b / 4 (two per thread) when they divide evenly
+     * among the threads or are at least 8 (9: 9 chunks of 1); else as one
+     * batch (this graph
+     * is small: no cache reason to cut it) */
     unsetenv("QF_BATCH_CHUNK");
+    const qf_session_options opt = {.num_threads = 2};
+    CHECK_OK(qf_session_create(m, &opt, &s, &e));
+    static const int bs[6] = {8, 2, 3, 5, 9, 12}, chunks[6] = {2, 1, 0, 0, 1, 3};
+    float xb[12 * 5], wb[12 * 5];
+    for (int i = 0; i < 12 * 5; i++)
+        xb[i] = (float)((i * 31) % 19) * 0.2f - 1.5f;
+    for (int k = 0; k < 6; k++) {
+        qf_tensor in8 = {.dtype = QF_DT_F32, .rank = 2, .dims = {bs[k], 5}, .data = xb};
+        CHECK_OK(qf_session_run(s, &in8, 1, &out, 1, &e));
+        CHECK_MSG(qf_session_batch_chunk(s) == chunks[k], "batch %d: chunk %d, expected %d", bs[k],
+                  qf_session_batch_chunk(s), chunks[k]);
+        CHECK_EQ_INT(qf_session_batch_workers(s), chunks[k] ? 2 : 0);
+        softmax_expect(xb, bs[k], 1, wb);
+        for (int i = 0; i < bs[k] * 5; i++)
+            CHECK_NEAR(((const float *)out.data)[i], wb[i], 1e-6);
+    }
+    qf_session_free(s);
+    qf_model_free(m);
 }
 
 QT_MAIN(QT_CASE(shape_chain_on_dynamic_batch), QT_CASE(observer_sees_every_node),
