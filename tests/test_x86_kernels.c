@@ -1091,17 +1091,21 @@ static void test_session_fusion(void) {
         ep.mode = QF_RQ_FP32;
         CHECK_OK(qf_ref_add_s8(&ep, fc->conv_slot == 0 ? conv : x, fc->conv_slot == 0 ? x : conv,
                                want, &e));
-        /* mode 0: plain; 1: observed; 2: one image per chunk (with 2
-         * threads the chunks run concurrently, each in its own memory) */
-        static const char *const mode_name[3] = {"", ", observed", ", chunks of 1 image"};
+        /* mode 0: plain (2 threads: one image each, concurrently); 1:
+         * observed; 2: one image per chunk; 3: QF_IMAGE_PARALLEL=0 (2
+         * threads: both on every layer) */
+        static const char *const mode_name[4] = {"", ", observed", ", chunks of 1 image",
+                                                 ", no image parallelism"};
         for (int threads = 1; threads <= 2; threads++)
-            for (int mode = 0; mode < 3; mode++) {
+            for (int mode = 0; mode < 4; mode++) {
                 int fused = -1, workers = -1;
                 memset(got, 0x5A, sizeof got);
                 if (mode == 2) setenv("QF_BATCH_CHUNK", "1", 1);
+                if (mode == 3) setenv("QF_IMAGE_PARALLEL", "0", 1);
                 qf_status st = fuse_run(fc, x, w, bias, wscale, threads, mode == 1, got, n_x,
                                         &fused, &workers, &e);
                 unsetenv("QF_BATCH_CHUNK");
+                unsetenv("QF_IMAGE_PARALLEL");
                 CHECK_MSG(st == QF_OK, "%s: status %d %s", fc->name, (int)st, e.msg);
                 CHECK_MSG(memcmp(got, want, n_x) == 0,
                           "%s, %d thread(s)%s: differs from conv + add", fc->name, threads,
@@ -1109,7 +1113,7 @@ static void test_session_fusion(void) {
                 const int want_fused = can_fuse && mode != 1 && !fc->expose;
                 CHECK_MSG(fused == want_fused, "%s, %d thread(s)%s: %d adds fused, expected %d",
                           fc->name, threads, mode_name[mode], fused, want_fused);
-                const int want_workers = mode == 2 ? threads : 0;
+                const int want_workers = mode == 2 || (mode == 0 && threads == 2) ? threads : 0;
                 CHECK_MSG(workers == want_workers,
                           "%s, %d thread(s)%s: %d batch workers, expected %d", fc->name, threads,
                           mode_name[mode], workers, want_workers);
@@ -1215,11 +1219,11 @@ static void test_session_threads(void) {
         const size_t n_x = (size_t)c->n * c->c * (c->gemm ? 1 : c->h * c->w);
         const size_t n_y = (size_t)c->n * c->oc * oh * ow;
         int8_t *x = malloc(n_x), *w = malloc((size_t)c->oc * k);
-        int8_t *want = malloc(n_y), *y1 = malloc(n_y), *y2 = malloc(n_y);
+        int8_t *want = malloc(n_y), *y1 = malloc(n_y), *y2 = malloc(n_y), *y3 = malloc(n_y);
         int32_t bias[64], wzp[64];
         float wscale[64];
         qf_ref_rescale mult[64];
-        CHECK(x && w && want && y1 && y2 && c->oc <= 64);
+        CHECK(x && w && want && y1 && y2 && y3 && c->oc <= 64);
         for (size_t i = 0; i < n_x; i++)
             x[i] = (int8_t)rnd(-128, 127);
         /* folding 8-bit weights: |w|, |zp| <= 63, so |w - zp| <= 126 */
@@ -1275,9 +1279,14 @@ static void test_session_threads(void) {
         }
         /* the sessions take a fast path (x86 or portable), never the reference */
         const uint64_t ref0 = qf_qops_reference_runs();
-        char kern1[64] = "", kern2[64] = "", want_kern[64];
+        /* 2 threads: both on every layer, then (batches of 2 or more)
+         * one image each, concurrently */
+        char kern1[64] = "", kern2[64] = "", kern3[64] = "", want_kern[64];
         if (!st) st = sess_run(c, x, w, bias, wscale, wzp, 1, y1, n_y, kern1, sizeof kern1, &e);
+        setenv("QF_IMAGE_PARALLEL", "0", 1);
         if (!st) st = sess_run(c, x, w, bias, wscale, wzp, 2, y2, n_y, kern2, sizeof kern2, &e);
+        unsetenv("QF_IMAGE_PARALLEL");
+        if (!st) st = sess_run(c, x, w, bias, wscale, wzp, 2, y3, n_y, kern3, sizeof kern3, &e);
         /* the kernel the profile names: x86 wherever the ISA has one and
          * the weights are symmetric or fold, else the portable one */
         const qf_isa isa = qf_isa_active();
@@ -1290,20 +1299,25 @@ static void test_session_threads(void) {
         const uint64_t ref_runs = qf_qops_reference_runs() - ref0;
         const int same1 = !st && memcmp(y1, want, n_y) == 0;
         const int same2 = !st && memcmp(y2, want, n_y) == 0;
+        const int same3 = !st && memcmp(y3, want, n_y) == 0;
         int distinct = 0;
         for (size_t i = 1; !st && i < n_y && !distinct; i++)
             distinct = want[i] != want[0];
-        free(x), free(w), free(want), free(y1), free(y2);
+        free(x), free(w), free(want), free(y1), free(y2), free(y3);
         CHECK_MSG(st == QF_OK, "%s: status %d %s", c->name, (int)st, e.msg);
         CHECK_MSG(same1, "%s: 1 thread differs from the reference", c->name);
         CHECK_MSG(same2, "%s: 2 threads differ from the reference", c->name);
+        CHECK_MSG(same3, "%s: 2 threads, one image each, differ from the reference", c->name);
         CHECK_MSG(distinct, "%s: degenerate output", c->name);
         CHECK_MSG(ref_runs == 0, "%s: %d runs fell back to the reference kernel", c->name,
                   (int)ref_runs);
-        CHECK_MSG(kernel_is(kern1, want_kern) && kernel_is(kern2, want_kern),
-                  "%s: kernel '%s' / '%s', expected '%s'", c->name, kern1, kern2, want_kern);
+        CHECK_MSG(kernel_is(kern1, want_kern) && kernel_is(kern2, want_kern) &&
+                      kernel_is(kern3, want_kern),
+                  "%s: kernel '%s' / '%s' / '%s', expected '%s'", c->name, kern1, kern2, kern3,
+                  want_kern);
     }
-    printf("  session (ISA %s): %d layers bit-exact with 1 and 2 threads\n",
+    printf("  session (ISA %s): %d layers bit-exact with 1 and 2 threads (and 2 threads one "
+           "image each)\n",
            qf_isa_name(qf_isa_active()), (int)QF_ARRAY_LEN(sess_cases));
 }
 
