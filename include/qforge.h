@@ -182,6 +182,17 @@ int qf_session_batch_chunk(const qf_session *s);
  * at least one chunk per thread; QF_IMAGE_PARALLEL=0 turns it off. */
 int qf_session_batch_workers(const qf_session *s);
 
+/* Adaptive threading: a session with several threads whose runs split each
+ * layer over them times those runs, on all threads and on the calling
+ * thread alone, and takes whichever mode is faster at the moment, trying
+ * the other one for 3 runs after every 64 (moving data between cores can
+ * cost several times more at some moments than at others on a virtual
+ * machine). Same
+ * results either way. *timed: runs timed so far; *serial: how many of
+ * them ran on the caller alone (either pointer may be NULL).
+ * QF_ADAPTIVE_THREADS=0 turns it off. */
+void qf_session_adaptive_runs(const qf_session *s, uint64_t *timed, uint64_t *serial);
+
 /* Residual adds (qforge.QAdd) the current plan runs inside the convolution
  * that produces one of their operands (0 before the first run; always 0
  * while an observer is set, since observers see every node's output). */

@@ -409,6 +409,46 @@ static void batch_chunking(void) {
     qf_model_free(m);
 }
 
+/* Adaptive threading: a 2-thread session times every run after the one
+ * that plans, probes the caller-alone mode for 3 runs after 8 and then
+ * after every 64 runs in the mode in use (so at least 9 of 199 timed runs
+ * ran on one thread, whichever mode won), with the same results in every
+ * run; QF_ADAPTIVE_THREADS=0 and 1-thread sessions time nothing. */
+static void adaptive_threads(void) {
+    qf_model *m = softmax_model(1);
+    CHECK(m != NULL);
+    float x[5] = {0.5f, -1.0f, 2.0f, 0.25f, -0.75f}, want[5];
+    softmax_expect(x, 1, 1, want);
+    for (int variant = 0; variant < 3; variant++) {
+        if (variant == 1) setenv("QF_ADAPTIVE_THREADS", "0", 1);
+        const qf_session_options opt = {.num_threads = variant == 2 ? 1 : 2};
+        qf_session *s;
+        qf_err e;
+        CHECK_OK(qf_session_create(m, &opt, &s, &e));
+        int bad = 0;
+        for (int r = 0; r < 200; r++) {
+            qf_tensor in = {.dtype = QF_DT_F32, .rank = 2, .dims = {1, 5}, .data = x}, out;
+            CHECK_OK(qf_session_run(s, &in, 1, &out, 1, &e));
+            for (int i = 0; i < 5; i++)
+                bad += fabs(((const float *)out.data)[i] - want[i]) > 1e-6;
+        }
+        CHECK_EQ_INT(bad, 0);
+        uint64_t timed = 99, serial = 99;
+        qf_session_adaptive_runs(s, &timed, &serial);
+        if (variant == 0) {
+            CHECK_EQ_INT(timed, 199);
+            CHECK_MSG(serial >= 9 && serial <= 199, "%llu runs on one thread",
+                      (unsigned long long)serial);
+        } else {
+            CHECK_EQ_INT(timed, 0);
+            CHECK_EQ_INT(serial, 0);
+        }
+        qf_session_free(s);
+        unsetenv("QF_ADAPTIVE_THREADS");
+    }
+    qf_model_free(m);
+}
+
 QT_MAIN(QT_CASE(shape_chain_on_dynamic_batch), QT_CASE(observer_sees_every_node),
         QT_CASE(chain_values_and_buffer_reuse), QT_CASE(input_validation_errors),
-        QT_CASE(shape_input_from_caller), QT_CASE(batch_chunking))
+        QT_CASE(shape_input_from_caller), QT_CASE(batch_chunking), QT_CASE(adaptive_threads))

@@ -47,6 +47,7 @@ typedef struct bench_result {
     int fused_adds;
     int batch_chunk;
     int batch_workers;
+    unsigned long long adaptive_runs, serial_runs;
     long long peak_rss_bytes;
 } bench_result;
 
@@ -237,10 +238,11 @@ static void report(const bench_cfg *c, const char *kind, const qf_model *m, cons
                "\"p10_ms\": %.9g, \"p90_ms\": %.9g, \"mean_ms\": %.9g, \"min_ms\": %.9g, "
                "\"max_ms\": %.9g, \"items_per_s\": %.9g, \"arena_bytes\": %zu, "
                "\"scratch_bytes\": %zu, \"fused_adds\": %d, \"batch_chunk\": %d, "
-               "\"batch_workers\": %d, \"peak_rss_bytes\": %lld}\n",
+               "\"batch_workers\": %d, \"adaptive_runs\": %llu, \"serial_runs\": %llu, "
+               "\"peak_rss_bytes\": %lld}\n",
                r->load_ms, r->first_ms, r->median_ms, r->p10_ms, r->p90_ms, r->mean_ms, r->min_ms,
                r->max_ms, items, r->arena_bytes, r->scratch_bytes, r->fused_adds, r->batch_chunk,
-               r->batch_workers, r->peak_rss_bytes);
+               r->batch_workers, r->adaptive_runs, r->serial_runs, r->peak_rss_bytes);
         return;
     }
     printf("%-11s%s (%s runtime)\n", "model", c->path, kind);
@@ -264,6 +266,10 @@ static void report(const bench_cfg *c, const char *kind, const qf_model *m, cons
         printf("%-11sthe batch runs %lld images at a time through the whole graph (activations "
                "stay in cache)\n",
                "chunks", (long long)r->batch_chunk);
+    if (r->adaptive_runs)
+        printf("%-11s%llu of %llu timed runs on the calling thread alone (it measured faster "
+               "then: adaptive threading)\n",
+               "threads", r->serial_runs, r->adaptive_runs);
     printf("%-11s%.2f MiB\n", "peak RSS", (double)r->peak_rss_bytes / 1048576.0);
     printf("%-11sload %.1f ms, first run (plans) %.1f ms\n", "startup", r->load_ms, r->first_ms);
 }
@@ -447,6 +453,10 @@ static int run_bench(const cli_args *a) {
         r.fused_adds = qf_session_fused_adds(s);
         r.batch_chunk = qf_session_batch_chunk(s);
         r.batch_workers = qf_session_batch_workers(s);
+        uint64_t timed = 0, serial = 0;
+        qf_session_adaptive_runs(s, &timed, &serial);
+        r.adaptive_runs = timed;
+        r.serial_runs = serial;
         r.peak_rss_bytes = peak_rss_bytes();
         report(&c, kind, m, in, n_in, &r);
         rc = c.profile ? profile_runs(&c, s, m, in, n_in, out, n_out, r.fused_adds) : -1;

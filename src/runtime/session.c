@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -74,6 +75,20 @@ struct qf_session {
      * scratch; frames[1..] own theirs) */
     int workers;
     struct run_frame *frames;
+    /* adaptive threading (qf_session_run): the kernels' context of this
+     * run (ctx, or serial: the caller alone), the plan generation (bumped
+     * by every plan), and per mode (0: all threads, 1: the caller alone)
+     * the smoothed run time and whether it was measured */
+    const qf_exec_ctx *run_ctx;
+    qf_exec_ctx serial;
+    unsigned plan_gen;
+    int cur_mode;    /* the mode in use */
+    int since_probe; /* runs in cur_mode since the last probe */
+    int probe_left;  /* runs of the other mode left in this probe */
+    int n_ring[2];   /* times recorded per mode (ring of ADAPT_WINDOW) */
+    double ring[2][8];
+    int last_mode;
+    uint64_t adaptive_runs, serial_runs;
     qf_node_observer observer;
     void *observer_user;
 };
@@ -169,6 +184,8 @@ static void release_mapping(const qf_graph *g) {
 #endif
 }
 
+static void adaptive_reset(qf_session *s);
+
 qf_status qf_session_create(const qf_model *m, const qf_session_options *opt, qf_session **out,
                             qf_err *err) {
     *out = NULL;
@@ -176,6 +193,8 @@ qf_status qf_session_create(const qf_model *m, const qf_session_options *opt, qf
     qf_session *s = qf_calloc(1, sizeof *s);
     if (!s) return qf_errf(err, QF_ERR_NOMEM, "out of memory creating session");
     s->m = m;
+    s->run_ctx = &s->ctx;
+    adaptive_reset(s);
     s->ctx.num_threads = (opt && opt->num_threads > 0) ? opt->num_threads : 1;
     if (s->ctx.num_threads > QF_THREADPOOL_MAX) s->ctx.num_threads = QF_THREADPOOL_MAX;
     if (s->ctx.num_threads > 1) {
@@ -508,6 +527,7 @@ static void fuse_residual_adds(qf_session *s) {
 
 static qf_status plan(qf_session *s, const qf_tensor *inputs, qf_err *err) {
     free_plan(s);
+    s->plan_gen++;
     const qf_graph *g = s->m->g;
     const char *path = s->m->path;
     qf_status st = QF_OK;
@@ -711,15 +731,126 @@ fail:
 static qf_status session_run(qf_session *s, const qf_tensor *inputs, int n_inputs,
                              qf_tensor *outputs, int n_outputs, qf_err *err);
 
-/* The pool is held (workers spin) for the length of the run: its kernels
- * follow each other within microseconds. */
+/* ---- adaptive threading ---------------------------------------------------
+ *
+ * Splitting every layer over threads pays only while moving data between
+ * cores is cheap. On a virtual machine it is not always: the host moves
+ * vCPUs between physical cores, and on this project's 2-vCPU benchmark
+ * machine the round trip of a cache line between the two threads swung
+ * between 50-160 ns and 330-380 ns within seconds. In the slow phases a
+ * batch-1 run of the Fashion-MNIST ResNet on 2 threads took 0.24-0.27 ms
+ * against 0.11 ms in the fast ones, and 0.145 ms on 1 thread (MobileNetV2:
+ * 3.3 against 1.6 and 2.6 ms).
+ * So a session with several threads whose runs split layers over them
+ * times its runs in two modes, all threads (0) and the caller alone (1),
+ * and runs in one of them. After every ADAPT_EVERY runs it probes the
+ * other mode for ADAPT_PROBE runs and switches when the probes' median is
+ * under ADAPT_GAIN times the median of the last ADAPT_WINDOW runs in the
+ * mode in use (medians: a run that a preempted thread held up must not
+ * flip the choice). Results are the same bytes in either mode (every
+ * kernel gives each output to one task). Runs that plan, observed runs and
+ * image-parallel batches (no data crosses cores there) are not timed.
+ * QF_ADAPTIVE_THREADS=0 turns it off. */
+#define ADAPT_WINDOW 8
+#define ADAPT_EVERY 64
+#define ADAPT_PROBE 3
+#define ADAPT_GAIN 0.9
+
+static double now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+static bool adaptive_ok(const qf_session *s) {
+    if (!s->ctx.pool || s->observer || s->workers > 1) return false;
+    const char *env = getenv("QF_ADAPTIVE_THREADS");
+    return !(env && *env && atoi(env) == 0);
+}
+
+static void adaptive_reset(qf_session *s) {
+    s->cur_mode = 0;
+    s->since_probe = ADAPT_EVERY - ADAPT_WINDOW; /* first probe after a window */
+    s->probe_left = 0;
+    s->n_ring[0] = s->n_ring[1] = 0;
+}
+
+/* median of the last n (<= ADAPT_WINDOW) times of mode m */
+static double ring_median(const qf_session *s, int m, int n) {
+    double v[ADAPT_WINDOW];
+    const int have = s->n_ring[m] < ADAPT_WINDOW ? s->n_ring[m] : ADAPT_WINDOW;
+    if (n > have) n = have;
+    for (int i = 0; i < n; i++)
+        v[i] = s->ring[m][(s->n_ring[m] - 1 - i) % ADAPT_WINDOW];
+    for (int i = 1; i < n; i++) /* insertion sort of <= 8 */
+        for (int j = i; j > 0 && v[j] < v[j - 1]; j--) {
+            const double t = v[j];
+            v[j] = v[j - 1];
+            v[j - 1] = t;
+        }
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static int adaptive_mode(const qf_session *s) {
+    return s->probe_left > 0 ? 1 - s->cur_mode : s->cur_mode;
+}
+
+static void adaptive_record(qf_session *s, int mode, double ns) {
+    s->ring[mode][s->n_ring[mode]++ % ADAPT_WINDOW] = ns;
+    if (s->probe_left > 0) {
+        if (--s->probe_left == 0 && ring_median(s, mode, ADAPT_PROBE) <
+                                        ADAPT_GAIN * ring_median(s, s->cur_mode, ADAPT_WINDOW)) {
+            s->cur_mode = mode;
+            s->n_ring[1 - mode] = 0;
+        }
+        return;
+    }
+    if (++s->since_probe >= ADAPT_EVERY && s->n_ring[mode] >= ADAPT_WINDOW) {
+        s->since_probe = 0;
+        s->probe_left = ADAPT_PROBE;
+        s->n_ring[1 - mode] = 0; /* the probe's own times only */
+    }
+}
+
+static void noop_task(void *ctx, int64_t task, int thread_id) {
+    (void)ctx, (void)task, (void)thread_id;
+}
+
+/* The pool is held (workers spin) for the length of a run on all threads:
+ * its kernels follow each other within microseconds. */
 qf_status qf_session_run(qf_session *s, const qf_tensor *inputs, int n_inputs, qf_tensor *outputs,
                          int n_outputs, qf_err *err) {
     if (!s) return qf_errf(err, QF_ERR_INVALID_ARG, "qf_session_run: session is NULL");
-    qf_threadpool_hold(s->ctx.pool, true);
+    const bool adapt = s->planned && adaptive_ok(s);
+    const int mode = adapt ? adaptive_mode(s) : 0;
+    s->serial = (qf_exec_ctx){.num_threads = 1, .pool = NULL};
+    s->run_ctx = mode ? &s->serial : &s->ctx;
+    if (!mode) {
+        qf_threadpool_hold(s->ctx.pool, true);
+        /* workers asleep after runs on the caller alone: wake them before
+         * the clock starts (a woken vCPU can take 100 us to run) */
+        if (adapt && s->last_mode)
+            qf_parallel_for(s->ctx.pool, qf_threadpool_size(s->ctx.pool), noop_task, NULL);
+    }
+    const unsigned gen = s->plan_gen;
+    const double t0 = adapt ? now_ns() : 0;
     qf_status st = session_run(s, inputs, n_inputs, outputs, n_outputs, err);
-    qf_threadpool_hold(s->ctx.pool, false);
+    if (adapt && st == QF_OK && s->plan_gen == gen) {
+        adaptive_record(s, mode, now_ns() - t0);
+        s->adaptive_runs++;
+        s->serial_runs += (uint64_t)mode;
+    } else if (s->plan_gen != gen) { /* new shapes: measure afresh */
+        adaptive_reset(s);
+    }
+    s->last_mode = mode;
+    if (!mode) qf_threadpool_hold(s->ctx.pool, false);
+    s->run_ctx = &s->ctx;
     return st;
+}
+
+void qf_session_adaptive_runs(const qf_session *s, uint64_t *timed, uint64_t *serial) {
+    if (timed) *timed = s ? s->adaptive_runs : 0;
+    if (serial) *serial = s ? s->serial_runs : 0;
 }
 
 /* Point in/out at frame fr's copies of the values (fr NULL: the plan's). */
@@ -1124,7 +1255,7 @@ static qf_status run_chunked(qf_session *s, const qf_tensor *inputs, qf_tensor *
             }
     } else {
         for (int c0 = 0; c0 < s->batch; c0 += s->chunk) {
-            qf_status st = run_one_chunk(s, inputs, c0, &s->ctx, NULL, err);
+            qf_status st = run_one_chunk(s, inputs, c0, s->run_ctx, NULL, err);
             if (st) return st;
         }
     }
@@ -1158,7 +1289,7 @@ static qf_status session_run(qf_session *s, const qf_tensor *inputs, int n_input
     for (int i = 0; i < g->n_inputs; i++) {
         s->pv[g->inputs[i]].t.data = inputs[i].data ? inputs[i].data : zero_size_buf;
     }
-    st = run_steps(s, &s->ctx, NULL, err);
+    st = run_steps(s, s->run_ctx, NULL, err);
     if (st) return st;
     for (int i = 0; i < n_outputs; i++)
         outputs[i] = s->pv[g->outputs[i]].t;
