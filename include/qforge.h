@@ -185,7 +185,7 @@ int qf_session_batch_workers(const qf_session *s);
 /* Adaptive threading: a session with several threads whose runs split each
  * layer over them times those runs, on all threads and on the calling
  * thread alone, and takes whichever mode is faster at the moment, trying
- * the other one for 3 runs after every 64 (moving data between cores can
+ * the other one for 5 runs after every 64 (moving data between cores can
  * cost several times more at some moments than at others on a virtual
  * machine). Same
  * results either way. *timed: runs timed so far; *serial: how many of

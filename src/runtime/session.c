@@ -744,7 +744,10 @@ static qf_status session_run(qf_session *s, const qf_tensor *inputs, int n_input
  * So a session with several threads whose runs split layers over them
  * times its runs in two modes, all threads (0) and the caller alone (1),
  * and runs in one of them. After every ADAPT_EVERY runs it probes the
- * other mode for ADAPT_PROBE runs and switches when the probes' median is
+ * other mode for ADAPT_PROBE runs and switches when the median of the
+ * probe's last runs (the first ones warm that mode's caches and wake its
+ * workers: in `make bench`, judging 3-run probes whole kept the 0.025 ms
+ * Fashion-MNIST CNN on one thread for 90% of its runs, 1.3x slower) is
  * under ADAPT_GAIN times the median of the last ADAPT_WINDOW runs in the
  * mode in use (medians: a run that a preempted thread held up must not
  * flip the choice). Results are the same bytes in either mode (every
@@ -753,7 +756,8 @@ static qf_status session_run(qf_session *s, const qf_tensor *inputs, int n_input
  * QF_ADAPTIVE_THREADS=0 turns it off. */
 #define ADAPT_WINDOW 8
 #define ADAPT_EVERY 64
-#define ADAPT_PROBE 3
+#define ADAPT_PROBE 5
+#define ADAPT_PROBE_SKIP 2 /* a probe's first runs warm the other mode up */
 #define ADAPT_GAIN 0.9
 
 static double now_ns(void) {
