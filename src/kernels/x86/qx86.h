@@ -406,6 +406,13 @@ typedef struct qx_ukernels {
     /* conv_tile reads vectors of up to 2 runs in place about as fast as
      * gathered ones (one masked load more per step), so they are not gathered */
     bool runs2;
+    /* conv8c4 fill, width stride 2 (NULL: not available): the row of one
+     * stride phase from an interleaved input row of at most 32 columns
+     * (row: 128 readable bytes): column i < 16 of dst is column idx[i] of
+     * row where bit i of valid is set, else pad4; the columns of bits set
+     * in store are written, no other byte */
+    void (*fill_s2)(const uint8_t *row, const int32_t *idx, uint32_t valid, uint32_t store,
+                    uint32_t pad4, uint8_t *dst);
 } qx_ukernels;
 
 /* NULL when isa has no micro-kernels here or is not compiled in. */

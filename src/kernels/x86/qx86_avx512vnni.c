@@ -616,11 +616,22 @@ TGT static void conv_tt(const qx_conv_tt *t) {
     tt_out(t, row);
 }
 
+/* see qx_ukernels.fill_s2: one two-source permute, a blend, a masked store */
+TGT static void fill_s2(const uint8_t *row, const int32_t *idx, uint32_t valid, uint32_t store,
+                        uint32_t pad4, uint8_t *dst) {
+    const __m512i lo = _mm512_loadu_si512(row), hi = _mm512_loadu_si512(row + 64);
+    const __m512i v = _mm512_permutex2var_epi32(lo, _mm512_loadu_si512(idx), hi);
+    _mm512_mask_storeu_epi32(
+        dst, (__mmask16)store,
+        _mm512_mask_blend_epi32((__mmask16)valid, _mm512_set1_epi32((int32_t)pad4), v));
+}
+
 static const qx_ukernels k_vnni = {.conv_tile = conv_tile,
                                    .gemm_tile = gemm_tile,
                                    .conv_tt = conv_tt,
                                    .multi_blk = true,
-                                   .runs2 = true};
+                                   .runs2 = true,
+                                   .fill_s2 = fill_s2};
 
 const qx_ukernels *qx_ukernels_avx512vnni(void) { return &k_vnni; }
 

@@ -552,6 +552,22 @@ static void fill_c4_s2(const conv_job *j, const int8_t *const chan[4], uint8_t *
     _Alignas(16) uint8_t tmp[FILL_ROW * 4 + 64];
     const uint8_t *c0 = (const uint8_t *)chan[0], *c1 = (const uint8_t *)chan[1];
     const uint8_t *c2 = (const uint8_t *)chan[2], *c3 = (const uint8_t *)chan[3];
+    /* rows of up to 32 columns into phase rows of up to 16: the ISA's
+     * permute (plane column i reads input column 2i + px - pad_left) */
+    const bool vec = j->uk && j->uk->fill_s2 && w <= 32 && wq <= 16;
+    int32_t idx[2][16];
+    uint32_t valid[2] = {0, 0};
+    if (vec) {
+        memset(tmp + w * 4, 0, (size_t)(128 - w * 4)); /* the permute's unread lanes */
+        for (int px = 0; px < 2; px++)
+            for (int i = 0; i < 16; i++) {
+                const int64_t c = 2 * i + px - p->pad_left;
+                const bool in = i < wq && c >= 0 && c < w;
+                idx[px][i] = in ? (int32_t)c : 0;
+                valid[px] |= (uint32_t)in << i;
+            }
+    }
+    const uint32_t store = wq >= 32 ? 0xFFFFFFFFu : (1u << wq) - 1;
     for (int64_t iy = 0; iy < p->in_h; iy++) {
         const int64_t r = iy + p->pad_top, jy = r / sh, py = r % sh;
         if (jy >= pl->hq) break;
@@ -559,12 +575,28 @@ static void fill_c4_s2(const conv_job *j, const int8_t *const chan[4], uint8_t *
         const int64_t ph0 = py * 2;
         if (ph0 + 1 < 64 && !((j->phases >> ph0) & 3)) continue;
         const int64_t o = iy * w;
-        interleave_n(c0 + o, c1 + o, c2 + o, c3 + o, w, tmp);
+        const uint8_t *last = c0 + o; /* the rows' highest start */
+        if (c1 + o > last) last = c1 + o;
+        if (c2 + o > last) last = c2 + o;
+        if (c3 + o > last) last = c3 + o;
+        if (w < 16 && last + 16 <= (const uint8_t *)j->in_end)
+            /* a short row: one 16-byte read per channel row (the bytes past
+             * the row land in tmp past w columns, which no phase reads) */
+            interleave4(_mm_loadu_si128((const __m128i *)(c0 + o)),
+                        _mm_loadu_si128((const __m128i *)(c1 + o)),
+                        _mm_loadu_si128((const __m128i *)(c2 + o)),
+                        _mm_loadu_si128((const __m128i *)(c3 + o)), tmp);
+        else
+            interleave_n(c0 + o, c1 + o, c2 + o, c3 + o, w, tmp);
         const uint32_t *col = (const uint32_t *)(const void *)tmp;
         for (int64_t px = 0; px < 2; px++) {
             const int64_t ph = py * 2 + px;
             if (ph < 64 && !((j->phases >> ph) & 1)) continue;
             uint8_t *d = plane0 + ph * pl->ppl + jy * row_bytes;
+            if (vec) {
+                j->uk->fill_s2(tmp, idx[px], valid[px], store, pad * 0x01010101u, d);
+                continue;
+            }
             /* plane column i reads input column 2i + off */
             const int64_t off = px - p->pad_left;
             int64_t i_lo = off >= 0 ? 0 : (1 - off) / 2;
