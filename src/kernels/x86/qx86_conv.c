@@ -255,6 +255,7 @@ typedef struct conv_job {
      * when cc_major (split_tiles) */
     int64_t g, s0, n_pairs, ppt, n_pt, n_cc, cb;
     bool cc_major;
+    int64_t fill_bands; /* conv8c4 fill: row bands per plane (see fill_c4_task) */
     /* transposed tiles (tt_task): per group, tt_nc chunks of 32 channels x
      * tt_nr ranges of tt_per pixel tiles (tt_tpi tiles of 8 pixels per image) */
     int64_t tt_nc, tt_nr, tt_per, tt_tpi;
@@ -452,21 +453,36 @@ static inline void interleave_n(const uint8_t *r0, const uint8_t *r1, const uint
  * exist: padded rows are interleaved straight from the input rows (rows
  * under 16 bytes from one 16-byte read of each channel), and the pads are
  * set to the flipped zero point. */
-static void fill_c4_s1(const conv_job *j, const int8_t *const chan[4], uint8_t *plane) {
+/* rows [lo, hi) of [a, b) clipped to the band [b0, b1) */
+static inline void clip_rows(int64_t a, int64_t b, int64_t b0, int64_t b1, int64_t *lo,
+                             int64_t *hi) {
+    *lo = a > b0 ? a : b0;
+    *hi = b < b1 ? b : b1;
+    if (*hi < *lo) *hi = *lo;
+}
+
+static void fill_c4_s1(const conv_job *j, const int8_t *const chan[4], uint8_t *plane, int64_t jy0,
+                       int64_t jy1) {
     const qf_ref_conv_params *p = j->p;
     const cplan *pl = j->pl;
     const int64_t wq = pl->wq, w = p->in_w, row_bytes = wq * 4;
     const uint8_t pad = (uint8_t)(0x80 ^ (uint8_t)(int8_t)p->in_zp);
     const int64_t left = p->pad_left * 4, right = (wq - p->pad_left - w) * 4;
-    const int64_t iy_end = p->in_h < pl->hq - p->pad_top ? p->in_h : pl->hq - p->pad_top;
-    /* rows of padding above and below */
-    set_bytes(plane, pad, p->pad_top * row_bytes);
-    const int64_t below = p->pad_top + iy_end;
-    set_bytes(plane + below * row_bytes, pad, (pl->hq - below) * row_bytes);
+    const int64_t iy_all = p->in_h < pl->hq - p->pad_top ? p->in_h : pl->hq - p->pad_top;
+    /* rows of padding above and below, within the band */
+    int64_t ra, rb;
+    clip_rows(0, p->pad_top, jy0, jy1, &ra, &rb);
+    set_bytes(plane + ra * row_bytes, pad, (rb - ra) * row_bytes);
+    const int64_t below = p->pad_top + iy_all;
+    clip_rows(below, pl->hq, jy0, jy1, &ra, &rb);
+    set_bytes(plane + ra * row_bytes, pad, (rb - ra) * row_bytes);
+    /* the input rows whose plane rows are in the band */
+    clip_rows(p->pad_top, below, jy0, jy1, &ra, &rb);
+    const int64_t iy_begin = ra - p->pad_top, iy_end = rb - p->pad_top;
     const uint8_t *c0 = (const uint8_t *)chan[0], *c1 = (const uint8_t *)chan[1];
     const uint8_t *c2 = (const uint8_t *)chan[2], *c3 = (const uint8_t *)chan[3];
     if (w >= 16) {
-        for (int64_t iy = 0; iy < iy_end; iy++) {
+        for (int64_t iy = iy_begin; iy < iy_end; iy++) {
             uint8_t *d = plane + (p->pad_top + iy) * row_bytes;
             set_bytes(d, pad, left);
             const int64_t o = iy * w;
@@ -485,7 +501,7 @@ static void fill_c4_s1(const conv_job *j, const int8_t *const chan[4], uint8_t *
     hi = hi > c2 ? hi : c2;
     hi = hi > c3 ? hi : c3;
     const __m128i flip = _mm_set1_epi8((char)0x80);
-    for (int64_t iy = 0; iy < iy_end; iy++) {
+    for (int64_t iy = iy_begin; iy < iy_end; iy++) {
         uint8_t *d = plane + (p->pad_top + iy) * row_bytes;
         const int64_t o = iy * w;
         set_bytes(d, pad, left);
@@ -533,7 +549,8 @@ static void fill_c4_s1(const conv_job *j, const int8_t *const chan[4], uint8_t *
  * then its even and odd columns are split into the row of each phase plane
  * that reads them (shufps on 8 columns at a time); rows no input row
  * reaches are set to the flipped zero point. */
-static void fill_c4_s2(const conv_job *j, const int8_t *const chan[4], uint8_t *plane0) {
+static void fill_c4_s2(const conv_job *j, const int8_t *const chan[4], uint8_t *plane0, int64_t jy0,
+                       int64_t jy1) {
     const qf_ref_conv_params *p = j->p;
     const cplan *pl = j->pl;
     const int64_t sh = p->stride_h, wq = pl->wq, w = p->in_w, row_bytes = wq * 4;
@@ -544,7 +561,7 @@ static void fill_c4_s2(const conv_job *j, const int8_t *const chan[4], uint8_t *
             const int64_t ph = py * 2 + px;
             if (ph < 64 && !((j->phases >> ph) & 1)) continue;
             uint8_t *plane = plane0 + ph * pl->ppl;
-            for (int64_t jy = 0; jy < pl->hq; jy++) {
+            for (int64_t jy = jy0; jy < jy1; jy++) {
                 const int64_t iy = jy * sh + py - p->pad_top;
                 if (iy < 0 || iy >= p->in_h) set_bytes(plane + jy * row_bytes, pad, row_bytes);
             }
@@ -570,7 +587,8 @@ static void fill_c4_s2(const conv_job *j, const int8_t *const chan[4], uint8_t *
     const uint32_t store = wq >= 32 ? 0xFFFFFFFFu : (1u << wq) - 1;
     for (int64_t iy = 0; iy < p->in_h; iy++) {
         const int64_t r = iy + p->pad_top, jy = r / sh, py = r % sh;
-        if (jy >= pl->hq) break;
+        if (jy >= jy1) break;
+        if (jy < jy0) continue;
         /* rows no tap reads (1x1 stride 2: every other one) */
         const int64_t ph0 = py * 2;
         if (ph0 + 1 < 64 && !((j->phases >> ph0) & 3)) continue;
@@ -630,6 +648,11 @@ static void fill_c4_task(void *ctx, int64_t task, int tid) {
     const cplan *pl = j->pl;
     /* image-major, like the tiles: a thread fills the images it computes */
     const int64_t gqs = (int64_t)p->groups * pl->nq;
+    /* band-major: with fill_bands = threads, thread r's range is row band
+     * r of every plane */
+    const int64_t per_band = (int64_t)p->batch * gqs, band = task / per_band;
+    task %= per_band;
+    const int64_t jy0 = pl->hq * band / j->fill_bands, jy1 = pl->hq * (band + 1) / j->fill_bands;
     const int64_t b = task / gqs, gq = task % gqs;
     const int64_t g = gq / pl->nq, q = gq % pl->nq;
     const int64_t sh = p->stride_h, sw = p->stride_w, wq = pl->wq;
@@ -641,11 +664,11 @@ static void fill_c4_task(void *ctx, int64_t task, int tid) {
     }
     uint8_t *plane0 = j->planes + g * pl->g_stride + q * pl->q_stride + b * pl->hq * wq * 4;
     if (sh == 1 && sw == 1 && chan[3] && p->in_w <= FILL_ROW) {
-        fill_c4_s1(j, chan, plane0);
+        fill_c4_s1(j, chan, plane0, jy0, jy1);
         return;
     }
     if (sw == 2 && chan[3] && p->in_w <= FILL_ROW) {
-        fill_c4_s2(j, chan, plane0);
+        fill_c4_s2(j, chan, plane0, jy0, jy1);
         return;
     }
     /* rows per round: as many whole rows as the stack rows hold */
@@ -658,7 +681,7 @@ static void fill_c4_task(void *ctx, int64_t task, int tid) {
             uint8_t *plane = plane0 + ph * pl->ppl;
             if (rpr == 0) {
                 /* rows too wide for the stack buffers: byte by byte */
-                for (int64_t jy = 0; jy < pl->hq; jy++) {
+                for (int64_t jy = jy0; jy < jy1; jy++) {
                     const int64_t iy = jy * sh + py - p->pad_top;
                     for (int64_t i = 0; i < wq; i++) {
                         const int64_t ix = i * sw + px - p->pad_left;
@@ -672,11 +695,11 @@ static void fill_c4_task(void *ctx, int64_t task, int tid) {
                 }
                 continue;
             }
-            for (int64_t jy0 = 0; jy0 < pl->hq; jy0 += rpr) {
-                const int64_t nr = pl->hq - jy0 < rpr ? pl->hq - jy0 : rpr;
+            for (int64_t ja = jy0; ja < jy1; ja += rpr) {
+                const int64_t nr = jy1 - ja < rpr ? jy1 - ja : rpr;
                 for (int r = 0; r < 4; r++)
                     for (int64_t i = 0; i < nr; i++) {
-                        const int64_t iy = (jy0 + i) * sh + py - p->pad_top;
+                        const int64_t iy = (ja + i) * sh + py - p->pad_top;
                         const int8_t *row =
                             chan[r] && iy >= 0 && iy < p->in_h ? chan[r] + iy * p->in_w : NULL;
                         fill_row(rows[r] + i * wq, row, p, wq, px, j->in_end);
@@ -684,7 +707,7 @@ static void fill_c4_task(void *ctx, int64_t task, int tid) {
                 /* interleave nr * wq positions; the rows are consecutive in
                  * the plane */
                 const int64_t n = nr * wq;
-                uint8_t *d = plane + jy0 * wq * 4;
+                uint8_t *d = plane + ja * wq * 4;
                 int64_t i = 0;
                 for (; i + 16 <= n; i += 16)
                     interleave4(_mm_loadu_si128((const __m128i *)(rows[0] + i)),
@@ -1563,8 +1586,19 @@ qf_status qf_x86_conv2d_s8_add(qf_threadpool *pool, qf_isa isa, const qf_ref_con
          * pairs x chunks of channel blocks, about 8 tasks per thread */
         memset(j.planes + pl.planes_bytes - PLANE_SLACK, 0x80 ^ (uint8_t)(int8_t)p->in_zp,
                PLANE_SLACK);
-        qf_parallel_for(pool, (int64_t)p->groups * pl.nq * p->batch, fill_c4_task, &j);
-        if (tt_pick(p, &pl, j.uk, w)) {
+        /* the fill in row bands, thread r's band r of every plane, where
+         * the tiles then go to threads by pixels too (pixel-major, fewer
+         * images than threads): each thread then reads what it filled, and
+         * fills from the rows its previous layer wrote */
+        j.fill_bands = 1;
+        const bool tt = tt_pick(p, &pl, j.uk, w);
+        if (!tt && !pl.band_bytes && nthreads > 1 && p->batch < nthreads && pl.hq >= 2 * nthreads) {
+            j.n_pairs = (pl.slots + QX_CONV_SLOTS - 1) / QX_CONV_SLOTS;
+            split_tiles(&j, nthreads, 8, pl.planes_bytes / (size_t)p->groups);
+            if (!j.cc_major) j.fill_bands = nthreads;
+        }
+        qf_parallel_for(pool, j.fill_bands * p->groups * pl.nq * p->batch, fill_c4_task, &j);
+        if (tt) {
             /* chunk-major: each thread streams its own channels' weights;
              * about 4 tasks per thread */
             j.tt_tpi = ((int64_t)p->out_h * p->out_w + TT_ROWS - 1) / TT_ROWS;
