@@ -42,6 +42,8 @@ typedef struct plan_value {
 
 enum { PV_NONE = 0, PV_INPUT, PV_CONST, PV_PLANNED, PV_ARENA };
 
+#define ADAPT_WINDOW 8 /* run times kept per mode (adaptive threading) */
+
 struct qf_session {
     const qf_model *m;
     qf_exec_ctx ctx;
@@ -78,7 +80,7 @@ struct qf_session {
     /* adaptive threading (qf_session_run): the kernels' context of this
      * run (ctx, or serial: the caller alone), the plan generation (bumped
      * by every plan), and per mode (0: all threads, 1: the caller alone)
-     * the smoothed run time and whether it was measured */
+     * its last ADAPT_WINDOW run times */
     const qf_exec_ctx *run_ctx;
     qf_exec_ctx serial;
     unsigned plan_gen;
@@ -86,7 +88,7 @@ struct qf_session {
     int since_probe; /* runs in cur_mode since the last probe */
     int probe_left;  /* runs of the other mode left in this probe */
     int n_ring[2];   /* times recorded per mode (ring of ADAPT_WINDOW) */
-    double ring[2][8];
+    double ring[2][ADAPT_WINDOW];
     int last_mode;
     uint64_t adaptive_runs, serial_runs;
     qf_node_observer observer;
@@ -754,7 +756,6 @@ static qf_status session_run(qf_session *s, const qf_tensor *inputs, int n_input
  * kernel gives each output to one task). Runs that plan, observed runs and
  * image-parallel batches (no data crosses cores there) are not timed.
  * QF_ADAPTIVE_THREADS=0 turns it off. */
-#define ADAPT_WINDOW 8
 #define ADAPT_EVERY 64
 #define ADAPT_PROBE 5
 #define ADAPT_PROBE_SKIP 2 /* a probe's first runs warm the other mode up */
@@ -802,7 +803,7 @@ static int adaptive_mode(const qf_session *s) {
 static void adaptive_record(qf_session *s, int mode, double ns) {
     s->ring[mode][s->n_ring[mode]++ % ADAPT_WINDOW] = ns;
     if (s->probe_left > 0) {
-        if (--s->probe_left == 0 && ring_median(s, mode, ADAPT_PROBE) <
+        if (--s->probe_left == 0 && ring_median(s, mode, ADAPT_PROBE - ADAPT_PROBE_SKIP) <
                                         ADAPT_GAIN * ring_median(s, s->cur_mode, ADAPT_WINDOW)) {
             s->cur_mode = mode;
             s->n_ring[1 - mode] = 0;
@@ -1045,9 +1046,10 @@ static int choose_chunk(size_t per_image, double macs, double act_bytes, int b, 
 
 /* Image parallelism: whether the chunks of this plan may run concurrently,
  * one per thread, each on single-threaded kernels. The pool's threads then
- * never wait for each other inside a layer (at batch 64 on 2 threads,
- * MobileNetV2 ran 1.25x faster than with both threads on every layer of
- * one chunk), and each thread's activations stay in its own core's cache.
+ * never wait for each other inside a layer and each thread's activations
+ * stay in its own core's cache (MobileNetV2, batch 64, 2 threads, A/B
+ * against both threads on every layer of one chunk at a time: 1.03x while
+ * the VM was calm, 1.6-1.7x while moving data between its cores was slow).
  * Not for graphs with float convolutions or matrix products: OpenBLAS
  * runs those with its own threads. QF_IMAGE_PARALLEL=0 turns it off. */
 static bool image_parallel_ok(const qf_session *s) {
