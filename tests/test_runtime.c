@@ -287,6 +287,31 @@ static void softmax_expect(const float *x, int b, int64_t axis, float *y) {
     }
 }
 
+/* One run of softmax_model(axis) on the first b rows of x (b <= 12):
+ * output shape and values checked; with no_alloc, that the run allocated
+ * nothing. */
+static void softmax_run(qf_session *s, const float *x, int b, int64_t axis, bool no_alloc) {
+    float want[12 * 5];
+    qf_err e;
+    qf_tensor in = {.dtype = QF_DT_F32, .rank = 2, .dims = {b, 5}, .data = (void *)x}, out;
+    qf_allocator a = qt_counting_allocator();
+    if (no_alloc) {
+        qf_set_allocator(&a);
+        *qt_allocs() = 0;
+    }
+    qf_status st = qf_session_run(s, &in, 1, &out, 1, &e);
+    if (no_alloc) {
+        qf_set_allocator(NULL);
+        CHECK_EQ_INT(*qt_allocs(), 0);
+    }
+    CHECK_MSG(st == QF_OK, "%s", e.msg);
+    if (st) return;
+    CHECK(out.rank == 2 && out.dims[0] == b && out.dims[1] == 5);
+    softmax_expect(x, b, axis, want);
+    for (int i = 0; i < b * 5; i++)
+        CHECK_NEAR(((const float *)out.data)[i], want[i], 1e-6);
+}
+
 /* Batch chunking (QF_BATCH_CHUNK forces the chunk size): a per-sample graph
  * runs the batch 2 images at a time with the unchunked results and no
  * allocation once planned; a batch the chunk does not divide, an observer
@@ -305,23 +330,8 @@ static void batch_chunking(void) {
         const int batches[4] = {6, 6, 3, 8};
         for (int k = 0; k < 4; k++) {
             const int b = batches[k];
-            qf_tensor in = {.dtype = QF_DT_F32, .rank = 2, .dims = {b, 5}, .data = x}, out;
-            qf_allocator a = qt_counting_allocator();
-            if (k == 1) {
-                qf_set_allocator(&a);
-                *qt_allocs() = 0;
-            }
-            qf_status st = qf_session_run(s, &in, 1, &out, 1, &e);
-            if (k == 1) {
-                qf_set_allocator(NULL);
-                CHECK_EQ_INT(*qt_allocs(), 0);
-            }
-            CHECK_MSG(st == QF_OK, "%s", e.msg);
-            CHECK(out.rank == 2 && out.dims[0] == b && out.dims[1] == 5);
+            softmax_run(s, x, b, axis, k == 1);
             CHECK_EQ_INT(qf_session_batch_chunk(s), axis == 1 && b % 2 == 0 ? 2 : 0);
-            softmax_expect(x, b, axis, want);
-            for (int i = 0; i < b * 5; i++)
-                CHECK_NEAR(((const float *)out.data)[i], want[i], 1e-6);
         }
         /* an observer sees the whole batch: no chunks */
         qf_session_set_observer(s, count_observer, NULL);
@@ -335,8 +345,9 @@ static void batch_chunking(void) {
         qf_model_free(m);
     }
     /* 2 threads: 3 or 4 chunks run concurrently, one per thread, with the
-     * same results; a batch of 2 (one chunk for 2 threads) and
-     * QF_IMAGE_PARALLEL=0 run them one after another */
+     * same results and no allocation on a repeated shape; a forced chunk
+     * of the whole batch means no chunks; QF_IMAGE_PARALLEL=0 runs the
+     * chunks one after another */
     {
         qf_model *m = softmax_model(1);
         CHECK(m != NULL);
@@ -350,24 +361,9 @@ static void batch_chunking(void) {
             const int b = batches[k];
             if (k == 4) setenv("QF_IMAGE_PARALLEL", "0", 1);
             if (k == 3) setenv("QF_BATCH_CHUNK", "4", 1); /* 1 chunk of 4: no chunks */
-            qf_tensor in = {.dtype = QF_DT_F32, .rank = 2, .dims = {b, 5}, .data = x}, out;
-            qf_allocator a = qt_counting_allocator();
-            if (k == 1) { /* the same shape again: no allocation */
-                qf_set_allocator(&a);
-                *qt_allocs() = 0;
-            }
-            qf_status st = qf_session_run(s, &in, 1, &out, 1, &e);
-            if (k == 1) {
-                qf_set_allocator(NULL);
-                CHECK_EQ_INT(*qt_allocs(), 0);
-            }
-            CHECK_MSG(st == QF_OK, "%s", e.msg);
-            CHECK(out.rank == 2 && out.dims[0] == b && out.dims[1] == 5);
+            softmax_run(s, x, b, 1, k == 1);              /* k 1: the same shape again */
             CHECK_EQ_INT(qf_session_batch_chunk(s), k == 3 ? 0 : 2);
             CHECK_EQ_INT(qf_session_batch_workers(s), k == 3 ? 0 : workers[k]);
-            softmax_expect(x, b, 1, want);
-            for (int i = 0; i < b * 5; i++)
-                CHECK_NEAR(((const float *)out.data)[i], want[i], 1e-6);
             if (k == 3) setenv("QF_BATCH_CHUNK", "2", 1);
         }
         unsetenv("QF_IMAGE_PARALLEL");
@@ -392,18 +388,14 @@ static void batch_chunking(void) {
     const qf_session_options opt = {.num_threads = 2};
     CHECK_OK(qf_session_create(m, &opt, &s, &e));
     static const int bs[6] = {8, 2, 3, 5, 9, 12}, chunks[6] = {2, 1, 0, 0, 1, 3};
-    float xb[12 * 5], wb[12 * 5];
+    float xb[12 * 5];
     for (int i = 0; i < 12 * 5; i++)
         xb[i] = (float)((i * 31) % 19) * 0.2f - 1.5f;
     for (int k = 0; k < 6; k++) {
-        qf_tensor in8 = {.dtype = QF_DT_F32, .rank = 2, .dims = {bs[k], 5}, .data = xb};
-        CHECK_OK(qf_session_run(s, &in8, 1, &out, 1, &e));
+        softmax_run(s, xb, bs[k], 1, false);
         CHECK_MSG(qf_session_batch_chunk(s) == chunks[k], "batch %d: chunk %d, expected %d", bs[k],
                   qf_session_batch_chunk(s), chunks[k]);
         CHECK_EQ_INT(qf_session_batch_workers(s), chunks[k] ? 2 : 0);
-        softmax_expect(xb, bs[k], 1, wb);
-        for (int i = 0; i < bs[k] * 5; i++)
-            CHECK_NEAR(((const float *)out.data)[i], wb[i], 1e-6);
     }
     qf_session_free(s);
     qf_model_free(m);

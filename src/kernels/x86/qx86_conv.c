@@ -1590,13 +1590,16 @@ qf_status qf_x86_conv2d_s8_add(qf_threadpool *pool, qf_isa isa, const qf_ref_con
          * the tiles then go to threads by pixels too (pixel-major, fewer
          * images than threads): each thread then reads what it filled, and
          * fills from the rows its previous layer wrote */
-        j.fill_bands = 1;
         const bool tt = tt_pick(p, &pl, j.uk, w);
-        if (!tt && !pl.band_bytes && nthreads > 1 && p->batch < nthreads && pl.hq >= 2 * nthreads) {
+        const bool slot_tiles = !tt && !pl.band_bytes;
+        if (slot_tiles) {
             j.n_pairs = (pl.slots + QX_CONV_SLOTS - 1) / QX_CONV_SLOTS;
             split_tiles(&j, nthreads, 8, pl.planes_bytes / (size_t)p->groups);
-            if (!j.cc_major) j.fill_bands = nthreads;
         }
+        j.fill_bands = slot_tiles && !j.cc_major && nthreads > 1 && p->batch < nthreads &&
+                               pl.hq >= 2 * nthreads
+                           ? nthreads
+                           : 1;
         qf_parallel_for(pool, j.fill_bands * p->groups * pl.nq * p->batch, fill_c4_task, &j);
         if (tt) {
             /* chunk-major: each thread streams its own channels' weights;
@@ -1616,8 +1619,7 @@ qf_status qf_x86_conv2d_s8_add(qf_threadpool *pool, qf_isa isa, const qf_ref_con
             band_loop(pool, &j, gather_task);
             return QF_OK;
         }
-        j.n_pairs = (pl.slots + QX_CONV_SLOTS - 1) / QX_CONV_SLOTS;
-        split_tiles(&j, nthreads, 8, pl.planes_bytes / (size_t)p->groups);
+        /* slot tiles, split before the fill */
         for (j.g = 0; j.g < p->groups; j.g++)
             qf_parallel_for(pool, j.n_pt * j.n_cc, c4_task, &j);
         return QF_OK;
