@@ -129,6 +129,16 @@ static const geom geo_cases[] = {
     /* past the AVX2 kernel's widened weight copy (2048 steps): weights
      * widened in its loop */
     {"c4 3x3 K=8208 long",  2, 912,5,  5,  9,  3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},
+    /* the VBMI stride-1 fill (qx_ukernels.fill_s1): groups of 2 rows of 16
+     * (whole vectors), 32 columns with 5x5 pads (one row, 3 vectors), 3
+     * columns (10 rows a group, a last group of 1), asymmetric pads, a row
+     * band past the last group, and 1 column (groups too wide: the plain
+     * fill) */
+    {"c4 3x3 w16 b3",       3, 8,  7,  16, 12, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},
+    {"c4 5x5 w32 pad2",     1, 4,  5,  32, 9,  5, 5, 1, 1, 1, 1, 2, 2, 2, 2, 1},
+    {"c4 3x3 w3 h11",       2, 4,  11, 3,  8,  3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},
+    {"c4 3x3 w13 asym",     1, 8,  9,  13, 10, 3, 3, 1, 1, 1, 1, 0, 2, 2, 1, 1},
+    {"c4 3x3 w1 h5",        1, 4,  5,  1,  8,  3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},
     /* transposed tiles (small images, long reductions): 8-pixel tiles with
      * tails of 1-7 pixels (4- and 8-row kernels), partial 32-channel chunks
      * (blocks past the last repeated), stride 2, groups, whole images of
@@ -529,6 +539,8 @@ static void test_conv_matrix(void) {
         for (size_t li = 0; li < 3; li++) {
             tt_on = li != 2;
             qf_x86_conv_set_tt(tt_on);
+            /* the plain stride-1 fill too, as on CPUs without VBMI */
+            qf_x86_conv_set_fill_vbmi(tt_on);
             for (size_t gi = 0; gi < QF_ARRAY_LEN(geo_cases); gi++)
                 for (size_t ni = 0; ni < QF_ARRAY_LEN(num_cases); ni++)
                     for (int th = 0; th < 2; th++) {
@@ -543,6 +555,7 @@ static void test_conv_matrix(void) {
                     }
         }
         qf_x86_conv_set_tt(true);
+        qf_x86_conv_set_fill_vbmi(true);
         tt_on = true;
     }
     printf("  conv: %d runs bit-exact (%d also through the depthwise kernel, %d on transposed "

@@ -413,6 +413,17 @@ typedef struct qx_ukernels {
      * in store are written, no other byte */
     void (*fill_s2)(const uint8_t *row, const int32_t *idx, uint32_t valid, uint32_t store,
                     uint32_t pad4, uint8_t *dst);
+    /* conv8c4 fill, stride 1 (NULL: not available; needs AVX512_VBMI, which
+     * the caller checks): `rows` consecutive input rows of w bytes in each
+     * of 4 channels (src[k]: channel k's first) to as many quad-plane rows
+     * of row_bytes at dst, in groups of g_rows rows (g_rows * w <= 32,
+     * g_rows * row_bytes <= 256). Byte i of a group's plane rows is byte
+     * idx[i] of c0 | c1 | c2 | c3 (the group's bytes of each channel, 32
+     * bytes apart, bytes past the last row read as 0, all flipped to u8)
+     * where bit i % 64 of valid[i / 64] is set, else idx[i] itself (the pad
+     * byte). No byte past the last row is read or written. */
+    void (*fill_s1)(const uint8_t *const src[4], int64_t rows, int64_t w, int64_t g_rows,
+                    const uint8_t *idx, const uint64_t *valid, int64_t row_bytes, uint8_t *dst);
 } qx_ukernels;
 
 /* NULL when isa has no micro-kernels here or is not compiled in. */
@@ -423,6 +434,10 @@ const qx_ukernels *qx_ukernels_avx2(void);
  * (qx_conv_tt), so tests can check both kernels on the same shapes;
  * default true. */
 void qf_x86_conv_set_tt(bool allow);
+/* Test hook: false keeps the conv8c4 stride-1 fill off its AVX512_VBMI
+ * kernel (qx_ukernels.fill_s1), so tests check the plain interleave that
+ * CPUs without VBMI run, on VBMI machines too; default true. */
+void qf_x86_conv_set_fill_vbmi(bool allow);
 /* Whether qf_x86_conv2d_s8 with conv8c4 weights on `isa` runs p on
  * transposed tiles (for tests and reports; on AVX2, for weights that plain
  * vpmaddubsw takes (maddubs_ok, unsplit): the sign form, split weights

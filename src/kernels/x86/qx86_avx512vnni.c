@@ -626,12 +626,61 @@ TGT static void fill_s2(const uint8_t *row, const int32_t *idx, uint32_t valid, 
         _mm512_mask_blend_epi32((__mmask16)valid, _mm512_set1_epi32((int32_t)pad4), v));
 }
 
+/* see qx_ukernels.fill_s1: channels 0 and 1 in one register, 2 and 3 in
+ * another, then one two-source byte permute (pads from the index bytes)
+ * and one store per 64 bytes of plane rows */
+#define TGTV __attribute__((target("avx2,avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")))
+TGTV static void fill_s1(const uint8_t *const src[4], int64_t rows, int64_t w, int64_t g_rows,
+                         const uint8_t *idx, const uint64_t *valid, int64_t row_bytes,
+                         uint8_t *dst) {
+    const __m512i flip = _mm512_set1_epi8((char)0x80);
+    const int64_t gb = g_rows * row_bytes;
+    const __m512i x0 = _mm512_loadu_si512(idx), x1 = _mm512_loadu_si512(idx + 64);
+    const __m512i x2 = _mm512_loadu_si512(idx + 128), x3 = _mm512_loadu_si512(idx + 192);
+    const uint8_t *s0 = src[0], *s1 = src[1], *s2 = src[2], *s3 = src[3];
+    for (int64_t r = 0; r < rows; r += g_rows) {
+        const int64_t nr = rows - r < g_rows ? rows - r : g_rows;
+        const int64_t n = nr * w, nb = nr * row_bytes, o = r * w;
+        const __mmask32 lm = n >= 32 ? 0xFFFFFFFFu : (1u << n) - 1u;
+        const __m512i a = _mm512_xor_si512(
+            _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_maskz_loadu_epi8(lm, s0 + o)),
+                               _mm256_maskz_loadu_epi8(lm, s1 + o), 1),
+            flip);
+        const __m512i b = _mm512_xor_si512(
+            _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_maskz_loadu_epi8(lm, s2 + o)),
+                               _mm256_maskz_loadu_epi8(lm, s3 + o), 1),
+            flip);
+        uint8_t *d = dst + r * row_bytes;
+        if (nb == gb && gb % 64 == 0) {
+            /* whole groups of whole vectors (the common 14x14 / 16-column
+             * case): plain stores */
+            _mm512_storeu_si512(d, _mm512_mask2_permutex2var_epi8(a, x0, valid[0], b));
+            if (gb > 64)
+                _mm512_storeu_si512(d + 64, _mm512_mask2_permutex2var_epi8(a, x1, valid[1], b));
+            if (gb > 128)
+                _mm512_storeu_si512(d + 128, _mm512_mask2_permutex2var_epi8(a, x2, valid[2], b));
+            if (gb > 192)
+                _mm512_storeu_si512(d + 192, _mm512_mask2_permutex2var_epi8(a, x3, valid[3], b));
+            continue;
+        }
+        const __m512i xs[4] = {x0, x1, x2, x3};
+        for (int64_t v = 0; v * 64 < nb; v++) {
+            const __m512i q = _mm512_mask2_permutex2var_epi8(a, xs[v], valid[v], b);
+            if (nb - v * 64 >= 64)
+                _mm512_storeu_si512(d + v * 64, q);
+            else
+                _mm512_mask_storeu_epi8(d + v * 64, ((__mmask64)1 << (nb - v * 64)) - 1, q);
+        }
+    }
+}
+
 static const qx_ukernels k_vnni = {.conv_tile = conv_tile,
                                    .gemm_tile = gemm_tile,
                                    .conv_tt = conv_tt,
                                    .multi_blk = true,
                                    .runs2 = true,
-                                   .fill_s2 = fill_s2};
+                                   .fill_s2 = fill_s2,
+                                   .fill_s1 = fill_s1};
 
 const qx_ukernels *qx_ukernels_avx512vnni(void) { return &k_vnni; }
 

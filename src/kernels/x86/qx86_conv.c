@@ -25,6 +25,8 @@ void qf_x86_set_serial_macs(double macs) { serial_macs = macs; }
  * the last slot, grid slots past the last output: up to 31 positions plus
  * one 64-byte load). */
 #define PLANE_SLACK 256
+/* Largest group of plane rows (bytes) one qx_ukernels.fill_s1 call writes. */
+#define S1_BYTES 256
 /* Widest padded row the conv8c4 fill interleaves through its stack rows. */
 #define FILL_ROW 1024
 /* Largest reduction (steps) whose multi-run vectors are gathered on the
@@ -256,6 +258,11 @@ typedef struct conv_job {
     int64_t g, s0, n_pairs, ppt, n_pt, n_cc, cb;
     bool cc_major;
     int64_t fill_bands; /* conv8c4 fill: row bands per plane (see fill_c4_task) */
+    /* conv8c4 stride-1 fill by qx_ukernels.fill_s1: input rows per group
+     * (0: not used), its index bytes and valid bits (s1_table) */
+    int64_t s1_rows;
+    _Alignas(64) uint8_t s1_idx[S1_BYTES];
+    uint64_t s1_valid[S1_BYTES / 64];
     /* transposed tiles (tt_task): per group, tt_nc chunks of 32 channels x
      * tt_nr ranges of tt_per pixel tiles (tt_tpi tiles of 8 pixels per image) */
     int64_t tt_nc, tt_nr, tt_per, tt_tpi;
@@ -481,6 +488,15 @@ static void fill_c4_s1(const conv_job *j, const int8_t *const chan[4], uint8_t *
     const int64_t iy_begin = ra - p->pad_top, iy_end = rb - p->pad_top;
     const uint8_t *c0 = (const uint8_t *)chan[0], *c1 = (const uint8_t *)chan[1];
     const uint8_t *c2 = (const uint8_t *)chan[2], *c3 = (const uint8_t *)chan[3];
+    if (j->s1_rows) {
+        /* groups of s1_rows input rows (consecutive in each channel, and
+         * their plane rows consecutive in the plane) by one kernel call */
+        const int64_t o = iy_begin * w;
+        const uint8_t *src[4] = {c0 + o, c1 + o, c2 + o, c3 + o};
+        j->uk->fill_s1(src, iy_end - iy_begin, w, j->s1_rows, j->s1_idx, j->s1_valid, row_bytes,
+                       plane + (p->pad_top + iy_begin) * row_bytes);
+        return;
+    }
     if (w >= 16) {
         for (int64_t iy = iy_begin; iy < iy_end; iy++) {
             uint8_t *d = plane + (p->pad_top + iy) * row_bytes;
@@ -1181,6 +1197,35 @@ static void unit_task(void *ctx, int64_t u, int tid) {
 /* ---- transposed tiles (qx_conv_tt) -------------------------------------- */
 
 static _Atomic bool tt_allowed = true;
+static _Atomic bool fill_vbmi_allowed = true;
+void qf_x86_conv_set_fill_vbmi(bool allow) { fill_vbmi_allowed = allow; }
+
+/* The stride-1 conv8c4 fill by qx_ukernels.fill_s1, for input rows of at
+ * most 32 columns: groups of 32 / in_w rows (each channel's bytes of a group
+ * fit the kernel's 32), where a group's plane rows take at most S1_BYTES.
+ * Byte i of a group (plane row t = i / row bytes, column c, channel lane k)
+ * reads byte 32 k + t * in_w + c - pad_left, or is the pad byte. */
+static void s1_table(const qf_ref_conv_params *p, const cplan *pl, conv_job *j) {
+    j->s1_rows = 0;
+    if (!j->uk || !j->uk->fill_s1 || !fill_vbmi_allowed ||
+        !(qf_cpu_features() & QF_CPU_AVX512VBMI) || p->stride_h != 1 || p->stride_w != 1 ||
+        p->in_w > 32)
+        return;
+    const int64_t w = p->in_w, rb = pl->wq * 4, g_rows = 32 / w;
+    if (g_rows * rb > S1_BYTES) return;
+    const uint8_t pad = (uint8_t)(0x80 ^ (uint8_t)(int8_t)p->in_zp);
+    memset(j->s1_valid, 0, sizeof j->s1_valid);
+    for (int64_t i = 0; i < g_rows * rb; i++) {
+        const int64_t t = i / rb, k = i % 4, ix = i % rb / 4 - p->pad_left;
+        if (ix >= 0 && ix < w) {
+            j->s1_idx[i] = (uint8_t)(32 * k + t * w + ix);
+            j->s1_valid[i / 64] |= (uint64_t)1 << (i % 64);
+        } else {
+            j->s1_idx[i] = pad;
+        }
+    }
+    j->s1_rows = g_rows;
+}
 void qf_x86_conv_set_tt(bool allow) { tt_allowed = allow; }
 
 /* Pixels per transposed tile and the rows a tail of r pixels costs. */
@@ -1596,6 +1641,7 @@ qf_status qf_x86_conv2d_s8_add(qf_threadpool *pool, qf_isa isa, const qf_ref_con
             j.n_pairs = (pl.slots + QX_CONV_SLOTS - 1) / QX_CONV_SLOTS;
             split_tiles(&j, nthreads, 8, pl.planes_bytes / (size_t)p->groups);
         }
+        s1_table(p, &pl, &j);
         j.fill_bands = slot_tiles && !j.cc_major && nthreads > 1 && p->batch < nthreads &&
                                pl.hq >= 2 * nthreads
                            ? nthreads
@@ -1656,6 +1702,7 @@ qf_status qf_x86_conv2d_s8_add(qf_threadpool *pool, qf_isa isa, const qf_ref_con
 #else
 
 void qf_x86_conv_set_tt(bool allow) { (void)allow; }
+void qf_x86_conv_set_fill_vbmi(bool allow) { (void)allow; }
 
 bool qf_x86_conv_uses_tt(const qf_ref_conv_params *p, qf_isa isa) {
     (void)p;
