@@ -259,10 +259,11 @@ typedef struct conv_job {
     bool cc_major;
     int64_t fill_bands; /* conv8c4 fill: row bands per plane (see fill_c4_task) */
     /* conv8c4 stride-1 fill by qx_ukernels.fill_s1: input rows per group
-     * (0: not used), its index bytes and valid bits (s1_table) */
+     * (0: not used), its index bytes and valid bits (s1_table), [0] for
+     * quads of 4 channels, [1] for the last quad of a group of cpg % 4 */
     int64_t s1_rows;
-    _Alignas(64) uint8_t s1_idx[S1_BYTES];
-    uint64_t s1_valid[S1_BYTES / 64];
+    _Alignas(64) uint8_t s1_idx[2][S1_BYTES];
+    uint64_t s1_valid[2][S1_BYTES / 64];
     /* transposed tiles (tt_task): per group, tt_nc chunks of 32 channels x
      * tt_nr ranges of tt_per pixel tiles (tt_tpi tiles of 8 pixels per image) */
     int64_t tt_nc, tt_nr, tt_per, tt_tpi;
@@ -490,11 +491,15 @@ static void fill_c4_s1(const conv_job *j, const int8_t *const chan[4], uint8_t *
     const uint8_t *c2 = (const uint8_t *)chan[2], *c3 = (const uint8_t *)chan[3];
     if (j->s1_rows) {
         /* groups of s1_rows input rows (consecutive in each channel, and
-         * their plane rows consecutive in the plane) by one kernel call */
+         * their plane rows consecutive in the plane) by one kernel call; a
+         * quad's missing channels (NULL) are pads in table 1, and their
+         * reads go to channel 0's rows */
         const int64_t o = iy_begin * w;
-        const uint8_t *src[4] = {c0 + o, c1 + o, c2 + o, c3 + o};
-        j->uk->fill_s1(src, iy_end - iy_begin, w, j->s1_rows, j->s1_idx, j->s1_valid, row_bytes,
-                       plane + (p->pad_top + iy_begin) * row_bytes);
+        const int tab = c3 ? 0 : 1;
+        const uint8_t *src[4] = {c0 + o, (c1 ? c1 : c0) + o, (c2 ? c2 : c0) + o,
+                                 (c3 ? c3 : c0) + o};
+        j->uk->fill_s1(src, iy_end - iy_begin, w, j->s1_rows, j->s1_idx[tab], j->s1_valid[tab],
+                       row_bytes, plane + (p->pad_top + iy_begin) * row_bytes);
         return;
     }
     if (w >= 16) {
@@ -680,6 +685,11 @@ static void fill_c4_task(void *ctx, int64_t task, int tid) {
     }
     uint8_t *plane0 = j->planes + g * pl->g_stride + q * pl->q_stride + b * pl->hq * wq * 4;
     if (sh == 1 && sw == 1 && chan[3] && p->in_w <= FILL_ROW) {
+        fill_c4_s1(j, chan, plane0, jy0, jy1);
+        return;
+    }
+    if (sh == 1 && sw == 1 && j->s1_rows) {
+        /* a last quad of 1-3 channels (the VBMI fill takes those too) */
         fill_c4_s1(j, chan, plane0, jy0, jy1);
         return;
     }
@@ -1214,15 +1224,26 @@ static void s1_table(const qf_ref_conv_params *p, const cplan *pl, conv_job *j) 
     const int64_t w = p->in_w, rb = pl->wq * 4, g_rows = 32 / w;
     if (g_rows * rb > S1_BYTES) return;
     const uint8_t pad = (uint8_t)(0x80 ^ (uint8_t)(int8_t)p->in_zp);
+    /* channels of the last quad of a group (4 when cpg is a multiple of 4) */
+    const int64_t last = pl->cpg - (pl->nq - 1) * 4;
     memset(j->s1_valid, 0, sizeof j->s1_valid);
-    for (int64_t i = 0; i < g_rows * rb; i++) {
-        const int64_t t = i / rb, k = i % 4, ix = i % rb / 4 - p->pad_left;
-        if (ix >= 0 && ix < w) {
-            j->s1_idx[i] = (uint8_t)(32 * k + t * w + ix);
-            j->s1_valid[i / 64] |= (uint64_t)1 << (i % 64);
-        } else {
-            j->s1_idx[i] = pad;
-        }
+    /* (no divisions: this runs on every call, and batch-1 layers of small
+     * images take only microseconds) */
+    for (int tab = 0; tab < (last < 4 ? 2 : 1); tab++) {
+        int64_t i = 0;
+        for (int64_t t = 0; t < g_rows; t++)
+            for (int64_t c = 0; c < pl->wq; c++) {
+                const int64_t ix = c - p->pad_left;
+                const bool in = ix >= 0 && ix < w;
+                for (int64_t k = 0; k < 4; k++, i++) {
+                    if (in && (tab == 0 || k < last)) {
+                        j->s1_idx[tab][i] = (uint8_t)(32 * k + t * w + ix);
+                        j->s1_valid[tab][i >> 6] |= (uint64_t)1 << (i & 63);
+                    } else {
+                        j->s1_idx[tab][i] = pad;
+                    }
+                }
+            }
     }
     j->s1_rows = g_rows;
 }
