@@ -424,6 +424,15 @@ typedef struct qx_ukernels {
      * byte). No byte past the last row is read or written. */
     void (*fill_s1)(const uint8_t *const src[4], int64_t rows, int64_t w, int64_t g_rows,
                     const uint8_t *idx, const uint64_t *valid, int64_t row_bytes, uint8_t *dst);
+    /* conv8c4 fill, width stride 2 (NULL: not available; needs AVX512_VBMI):
+     * one input row of w <= 32 bytes in each of 4 channels (src[k]) to the
+     * rows of its two column phases, row_bytes <= 64 each: byte i of phase
+     * x's row (at dst[x], not written when NULL) is byte idx[64 x + i] of
+     * c0 | c1 | c2 | c3 (32 bytes each, flipped to u8) where bit i of
+     * valid[x] is set, else idx[64 x + i] (the pad byte). No byte past w
+     * of a channel is read. */
+    void (*fill_s2v)(const uint8_t *const src[4], int64_t w, const uint8_t *idx,
+                     const uint64_t *valid, int64_t row_bytes, uint8_t *const dst[2]);
 } qx_ukernels;
 
 /* NULL when isa has no micro-kernels here or is not compiled in. */

@@ -674,13 +674,36 @@ TGTV static void fill_s1(const uint8_t *const src[4], int64_t rows, int64_t w, i
     }
 }
 
+/* see qx_ukernels.fill_s2v: the channel pair registers of fill_s1, then
+ * one permute and one masked store per column phase */
+TGTV static void fill_s2v(const uint8_t *const src[4], int64_t w, const uint8_t *idx,
+                          const uint64_t *valid, int64_t row_bytes, uint8_t *const dst[2]) {
+    const __mmask32 lm = w >= 32 ? 0xFFFFFFFFu : (1u << w) - 1u;
+    const __m512i flip = _mm512_set1_epi8((char)0x80);
+    const __m512i a = _mm512_xor_si512(
+        _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_maskz_loadu_epi8(lm, src[0])),
+                           _mm256_maskz_loadu_epi8(lm, src[1]), 1),
+        flip);
+    const __m512i b = _mm512_xor_si512(
+        _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_maskz_loadu_epi8(lm, src[2])),
+                           _mm256_maskz_loadu_epi8(lm, src[3]), 1),
+        flip);
+    const __mmask64 sm = row_bytes >= 64 ? ~(__mmask64)0 : ((__mmask64)1 << row_bytes) - 1;
+    for (int x = 0; x < 2; x++)
+        if (dst[x])
+            _mm512_mask_storeu_epi8(
+                dst[x], sm,
+                _mm512_mask2_permutex2var_epi8(a, _mm512_loadu_si512(idx + 64 * x), valid[x], b));
+}
+
 static const qx_ukernels k_vnni = {.conv_tile = conv_tile,
                                    .gemm_tile = gemm_tile,
                                    .conv_tt = conv_tt,
                                    .multi_blk = true,
                                    .runs2 = true,
                                    .fill_s2 = fill_s2,
-                                   .fill_s1 = fill_s1};
+                                   .fill_s1 = fill_s1,
+                                   .fill_s2v = fill_s2v};
 
 const qx_ukernels *qx_ukernels_avx512vnni(void) { return &k_vnni; }
 

@@ -264,6 +264,11 @@ typedef struct conv_job {
     int64_t s1_rows;
     _Alignas(64) uint8_t s1_idx[2][S1_BYTES];
     uint64_t s1_valid[2][S1_BYTES / 64];
+    /* width-stride-2 fill by qx_ukernels.fill_s2v (s2_ok): each column
+     * phase's index bytes and valid bits (s2_table) */
+    bool s2_ok;
+    _Alignas(64) uint8_t s2_idx[2][64];
+    uint64_t s2_valid[2];
     /* transposed tiles (tt_task): per group, tt_nc chunks of 32 channels x
      * tt_nr ranges of tt_per pixel tiles (tt_tpi tiles of 8 pixels per image) */
     int64_t tt_nc, tt_nr, tt_per, tt_tpi;
@@ -587,9 +592,28 @@ static void fill_c4_s2(const conv_job *j, const int8_t *const chan[4], uint8_t *
                 if (iy < 0 || iy >= p->in_h) set_bytes(plane + jy * row_bytes, pad, row_bytes);
             }
         }
-    _Alignas(16) uint8_t tmp[FILL_ROW * 4 + 64];
     const uint8_t *c0 = (const uint8_t *)chan[0], *c1 = (const uint8_t *)chan[1];
     const uint8_t *c2 = (const uint8_t *)chan[2], *c3 = (const uint8_t *)chan[3];
+    if (j->s2_ok) {
+        /* each input row to its phase rows by one kernel call */
+        for (int64_t iy = 0; iy < p->in_h; iy++) {
+            const int64_t r = iy + p->pad_top, jy = r / sh, py = r % sh;
+            if (jy >= jy1) break;
+            if (jy < jy0) continue;
+            uint8_t *dst[2] = {NULL, NULL};
+            for (int64_t px = 0; px < 2; px++) {
+                const int64_t ph = py * 2 + px;
+                if (ph >= 64 || ((j->phases >> ph) & 1))
+                    dst[px] = plane0 + ph * pl->ppl + jy * row_bytes;
+            }
+            if (!dst[0] && !dst[1]) continue;
+            const int64_t o = iy * w;
+            const uint8_t *src[4] = {c0 + o, c1 + o, c2 + o, c3 + o};
+            j->uk->fill_s2v(src, w, j->s2_idx[0], j->s2_valid, row_bytes, dst);
+        }
+        return;
+    }
+    _Alignas(16) uint8_t tmp[FILL_ROW * 4 + 64];
     /* rows of up to 32 columns into phase rows of up to 16: the ISA's
      * permute (plane column i reads input column 2i + px - pad_left) */
     const bool vec = j->uk && j->uk->fill_s2 && w <= 32 && wq <= 16;
@@ -1247,6 +1271,30 @@ static void s1_table(const qf_ref_conv_params *p, const cplan *pl, conv_job *j) 
     }
     j->s1_rows = g_rows;
 }
+/* The width-stride-2 conv8c4 fill by qx_ukernels.fill_s2v, for input rows
+ * of at most 32 columns and phase rows of at most 16 positions: byte i of
+ * phase x's row (column c = i / 4, channel lane k) reads input column
+ * 2 c + x - pad_left of channel k (byte 32 k + that), or is the pad byte. */
+static void s2_table(const qf_ref_conv_params *p, const cplan *pl, conv_job *j) {
+    j->s2_ok = false;
+    if (!pl->c4 || !j->uk || !j->uk->fill_s2v || !fill_vbmi_allowed ||
+        !(qf_cpu_features() & QF_CPU_AVX512VBMI) || p->stride_w != 2 || p->in_w > 32 || pl->wq > 16)
+        return;
+    const uint8_t pad = (uint8_t)(0x80 ^ (uint8_t)(int8_t)p->in_zp);
+    for (int x = 0; x < 2; x++) {
+        j->s2_valid[x] = 0;
+        for (int64_t c = 0, i = 0; c < 16; c++) {
+            const int64_t ix = 2 * c + x - p->pad_left;
+            const bool in = c < pl->wq && ix >= 0 && ix < p->in_w;
+            for (int64_t k = 0; k < 4; k++, i++) {
+                j->s2_idx[x][i] = in ? (uint8_t)(32 * k + ix) : pad;
+                if (in) j->s2_valid[x] |= (uint64_t)1 << i;
+            }
+        }
+    }
+    j->s2_ok = true;
+}
+
 void qf_x86_conv_set_tt(bool allow) { tt_allowed = allow; }
 
 /* Pixels per transposed tile and the rows a tail of r pixels costs. */
@@ -1663,6 +1711,7 @@ qf_status qf_x86_conv2d_s8_add(qf_threadpool *pool, qf_isa isa, const qf_ref_con
             split_tiles(&j, nthreads, 8, pl.planes_bytes / (size_t)p->groups);
         }
         s1_table(p, &pl, &j);
+        s2_table(p, &pl, &j);
         j.fill_bands = slot_tiles && !j.cc_major && nthreads > 1 && p->batch < nthreads &&
                                pl.hq >= 2 * nthreads
                            ? nthreads
