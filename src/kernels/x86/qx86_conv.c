@@ -1346,6 +1346,11 @@ static bool tt_pick(const qf_ref_conv_params *p, const cplan *pl, const qx_ukern
         useful / (double)((pl->slots + QX_CONV_SLOTS - 1) / QX_CONV_SLOTS * QX_CONV_SLOTS) *
         ch_slot;
     const double tt_eff = px / (double)tt_cost_rows((int64_t)px) * ch_tt;
+    /* per-pixel slot vectors that cross more than one row break (rows under
+     * 15 pixels) are gathered: about 3/4 of one channel block's work per
+     * tile pair (see make_plan) */
+    if (!pl->grid && p->out_w < 15 && pl->k4 <= GATHER_STEPS)
+        return tt_eff > slot_eff * (double)(pl->nb * 4) / (double)(pl->nb * 4 + 3);
     return tt_eff > slot_eff * 1.08;
 }
 
