@@ -258,6 +258,7 @@ typedef struct conv_job {
     int64_t g, s0, n_pairs, ppt, n_pt, n_cc, cb;
     bool cc_major;
     int64_t fill_bands; /* conv8c4 fill: row bands per plane (see fill_c4_task) */
+    int64_t fill_tasks; /* conv8c4 fill: tasks, each a range of items */
     /* conv8c4 stride-1 fill by qx_ukernels.fill_s1: input rows per group
      * (0: not used), its index bytes and valid bits (s1_table), [0] for
      * quads of 4 channels, [1] for the last quad of a group of cpg % 4 */
@@ -686,20 +687,10 @@ static void fill_c4_s2(const conv_job *j, const int8_t *const chan[4], uint8_t *
 /* Fill the phase planes of channel quad q of group g, image b (conv8c4):
  * task = b * groups * nq + g * nq + q. Rows are built per channel in stack
  * buffers, several short rows at a time, then interleaved by 4. */
-static void fill_c4_task(void *ctx, int64_t task, int tid) {
-    (void)tid;
-    const conv_job *j = ctx;
+static void fill_c4_one(const conv_job *j, int64_t jy0, int64_t jy1, int64_t b, int64_t g,
+                        int64_t q) {
     const qf_ref_conv_params *p = j->p;
     const cplan *pl = j->pl;
-    /* image-major, like the tiles: a thread fills the images it computes */
-    const int64_t gqs = (int64_t)p->groups * pl->nq;
-    /* band-major: with fill_bands = threads, thread r's range is row band
-     * r of every plane */
-    const int64_t per_band = (int64_t)p->batch * gqs, band = task / per_band;
-    task %= per_band;
-    const int64_t jy0 = pl->hq * band / j->fill_bands, jy1 = pl->hq * (band + 1) / j->fill_bands;
-    const int64_t b = task / gqs, gq = task % gqs;
-    const int64_t g = gq / pl->nq, q = gq % pl->nq;
     const int64_t sh = p->stride_h, sw = p->stride_w, wq = pl->wq;
     /* the channel of each byte of a lane, or NULL past the group's channels */
     const int8_t *chan[4];
@@ -776,6 +767,41 @@ static void fill_c4_task(void *ctx, int64_t task, int tid) {
                 }
             }
         }
+    }
+}
+
+/* Task `task` of fill_tasks: a contiguous range of the fill's items (row
+ * band, image, group, quad), numbered band-major then image-major, like the
+ * tiles: with fill_bands = threads, thread r's range is row band r of every
+ * plane, else a thread fills the images it computes. Ranges rather than one
+ * item per task: an item (a quad of one small image) is often a few hundred
+ * instructions, and the task's index arithmetic (divisions) was a third of
+ * that. */
+static void fill_c4_task(void *ctx, int64_t task, int tid) {
+    (void)tid;
+    const conv_job *j = ctx;
+    const qf_ref_conv_params *p = j->p;
+    const cplan *pl = j->pl;
+    const int64_t per_band = (int64_t)p->batch * p->groups * pl->nq;
+    const int64_t items = j->fill_bands * per_band;
+    const int64_t i0 = items * task / j->fill_tasks, i1 = items * (task + 1) / j->fill_tasks;
+    if (i0 >= i1) return;
+    int64_t band = i0 / per_band, r = i0 % per_band;
+    int64_t b = r / (p->groups * pl->nq);
+    r %= p->groups * pl->nq;
+    int64_t g = r / pl->nq, q = r % pl->nq;
+    int64_t jy0 = pl->hq * band / j->fill_bands, jy1 = pl->hq * (band + 1) / j->fill_bands;
+    for (int64_t i = i0; i < i1; i++) {
+        fill_c4_one(j, jy0, jy1, b, g, q);
+        if (++q < pl->nq) continue;
+        q = 0;
+        if (++g < p->groups) continue;
+        g = 0;
+        if (++b < p->batch) continue;
+        b = 0;
+        band++;
+        jy0 = jy1;
+        jy1 = pl->hq * (band + 1) / j->fill_bands;
     }
 }
 
@@ -1721,7 +1747,11 @@ qf_status qf_x86_conv2d_s8_add(qf_threadpool *pool, qf_isa isa, const qf_ref_con
                                pl.hq >= 2 * nthreads
                            ? nthreads
                            : 1;
-        qf_parallel_for(pool, j.fill_bands * p->groups * pl.nq * p->batch, fill_c4_task, &j);
+        /* about 8 tasks per thread (one band each when banded) */
+        const int64_t items = j.fill_bands * p->groups * pl.nq * p->batch;
+        j.fill_tasks = nthreads > 1 ? 8 * nthreads : 1;
+        if (j.fill_tasks > items) j.fill_tasks = items;
+        qf_parallel_for(pool, j.fill_tasks, fill_c4_task, &j);
         if (tt) {
             /* chunk-major: each thread streams its own channels' weights;
              * about 4 tasks per thread */
