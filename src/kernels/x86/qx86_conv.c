@@ -684,9 +684,10 @@ static void fill_c4_s2(const conv_job *j, const int8_t *const chan[4], uint8_t *
     }
 }
 
-/* Fill the phase planes of channel quad q of group g, image b (conv8c4):
- * task = b * groups * nq + g * nq + q. Rows are built per channel in stack
- * buffers, several short rows at a time, then interleaved by 4. */
+/* Fill rows [jy0, jy1) of the phase planes of channel quad q of group g,
+ * image b (conv8c4). Stride 1 and width stride 2 have their own fills;
+ * otherwise rows are built per channel in stack buffers, several short rows
+ * at a time, then interleaved by 4. */
 static void fill_c4_one(const conv_job *j, int64_t jy0, int64_t jy1, int64_t b, int64_t g,
                         int64_t q) {
     const qf_ref_conv_params *p = j->p;
@@ -699,12 +700,8 @@ static void fill_c4_one(const conv_job *j, int64_t jy0, int64_t jy1, int64_t b, 
         chan[r] = c < pl->cpg ? j->in + (b * p->in_c + g * pl->cpg + c) * p->in_h * p->in_w : NULL;
     }
     uint8_t *plane0 = j->planes + g * pl->g_stride + q * pl->q_stride + b * pl->hq * wq * 4;
-    if (sh == 1 && sw == 1 && chan[3] && p->in_w <= FILL_ROW) {
-        fill_c4_s1(j, chan, plane0, jy0, jy1);
-        return;
-    }
-    if (sh == 1 && sw == 1 && j->s1_rows) {
-        /* a last quad of 1-3 channels (the VBMI fill takes those too) */
+    /* (the VBMI stride-1 fill also takes a last quad of 1-3 channels) */
+    if (sh == 1 && sw == 1 && (j->s1_rows || (chan[3] && p->in_w <= FILL_ROW))) {
         fill_c4_s1(j, chan, plane0, jy0, jy1);
         return;
     }
@@ -1260,6 +1257,11 @@ static _Atomic bool tt_allowed = true;
 static _Atomic bool fill_vbmi_allowed = true;
 void qf_x86_conv_set_fill_vbmi(bool allow) { fill_vbmi_allowed = allow; }
 
+/* Whether the CPU and the test hook let the VBMI fills run. */
+static bool vbmi_fills_ok(void) {
+    return fill_vbmi_allowed && (qf_cpu_features() & QF_CPU_AVX512VBMI);
+}
+
 /* The stride-1 conv8c4 fill by qx_ukernels.fill_s1, for input rows of at
  * most 32 columns: groups of 32 / in_w rows (each channel's bytes of a group
  * fit the kernel's 32), where a group's plane rows take at most S1_BYTES.
@@ -1267,8 +1269,7 @@ void qf_x86_conv_set_fill_vbmi(bool allow) { fill_vbmi_allowed = allow; }
  * reads byte 32 k + t * in_w + c - pad_left, or is the pad byte. */
 static void s1_table(const qf_ref_conv_params *p, const cplan *pl, conv_job *j) {
     j->s1_rows = 0;
-    if (!j->uk || !j->uk->fill_s1 || !fill_vbmi_allowed ||
-        !(qf_cpu_features() & QF_CPU_AVX512VBMI) || p->stride_h != 1 || p->stride_w != 1 ||
+    if (!j->uk || !j->uk->fill_s1 || !vbmi_fills_ok() || p->stride_h != 1 || p->stride_w != 1 ||
         p->in_w > 32)
         return;
     const int64_t w = p->in_w, rb = pl->wq * 4, g_rows = 32 / w;
@@ -1303,8 +1304,8 @@ static void s1_table(const qf_ref_conv_params *p, const cplan *pl, conv_job *j) 
  * 2 c + x - pad_left of channel k (byte 32 k + that), or is the pad byte. */
 static void s2_table(const qf_ref_conv_params *p, const cplan *pl, conv_job *j) {
     j->s2_ok = false;
-    if (!pl->c4 || !j->uk || !j->uk->fill_s2v || !fill_vbmi_allowed ||
-        !(qf_cpu_features() & QF_CPU_AVX512VBMI) || p->stride_w != 2 || p->in_w > 32 || pl->wq > 16)
+    if (!j->uk || !j->uk->fill_s2v || !vbmi_fills_ok() || p->stride_w != 2 || p->in_w > 32 ||
+        pl->wq > 16)
         return;
     const uint8_t pad = (uint8_t)(0x80 ^ (uint8_t)(int8_t)p->in_zp);
     for (int x = 0; x < 2; x++) {
