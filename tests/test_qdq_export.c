@@ -424,6 +424,56 @@ typedef struct model_case {
     const char *want_ops;
 } model_case;
 
+/* Graph E: Q -> QLut with one table per channel (exported as a Gather with
+ * channel offsets) -> QLut built from a BatchNormalization that carries
+ * the op (exported as DequantizeLinear -> BatchNormalization ->
+ * QuantizeLinear) -> DQ. Input [2, 4, 5, 6], output the same. */
+enum { E_C = 4 };
+static const float E_SX = 0.03f, E_SL = 1.0f / 100, E_SB = 0.02f, E_EPS = 1e-3f;
+static const int32_t E_ZX = 4, E_ZL = -6, E_ZB = 3;
+static float e_gamma[E_C] = {0.5f, 1.5f, -0.8f, 2.0f}, e_beta[E_C] = {0.1f, -0.3f, 0.25f, 0.0f},
+             e_mean[E_C] = {0.2f, -0.1f, 0.0f, 0.3f}, e_var[E_C] = {0.5f, 2.0f, 0.9f, 4.0f};
+static float e_f0(float x) { return tanhf(x); }
+static float e_f1(float x) { return 0.5f * x; }
+static float e_f2(float x) { return -x; }
+static float e_f3(float x) { return 0.3f * x * x - 0.5f; }
+
+static qf_graph *build_e(void) {
+    qf_graph *g = qf_graph_create();
+    int64_t xd[4] = {2, E_C, 5, 6};
+    int xq = quant_input(g, 4, xd, E_SX, E_ZX, QF_DT_I8);
+    g->values[xq].rank = 4; /* the channel offsets need the rank */
+    memcpy(g->values[xq].dims, xd, sizeof xd);
+    static int64_t t1[E_C * 256], t2[E_C * 256];
+    float (*const fs[E_C])(float) = {e_f0, e_f1, e_f2, e_f3};
+    for (int k = 0; k < E_C; k++) {
+        int8_t t[256];
+        qf_ref_lut_build(fs[k], E_SX, E_ZX, E_SL, E_ZL, t);
+        for (int q = 0; q < 256; q++) {
+            t1[k * 256 + q] = t[q];
+            float x = E_SL * (float)(q - 128 - E_ZL);
+            float y = (x - e_mean[k]) / sqrtf(e_var[k] + E_EPS) * e_gamma[k] + e_beta[k];
+            t2[k * 256 + q] = qf_ref_quantize_one(y, E_SB, E_ZB, -128, 127);
+        }
+    }
+    int lc = act(g, "lut_c", E_SL, E_ZL);
+    qf_attr la[2] = {A_INTS("table", t1, E_C * 256), A_INT("axis", 1)};
+    qnode(g, "perchannel", "QLut", &xq, 1, lc, la, 2);
+    int64_t cd[1] = {E_C};
+    int ins[5] = {
+        lc, cnst(g, "gamma", QF_DT_F32, 1, cd, e_gamma), cnst(g, "beta", QF_DT_F32, 1, cd, e_beta),
+        cnst(g, "mean", QF_DT_F32, 1, cd, e_mean), cnst(g, "var", QF_DT_F32, 1, cd, e_var)};
+    int bn = act(g, "bn_out", E_SB, E_ZB);
+    qf_attr ba[5] = {A_INTS("table", t2, E_C * 256),
+                     A_INT("axis", 1),
+                     A_STR("op", "BatchNormalization"),
+                     A_INT("x_input", 0),
+                     {.name = "epsilon", .type = QF_ATTR_FLOAT, .f = E_EPS}};
+    qnode(g, "bn", "QLut", ins, 5, bn, ba, 5);
+    dequant_output(g, bn, E_SB, E_ZB, QF_DT_I8);
+    return g;
+}
+
 /* clang-format off */
 static const model_case models[] = {
     {"a", build_a, 0, {A_N, A_C, A_H, A_W}, -3.2f, 3.2f, A_SY, A_N * A_FC,
@@ -432,6 +482,7 @@ static const model_case models[] = {
      "QLinearMul,QLinearConcat,QLinearAveragePool,QGemm,MaxPool,Gather"},
     {"c", build_c, 0, {1, 3, 5, 6}, -3.5f, 3.5f, C_SY, 4 * 6 * 5, "QLinearConv"},
     {"d16", build_d, 21, {2, 3, 6, 6}, -2.8f, 2.8f, D_SY, 2 * 5 * 6 * 6, NULL},
+    {"e", build_e, 0, {2, E_C, 5, 6}, -3.0f, 3.0f, E_SB, 2 * E_C * 5 * 6, NULL},
 };
 /* clang-format on */
 
@@ -744,6 +795,37 @@ static void lut_becomes_gather(void) {
     qf_graph_free(qg);
 }
 
+/* Per-channel QLut: without a float op a Gather over the flat tables with
+ * channel offsets [1, C, 1, 1] (c * 256) added to the index; with one, the
+ * op itself between DequantizeLinear and QuantizeLinear. */
+static void per_channel_lut_export(void) {
+    qf_graph *qg = build_e();
+    qf_err e;
+    CHECK_MSG(!qf_graph_toposort(qg, &e) && !qf_graph_parse_ops(qg, &e), "%s", e.msg);
+    for (int u8 = 0; u8 <= 1; u8++) {
+        qf_qdq_export_options o;
+        qf_qdq_export_options_init(&o);
+        o.act_type = u8 ? QF_QDQ_ACT_UINT8 : QF_QDQ_ACT_INT8;
+        qf_graph *g = NULL;
+        CHECK_MSG(qf_qdq_build(qg, &o, &g, &e) == QF_OK, "%s", e.msg);
+        if (!g) continue;
+        int tv = find(g, "perchannel/table"), ov = find(g, "perchannel/channel_offset");
+        const qf_node *gather = producer(g, find(g, "lut_c"));
+        bool ok = gather && !strcmp(gather->op_type, "Gather") && tv >= 0 && ov >= 0 &&
+                  g->values[tv].nbytes == E_C * 256 && g->values[ov].rank == 4 &&
+                  g->values[ov].dims[0] == 1 && g->values[ov].dims[1] == E_C &&
+                  g->values[ov].dims[2] == 1 && g->values[ov].dims[3] == 1 &&
+                  count_op(g, "Gather") == 1 && count_op(g, "BatchNormalization") == 1;
+        for (int k = 0; ok && k < E_C; k++)
+            ok = ((const int32_t *)g->values[ov].data)[k] == 256 * k;
+        const qf_node *bq = producer(g, find(g, "bn_out"));
+        ok = ok && bq && !strcmp(bq->op_type, "QuantizeLinear");
+        qf_graph_free(g);
+        CHECK_MSG(ok, "structure (u8=%d)", u8);
+    }
+    qf_graph_free(qg);
+}
+
 /* uint8 mode with an int8 graph input and output: converted at the
  * boundary, so the model's interface and its results stay the same. */
 static void uint8_mode_keeps_int8_boundaries(void) {
@@ -1016,5 +1098,6 @@ static void out_of_memory_everywhere(void) {
 }
 
 QT_MAIN(QT_CASE(out_of_memory_everywhere), QT_CASE(structure_of_graph_a),
-        QT_CASE(lut_becomes_gather), QT_CASE(uint8_mode_keeps_int8_boundaries),
-        QT_CASE(old_layout_ops_copied), QT_CASE(errors), QT_CASE(exported_models_agree))
+        QT_CASE(lut_becomes_gather), QT_CASE(per_channel_lut_export),
+        QT_CASE(uint8_mode_keeps_int8_boundaries), QT_CASE(old_layout_ops_copied), QT_CASE(errors),
+        QT_CASE(exported_models_agree))

@@ -964,6 +964,50 @@ static void test_qlut_wiring(void) {
     }
 }
 
+/* Per-channel tables (axis 1): x [2, 3, 4, 5] reads table c for channel c,
+ * in a session (the active ISA's kernel); a channel count that does not
+ * match the input, and a table whose size is not a multiple of 256, are
+ * errors naming the node. */
+static void test_qlut_per_channel(void) {
+    enum { N = 2, C = 3, HW = 20 };
+    static int64_t tab64[C * 256];
+    int8_t table[C * 256], x[N * C * HW], y[N * C * HW];
+    for (int k = 0; k < C; k++)
+        for (int q = 0; q < 256; q++) /* channel k: q - 128 mapped three different ways */
+            table[k * 256 + q] = (int8_t)(k == 0   ? q - 128
+                                          : k == 1 ? 127 - q
+                                                   : (q * 7) % 256 - 128);
+    for (int i = 0; i < C * 256; i++)
+        tab64[i] = table[i];
+    for (int i = 0; i < N * C * HW; i++)
+        x[i] = (int8_t)((i * 37 + 11) % 256 - 128);
+    for (int bad = 0; bad < 3; bad++) {
+        qf_graph *g = qf_graph_create();
+        int vx = input(g, "x", QF_DT_I8, 0.05f, 3, 8);
+        int vy = act(g, "y", QF_DT_I8, 0.1f, -1, 8);
+        qf_graph_add_output(g, vy);
+        /* bad 1: axis 2 (4 entries there, 3 tables); bad 2: 700 entries */
+        qf_attr at[2] = {A_INTS("table", tab64, bad == 2 ? 700 : C * 256),
+                         A_INT("axis", bad == 1 ? 2 : 1)};
+        qnode(g, "lut_c", "QLut", &vx, 1, vy, at, 2);
+        int64_t xd[4] = {N, C, 4, 5};
+        qf_tensor xt = tensor(QF_DT_I8, 4, xd, x), yt;
+        qf_err e;
+        qf_status st = run_graph(g, &xt, 1, &yt, y, sizeof y, &e);
+        if (bad) {
+            CHECK_MSG(st == (bad == 1 ? QF_ERR_SHAPE : QF_ERR_FORMAT), "bad %d: %d %s", bad,
+                      (int)st, e.msg);
+            CHECK_MSG(strstr(e.msg, "lut_c") != NULL, "%s", e.msg);
+            continue;
+        }
+        CHECK_MSG(st == QF_OK, "%s", e.msg);
+        for (int i = 0; i < N * C * HW; i++) {
+            const int c = i / HW % C;
+            CHECK_EQ_INT(y[i], table[c * 256 + x[i] + 128]);
+        }
+    }
+}
+
 /* ---- a chain in one session: arena reuse, no allocation in steady state ---- */
 
 /* x -> QConv (1x1, 3 -> 4) -> QLut -> QMaxPool (2x2 s2), against the three
@@ -1320,5 +1364,5 @@ static void test_registry_names(void) {
 QT_MAIN(QT_CASE(test_registry_names), QT_CASE(test_qconv_wiring), QT_CASE(test_qconv_hand),
         QT_CASE(test_qgemm_wiring), QT_CASE(test_qbinary_wiring), QT_CASE(test_qpool_wiring),
         QT_CASE(test_qconcat_wiring), QT_CASE(test_qresize_wiring), QT_CASE(test_qpad_wiring),
-        QT_CASE(test_qlut_wiring), QT_CASE(test_chain_session), QT_CASE(test_float_crosscheck),
-        QT_CASE(test_errors), QT_CASE(test_errors_other_ops))
+        QT_CASE(test_qlut_wiring), QT_CASE(test_qlut_per_channel), QT_CASE(test_chain_session),
+        QT_CASE(test_float_crosscheck), QT_CASE(test_errors), QT_CASE(test_errors_other_ops))

@@ -237,6 +237,122 @@ static void int8_lowering_and_accuracy(void) {
     qf_dataset_free(ds);
 }
 
+/* A float constant with the given contents. */
+static int add_const_vals(qf_graph *g, const char *name, int rank, const int64_t *dims,
+                          const float *vals) {
+    int v = qf_graph_add_value(g, name, QF_DT_F32, rank, dims);
+    qf_tensor t = {.dtype = QF_DT_F32, .rank = rank, .data = (void *)vals};
+    memcpy(t.dims, dims, sizeof(int64_t) * (size_t)rank);
+    qf_graph_set_const(g, v, &t, NULL);
+    return v;
+}
+
+/* BatchNormalization and PRelu folded by nothing before them (a pool in
+ * between), and a Mul by a [1, 8, 1, 1] constant: per-channel maps that the
+ * quantizer turns into per-channel tables (QLut, axis 1) instead of
+ * leaving them in float.
+ * x[N,1,8,8] -> Conv(8,3x3,pad1)+Relu -> MaxPool 2 -> BatchNormalization ->
+ * PRelu([8,1,1]) -> Mul([1,8,1,1]) -> Conv(4,3x3,pad1) -> GlobalAveragePool */
+static void per_channel_tables(void) {
+    qf_graph *g = qf_graph_create();
+    g->source_path = "bn.onnx";
+    int64_t xd[4] = {-1, 1, 8, 8};
+    int x = qf_graph_add_value(g, "x", QF_DT_F32, 4, xd);
+    qf_graph_add_input(g, x);
+    int64_t w1d[4] = {8, 1, 3, 3}, b1d[1] = {8}, w2d[4] = {4, 8, 3, 3}, b2d[1] = {4};
+    int64_t sd[3] = {8, 1, 1}, md[4] = {1, 8, 1, 1};
+    float gamma[8], beta[8], mean[8], var[8], slope[8], mul[8];
+    for (int k = 0; k < 8; k++) {
+        gamma[k] = 0.5f + 0.2f * (float)k;
+        beta[k] = 0.3f * frand();
+        mean[k] = 0.4f + 0.2f * frand();
+        var[k] = 0.05f + 0.1f * (float)k;
+        slope[k] = 0.1f * (float)(k - 3);
+        mul[k] = k % 2 ? 1.5f : -0.75f;
+    }
+    int w1 = add_const(g, "w1", 4, w1d, 0.6f), b1 = add_const(g, "b1", 1, b1d, 0.1f);
+    int w2 = add_const(g, "w2", 4, w2d, 0.3f), b2 = add_const(g, "b2", 1, b2d, 0.1f);
+    int gm = add_const_vals(g, "gamma", 1, b1d, gamma),
+        bt = add_const_vals(g, "beta", 1, b1d, beta);
+    int mn = add_const_vals(g, "mean", 1, b1d, mean), vr = add_const_vals(g, "var", 1, b1d, var);
+    int sl = add_const_vals(g, "slope", 3, sd, slope), mc = add_const_vals(g, "mulc", 4, md, mul);
+    const char *names[] = {"c1", "r1", "p1", "bn_out", "pr_out", "mul_out", "c2", "gap"};
+    int v[8];
+    for (int i = 0; i < 8; i++)
+        v[i] = qf_graph_add_value(g, names[i], QF_DT_UNDEF, -1, NULL);
+    int64_t ks[2] = {3, 3}, pads[4] = {1, 1, 1, 1}, pk[2] = {2, 2};
+    qf_attr ca[2] = {{.name = "kernel_shape", .type = QF_ATTR_INTS, .ints = ks, .n = 2},
+                     {.name = "pads", .type = QF_ATTR_INTS, .ints = pads, .n = 4}};
+    qf_attr pa[2] = {{.name = "kernel_shape", .type = QF_ATTR_INTS, .ints = pk, .n = 2},
+                     {.name = "strides", .type = QF_ATTR_INTS, .ints = pk, .n = 2}};
+    qf_attr eps = {.name = "epsilon", .type = QF_ATTR_FLOAT, .f = 1e-3f};
+    int i1[3] = {x, w1, b1}, ib[5] = {v[2], gm, bt, mn, vr}, ip[2] = {v[3], sl}, im[2] = {mc, v[4]},
+        i2[3] = {v[5], w2, b2};
+    qf_graph_add_node(g, "conv1", "Conv", "", 13, i1, 3, &v[0], 1, ca, 2);
+    qf_graph_add_node(g, "relu1", "Relu", "", 13, &v[0], 1, &v[1], 1, NULL, 0);
+    qf_graph_add_node(g, "pool", "MaxPool", "", 13, &v[1], 1, &v[2], 1, pa, 2);
+    qf_graph_add_node(g, "bn", "BatchNormalization", "", 15, ib, 5, &v[3], 1, &eps, 1);
+    qf_graph_add_node(g, "prelu", "PRelu", "", 16, ip, 2, &v[4], 1, NULL, 0);
+    qf_graph_add_node(g, "mul", "Mul", "", 14, im, 2, &v[5], 1, NULL, 0);
+    qf_graph_add_node(g, "conv2", "Conv", "", 13, i2, 3, &v[6], 1, ca, 2);
+    qf_graph_add_node(g, "gap", "GlobalAveragePool", "", 13, &v[6], 1, &v[7], 1, NULL, 0);
+    qf_graph_add_output(g, v[7]);
+    qf_err e;
+    CHECK_MSG(!qf_graph_toposort(g, &e) && !qf_graph_parse_ops(g, &e), "%s", e.msg);
+    qf_dataset *ds = make_dataset(256, 1, 8, 8);
+    qf_qconfig_default(&cfg);
+    qf_quant_options o = {.calib_limit = 200, .batch = 16};
+    qf_graph *qg = NULL;
+    qf_quant_report rep;
+    CHECK_MSG(qf_quantize(g, ds, &cfg, &o, &qg, &rep, &e) == QF_OK, "%s", e.msg);
+    CHECK_MSG(!strcmp(lowered_as(&rep, "bn"), "QLut"), "bn: %s", lowered_as(&rep, "bn"));
+    CHECK_MSG(!strcmp(lowered_as(&rep, "prelu"), "QLut"), "prelu: %s", lowered_as(&rep, "prelu"));
+    CHECK_MSG(!strcmp(lowered_as(&rep, "mul"), "QLut"), "mul: %s", lowered_as(&rep, "mul"));
+    CHECK_EQ_INT(rep.n_float_fallback, 0);
+    /* the BatchNormalization's tables against the formula in double: every
+     * code of every channel, dequantized, normalized, requantized */
+    const qf_node *bn = NULL;
+    for (int i = 0; i < qg->n_nodes; i++)
+        if (!strcmp(qg->nodes[i].name, "bn")) bn = &qg->nodes[i];
+    CHECK(bn && !strcmp(bn->op_type, "QLut"));
+    if (bn) {
+        const qf_attr *t = qf_node_attr(bn, "table");
+        const qf_qparams *qi = qg->values[bn->inputs[0]].qp, *qo = qg->values[bn->outputs[0]].qp;
+        CHECK(t && t->n == 8 * 256 && qf_node_attr_int(bn, "axis", -1) == 1 && qi && qo);
+        CHECK(!strcmp(qf_node_attr_str(bn, "op", ""), "BatchNormalization") &&
+              qf_node_attr_int(bn, "x_input", -1) == 0 && bn->n_inputs == 5);
+        int exact = 0, total = 0;
+        for (int k = 0; t && qi && qo && k < 8; k++)
+            for (int q = -128; q < 128; q++) {
+                double xf = (double)qi->scale[0] * (q - qi->zero_point[0]);
+                double yf = (xf - mean[k]) / sqrt((double)var[k] + 1e-3) * gamma[k] + beta[k];
+                double r = nearbyint(yf / qo->scale[0]) + qo->zero_point[0];
+                int want = (int)(r < -128 ? -128 : r > 127 ? 127 : r);
+                int got = (int)t->ints[k * 256 + q + 128];
+                CHECK_MSG(abs(got - want) <= 1, "channel %d code %d: %d vs %d", k, q, got, want);
+                exact += got == want;
+                total++;
+            }
+        CHECK_MSG(exact >= total - 8, "%d of %d table entries exact", exact, total);
+    }
+    double db = output_sqnr(g, qg, ds, 64);
+    CHECK_MSG(db > 30.0, "output SQNR %.2f dB", db);
+    /* qfm round trip keeps the tables and the float op's constants */
+    char path[128];
+    snprintf(path, sizeof path, "%s/bn.qfm", tmpdir);
+    CHECK_OK(qf_qfm_write(qg, "{}", path, &e));
+    qf_graph *lg = NULL;
+    CHECK_MSG(qf_qfm_load(path, &lg, NULL, &e) == QF_OK, "%s", e.msg);
+    double db2 = output_sqnr(qg, lg, ds, 64);
+    CHECK_MSG(db2 >= 999, "qfm reload changed outputs (%.2f dB)", db2);
+    qf_graph_free(lg);
+    unlink(path);
+    qf_quant_report_free(&rep);
+    qf_graph_free(qg);
+    qf_graph_free(g);
+    qf_dataset_free(ds);
+}
+
 static void four_bit_weights_and_methods(void) {
     qf_graph *g = small_net();
     qf_dataset *ds = make_dataset(256, 1, 8, 8);
@@ -474,4 +590,4 @@ static void pad_and_resize_lowered(void) {
 QT_MAIN(QT_CASE(bias_correction_matches_formula), QT_CASE(pad_and_resize_lowered),
         QT_CASE(int8_lowering_and_accuracy), QT_CASE(four_bit_weights_and_methods),
         QT_CASE(per_layer_bits_from_config), QT_CASE(reduce_range_weights),
-        QT_CASE(bad_calibration_data))
+        QT_CASE(bad_calibration_data), QT_CASE(per_channel_tables))

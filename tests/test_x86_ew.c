@@ -10,7 +10,8 @@
  * work is split over threads; zero points at -128/0/127 (0/128/255 for
  * uint8); scales giving exact ties, saturation and all-zero outputs;
  * active clamps; windows made only of padding; NaN, infinities and -0.0
- * for the quantizer. Guard bytes after each output catch overruns. */
+ * for the quantizer; lookup tables (QLut, one or one per channel) against
+ * their definition. Guard bytes after each output catch overruns. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -452,6 +453,56 @@ static void test_dequantize_matrix(void) {
 }
 
 /* Which ISAs actually ran (a CPU without one skips it, visibly). */
+/* ---- lookup tables (QLut) -------------------------------------------------------- */
+
+/* qf_x86_lut_s8 against the plain definition y[o][c][i] = lut[c][(uint8_t)x]:
+ * one table and several, planes below, at and above the 64-byte vector and
+ * past the 16 KiB task chunk, split over threads or not, in place too. */
+static void test_lut_matrix(void) {
+    static const struct {
+        int64_t channels, outer, inner;
+    } cases[] = {{1, 1, 1},  {1, 1, 63}, {1, 1, 64},   {1, 3, 65},   {1, 1, 70000}, {3, 2, 1},
+                 {3, 1, 17}, {5, 2, 64}, {17, 2, 169}, {96, 1, 729}, {4, 1, 16385}, {2, 3, 40000}};
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        const int64_t C = cases[ci].channels, O = cases[ci].outer, I = cases[ci].inner;
+        const size_t n = (size_t)(C * O * I);
+        int8_t *lut = malloc((size_t)C * 256), *x = malloc(n), *want = malloc(n);
+        int8_t *got = malloc(n + GUARD);
+        CHECK(lut && x && want && got);
+        for (int64_t k = 0; k < C * 256; k++)
+            lut[k] = (int8_t)rnd(-128, 127);
+        fill_s8(x, n, 0);
+        x[0] = -128;
+        x[n - 1] = 127;
+        for (int64_t o = 0; o < O; o++)
+            for (int64_t c = 0; c < C; c++)
+                for (int64_t i = 0; i < I; i++) {
+                    const size_t e = (size_t)((o * C + c) * I + i);
+                    want[e] = lut[c * 256 + (uint8_t)x[e]];
+                }
+        for (size_t ii = 0; ii < 3; ii++) {
+            if (!isa_runs(all_isas[ii])) continue;
+            for (int th = 0; th < 2; th++) {
+                memset(got, GUARD_BYTE, n + GUARD);
+                qf_x86_lut_s8(th ? pool2() : NULL, all_isas[ii], lut, C, O, I, x, got);
+                CHECK_MSG(memcmp(want, got, n) == 0, "C %lld outer %lld inner %lld isa %s th %d",
+                          (long long)C, (long long)O, (long long)I, qf_isa_name(all_isas[ii]),
+                          th + 1);
+                CHECK(guard_ok((const uint8_t *)got + n));
+                memcpy(got, x, n); /* in place */
+                qf_x86_lut_s8(th ? pool2() : NULL, all_isas[ii], lut, C, O, I, got, got);
+                CHECK_MSG(memcmp(want, got, n) == 0, "in place: C %lld inner %lld isa %s",
+                          (long long)C, (long long)I, qf_isa_name(all_isas[ii]));
+                n_isa_runs[all_isas[ii]]++;
+            }
+        }
+        free(lut);
+        free(x);
+        free(want);
+        free(got);
+    }
+}
+
 static void test_report_isas(void) {
     for (int i = 0; i < QF_ISA_COUNT; i++) {
         if (isa_runs((qf_isa)i))
@@ -464,4 +515,5 @@ static void test_report_isas(void) {
 }
 
 QT_MAIN(QT_CASE(test_add_matrix), QT_CASE(test_maxpool_matrix), QT_CASE(test_global_avgpool_matrix),
-        QT_CASE(test_quantize_matrix), QT_CASE(test_dequantize_matrix), QT_CASE(test_report_isas))
+        QT_CASE(test_quantize_matrix), QT_CASE(test_dequantize_matrix), QT_CASE(test_lut_matrix),
+        QT_CASE(test_report_isas))

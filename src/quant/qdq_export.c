@@ -616,8 +616,42 @@ static qf_status rewrite_pad(qx *c, const qf_node *n) {
 
 /* QLut: out = table[q + 128], exported integer-exact as a Gather (the table
  * is data; its float function is not known here). In uint8 mode the stored
- * value already is q + 128 and the table entries shift by 128 too. */
+ * value already is q + 128 and the table entries shift by 128 too. With
+ * per-channel tables (attribute axis), the tables are one flat initializer
+ * and a constant of channel offsets c * 256, shaped to broadcast along the
+ * axis, is added to the index. */
+/* A per-channel QLut that carries its float op (attributes op and x_input,
+ * the op's constants as inputs 1..): DequantizeLinear -> op -> QuantizeLinear,
+ * the op with the QLut's other attributes. ONNX Runtime computes the op in
+ * float, so a code whose exact value falls on a rounding tie may land one
+ * step from the table's. */
+static qf_status rewrite_lut_source(qx *c, const qf_node *n, const char *op) {
+    const int x_in = (int)qf_node_attr_int(n, "x_input", -1);
+    if (x_in < 0 || x_in >= n->n_inputs)
+        return qf_errf(c->err, QF_ERR_FORMAT, "qdq export: %s: x_input %d out of range", c->desc,
+                       x_in);
+    int ins[QF_MAX_NODE_IO];
+    qf_status s = dq(c, n, n->inputs[0], "x", &ins[x_in]);
+    for (int j = 0, k = 1; j < n->n_inputs && !s; j++)
+        if (j != x_in) s = map_val(c, n->inputs[k++], &ins[j]);
+    if (s) return s;
+    qf_attr attrs[32];
+    int na = 0;
+    for (int a = 0; a < n->n_attrs && na < 32; a++) {
+        const char *an = n->attrs[a].name;
+        if (strcmp(an, "table") && strcmp(an, "axis") && strcmp(an, "op") && strcmp(an, "x_input"))
+            attrs[na++] = n->attrs[a];
+    }
+    int y;
+    if ((s = float_out(c, n, "/out", &y)) ||
+        (s = node(c, n->name, "", op, ins, n->n_inputs, y, attrs, na)))
+        return s;
+    return q_out(c, n, y, n->outputs[0]);
+}
+
 static qf_status rewrite_lut(qx *c, const qf_node *n) {
+    const char *op = qf_node_attr_str(n, "op", NULL);
+    if (op && qf_node_attr(n, "axis")) return rewrite_lut_source(c, n, op);
     if (n->n_inputs != 1 || n->inputs[0] < 0)
         return qf_errf(c->err, QF_ERR_FORMAT, "qdq export: %s: needs one input", c->desc);
     const qf_qparams *q;
@@ -630,23 +664,37 @@ static qf_status rewrite_lut(qx *c, const qf_node *n) {
         return qf_errf(c->err, QF_ERR_UNSUPPORTED,
                        "qdq export: %s: lookup tables need 8-bit input and output", c->desc);
     const qf_attr *a = qf_node_attr(n, "table");
-    if (!a || a->type != QF_ATTR_INTS || a->n != 256)
+    const qf_attr *ax = qf_node_attr(n, "axis");
+    if (!a || a->type != QF_ATTR_INTS || a->n < 256 || a->n % 256 || (!ax && a->n != 256))
         return qf_errf(c->err, QF_ERR_FORMAT,
-                       "qdq export: %s: attribute 'table' must hold 256 ints", c->desc);
-    uint8_t table[256];
+                       "qdq export: %s: attribute 'table' must hold 256 ints (per channel with "
+                       "'axis')",
+                       c->desc);
+    const int64_t channels = a->n / 256;
+    const qf_value *xv_in = &c->qg->values[n->inputs[0]];
+    if (ax && (ax->type != QF_ATTR_INT || ax->i < 0 || ax->i >= xv_in->rank ||
+               xv_in->dims[ax->i] != channels))
+        return qf_errf(c->err, QF_ERR_FORMAT,
+                       "qdq export: %s: %lld tables do not match the input's axis %lld", c->desc,
+                       (long long)channels, ax ? (long long)ax->i : -1LL);
+    uint8_t *table = qf_malloc((size_t)a->n);
+    if (!table) return nomem(c);
     const int32_t shift = tout == QF_DT_U8 ? 128 : 0;
-    for (int i = 0; i < 256; i++) {
-        if (a->ints[i] < -128 || a->ints[i] > 127)
+    for (int i = 0; i < a->n; i++) {
+        if (a->ints[i] < -128 || a->ints[i] > 127) {
+            qf_free(table);
             return qf_errf(c->err, QF_ERR_FORMAT, "qdq export: %s: table[%d] = %lld", c->desc, i,
                            (long long)a->ints[i]);
+        }
         int32_t v = (int32_t)a->ints[i] + shift;
         table[i] = tout == QF_DT_U8 ? (uint8_t)v : (uint8_t)(int8_t)v;
     }
     int xv, idx, tv, nv;
-    int64_t n256 = 256;
-    if ((s = map_val(c, n->inputs[0], &xv)) ||
+    int64_t n_tab = a->n;
+    s = new_const(c, n->name, "/table", tout, 1, &n_tab, table, &tv);
+    qf_free(table);
+    if (s || (s = map_val(c, n->inputs[0], &xv)) ||
         (s = val_like(c, n->inputs[0], n->name, "/index", QF_DT_I32, &idx)) ||
-        (s = new_const(c, n->name, "/table", tout, 1, &n256, table, &tv)) ||
         (s = map_val(c, n->outputs[0], &nv)))
         return s;
     qf_attr to = A_INT("to", QF_DT_I32);
@@ -661,9 +709,25 @@ static qf_status rewrite_lut(qx *c, const qf_node *n) {
         if ((s = node(c, n->name, "/offset", "Add", ins, 2, idx2, NULL, 0))) return s;
         idx = idx2;
     }
+    if (ax) { /* + c * 256 along the axis */
+        int32_t *offs = qf_malloc(sizeof(int32_t) * (size_t)channels);
+        if (!offs) return nomem(c);
+        for (int64_t k = 0; k < channels; k++)
+            offs[k] = (int32_t)(k * 256);
+        int64_t dims[QF_MAX_DIMS];
+        for (int i = 0; i < xv_in->rank; i++)
+            dims[i] = i == ax->i ? channels : 1;
+        int k, idx2;
+        s = new_const(c, n->name, "/channel_offset", QF_DT_I32, xv_in->rank, dims, offs, &k);
+        qf_free(offs);
+        if (s || (s = val_like(c, n->inputs[0], n->name, "/index_c", QF_DT_I32, &idx2))) return s;
+        int ins[2] = {idx, k};
+        if ((s = node(c, n->name, "/channel_offset", "Add", ins, 2, idx2, NULL, 0))) return s;
+        idx = idx2;
+    }
     int ins[2] = {tv, idx};
-    qf_attr ax = A_INT("axis", 0);
-    return node(c, n->name, "", "Gather", ins, 2, nv, &ax, 1);
+    qf_attr gax = A_INT("axis", 0);
+    return node(c, n->name, "", "Gather", ins, 2, nv, &gax, 1);
 }
 
 /* ---- copied nodes ------------------------------------------------------------------- */

@@ -552,26 +552,56 @@ static bool is_layout_op(qf_op_id op) {
            op == QF_OP_SQUEEZE || op == QF_OP_UNSQUEEZE || op == QF_OP_IDENTITY;
 }
 
-static bool is_unary_float_op(const qf_graph *g, const qf_node *n) {
+/* An op that maps each element of one float activation through a fixed
+ * function of its value and channel, so that it becomes 256-entry tables
+ * (qforge.QLut): an element-wise op with one activation input whose constant
+ * side inputs are scalars (one table) or vary only along axis 1 (one table
+ * per channel: PRelu slopes, Mul/Add by [C,1,1]), or an inference-mode
+ * BatchNormalization with constant statistics (per channel). *act is the
+ * activation's input slot, *channels 1 or the channel count. */
+static bool lut_lowerable(const qf_graph *g, const qf_node *n, int *act, int64_t *channels) {
+    *act = -1;
+    *channels = 1;
     const qf_op_def *d = qf_op_get(n->op);
-    if (!d || !(d->flags & QF_OPF_ELEMENTWISE) || n->n_outputs != 1) return false;
-    if (n->op == QF_OP_CAST) return false;
-    int act = 0;
+    const bool bn = n->op == QF_OP_BATCH_NORM;
+    if (!d || n->n_outputs < 1 || n->outputs[0] < 0 || n->op == QF_OP_CAST) return false;
+    if (bn) {
+        for (int j = 1; j < n->n_outputs; j++)
+            if (n->outputs[j] >= 0) return false; /* training-mode outputs */
+        if (n->n_inputs != 5 || qf_node_attr_int(n, "training_mode", 0) != 0) return false;
+    } else if (!(d->flags & QF_OPF_ELEMENTWISE) || n->n_outputs != 1) {
+        return false;
+    }
     for (int j = 0; j < n->n_inputs; j++) {
         int v = n->inputs[j];
         if (v < 0 || is_const(g, v)) continue;
-        if (j != 0) return false;
-        act++;
+        if (*act >= 0 || (bn && j != 0)) return false;
+        *act = j;
     }
-    if (act != 1) return false;
-    /* constant side inputs must be scalars (Clip bounds, PRelu slope 1) */
-    for (int j = 1; j < n->n_inputs; j++) {
+    if (*act < 0 || g->values[n->inputs[*act]].dtype != QF_DT_F32) return false;
+    const qf_value *x = &g->values[n->inputs[*act]];
+    const int64_t c = x->rank >= 2 ? x->dims[1] : -1;
+    for (int j = 0; j < n->n_inputs; j++) {
         int v = n->inputs[j];
-        if (v < 0) continue;
+        if (v < 0 || j == *act) continue;
         qf_tensor t = qf_value_tensor(&g->values[v]);
-        if (qf_tensor_numel(&t) != 1) return false;
+        const int64_t numel = qf_tensor_numel(&t);
+        if (numel == 1 && !bn) continue;
+        /* per channel: BatchNormalization's [C], or dims that are 1 except
+         * C where they line up with axis 1 of the activation */
+        if (c < 1 || numel != c) return false;
+        if (bn) {
+            if (t.rank != 1) return false;
+        } else {
+            if (t.rank > x->rank) return false;
+            for (int k = 0; k < t.rank; k++) {
+                int at = x->rank - t.rank + k;
+                if (t.dims[k] != 1 && at != 1) return false;
+            }
+        }
+        *channels = c;
     }
-    return g->values[n->inputs[0]].dtype == QF_DT_F32;
+    return true;
 }
 
 /* ---- lowering ----------------------------------------------------------- */
@@ -961,39 +991,104 @@ static qf_status lower_simple(qctx *c, int idx, const char *qop, const char *dom
     return QF_OK;
 }
 
-/* Element-wise activation as a 256-entry table: the float op applied to
- * every dequantized int8 code, quantized with the output's parameters. */
+/* Element-wise activation or per-channel map as 256-entry tables: the float
+ * op applied to every dequantized int8 code (of every channel), quantized
+ * with the output's parameters. Per channel (lut_lowerable), the codes run
+ * as one tensor of the activation's rank with channels on axis 1 and the
+ * 256 codes on another axis, so the op's own kernel broadcasts its
+ * per-channel constants; the node gets `axis` 1 and channels x 256 entries. */
 static qf_status lower_lut(qctx *c, int idx, lowered *lw) {
     const qf_node *n = &c->fg->nodes[idx];
     const qf_op_def *d = qf_op_get(n->op);
+    int act;
+    int64_t ch;
+    if (!lut_lowerable(c->fg, n, &act, &ch))
+        return qf_errf(c->err, QF_ERR_INTERNAL, "quantize: %s is not a table op", n->name);
     int x;
-    qf_status s = get_q(c, n->inputs[0], &x);
+    qf_status s = get_q(c, n->inputs[act], &x);
     if (s) return s;
     int y = n->outputs[0];
     lw->out_fg = y;
     if ((s = choose_act(c, y, 8, &lw->clip_lo, &lw->clip_hi))) return s;
-    const act_q *ia = &c->aq[n->inputs[0]], *oa = &c->aq[y];
-    float xin[256], yout[256];
-    for (int q = -128; q < 128; q++)
-        xin[q + 128] = ia->scale * (float)(q - ia->zp);
+    const act_q *ia = &c->aq[n->inputs[act]], *oa = &c->aq[y];
+    const int64_t n_codes = 256 * ch;
+    float *xin = qf_malloc(sizeof(float) * (size_t)n_codes * 2);
+    int64_t *table = qf_malloc(sizeof(int64_t) * (size_t)n_codes);
+    if (!xin || !table) {
+        qf_free(xin);
+        qf_free(table);
+        return nomem(c);
+    }
+    float *yout = xin + n_codes;
+    /* element of code q (index q + 128) and channel k: rank 2 as [256, C]
+     * (q * C + k), else [1, C, 256, 1, ...] (k * 256 + q) */
+    const int rank = ch > 1 ? c->fg->values[n->inputs[act]].rank : 1;
+    qf_tensor xt = {.dtype = QF_DT_F32, .rank = rank, .data = xin};
+    for (int i = 0; i < rank; i++)
+        xt.dims[i] = 1;
+    if (ch == 1) {
+        xt.dims[0] = 256;
+    } else if (rank == 2) {
+        xt.dims[0] = 256;
+        xt.dims[1] = ch;
+    } else {
+        xt.dims[1] = ch;
+        xt.dims[2] = 256;
+    }
+    for (int64_t k = 0; k < ch; k++)
+        for (int q = 0; q < 256; q++)
+            xin[rank == 2 ? q * ch + k : k * 256 + q] = ia->scale * (float)(q - 128 - ia->zp);
     qf_tensor in[QF_MAX_NODE_IO], out[1];
     memset(in, 0, sizeof in);
-    in[0] = (qf_tensor){.dtype = QF_DT_F32, .rank = 1, .dims = {256}, .data = xin};
-    for (int j = 1; j < n->n_inputs; j++)
+    for (int j = 0; j < n->n_inputs; j++)
         if (n->inputs[j] >= 0) in[j] = qf_value_tensor(&c->fg->values[n->inputs[j]]);
-    out[0] = (qf_tensor){.dtype = QF_DT_F32, .rank = 1, .dims = {256}, .data = yout};
+    in[act] = xt;
+    out[0] = xt;
+    out[0].data = yout;
     qf_exec_ctx ctx = {.num_threads = 1};
     s = d->run(&ctx, n, in, n->n_inputs, out, 1, NULL, c->err);
-    if (s) return s;
-    int64_t table[256];
-    for (int i = 0; i < 256; i++) {
-        double q = nearbyint((double)yout[i] / oa->scale) + oa->zp;
-        table[i] = (int64_t)QF_MAX(-128.0, QF_MIN(127.0, q));
+    if (!s) {
+        for (int64_t k = 0; k < ch; k++)
+            for (int q = 0; q < 256; q++) {
+                double v = (double)yout[rank == 2 ? q * ch + k : k * 256 + q];
+                double r = nearbyint(v / oa->scale) + oa->zp;
+                /* NaN (log of a negative code, ...) takes the zero point */
+                table[k * 256 + q] = r != r ? oa->zp : (int64_t)QF_MAX(-128.0, QF_MIN(127.0, r));
+            }
     }
+    qf_free(xin);
     int qy;
-    if ((s = make_q_output(c, y, &qy))) return s;
-    qf_attr attrs[1] = {attr_ints(c, "table", table, 256)};
-    if (add_node(c, n->name, "QLut", "qforge", 1, &x, 1, &qy, 1, attrs, 1) < 0) return nomem(c);
+    if (!s) s = make_q_output(c, y, &qy);
+    qf_attr attrs[32] = {attr_ints(c, "table", table, (int)n_codes), attr_int("axis", 1)};
+    qf_free(table);
+    if (s) return s;
+    if (!attrs[0].ints) return nomem(c);
+    int na = ch > 1 ? 2 : 1, ins[QF_MAX_NODE_IO] = {x}, n_in = 1;
+    /* Per channel, the float op rides along (its type, the activation's
+     * slot, its constant inputs and attributes): the runtime reads only the
+     * tables, and the QDQ export writes DequantizeLinear -> op ->
+     * QuantizeLinear, which ONNX Runtime runs faster than a per-channel
+     * Gather (AlexNet's three BatchNormalizations: about 0.7 ms of 9). */
+    bool source = ch > 1 && n->n_inputs <= QF_MAX_NODE_IO && n->n_attrs <= 32 - 4;
+    for (int a = 0; source && a < n->n_attrs; a++) {
+        const char *an = n->attrs[a].name;
+        source =
+            strcmp(an, "table") && strcmp(an, "axis") && strcmp(an, "op") && strcmp(an, "x_input");
+    }
+    for (int j = 0; source && j < n->n_inputs; j++)
+        source = n->inputs[j] >= 0;
+    if (source) {
+        for (int j = 0; j < n->n_inputs && !s; j++)
+            if (j != act) s = get_f(c, n->inputs[j], &ins[n_in++]);
+        if (s) return s;
+        attrs[na++] = attr_str("op", n->op_type);
+        attrs[na++] = attr_int("x_input", act);
+        int k = copy_attrs(c, n, attrs + na, 32 - na, NULL, 0);
+        if (k < 0) return nomem(c);
+        na += k;
+    }
+    if (add_node(c, n->name, "QLut", "qforge", 1, ins, n_in, &qy, 1, attrs, na) < 0)
+        return nomem(c);
     lw->name = "QLut";
     return QF_OK;
 }
@@ -1158,9 +1253,14 @@ static qf_status plan_lowering(qctx *c, int idx, int *kind) {
     const qf_graph *g = c->fg;
     const qf_node *n = &g->nodes[idx];
     *kind = K_FLOAT;
+    int lut_act;
+    int64_t lut_ch;
     bool act_in = n->n_inputs > 0 && n->inputs[0] >= 0 && !is_const(g, n->inputs[0]) &&
                   g->values[n->inputs[0]].dtype == QF_DT_F32;
-    if (!act_in) return QF_OK;
+    /* (constant * x and constant + x have their activation second) */
+    if (!act_in &&
+        !((n->op == QF_OP_ADD || n->op == QF_OP_MUL) && lut_lowerable(g, n, &lut_act, &lut_ch)))
+        return QF_OK;
     switch (n->op) {
     case QF_OP_CONV: {
         const qf_value *w = &g->values[n->inputs[1]];
@@ -1187,8 +1287,10 @@ static qf_status plan_lowering(qctx *c, int idx, int *kind) {
     case QF_OP_ADD:
     case QF_OP_MUL:
         if (n->inputs[1] >= 0 && !is_const(g, n->inputs[1]) &&
-            g->values[n->inputs[1]].dtype == QF_DT_F32)
+            g->values[n->inputs[1]].dtype == QF_DT_F32 && act_in)
             *kind = K_BINARY;
+        else if (lut_lowerable(g, n, &lut_act, &lut_ch))
+            *kind = K_LUT;
         break;
     case QF_OP_MAX_POOL:
         if (n->n_outputs == 1 || n->outputs[1] < 0) *kind = K_MAXPOOL;
@@ -1211,7 +1313,7 @@ static qf_status plan_lowering(qctx *c, int idx, int *kind) {
     default:
         if (is_layout_op(n->op))
             *kind = K_LAYOUT;
-        else if (is_unary_float_op(g, n))
+        else if (lut_lowerable(g, n, &lut_act, &lut_ch))
             *kind = K_LUT;
         break;
     }
@@ -1344,8 +1446,11 @@ qf_status qf_quantize(const qf_graph *src, const qf_dataset *calib, const qf_qco
                 if (v < 0 || is_const(g, v) || c.obs[v]) continue;
                 if ((s = qf_observer_create(NULL, g->values[v].name, &c.obs[v], err))) goto done;
             }
-        if (kind[i] == K_LUT && !c.obs[n->inputs[0]] &&
-            (s = qf_observer_create(NULL, g->values[n->inputs[0]].name, &c.obs[n->inputs[0]], err)))
+        int la;
+        int64_t lc;
+        if (kind[i] == K_LUT && lut_lowerable(g, n, &la, &lc) && !c.obs[n->inputs[la]] &&
+            (s = qf_observer_create(NULL, g->values[n->inputs[la]].name, &c.obs[n->inputs[la]],
+                                    err)))
             goto done;
     }
     if (cfg->bias_correction) { /* per-channel input means of the weighted layers */

@@ -135,12 +135,20 @@ const qf_op_def qf_opdef_qmul = {.name = "qforge.QMul",
 
 /* ---- QLut ------------------------------------------------------------- */
 
+/* One table, or with attribute `axis` one table per index of that axis
+ * (`table` then holds channels x 256 entries, channel-major): the per-channel
+ * affine maps (BatchNormalization, PRelu, Mul/Add by a per-channel constant)
+ * that the quantizer turns into tables. */
 typedef struct qlut_params {
-    int8_t table[256];
+    int axis;         /* -1: one table for every element */
+    int64_t channels; /* tables (1 without axis) */
+    int8_t *table;    /* channels x 256, table[c * 256 + q + 128] */
+    int8_t *utable;   /* the same indexed by (uint8_t)q: the x86 driver's form */
 } qlut_params;
 
 static qf_status qlut_parse(qf_graph *g, qf_node *n, qf_err *err) {
-    qf_status s = qo_check_io(n, 1, 1, err);
+    /* inputs after x: the float op's constants (attribute op), for export */
+    qf_status s = qo_check_io(n, 1, QF_MAX_NODE_IO, err);
     if (s) return s;
     qo_act in, out;
     /* the table already embeds both quantizations; requiring them keeps
@@ -149,18 +157,31 @@ static qf_status qlut_parse(qf_graph *g, qf_node *n, qf_err *err) {
         (s = qo_act_qp(g, n, n->outputs[0], "output", false, &out, err)))
         return s;
     char d[200];
+    const qf_attr *ax = qf_node_attr(n, "axis");
+    if (ax && (ax->type != QF_ATTR_INT || ax->i < 0 || ax->i >= QF_MAX_DIMS))
+        return qf_errf(err, QF_ERR_FORMAT, "%s: attribute 'axis' must be an int in [0, %d)",
+                       qf_node_desc(n, d, sizeof d), QF_MAX_DIMS);
     const qf_attr *a = qf_node_attr(n, "table");
-    if (!a || a->type != QF_ATTR_INTS || a->n != 256)
-        return qf_errf(err, QF_ERR_FORMAT, "%s: attribute 'table' must hold 256 ints",
+    if (!a || a->type != QF_ATTR_INTS || a->n < 256 || a->n % 256 || (!ax && a->n != 256))
+        return qf_errf(err, QF_ERR_FORMAT,
+                       "%s: attribute 'table' must hold 256 ints (256 per channel with 'axis')",
                        qf_node_desc(n, d, sizeof d));
     qlut_params *p = qf_graph_alloc(g, sizeof *p);
-    if (!p) return qo_nomem(n, err);
-    for (int i = 0; i < 256; i++) {
+    int8_t *t = qf_graph_alloc(g, 2 * (size_t)a->n);
+    if (!p || !t) return qo_nomem(n, err);
+    p->axis = ax ? (int)ax->i : -1;
+    p->channels = a->n / 256;
+    p->table = t;
+    p->utable = t + a->n;
+    for (int64_t i = 0; i < a->n; i++) {
         if (a->ints[i] < INT8_MIN || a->ints[i] > INT8_MAX)
-            return qf_errf(err, QF_ERR_FORMAT, "%s: table[%d] = %lld outside [-128, 127]",
-                           qf_node_desc(n, d, sizeof d), i, (long long)a->ints[i]);
+            return qf_errf(err, QF_ERR_FORMAT, "%s: table[%lld] = %lld outside [-128, 127]",
+                           qf_node_desc(n, d, sizeof d), (long long)i, (long long)a->ints[i]);
         p->table[i] = (int8_t)a->ints[i];
     }
+    for (int64_t c = 0; c < p->channels; c++)
+        for (int q = 0; q < 256; q++) /* code (int8_t)q sits at q ^ 128 of table */
+            p->utable[c * 256 + q] = p->table[c * 256 + (q ^ 128)];
     n->params = p;
     return QF_OK;
 }
@@ -169,6 +190,15 @@ static qf_status qlut_infer(const qf_node *n, const qf_tensor *in, int n_in, qf_
                             int n_out, qf_err *err) {
     qf_status s = qo_check_dtype(n, &in[0], QF_DT_I8, "input", err);
     if (s) return s;
+    const qlut_params *p = n->params;
+    if (p->axis >= 0 && (p->axis >= in[0].rank || in[0].dims[p->axis] != p->channels)) {
+        char d[200];
+        return qf_errf(
+            err, QF_ERR_SHAPE,
+            "%s: %lld tables on axis %d, but the input has shape rank %d with %lld there",
+            qf_node_desc(n, d, sizeof d), (long long)p->channels, p->axis, in[0].rank,
+            (long long)(p->axis < in[0].rank ? in[0].dims[p->axis] : 0));
+    }
     out[0] = in[0];
     out[0].data = NULL;
     return QF_OK;
@@ -178,7 +208,25 @@ static qf_status qlut_run(const qf_exec_ctx *ctx, const qf_node *n, const qf_ten
                           qf_tensor *out, int n_out, void *scratch, qf_err *err) {
     const qlut_params *p = n->params;
     int64_t numel = qf_tensor_numel(&in[0]);
-    if (numel > 0) qf_ref_lut_apply(p->table, in[0].data, out[0].data, (size_t)numel);
+    if (numel <= 0) return QF_OK;
+    /* elements as [outer, channels, inner]: channel c reads table c */
+    int64_t outer = 1, inner = numel;
+    if (p->axis >= 0) {
+        for (int i = 0; i < p->axis; i++)
+            outer *= in[0].dims[i];
+        inner = numel / outer / p->channels;
+    }
+    const qf_isa isa = qf_isa_active();
+    if (isa != QF_ISA_SCALAR && qf_x86_isa_usable(isa)) {
+        qf_x86_lut_s8(ctx ? ctx->pool : NULL, isa, p->utable, p->channels, outer, inner, in[0].data,
+                      out[0].data);
+        return QF_OK;
+    }
+    const int8_t *x = in[0].data;
+    int8_t *y = out[0].data;
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t c = 0; c < p->channels; c++, x += inner, y += inner)
+            qf_ref_lut_apply(p->table + c * 256, x, y, (size_t)inner);
     return QF_OK;
 }
 

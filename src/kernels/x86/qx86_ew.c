@@ -84,6 +84,46 @@ void qf_x86_concat_s8(qf_threadpool *pool, qf_isa isa, const qx_concat *c) {
     qf_parallel_for(pool, c->outer * j.first[c->n_in], concat_task, &j);
 }
 
+/* ---- lookup tables ------------------------------------------------------- */
+
+typedef struct lut_job {
+    qx_lut_fn fn;
+    const int8_t *lut, *x;
+    int8_t *y;
+    int64_t channels, inner, chunks; /* chunks of QX_EW_CHUNK per plane */
+} lut_job;
+
+static void lut_task(void *ctx, int64_t task, int thread_id) {
+    (void)thread_id;
+    const lut_job *j = ctx;
+    const int64_t plane = task / j->chunks, e0 = task % j->chunks * QX_EW_CHUNK;
+    const int64_t len = j->inner - e0 < QX_EW_CHUNK ? j->inner - e0 : QX_EW_CHUNK;
+    const int8_t *lut = j->lut + plane % j->channels * 256;
+    const int8_t *x = j->x + plane * j->inner + e0;
+    int8_t *y = j->y + plane * j->inner + e0;
+    if (j->fn) {
+        j->fn(lut, x, y, (size_t)len);
+    } else {
+        for (int64_t e = 0; e < len; e++)
+            y[e] = lut[(uint8_t)x[e]];
+    }
+}
+
+void qf_x86_lut_s8(qf_threadpool *pool, qf_isa isa, const int8_t *lut, int64_t channels,
+                   int64_t outer, int64_t inner, const int8_t *x, int8_t *y) {
+    if (!lut || !x || !y || channels < 1 || outer < 1 || inner < 1) return;
+    lut_job j = {.fn = isa == QF_ISA_AVX512VNNI && qf_x86_isa_usable(isa) ? qx_ew_lut_vbmi() : NULL,
+                 .lut = lut,
+                 .x = x,
+                 .y = y,
+                 .channels = channels,
+                 .inner = inner,
+                 .chunks = (inner + QX_EW_CHUNK - 1) / QX_EW_CHUNK};
+    const int64_t planes = outer * channels;
+    if (!pool || qf_threadpool_size(pool) < 2 || planes * inner < QX_EW_PAR_BYTES) pool = NULL;
+    qf_parallel_for(pool, planes * j.chunks, lut_task, &j);
+}
+
 /* ---- add ----------------------------------------------------------------- */
 
 bool qf_x86_add_s8_supported(const qf_ref_eltwise_params *p) {

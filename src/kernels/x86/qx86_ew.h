@@ -58,6 +58,13 @@ void qf_x86_concat_s8(qf_threadpool *pool, qf_isa isa, const qx_concat *c);
 typedef void (*qx_lut_fn)(const int8_t *lut, const int8_t *x, int8_t *y, size_t n);
 qx_lut_fn qx_ew_lut_vbmi(void);
 
+/* Table lookup of x as [outer, channels, inner] int8 elements: element
+ * (o, c, i) becomes lut[c * 256 + (uint8_t)x] (qforge.QLut; channels 1: one
+ * table). The VBMI row kernel with isa avx512vnni where the CPU has VBMI,
+ * else a scalar loop; split over pool in chunks when large. y may alias x. */
+void qf_x86_lut_s8(qf_threadpool *pool, qf_isa isa, const int8_t *lut, int64_t channels,
+                   int64_t outer, int64_t inner, const int8_t *x, int8_t *y);
+
 /* True when the row buffer of the max pool fits (padded width <= 8000). */
 bool qf_x86_maxpool_s8_supported(const qf_ref_pool_params *p);
 qf_status qf_x86_maxpool_s8(qf_threadpool *pool, qf_isa isa, const qf_ref_pool_params *p,
