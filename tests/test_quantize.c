@@ -79,6 +79,16 @@ static qf_dataset *make_dataset(int n, int c, int h, int w) {
     return d;
 }
 
+/* A float constant with the given contents. */
+static int add_const_vals(qf_graph *g, const char *name, int rank, const int64_t *dims,
+                          const float *vals) {
+    int v = qf_graph_add_value(g, name, QF_DT_F32, rank, dims);
+    qf_tensor t = {.dtype = QF_DT_F32, .rank = rank, .data = (void *)vals};
+    memcpy(t.dims, dims, sizeof(int64_t) * (size_t)rank);
+    qf_graph_set_const(g, v, &t, NULL);
+    return v;
+}
+
 static int add_const(qf_graph *g, const char *name, int rank, const int64_t *dims, float amp) {
     int64_t n = 1;
     for (int i = 0; i < rank; i++)
@@ -86,10 +96,7 @@ static int add_const(qf_graph *g, const char *name, int rank, const int64_t *dim
     float *d = malloc(sizeof(float) * (size_t)n);
     for (int64_t i = 0; i < n; i++)
         d[i] = amp * frand();
-    int v = qf_graph_add_value(g, name, QF_DT_F32, rank, dims);
-    qf_tensor t = {.dtype = QF_DT_F32, .rank = rank, .data = d};
-    memcpy(t.dims, dims, sizeof(int64_t) * (size_t)rank);
-    qf_graph_set_const(g, v, &t, NULL);
+    int v = add_const_vals(g, name, rank, dims, d);
     free(d);
     return v;
 }
@@ -178,6 +185,20 @@ static double output_sqnr(const qf_graph *fg, const qf_graph *qg, const qf_datas
     return noise == 0 ? 999 : 10 * log10(sig / noise);
 }
 
+/* qg written to a qfm file and loaded back gives identical outputs. */
+static void check_qfm_round_trip(const qf_graph *qg, const qf_dataset *ds, const char *name) {
+    char path[128];
+    qf_err e;
+    snprintf(path, sizeof path, "%s/%s", tmpdir, name);
+    CHECK_OK(qf_qfm_write(qg, "{}", path, &e));
+    qf_graph *lg = NULL;
+    CHECK_MSG(qf_qfm_load(path, &lg, NULL, &e) == QF_OK, "%s", e.msg);
+    double db = lg ? output_sqnr(qg, lg, ds, 64) : -999;
+    CHECK_MSG(db >= 999, "%s: qfm reload changed outputs (%.2f dB)", name, db);
+    qf_graph_free(lg);
+    unlink(path);
+}
+
 static const qf_quant_layer *find_layer(const qf_quant_report *r, const char *name) {
     for (int i = 0; i < r->n_layers; i++)
         if (strcmp(r->layers[i].name, name) == 0) return &r->layers[i];
@@ -222,29 +243,11 @@ static void int8_lowering_and_accuracy(void) {
     double db = output_sqnr(g, qg, ds, 64);
     CHECK_MSG(db > 30.0, "int8 output SQNR %.2f dB", db);
     /* qfm round trip: identical bytes out */
-    char path[128];
-    snprintf(path, sizeof path, "%s/small.qfm", tmpdir);
-    CHECK_OK(qf_qfm_write(qg, "{}", path, &e));
-    qf_graph *lg = NULL;
-    CHECK_MSG(qf_qfm_load(path, &lg, NULL, &e) == QF_OK, "%s", e.msg);
-    double db2 = output_sqnr(qg, lg, ds, 64);
-    CHECK_MSG(db2 >= 999, "qfm reload changed outputs (%.2f dB)", db2);
-    qf_graph_free(lg);
-    unlink(path);
+    check_qfm_round_trip(qg, ds, "small.qfm");
     qf_quant_report_free(&rep);
     qf_graph_free(qg);
     qf_graph_free(g);
     qf_dataset_free(ds);
-}
-
-/* A float constant with the given contents. */
-static int add_const_vals(qf_graph *g, const char *name, int rank, const int64_t *dims,
-                          const float *vals) {
-    int v = qf_graph_add_value(g, name, QF_DT_F32, rank, dims);
-    qf_tensor t = {.dtype = QF_DT_F32, .rank = rank, .data = (void *)vals};
-    memcpy(t.dims, dims, sizeof(int64_t) * (size_t)rank);
-    qf_graph_set_const(g, v, &t, NULL);
-    return v;
 }
 
 /* BatchNormalization and PRelu folded by nothing before them (a pool in
@@ -338,15 +341,7 @@ static void per_channel_tables(void) {
     double db = output_sqnr(g, qg, ds, 64);
     CHECK_MSG(db > 30.0, "output SQNR %.2f dB", db);
     /* qfm round trip keeps the tables and the float op's constants */
-    char path[128];
-    snprintf(path, sizeof path, "%s/bn.qfm", tmpdir);
-    CHECK_OK(qf_qfm_write(qg, "{}", path, &e));
-    qf_graph *lg = NULL;
-    CHECK_MSG(qf_qfm_load(path, &lg, NULL, &e) == QF_OK, "%s", e.msg);
-    double db2 = output_sqnr(qg, lg, ds, 64);
-    CHECK_MSG(db2 >= 999, "qfm reload changed outputs (%.2f dB)", db2);
-    qf_graph_free(lg);
-    unlink(path);
+    check_qfm_round_trip(qg, ds, "bn.qfm");
     qf_quant_report_free(&rep);
     qf_graph_free(qg);
     qf_graph_free(g);
