@@ -823,6 +823,15 @@ static void per_channel_lut_export(void) {
         qf_graph_free(g);
         CHECK_MSG(ok, "structure (u8=%d)", u8);
     }
+    /* a table claiming a float op that is not element-wise: refused */
+    for (int i = 0; i < qg->n_nodes; i++)
+        for (int a = 0; a < qg->nodes[i].n_attrs; a++)
+            if (!strcmp(qg->nodes[i].attrs[a].name, "op")) qg->nodes[i].attrs[a].s = "Conv";
+    qf_qdq_export_options o;
+    qf_qdq_export_options_init(&o);
+    qf_graph *g = NULL;
+    CHECK(qf_qdq_build(qg, &o, &g, &e) == QF_ERR_FORMAT && !g);
+    CHECK_MSG(strstr(e.msg, "'Conv' is not an element-wise") && strstr(e.msg, "bn"), "%s", e.msg);
     qf_graph_free(qg);
 }
 

@@ -626,6 +626,11 @@ static qf_status rewrite_pad(qx *c, const qf_node *n) {
  * float, so a code whose exact value falls on a rounding tie may land one
  * step from the table's. */
 static qf_status rewrite_lut_source(qx *c, const qf_node *n, const char *op) {
+    const qf_op_id id = qf_op_lookup(op, "");
+    const qf_op_def *d = qf_op_get(id);
+    if (!d || (id != QF_OP_BATCH_NORM && !(d->flags & QF_OPF_ELEMENTWISE)))
+        return qf_errf(c->err, QF_ERR_FORMAT,
+                       "qdq export: %s: op '%s' is not an element-wise ONNX op", c->desc, op);
     const int x_in = (int)qf_node_attr_int(n, "x_input", -1);
     if (x_in < 0 || x_in >= n->n_inputs)
         return qf_errf(c->err, QF_ERR_FORMAT, "qdq export: %s: x_input %d out of range", c->desc,
