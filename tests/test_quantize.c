@@ -254,7 +254,8 @@ static void int8_lowering_and_accuracy(void) {
  * between), and a Mul by a [1, 8, 1, 1] constant: per-channel maps that the
  * quantizer turns into per-channel tables (QLut, axis 1) instead of
  * leaving them in float.
- * x[N,1,8,8] -> Conv(8,3x3,pad1)+Relu -> MaxPool 2 -> BatchNormalization ->
+ * x[N,1,8,8] -> BatchNormalization (1 channel) -> Conv(8,3x3,pad1)+Relu ->
+ * MaxPool 2 -> BatchNormalization ->
  * PRelu([8,1,1]) -> Mul([1,8,1,1]) -> Conv(4,3x3,pad1) -> GlobalAveragePool */
 static void per_channel_tables(void) {
     qf_graph *g = qf_graph_create();
@@ -279,9 +280,9 @@ static void per_channel_tables(void) {
         bt = add_const_vals(g, "beta", 1, b1d, beta);
     int mn = add_const_vals(g, "mean", 1, b1d, mean), vr = add_const_vals(g, "var", 1, b1d, var);
     int sl = add_const_vals(g, "slope", 3, sd, slope), mc = add_const_vals(g, "mulc", 4, md, mul);
-    const char *names[] = {"c1", "r1", "p1", "bn_out", "pr_out", "mul_out", "c2", "gap"};
-    int v[8];
-    for (int i = 0; i < 8; i++)
+    const char *names[] = {"c1", "r1", "p1", "bn_out", "pr_out", "mul_out", "c2", "gap", "bn0_out"};
+    int v[9];
+    for (int i = 0; i < 9; i++)
         v[i] = qf_graph_add_value(g, names[i], QF_DT_UNDEF, -1, NULL);
     int64_t ks[2] = {3, 3}, pads[4] = {1, 1, 1, 1}, pk[2] = {2, 2};
     qf_attr ca[2] = {{.name = "kernel_shape", .type = QF_ATTR_INTS, .ints = ks, .n = 2},
@@ -289,8 +290,15 @@ static void per_channel_tables(void) {
     qf_attr pa[2] = {{.name = "kernel_shape", .type = QF_ATTR_INTS, .ints = pk, .n = 2},
                      {.name = "strides", .type = QF_ATTR_INTS, .ints = pk, .n = 2}};
     qf_attr eps = {.name = "epsilon", .type = QF_ATTR_FLOAT, .f = 1e-3f};
-    int i1[3] = {x, w1, b1}, ib[5] = {v[2], gm, bt, mn, vr}, ip[2] = {v[3], sl}, im[2] = {mc, v[4]},
-        i2[3] = {v[5], w2, b2};
+    /* a one-channel BatchNormalization on the input too (one table) */
+    float one[4] = {1.3f, -0.2f, 0.4f, 0.25f};
+    int64_t d1[1] = {1};
+    int ib0[5] = {x, add_const_vals(g, "g0", 1, d1, &one[0]),
+                  add_const_vals(g, "b0", 1, d1, &one[1]), add_const_vals(g, "m0", 1, d1, &one[2]),
+                  add_const_vals(g, "v0", 1, d1, &one[3])};
+    qf_graph_add_node(g, "bn0", "BatchNormalization", "", 15, ib0, 5, &v[8], 1, &eps, 1);
+    int i1[3] = {v[8], w1, b1}, ib[5] = {v[2], gm, bt, mn, vr}, ip[2] = {v[3], sl},
+        im[2] = {mc, v[4]}, i2[3] = {v[5], w2, b2};
     qf_graph_add_node(g, "conv1", "Conv", "", 13, i1, 3, &v[0], 1, ca, 2);
     qf_graph_add_node(g, "relu1", "Relu", "", 13, &v[0], 1, &v[1], 1, NULL, 0);
     qf_graph_add_node(g, "pool", "MaxPool", "", 13, &v[1], 1, &v[2], 1, pa, 2);
@@ -309,6 +317,7 @@ static void per_channel_tables(void) {
     qf_quant_report rep;
     CHECK_MSG(qf_quantize(g, ds, &cfg, &o, &qg, &rep, &e) == QF_OK, "%s", e.msg);
     CHECK_MSG(!strcmp(lowered_as(&rep, "bn"), "QLut"), "bn: %s", lowered_as(&rep, "bn"));
+    CHECK_MSG(!strcmp(lowered_as(&rep, "bn0"), "QLut"), "bn0: %s", lowered_as(&rep, "bn0"));
     CHECK_MSG(!strcmp(lowered_as(&rep, "prelu"), "QLut"), "prelu: %s", lowered_as(&rep, "prelu"));
     CHECK_MSG(!strcmp(lowered_as(&rep, "mul"), "QLut"), "mul: %s", lowered_as(&rep, "mul"));
     CHECK_EQ_INT(rep.n_float_fallback, 0);

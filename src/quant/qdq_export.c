@@ -614,12 +614,6 @@ static qf_status rewrite_pad(qx *c, const qf_node *n) {
     return rewrite_simple(c, n, "Pad", attrs, n_attrs, extra, constant ? 2 : 1, false);
 }
 
-/* QLut: out = table[q + 128], exported integer-exact as a Gather (the table
- * is data; its float function is not known here). In uint8 mode the stored
- * value already is q + 128 and the table entries shift by 128 too. With
- * per-channel tables (attribute axis), the tables are one flat initializer
- * and a constant of channel offsets c * 256, shaped to broadcast along the
- * axis, is added to the index. */
 /* A per-channel QLut that carries its float op (attributes op and x_input,
  * the op's constants as inputs 1..): DequantizeLinear -> op -> QuantizeLinear,
  * the op with the QLut's other attributes. ONNX Runtime computes the op in
@@ -654,6 +648,12 @@ static qf_status rewrite_lut_source(qx *c, const qf_node *n, const char *op) {
     return q_out(c, n, y, n->outputs[0]);
 }
 
+/* QLut: out = table[q + 128], exported integer-exact as a Gather (the table
+ * is data; its float function is not known here). In uint8 mode the stored
+ * value already is q + 128 and the table entries shift by 128 too. With
+ * per-channel tables (attribute axis), the tables are one flat initializer
+ * and a constant of channel offsets c * 256, shaped to broadcast along the
+ * axis, is added to the index. */
 static qf_status rewrite_lut(qx *c, const qf_node *n) {
     const char *op = qf_node_attr_str(n, "op", NULL);
     if (op && qf_node_attr(n, "axis")) return rewrite_lut_source(c, n, op);

@@ -1022,11 +1022,13 @@ static qf_status lower_lut(qctx *c, int idx, lowered *lw) {
     float *yout = xin + n_codes;
     /* element of code q (index q + 128) and channel k: rank 2 as [256, C]
      * (q * C + k), else [1, C, 256, 1, ...] (k * 256 + q) */
-    const int rank = ch > 1 ? c->fg->values[n->inputs[act]].rank : 1;
+    /* (BatchNormalization needs its channel axis even for one channel) */
+    const bool chan_layout = ch > 1 || n->op == QF_OP_BATCH_NORM;
+    const int rank = chan_layout ? c->fg->values[n->inputs[act]].rank : 1;
     qf_tensor xt = {.dtype = QF_DT_F32, .rank = rank, .data = xin};
     for (int i = 0; i < rank; i++)
         xt.dims[i] = 1;
-    if (ch == 1) {
+    if (!chan_layout) {
         xt.dims[0] = 256;
     } else if (rank == 2) {
         xt.dims[0] = 256;
