@@ -589,7 +589,7 @@ static bool lut_lowerable(const qf_graph *g, const qf_node *n, int *act, int64_t
         if (numel == 1 && !bn) continue;
         /* per channel: BatchNormalization's [C], or dims that are 1 except
          * C where they line up with axis 1 of the activation */
-        if (c < 1 || numel != c) return false;
+        if (c < 1 || c > 65536 || numel != c) return false; /* (tables: C x 256 ints) */
         if (bn) {
             if (t.rank != 1) return false;
         } else {
