@@ -101,6 +101,22 @@ static int add_const(qf_graph *g, const char *name, int rank, const int64_t *dim
     return v;
 }
 
+/* Activation values of unknown type and shape, one per name. */
+static void add_values(qf_graph *g, const char *const *names, int n, int *v) {
+    for (int i = 0; i < n; i++)
+        v[i] = qf_graph_add_value(g, names[i], QF_DT_UNDEF, -1, NULL);
+}
+
+/* Attributes of a 3x3 convolution with padding 1 and of a 2x2 stride-2 pool
+ * (qf_graph_add_node copies them). */
+static int64_t k3x3[2] = {3, 3}, pads1[4] = {1, 1, 1, 1}, k2x2[2] = {2, 2};
+static const qf_attr conv3x3_pad1[2] = {
+    {.name = "kernel_shape", .type = QF_ATTR_INTS, .ints = k3x3, .n = 2},
+    {.name = "pads", .type = QF_ATTR_INTS, .ints = pads1, .n = 4}};
+static const qf_attr pool2x2_s2[2] = {
+    {.name = "kernel_shape", .type = QF_ATTR_INTS, .ints = k2x2, .n = 2},
+    {.name = "strides", .type = QF_ATTR_INTS, .ints = k2x2, .n = 2}};
+
 /* x[N,1,8,8] -> Conv(8,3x3,pad1)+Relu -> MaxPool 2 -> Conv(8,3x3,pad1) ->
  * Add(residual with pool) -> Relu -> GlobalAveragePool -> Flatten ->
  * Gemm(4) -> Sigmoid -> Softmax */
@@ -116,13 +132,8 @@ static qf_graph *small_net(void) {
     int fw = add_const(g, "fw", 2, fd, 0.8f), fbias = add_const(g, "fb", 1, fb, 0.1f);
     const char *names[] = {"c1", "r1", "p1", "c2", "add", "r2", "gap", "flat", "fc", "sig", "prob"};
     int v[11];
-    for (int i = 0; i < 11; i++)
-        v[i] = qf_graph_add_value(g, names[i], QF_DT_UNDEF, -1, NULL);
-    int64_t ks[2] = {3, 3}, pads[4] = {1, 1, 1, 1}, pk[2] = {2, 2};
-    qf_attr ca[2] = {{.name = "kernel_shape", .type = QF_ATTR_INTS, .ints = ks, .n = 2},
-                     {.name = "pads", .type = QF_ATTR_INTS, .ints = pads, .n = 4}};
-    qf_attr pa[2] = {{.name = "kernel_shape", .type = QF_ATTR_INTS, .ints = pk, .n = 2},
-                     {.name = "strides", .type = QF_ATTR_INTS, .ints = pk, .n = 2}};
+    add_values(g, names, 11, v);
+    const qf_attr *ca = conv3x3_pad1, *pa = pool2x2_s2;
     qf_attr tb = {.name = "transB", .type = QF_ATTR_INT, .i = 1};
     int i1[3] = {x, w1, b1}, i2[3] = {v[2], w2, b2}, ia[2] = {v[3], v[2]},
         ig[3] = {v[7], fw, fbias};
@@ -282,13 +293,8 @@ static void per_channel_tables(void) {
     int sl = add_const_vals(g, "slope", 3, sd, slope), mc = add_const_vals(g, "mulc", 4, md, mul);
     const char *names[] = {"c1", "r1", "p1", "bn_out", "pr_out", "mul_out", "c2", "gap", "bn0_out"};
     int v[9];
-    for (int i = 0; i < 9; i++)
-        v[i] = qf_graph_add_value(g, names[i], QF_DT_UNDEF, -1, NULL);
-    int64_t ks[2] = {3, 3}, pads[4] = {1, 1, 1, 1}, pk[2] = {2, 2};
-    qf_attr ca[2] = {{.name = "kernel_shape", .type = QF_ATTR_INTS, .ints = ks, .n = 2},
-                     {.name = "pads", .type = QF_ATTR_INTS, .ints = pads, .n = 4}};
-    qf_attr pa[2] = {{.name = "kernel_shape", .type = QF_ATTR_INTS, .ints = pk, .n = 2},
-                     {.name = "strides", .type = QF_ATTR_INTS, .ints = pk, .n = 2}};
+    add_values(g, names, 9, v);
+    const qf_attr *ca = conv3x3_pad1, *pa = pool2x2_s2;
     qf_attr eps = {.name = "epsilon", .type = QF_ATTR_FLOAT, .f = 1e-3f};
     /* a one-channel BatchNormalization on the input too (one table) */
     float one[4] = {1.3f, -0.2f, 0.4f, 0.25f};
